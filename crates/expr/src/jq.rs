@@ -1,0 +1,314 @@
+//! One compiled jq expression, and the variables it is evaluated with.
+//!
+//! An [`Expr`] is compiled once per flow version; evaluating it converts only the input and
+//! the variables the expression actually mentions (found by scanning its text), so a filter
+//! like `$steps.customer.body.active` does not pay for every other step's output.
+
+use crate::convert::{from_val, to_val};
+use crate::sandbox::{self, Budget, D, Exhausted};
+use crate::{CompileError, EvalError};
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, unwrap_valr};
+use jaq_json::Val;
+use serde_json::{Map, Value};
+
+/// The variables bound in every expression, in the order they are passed to jaq.
+pub const GLOBALS: [&str; 6] = ["$trigger", "$steps", "$config", "$flow", "$execution", "$item"];
+const STEPS: usize = 1;
+
+/// What an expression sees besides its input `.`.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    /// The trigger event (`$trigger`).
+    pub trigger: &'a Value,
+    /// Outputs of the steps that have run so far, by step id (`$steps`).
+    pub steps: &'a Map<String, Value>,
+    /// The integration's config values (`$config`).
+    pub config: &'a Value,
+    /// Facts about the flow (`$flow`).
+    pub flow: &'a Value,
+    /// Facts about the execution (`$execution`).
+    pub execution: &'a Value,
+    /// The current item inside a `foreach` (`$item`).
+    pub item: Option<&'a Value>,
+}
+
+impl Scope<'static> {
+    /// A scope where every variable is null: for expressions that only read `.`.
+    pub fn empty() -> Scope<'static> {
+        static NULL: Value = Value::Null;
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        Scope {
+            trigger: &NULL,
+            steps: EMPTY.get_or_init(Map::new),
+            config: &NULL,
+            flow: &NULL,
+            execution: &NULL,
+            item: None,
+        }
+    }
+}
+
+/// Which variables an expression mentions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Uses {
+    globals: [bool; 6],
+    /// When `$steps` is only used as `$steps.id` / `$steps["id"]`: those ids; else `None`.
+    step_ids: Option<Vec<String>>,
+}
+
+impl Uses {
+    fn scan(src: &str) -> Uses {
+        let mut uses = Uses { step_ids: Some(Vec::new()), ..Uses::default() };
+        for (i, g) in GLOBALS.iter().enumerate() {
+            let mut rest = src;
+            while let Some(pos) = rest.find(g) {
+                let after = &rest[pos + g.len()..];
+                rest = after;
+                if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    continue; // `$stepsX` is another variable
+                }
+                uses.globals[i] = true;
+                if i == STEPS {
+                    match step_ref(after) {
+                        Some(id) => {
+                            if let Some(ids) = &mut uses.step_ids {
+                                if !ids.iter().any(|x| x == id) {
+                                    ids.push(id.to_owned());
+                                }
+                            }
+                        }
+                        None => uses.step_ids = None,
+                    }
+                }
+            }
+        }
+        uses
+    }
+
+    pub(crate) fn union(&mut self, other: &Uses) {
+        for i in 0..GLOBALS.len() {
+            self.globals[i] |= other.globals[i];
+        }
+        match (&mut self.step_ids, &other.step_ids) {
+            (Some(a), Some(b)) => {
+                for id in b {
+                    if !a.contains(id) {
+                        a.push(id.clone());
+                    }
+                }
+            }
+            (a, _) => *a = None,
+        }
+    }
+
+    pub(crate) fn none() -> Uses {
+        Uses { step_ids: Some(Vec::new()), ..Uses::default() }
+    }
+}
+
+/// `.id` or `["id"]` right after `$steps`: the id, else `None`.
+fn step_ref(after: &str) -> Option<&str> {
+    let after = after.trim_start();
+    if let Some(rest) = after.strip_prefix('.') {
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        // `.foo-bar` parses as `.foo - bar`; a hyphen right after is not a plain reference.
+        (end > 0 && !rest[end..].starts_with('-')).then(|| &rest[..end])
+    } else if let Some(rest) = after.strip_prefix('[') {
+        let rest = rest.trim_start().strip_prefix('"')?;
+        let end = rest.find(['"', '\\'])?;
+        rest[end..].strip_prefix('"')?.trim_start().starts_with(']').then(|| &rest[..end])
+    } else {
+        None
+    }
+}
+
+/// The input and variables of one evaluation, converted to jaq values (cheap to clone).
+#[derive(Clone)]
+pub struct Bound {
+    pub(crate) input: Val,
+    pub(crate) vars: [Val; 6],
+}
+
+impl Bound {
+    pub(crate) fn new(input: &Value, scope: &Scope<'_>, uses: &Uses) -> Bound {
+        let pick = |i: usize, v: &Value| if uses.globals[i] { to_val(v) } else { Val::Null };
+        let steps = if !uses.globals[STEPS] {
+            Val::Null
+        } else if let Some(ids) = &uses.step_ids {
+            Val::obj(
+                ids.iter()
+                    .filter_map(|id| scope.steps.get_key_value(id))
+                    .map(|(k, v)| (Val::utf8_str(k.clone().into_bytes()), to_val(v)))
+                    .collect(),
+            )
+        } else {
+            to_val(&Value::Object(scope.steps.clone()))
+        };
+        Bound {
+            input: to_val(input),
+            vars: [
+                pick(0, scope.trigger),
+                steps,
+                pick(2, scope.config),
+                pick(3, scope.flow),
+                pick(4, scope.execution),
+                scope.item.map_or(Val::Null, |v| pick(5, v)),
+            ],
+        }
+    }
+}
+
+/// A compiled jq expression.
+pub struct Expr {
+    src: Box<str>,
+    filter: jaq_core::Filter<D>,
+    pub(crate) uses: Uses,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.src).finish()
+    }
+}
+
+impl Expr {
+    /// Compiles `src`.
+    ///
+    /// # Errors
+    /// A syntax error, an undefined name, a recursive definition or a text that nests too
+    /// deeply; the error carries the byte offset in `src` where known.
+    pub fn compile(src: &str) -> Result<Expr, CompileError> {
+        sandbox::check_nesting(src).map_err(|m| CompileError { message: m, offset: None })?;
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .chain(jaq_core::load::parse(sandbox::TICKING_DEFS, |p| p.defs()).unwrap_or_default());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs().filter(|(name, _, _)| !sandbox::REPLACED_NATIVES.contains(name)))
+            .chain(jaq_json::funs())
+            .chain(sandbox::natives());
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, File { code: src, path: () })
+            .map_err(|errs| load_error(src, errs))?;
+        sandbox::check_recursion(src).map_err(|m| CompileError { message: m, offset: None })?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .with_global_vars(GLOBALS)
+            .compile(modules)
+            .map_err(|errs| {
+                let (name, undefined) = errs.into_iter().flat_map(|(_, e)| e).next().expect("an error");
+                let message = format!("undefined {} `{name}`", undefined.as_str());
+                hint(src, CompileError { message, offset: offset_of(src, name) })
+            })?;
+        Ok(Expr { src: src.into(), filter, uses: Uses::scan(src) })
+    }
+
+    /// The expression's text.
+    pub fn source(&self) -> &str {
+        &self.src
+    }
+
+    /// Runs the expression on bound values under the budget metered on this thread, and
+    /// returns all its outputs.
+    pub(crate) fn run(&self, bound: &Bound) -> Result<Vec<Value>, EvalError> {
+        let ctx = Ctx::<D>::new(&self.filter.lut, Vars::new(bound.vars.iter().cloned()));
+        let mut outs = Vec::new();
+        for out in self.filter.id.run((ctx, bound.input.clone())).map(unwrap_valr) {
+            match out {
+                Ok(v) => outs.push(v),
+                Err(e) => return Err(EvalError::Runtime(error_text(&e))),
+            }
+        }
+        outs.iter().map(from_val).collect()
+    }
+
+    /// Evaluates with the given budget on the calling thread; for tests and the CLI.
+    ///
+    /// # Errors
+    /// A run-time error, an exhausted budget, or a result too deep to convert.
+    pub fn eval(&self, input: &Value, scope: &Scope<'_>, budget: Budget) -> Result<Value, EvalError> {
+        let bound = Bound::new(input, scope, &self.uses);
+        run_metered(budget, || self.run(&bound).map(crate::collect))
+    }
+}
+
+/// Runs `f` under `budget`; an exhausted budget wins over whatever `f` returned, since a
+/// budget error may have been caught by a `try` inside the expression.
+pub(crate) fn run_metered<T>(
+    budget: Budget,
+    f: impl FnOnce() -> Result<T, EvalError>,
+) -> Result<T, EvalError> {
+    match sandbox::metered(budget, f) {
+        (_, Some(e)) => Err(EvalError::Budget(e)),
+        (r, None) => r,
+    }
+}
+
+impl From<Exhausted> for EvalError {
+    fn from(e: Exhausted) -> Self {
+        EvalError::Budget(e)
+    }
+}
+
+fn error_text(e: &jaq_core::Error<Val>) -> String {
+    let text = e.to_string();
+    // jaq quotes string errors as JSON; show the text itself.
+    serde_json::from_str::<String>(&text).unwrap_or(text)
+}
+
+fn offset_of(src: &str, part: &str) -> Option<usize> {
+    let (s, p) = (src.as_ptr() as usize, part.as_ptr() as usize);
+    (p >= s && p + part.len() <= s + src.len()).then(|| p - s)
+}
+
+fn load_error(src: &str, errs: jaq_core::load::Errors<&str, ()>) -> CompileError {
+    use jaq_core::load::Error;
+    let first = errs.into_iter().map(|(_, e)| e).next();
+    let err = match first {
+        Some(Error::Lex(es)) => es.into_iter().next().map(|(expect, found)| CompileError {
+            message: format!("syntax error: expected {}", expect.as_str()),
+            offset: offset_of(src, found),
+        }),
+        Some(Error::Parse(es)) => es.into_iter().next().map(|(expect, found)| {
+            let found_text = if found.is_empty() { "end of input".to_owned() } else { format!("`{found}`") };
+            CompileError {
+                message: format!("syntax error: expected {}, found {found_text}", expect.as_str()),
+                offset: offset_of(src, found),
+            }
+        }),
+        Some(Error::Io(es)) => es.into_iter().next().map(|(path, msg)| CompileError {
+            message: format!("cannot load module `{path}`: {msg}"),
+            offset: offset_of(src, path),
+        }),
+        None => None,
+    };
+    hint(src, err.unwrap_or(CompileError { message: "invalid expression".into(), offset: None }))
+}
+
+/// Adds the bracket form when the text has a dotted reference to an id with hyphens
+/// (`$steps.only-active` parses as `$steps.only - active`).
+fn hint(src: &str, mut err: CompileError) -> CompileError {
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = src[i..].find('.') {
+        let start = i + pos + 1;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b'-') {
+            end += 1;
+        }
+        let ident = &src[start..end];
+        if ident.contains('-') && !ident.starts_with('-') && !ident.ends_with('-') {
+            let base = &src[..start - 1];
+            let var_start = base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).map_or(0, |p| p + 1);
+            let var = &base[var_start..];
+            err.message.push_str(&format!(
+                "; ids with hyphens must be written in brackets: {var}[\"{ident}\"] instead of {var}.{ident}"
+            ));
+            break;
+        }
+        i = start;
+    }
+    err
+}

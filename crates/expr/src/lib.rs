@@ -1,0 +1,83 @@
+//! jq expressions and `{{ }}` templates for Flowgate (DESIGN §2).
+//!
+//! Fields that *are* logic (`transform`, `filter`, `when`) hold a bare jq expression; fields
+//! that *are* values (URLs, headers, bodies) hold JSON whose strings may embed `{{ expr }}`.
+//! Both compile once per flow version into a [`Template`] and are evaluated against an input
+//! (`.`) and a [`Scope`] (`$trigger`, `$steps`, `$config`, `$flow`, `$execution`, `$item`).
+//!
+//! Evaluation is bounded: see [`sandbox`] for what an expression may not do and
+//! [`Evaluator`] for how slow expressions are kept off the async threads.
+//!
+//! # Layout
+//! - [`jq`]: one compiled jq expression and the variables it sees.
+//! - [`template`]: values with embedded `{{ }}` expressions.
+//! - [`sandbox`]: budgets, ticking loops, disabled built-ins, recursion checks.
+//! - [`pool`]: the inline-then-pool evaluator.
+//! - [`convert`]: `serde_json::Value` ↔ jaq values.
+
+#![warn(missing_docs)]
+
+pub mod convert;
+pub mod jq;
+pub mod pool;
+pub mod sandbox;
+pub mod template;
+
+#[cfg(test)]
+mod tests;
+
+pub use convert::{to_text, truthy};
+pub use jq::{Expr, GLOBALS, Scope};
+pub use pool::Evaluator;
+pub use sandbox::{Budget, Exhausted};
+pub use template::{PathSeg, Template, TemplateError};
+
+use serde_json::Value;
+
+/// An expression that does not compile.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct CompileError {
+    /// What is wrong, and what was expected.
+    pub message: String,
+    /// Byte offset in the expression's text (or in the template string), where known.
+    pub offset: Option<usize>,
+}
+
+/// An evaluation that failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    /// jq raised an error (`error("…")`, indexing a number, …).
+    #[error("{0}")]
+    Runtime(String),
+    /// The time or iteration budget ran out.
+    #[error("{}", match .0 {
+        Exhausted::Time => "expression exceeded its time budget",
+        Exhausted::Iterations => "expression exceeded its iteration budget",
+    })]
+    Budget(Exhausted),
+    /// The result cannot be used (too deep).
+    #[error("{0}")]
+    Output(String),
+}
+
+impl EvalError {
+    /// A short, stable code for the journal and the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EvalError::Runtime(_) => "expression_error",
+            EvalError::Budget(_) => "expression_budget",
+            EvalError::Output(_) => "expression_output",
+        }
+    }
+}
+
+/// How the outputs of one expression become one value: none is `null`, one is itself,
+/// several are collected into an array.
+pub fn collect(mut outs: Vec<Value>) -> Value {
+    match outs.len() {
+        0 => Value::Null,
+        1 => outs.pop().unwrap_or(Value::Null),
+        _ => Value::Array(outs),
+    }
+}

@@ -1,0 +1,122 @@
+//! Unit tests for expressions, templates and the sandbox.
+
+use super::*;
+use serde_json::{Map, json};
+
+fn eval(src: &str, input: Value) -> Result<Value, EvalError> {
+    Expr::compile(src).unwrap().eval(&input, &Scope::empty(), Budget::DEFAULT)
+}
+
+#[test]
+fn evaluates_jq() {
+    assert_eq!(eval(".a + 1", json!({"a": 1})).unwrap(), json!(2));
+    assert_eq!(eval("{ name: .n, email: (.e | ascii_downcase) }", json!({"n": "Ann", "e": "A@X.IO"})).unwrap(),
+        json!({"name": "Ann", "email": "a@x.io"}));
+    assert_eq!(eval(".[]", json!([1, 2])).unwrap(), json!([1, 2]));
+    assert_eq!(eval("empty", json!(1)).unwrap(), Value::Null);
+    assert_eq!(eval(".qty * 12.5", json!({"qty": 4})).unwrap(), json!(50));
+    assert_eq!(eval("\"a b\" | @uri", json!(null)).unwrap(), json!("a%20b"));
+}
+
+#[test]
+fn binds_globals_in_order() {
+    let steps: Map<String, Value> = json!({"a": {"x": 1}, "only-active": 2}).as_object().unwrap().clone();
+    let (t, c, f, e, i) = (json!("T"), json!({"k": "C"}), json!("F"), json!({"id": "E"}), json!("I"));
+    let scope = Scope { trigger: &t, steps: &steps, config: &c, flow: &f, execution: &e, item: Some(&i) };
+    let expr = Expr::compile(r#"[$trigger, $steps.a.x, $steps["only-active"], $config.k, $flow, $execution.id, $item]"#).unwrap();
+    assert_eq!(expr.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["T", 1, 2, "C", "F", "E", "I"]));
+    let all = Expr::compile("$steps | keys").unwrap();
+    assert_eq!(all.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["a", "only-active"]));
+}
+
+#[test]
+fn reports_compile_errors_with_offsets() {
+    let err = Expr::compile(".a | frobnicate").unwrap_err();
+    assert!(err.message.contains("undefined filter `frobnicate`"), "{err:?}");
+    assert_eq!(err.offset, Some(5));
+    let err = Expr::compile(".a | (").unwrap_err();
+    assert!(err.message.starts_with("syntax error"), "{err:?}");
+    let err = Expr::compile("$steps.only-active").unwrap_err();
+    assert!(err.message.contains(r#"$steps["only-active"]"#), "{err:?}");
+    let err = Expr::compile("$nope").unwrap_err();
+    assert!(err.message.contains("undefined variable"), "{err:?}");
+}
+
+#[test]
+fn rejects_recursion() {
+    for src in ["def f: f; f", "def f: 1 + f; f", "def f(g): def h: f(g); h; f(.)", "def f: def g: f; g; 1"] {
+        let err = Expr::compile(src).unwrap_err();
+        assert!(err.message.contains("calls itself"), "{src}: {err:?}");
+    }
+    // Not recursion: shadowing and filter parameters.
+    for src in ["def f: 1; def g: def f: 2; f; g", "def f: def f: 1; f; f", "def g: def f(g): g; f(1); g"] {
+        Expr::compile(src).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+    }
+}
+
+#[test]
+fn stops_runaway_loops() {
+    let fast = Budget { time: std::time::Duration::from_millis(200), iterations: u64::MAX };
+    for src in ["last(range(1e15))", "[repeat(1)] | length", "last(recurse(. + 1))", "until(false; . + 1)",
+                "[while(true; .)] | length", "try last(range(1e15)) catch last(range(1e15))",
+                "[limit(1e15; repeat(1))] | length", "last(range(0; 1e15; 1))", "first(range(1e15; 0; -1) | select(. < 0))"] {
+        let err = Expr::compile(src).unwrap().eval(&json!(0), &Scope::empty(), fast).unwrap_err();
+        assert_eq!(err, EvalError::Budget(Exhausted::Time), "{src}");
+    }
+    let few = Budget { time: std::time::Duration::from_secs(5), iterations: 1000 };
+    let err = Expr::compile("[range(5000)] | length").unwrap().eval(&json!(0), &Scope::empty(), few).unwrap_err();
+    assert_eq!(err, EvalError::Budget(Exhausted::Iterations));
+    assert_eq!(Expr::compile("[range(500)] | length").unwrap().eval(&json!(0), &Scope::empty(), few).unwrap(), json!(500));
+}
+
+#[test]
+fn disables_dangerous_builtins() {
+    assert_eq!(eval("env", json!(null)).unwrap(), json!({}));
+    assert!(eval("halt", json!(null)).is_err());
+    assert_eq!(eval("debug | . + 1", json!(1)).unwrap(), json!(2));
+    assert!(Expr::compile("$ENV").is_err());
+    assert!(Expr::compile("input").is_err());
+}
+
+#[test]
+fn caps_nesting_and_output_depth() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    assert!(Expr::compile(&deep).unwrap_err().message.contains("nest"));
+    let err = eval("reduce range(1000) as $i (null; [.])", json!(null)).unwrap_err();
+    assert!(matches!(err, EvalError::Output(_)), "{err:?}");
+}
+
+#[test]
+fn templates_yield_values_or_text() {
+    let t = Template::compile(&json!({
+        "whole": "{{ .n }}",
+        "text": "n={{ .n }} o={{ .o }} s={{ .s }}",
+        "obj": "{{ {a: {b: 1}} }}",
+        "plain": "no braces",
+        "list": ["{{ .s }}", 1],
+    })).unwrap();
+    let out = t.eval(&json!({"n": 5, "o": {"x": [1]}, "s": "str"}), &Scope::empty(), Budget::DEFAULT).unwrap();
+    assert_eq!(out, json!({"whole": 5, "text": "n=5 o={\"x\":[1]} s=str", "obj": {"a": {"b": 1}},
+                           "plain": "no braces", "list": ["str", 1]}));
+    assert!(Template::compile(&json!("static")).unwrap().is_literal());
+}
+
+#[test]
+fn template_errors_have_paths() {
+    let errs = Template::compile(&json!({"a": ["ok", "{{ .x | nope }}"], "b": "{{ .y"})).unwrap_err();
+    assert_eq!(errs.len(), 2);
+    assert_eq!(errs[0].path, vec![PathSeg::Key("a".into()), PathSeg::Index(1)]);
+    assert_eq!(errs[0].error.offset, Some(8));
+    assert_eq!(errs[1].path, vec![PathSeg::Key("b".into())]);
+}
+
+#[test]
+fn evaluator_moves_slow_expressions_to_the_pool() {
+    let ev = Evaluator::new(Budget { time: std::time::Duration::from_secs(5), iterations: 10_000_000 }, 1);
+    let t = std::sync::Arc::new(Template::expr("[range(200000)] | length").unwrap());
+    let out = futures::executor::block_on(ev.eval(&t, &json!(null), &Scope::empty())).unwrap();
+    assert_eq!(out, json!(200000));
+    let t = std::sync::Arc::new(Template::expr("reduce range(5000) as $i (null; [.]) | 1").unwrap());
+    let out = futures::executor::block_on(ev.eval(&t, &json!(null), &Scope::empty())).unwrap();
+    assert_eq!(out, json!(1));
+}
