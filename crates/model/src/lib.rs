@@ -1,1 +1,45 @@
-//! x
+//! Flowgate's definition format (DESIGN §2): integrations, flows, triggers and steps.
+//!
+//! A document (YAML or JSON) is parsed with positions ([`source`]), decoded piece by piece so
+//! that *every* problem is reported with its location ([`decode`], [`diag`]), and checked
+//! for what types cannot say (slugs, unique ids and webhook paths). Expressions are compiled
+//! later, by the engine, which adds its problems to the same [`Diags`]. No I/O here.
+//!
+//! # Layout
+//! - [`source`]: YAML/JSON text → JSON value + line/column of each node.
+//! - [`diag`]: paths, positions and the problem list.
+//! - [`decode`]: typed decoding that collects problems instead of stopping.
+//! - [`integration`]: integrations, flows and config variables.
+//! - [`trigger`]: triggers (webhook, manual).
+//! - [`step`]: step options and the [`StepKind`] trait the `steps` crate implements.
+//! - [`duration`]: `100ms`, `5s`, `5min`, `1h`, `1d`.
+
+#![warn(missing_docs)]
+
+pub mod decode;
+pub mod diag;
+pub mod duration;
+pub mod integration;
+pub mod source;
+pub mod step;
+pub mod trigger;
+
+#[cfg(test)]
+mod tests;
+
+pub use diag::{Diagnostic, Diags, Path, Seg};
+pub use duration::Dur;
+pub use integration::{ConfigType, ConfigVar, Flow, FlowDoc, Integration, IntegrationDoc, decode_integration, is_slug};
+pub use source::{Document, Format};
+pub use step::{OnError, RetryPolicy, StepDef, StepKind, StepOptions};
+pub use trigger::{Method, RespondMode, Trigger, WebhookAuth, WebhookTrigger};
+
+/// The JSON Schema of integration documents whose steps are `S`.
+pub fn schema<S: StepKind>() -> schemars::Schema
+where
+    Flow<S>: schemars::JsonSchema,
+{
+    let mut s = schemars::SchemaGenerator::default().into_root_schema_for::<Integration<S>>();
+    s.insert("title".into(), "Flowgate integration".into());
+    s
+}

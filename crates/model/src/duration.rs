@@ -1,0 +1,106 @@
+//! Durations as users write them: `100ms`, `5s`, `5m` or `5min`, `1h` or `1hr`, `1d`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::time::Duration;
+
+/// A duration written as text (`250ms`, `10s`, `5min`, `1h`, `1d`) or as milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// `n` milliseconds.
+    pub const fn millis(n: u64) -> Dur {
+        Dur(Duration::from_millis(n))
+    }
+
+    /// `n` seconds.
+    pub const fn secs(n: u64) -> Dur {
+        Dur(Duration::from_secs(n))
+    }
+
+    /// Parses `100ms`, `5s`, `5m`, `5min`, `1h`, `1hr`, `1d` (and sums like `1m30s`).
+    ///
+    /// # Errors
+    /// A message saying what was expected.
+    pub fn parse(text: &str) -> Result<Dur, String> {
+        let t = text.trim();
+        let bad = || format!("invalid duration `{text}`: expected a number with a unit, like 100ms, 5s, 5min, 1h or 1d");
+        if t.is_empty() {
+            return Err(bad());
+        }
+        let mut total = Duration::ZERO;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+            let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
+            rest = &rest[num_end..];
+            let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit = rest[..unit_end].trim();
+            rest = &rest[unit_end..];
+            let ms = match unit {
+                "ms" => 1.0,
+                "s" | "sec" | "secs" => 1e3,
+                "m" | "min" | "mins" => 60e3,
+                "h" | "hr" | "hrs" => 3_600e3,
+                "d" | "day" | "days" => 86_400e3,
+                _ => return Err(bad()),
+            };
+            total += Duration::from_secs_f64(n * ms / 1e3);
+        }
+        Ok(Dur(total))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+        for (size, unit) in units {
+            if ms >= size && ms % size == 0 {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a duration like 100ms, 5s, 5min, 1h or 1d")
+        })? {
+            Raw::Millis(ms) => Ok(Dur::millis(ms)),
+            Raw::Text(t) => Dur::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: a number with a unit (ms, s, m/min, h/hr, d), e.g. `250ms`, `5s`, `5min`, `1h`; or a number of milliseconds.",
+            "oneOf": [
+                { "type": "string", "pattern": "^\\s*(\\d+(\\.\\d+)?\\s*(ms|s|secs?|m|mins?|h|hrs?|d|days?))+\\s*$" },
+                { "type": "integer", "minimum": 0 }
+            ]
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Reading a definition document from YAML or JSON text into a JSON value plus the line and
+//! column of every node, so later checks can say where a problem is.
+
+use crate::diag::{Diagnostic, Locations, Path, Position};
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use serde_json::{Map, Number, Value};
+
+/// Deepest nesting accepted in a definition document.
+pub const MAX_DOCUMENT_DEPTH: usize = 64;
+/// Largest definition document accepted, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The text format of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML 1.2.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+impl Format {
+    /// Guesses the format of `text`: JSON when it starts with `{`.
+    pub fn sniff(text: &str) -> Format {
+        if text.trim_start().starts_with('{') { Format::Json } else { Format::Yaml }
+    }
+}
+
+/// A parsed document: its value and where each node was in the text.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The document as JSON.
+    pub value: Value,
+    /// Line and column of each node.
+    pub locations: Locations,
+}
+
+/// Parses `text` as `format`.
+///
+/// # Errors
+/// A syntax error (with its line and column), more than one YAML document, a document over
+/// [`MAX_DOCUMENT_BYTES`] or nested deeper than [`MAX_DOCUMENT_DEPTH`].
+pub fn parse(text: &str, format: Format) -> Result<Document, Diagnostic> {
+    let err = |line: Option<usize>, column: Option<usize>, message: String| Diagnostic {
+        path: Path::root().to_string(),
+        line,
+        column,
+        message,
+    };
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(err(None, None, format!("document is {} bytes; the limit is {MAX_DOCUMENT_BYTES}", text.len())));
+    }
+    if format == Format::Json {
+        // serde_json is the strict judge of JSON; saphyr then only supplies positions.
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            err(Some(e.line()), Some(e.column()), format!("invalid JSON: {e}"))
+        })?;
+        let locations = yaml_docs(text)
+            .ok()
+            .and_then(|docs| docs.into_iter().next())
+            .and_then(|doc| convert(&doc, &Path::root(), 0).ok())
+            .map(|(_, l)| l)
+            .unwrap_or_default();
+        return Ok(Document { value, locations });
+    }
+    let docs = yaml_docs(text).map_err(|e| {
+        let m = e.marker();
+        err(Some(m.line()), Some(m.col() + 1), format!("invalid YAML: {}", e.info()))
+    })?;
+    let mut docs = docs.into_iter();
+    let Some(doc) = docs.next() else {
+        return Err(err(None, None, "the document is empty".into()));
+    };
+    if docs.next().is_some() {
+        return Err(err(None, None, "expected one YAML document, found several (`---`)".into()));
+    }
+    let (value, locations) = convert(&doc, &Path::root(), 0)?;
+    Ok(Document { value, locations })
+}
+
+fn yaml_docs(text: &str) -> Result<Vec<MarkedYaml<'_>>, saphyr::ScanError> {
+    MarkedYaml::load_from_str(text)
+}
+
+fn convert(node: &MarkedYaml<'_>, path: &Path, depth: usize) -> Result<(Value, Locations), Diagnostic> {
+    let mut locations = Locations::default();
+    let value = convert_into(node, path, depth, &mut locations)?;
+    Ok((value, locations))
+}
+
+fn convert_into(node: &MarkedYaml<'_>, path: &Path, depth: usize, locs: &mut Locations) -> Result<Value, Diagnostic> {
+    let pos = Position { line: node.span.start.line(), column: node.span.start.col() + 1 };
+    locs.0.insert(path.clone(), pos);
+    let fail = |message: String| Diagnostic {
+        path: path.to_string(),
+        line: Some(pos.line),
+        column: Some(pos.column),
+        message,
+    };
+    if depth > MAX_DOCUMENT_DEPTH {
+        return Err(fail(format!("document nests deeper than {MAX_DOCUMENT_DEPTH} levels")));
+    }
+    Ok(match &node.data {
+        YamlData::Value(s) => scalar(s).map_err(fail)?,
+        YamlData::Representation(s, _, _) => Value::String(s.to_string()),
+        YamlData::Sequence(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| convert_into(x, &path.index(i), depth + 1, locs))
+                .collect::<Result<_, _>>()?,
+        ),
+        YamlData::Mapping(map) => {
+            let mut out = Map::with_capacity(map.len());
+            for (k, v) in map.iter() {
+                let key = match &k.data {
+                    YamlData::Value(Scalar::String(s)) => s.to_string(),
+                    YamlData::Value(Scalar::Null) => "null".to_owned(),
+                    YamlData::Value(other) => match scalar(other).map_err(&fail)? {
+                        Value::String(s) => s,
+                        v => v.to_string(),
+                    },
+                    YamlData::Representation(s, _, _) => s.to_string(),
+                    _ => return Err(fail("mapping keys must be plain strings".into())),
+                };
+                let child = path.key(key.clone());
+                let value = convert_into(v, &child, depth + 1, locs)?;
+                // Point at the key rather than the value: that is where users look.
+                locs.0.insert(child, Position { line: k.span.start.line(), column: k.span.start.col() + 1 });
+                out.insert(key, value);
+            }
+            Value::Object(out)
+        }
+        YamlData::Tagged(_, inner) => convert_into(inner, path, depth, locs)?,
+        YamlData::Alias(_) => return Err(fail("unresolved YAML alias".into())),
+        YamlData::BadValue => return Err(fail("invalid YAML value".into())),
+    })
+}
+
+fn scalar(s: &Scalar<'_>) -> Result<Value, String> {
+    Ok(match s {
+        Scalar::Null => Value::Null,
+        Scalar::Boolean(b) => Value::Bool(*b),
+        Scalar::Integer(i) => Value::Number((*i).into()),
+        Scalar::FloatingPoint(f) => {
+            Value::Number(Number::from_f64(f.into_inner()).ok_or("numbers must be finite (no .nan or .inf)")?)
+        }
+        Scalar::String(s) => Value::String(s.to_string()),
+    })
+}

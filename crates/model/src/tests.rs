@@ -1,0 +1,124 @@
+//! Unit tests: decoding, located problems, the schema.
+
+use super::*;
+use crate::decode::decode;
+use schemars::{Schema, SchemaGenerator};
+use serde_json::Value;
+
+/// A small set of kinds standing in for the `steps` crate.
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Kind {
+    Echo(String),
+    Group(Vec<StepDef<Kind>>),
+}
+
+impl StepKind for Kind {
+    const KINDS: &'static [&'static str] = &["echo", "group"];
+
+    fn decode(kind: &str, value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        match kind {
+            "echo" => decode::<String>(value, path, diags).map(Kind::Echo),
+            _ => Some(Kind::Group(step::decode_steps(value, path, diags))),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Kind::Echo(_) => "echo",
+            Kind::Group(_) => "group",
+        }
+    }
+
+    fn children(&self) -> Vec<(Path, &[StepDef<Self>])> {
+        match self {
+            Kind::Group(s) => vec![(Path::root(), s.as_slice())],
+            Kind::Echo(_) => vec![],
+        }
+    }
+
+    fn schemas(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+        vec![("echo", g.subschema_for::<String>()), ("group", g.subschema_for::<Vec<Value>>())]
+    }
+}
+
+fn check(text: &str) -> (Option<Integration<Kind>>, Vec<Diagnostic>) {
+    let doc = source::parse(text, Format::sniff(text)).map_err(|d| vec![d]).unwrap();
+    let mut diags = Diags::new(doc.locations.clone());
+    let i = decode_integration::<Kind>(&doc, &mut diags);
+    (i, diags.into_vec())
+}
+
+#[test]
+fn decodes_a_valid_document() {
+    let (i, diags) = check(
+        "integration: acme\nconfig:\n  base: { type: string, default: \"http://x\" }\nflows:\n  - flow: one\n    trigger:\n      webhook: { path: /a/b, methods: [POST, get], respond: { mode: sync, timeout: 5s } }\n    steps:\n      - id: e\n        echo: hi\n      - id: g\n        group: [ { id: inner, echo: x } ]\n",
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let i = i.unwrap();
+    assert_eq!(i.flows[0].steps.len(), 2);
+    let Trigger::Webhook(w) = &i.flows[0].trigger else { panic!() };
+    assert_eq!(w.normalized_path(), "a/b");
+    assert_eq!(w.methods, vec![Method::Post, Method::Get]);
+    assert_eq!(w.respond.timeout, Dur::secs(5));
+    assert_eq!(i.default_config()["base"], "http://x");
+}
+
+#[test]
+fn reports_every_problem_with_its_location() {
+    let text = "integration: Acme\nflows:\n  - flow: one\n    trigger: { webhook: { path: x, metods: [POST] } }\n    steps:\n      - id: a\n        ecko: 1\n      - id: a\n        echo: 2\n        retrys: 3\n      - id: b\n        group:\n          - { id: a, echo: hi }\n  - flow: one\n    trigger: { schedule: {} }\n    steps: []\n";
+    let (_, diags) = check(text);
+    let text_of = |d: &Diagnostic| format!("{}:{} {} {}", d.line.unwrap_or(0), d.column.unwrap_or(0), d.path, d.message);
+    let all: Vec<String> = diags.iter().map(text_of).collect();
+    let find = |needle: &str| all.iter().find(|s| s.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in {all:#?}")).clone();
+    assert!(find("invalid slug `Acme`").starts_with("1:1 integration"));
+    assert!(find("unknown key `metods`").contains("did you mean `methods`"), "{all:#?}");
+    assert!(find("unknown key `metods`").starts_with("4:"));
+    assert!(find("ecko").starts_with("7:9 flows[0].steps[0].ecko"));
+    assert!(find("ecko").contains("did you mean `echo`"));
+    assert!(find("the step has no kind").starts_with("6:"));
+    assert!(find("`retrys`").starts_with("10:9"));
+    assert!(find("duplicate step id `a` (also at flows[0].steps[0])").starts_with("8:"));
+    assert!(find("duplicate step id `a` (also at flows[0].steps[0])").contains("flows[0].steps[1].id"));
+    assert!(all.iter().any(|s| s.contains("flows[0].steps[2].group[0].id") && s.contains("duplicate step id")), "{all:#?}");
+    assert!(find("duplicate flow `one`").starts_with("14:"));
+    assert!(find("unknown kind `schedule`").contains("flows[1].trigger"));
+}
+
+#[test]
+fn json_documents_get_paths_and_positions() {
+    let (_, diags) = check(r#"{"integration": "a", "flows": [{"flow": "f", "trigger": {"manual": {}}, "steps": [{"id": "1x", "echo": 5}]}]}"#);
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert!(diags.iter().any(|d| d.path == "flows[0].steps[0].echo" && d.message.contains("expected a string")));
+    assert!(diags.iter().all(|d| d.line == Some(1)));
+}
+
+#[test]
+fn syntax_errors_are_located() {
+    let err = source::parse("a: [1, 2\nb: 3\n", Format::Yaml).unwrap_err();
+    assert!(err.line.is_some() && err.message.starts_with("invalid YAML"), "{err:?}");
+    let err = source::parse("{\"a\": }", Format::Json).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(1), Some(7)));
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    assert!(source::parse(&deep, Format::Yaml).unwrap_err().message.contains("deeper"));
+}
+
+#[test]
+fn durations_parse() {
+    assert_eq!(Dur::parse("100ms").unwrap(), Dur::millis(100));
+    assert_eq!(Dur::parse("5min").unwrap(), Dur::secs(300));
+    assert_eq!(Dur::parse("5m").unwrap(), Dur::secs(300));
+    assert_eq!(Dur::parse("1hr").unwrap(), Dur::secs(3600));
+    assert_eq!(Dur::parse("1d").unwrap(), Dur::secs(86400));
+    assert_eq!(Dur::parse("1m30s").unwrap(), Dur::secs(90));
+    assert!(Dur::parse("5 parsecs").is_err());
+    assert_eq!(Dur::secs(300).to_string(), "5m");
+}
+
+#[test]
+fn schema_lists_step_kinds_and_forbids_unknown_keys() {
+    let s = schema::<Kind>().to_value();
+    let text = s.to_string();
+    assert!(text.contains("\"echo\"") && text.contains("\"additionalProperties\":false"), "{text}");
+    assert!(s["$defs"]["Step"]["oneOf"].as_array().unwrap().len() == 2);
+}
