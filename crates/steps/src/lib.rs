@@ -1,1 +1,198 @@
-//! x
+//! Flowgate's step kinds (DESIGN §1): each kind's config, its validation and what it does.
+//!
+//! A kind is one folder (`http/`, `transform/`, …). The model crate holds steps generically
+//! (`StepDef<S>`); this crate closes it with [`StepConfig`] and compiles a flow's steps into a
+//! [`plan`] of ready-to-run steps (expressions compiled once per flow version). Retries,
+//! backoff, timeouts and journaling are the engine's; a step only *classifies* its failures
+//! ([`StepError`]).
+//!
+//! # Layout
+//! - [`plan`]: compiling steps into [`CompiledStep`]s.
+//! - [`http`], [`transform`], [`filter`], [`switch`], [`log`], [`respond`]: the kinds.
+//! - [`util`]: helpers shared by kinds (template compilation, the HTTP client).
+
+#![warn(missing_docs)]
+
+pub mod filter;
+pub mod http;
+pub mod log;
+pub mod plan;
+pub mod respond;
+pub mod switch;
+pub mod transform;
+pub mod util;
+
+pub use plan::{Compiled, CompiledStep, compile_steps};
+
+use async_trait::async_trait;
+use flowgate_expr::{Evaluator, Scope};
+use flowgate_model::{Diags, Path, StepDef as ModelStepDef, StepKind};
+use schemars::{Schema, SchemaGenerator};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A flow whose steps are Flowgate's kinds.
+pub type Flow = flowgate_model::Flow<StepConfig>;
+/// An integration whose steps are Flowgate's kinds.
+pub type Integration = flowgate_model::Integration<StepConfig>;
+/// A step of one of Flowgate's kinds.
+pub type StepDef = ModelStepDef<StepConfig>;
+
+/// The config of one step, by kind.
+#[derive(Debug, Clone)]
+pub enum StepConfig {
+    /// Calls an HTTP endpoint.
+    Http(http::HttpConfig),
+    /// Computes a new value with jq.
+    Transform(transform::TransformConfig),
+    /// Ends the execution as `filtered` unless a jq condition holds.
+    Filter(filter::FilterConfig),
+    /// Runs the steps of the first case whose condition holds.
+    Switch(switch::SwitchConfig),
+    /// Writes a line into the execution's log.
+    Log(log::LogConfig),
+    /// Answers the webhook's caller.
+    Respond(respond::RespondConfig),
+}
+
+impl StepKind for StepConfig {
+    const KINDS: &'static [&'static str] = &["http", "transform", "filter", "switch", "log", "respond"];
+
+    fn decode(kind: &str, value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        Some(match kind {
+            "http" => StepConfig::Http(flowgate_model::decode::decode(value, path, diags)?),
+            "transform" => StepConfig::Transform(transform::TransformConfig::decode(value, path, diags)?),
+            "filter" => StepConfig::Filter(filter::FilterConfig::decode(value, path, diags)?),
+            "switch" => StepConfig::Switch(switch::SwitchConfig::decode(value, path, diags)?),
+            "log" => StepConfig::Log(log::LogConfig::decode(value, path, diags)?),
+            "respond" => StepConfig::Respond(flowgate_model::decode::decode(value, path, diags)?),
+            _ => return None,
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            StepConfig::Http(_) => "http",
+            StepConfig::Transform(_) => "transform",
+            StepConfig::Filter(_) => "filter",
+            StepConfig::Switch(_) => "switch",
+            StepConfig::Log(_) => "log",
+            StepConfig::Respond(_) => "respond",
+        }
+    }
+
+    fn children(&self) -> Vec<(Path, &[ModelStepDef<Self>])> {
+        match self {
+            StepConfig::Switch(s) => s.branches(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn schemas(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+        vec![
+            ("http", g.subschema_for::<http::HttpConfig>()),
+            ("transform", transform::TransformConfig::schema()),
+            ("filter", filter::FilterConfig::schema()),
+            ("switch", switch::SwitchConfig::schema(g)),
+            ("log", log::LogConfig::schema(g)),
+            ("respond", g.subschema_for::<respond::RespondConfig>()),
+        ]
+    }
+}
+
+/// A step failure, as data: journaled, shown as `{error: {code, message}}`, and classified
+/// so the engine knows whether to retry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepError {
+    /// A short, stable code (`http_status`, `http_timeout`, `expression_error`, …).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    #[serde(skip)]
+    pub retryable: bool,
+    /// The earliest the next attempt should start, when the target said so (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+    /// Extra facts (an HTTP status and a response excerpt, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl StepError {
+    /// A failure that another attempt will not fix.
+    pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> StepError {
+        StepError { code: code.into(), message: message.into(), retryable: false, retry_after: None, details: None }
+    }
+
+    /// A failure that another attempt may fix.
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> StepError {
+        StepError { retryable: true, ..StepError::fatal(code, message) }
+    }
+
+    /// The step's output under `onError: continue`.
+    pub fn to_output(&self) -> Value {
+        serde_json::json!({ "error": self })
+    }
+}
+
+impl From<flowgate_expr::EvalError> for StepError {
+    fn from(e: flowgate_expr::EvalError) -> Self {
+        StepError::fatal(e.code(), e.to_string())
+    }
+}
+
+/// A line a step wrote into the execution's log.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+/// The answer a `respond` step produced for the webhook's caller.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, by name.
+    pub headers: serde_json::Map<String, Value>,
+    /// Body: a string is sent as text, anything else as JSON.
+    pub body: Value,
+}
+
+/// What a step may use while it runs.
+pub struct StepCx<'a> {
+    /// Variables for expressions.
+    pub scope: Scope<'a>,
+    /// Evaluates templates under the expression budget.
+    pub evaluator: &'a Evaluator,
+    /// The shared HTTP client.
+    pub http: &'a reqwest::Client,
+    /// Stable across attempts and resumes: `<execution>:<step>`.
+    pub idempotency_key: &'a str,
+    /// Longest this attempt may take.
+    pub timeout: Duration,
+    /// Log lines written by the step.
+    pub logs: Vec<LogEntry>,
+    /// The response produced by the step, if any.
+    pub response: Option<Response>,
+}
+
+/// One runnable step kind.
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// Runs one attempt on `input` (the previous step's output).
+    ///
+    /// # Errors
+    /// A classified failure; the engine decides about retries.
+    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError>;
+
+    /// True when running the step twice is visible outside (an HTTP call): the engine makes
+    /// the journal durable before it runs, so a resume re-sends at most this one step.
+    fn side_effects(&self) -> bool {
+        false
+    }
+}

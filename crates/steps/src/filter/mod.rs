@@ -1,0 +1,40 @@
+//! `filter`: ends the execution as `filtered` unless a jq condition holds.
+//!
+//! ```yaml
+//! - id: only-active
+//!   filter: '$steps.customer.body.active'
+//! ```
+//! The step passes its input through. jq truthiness: only `false` and `null` are false; an
+//! expression with no output counts as false.
+
+use crate::plan::Compiled;
+use crate::util;
+use flowgate_model::{Diags, Path};
+use serde_json::Value;
+
+/// The condition.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// jq expression; the execution goes on only when it is true.
+    pub expr: String,
+}
+
+impl FilterConfig {
+    pub(crate) fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(FilterConfig { expr: s.clone() }),
+            _ => {
+                diags.error(path, "expected a jq condition (a string)");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn schema() -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "description": "jq condition; when false (or null, or no output) the execution ends as `filtered`." })
+    }
+
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+        util::expr(&self.expr, path, diags).map(Compiled::Filter)
+    }
+}

@@ -1,0 +1,105 @@
+//! Compiling a flow's steps into a plan the engine runs: every expression and template is
+//! compiled here, once per flow version, and every problem is recorded with its location.
+
+use crate::{Step, StepConfig, StepDef, util};
+use flowgate_expr::Template;
+use flowgate_model::{Diags, OnError, Path, RetryPolicy};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A step ready to run.
+pub struct CompiledStep {
+    /// The step's id.
+    pub id: String,
+    /// Its kind (`http`, `transform`, …), for logs and metrics.
+    pub kind: &'static str,
+    /// Skip unless this holds.
+    pub when: Option<Arc<Template>>,
+    /// The retry policy in force: the step's, else the flow's, else the default.
+    pub retry: RetryPolicy,
+    /// What a failure does to the execution.
+    pub on_error: OnError,
+    /// Longest one attempt may take.
+    pub timeout: Duration,
+    /// What the step does.
+    pub body: Compiled,
+}
+
+impl std::fmt::Debug for CompiledStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledStep").field("id", &self.id).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// What a compiled step does. Control flow (`filter`, `switch`) is the engine's; everything
+/// else is an [`Step`] action.
+pub enum Compiled {
+    /// Computes an output from the input (and may log or respond).
+    Action(Box<dyn Step>),
+    /// Ends the execution as `filtered` unless the condition holds; passes its input on.
+    Filter(Arc<Template>),
+    /// Runs the first case whose condition holds, else the default.
+    Switch {
+        /// Conditions and their steps, in order.
+        cases: Vec<(Arc<Template>, Vec<CompiledStep>)>,
+        /// Steps when no case holds.
+        default: Option<Vec<CompiledStep>>,
+    },
+}
+
+/// Default attempt timeout for steps that do not set one.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Compiles `steps` (found at `path`); `flow_retry` is the flow's default policy.
+pub fn compile_steps(
+    steps: &[StepDef],
+    flow_retry: Option<&RetryPolicy>,
+    path: &Path,
+    diags: &mut Diags,
+) -> Vec<CompiledStep> {
+    steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| compile_step(s, flow_retry, &path.index(i), diags))
+        .collect()
+}
+
+fn compile_step(s: &StepDef, flow_retry: Option<&RetryPolicy>, path: &Path, diags: &mut Diags) -> Option<CompiledStep> {
+    let o = &s.options;
+    let when = o.when.as_deref().and_then(|w| util::expr(w, &path.key("when"), diags));
+    let at = path.key(s.kind_name());
+    let body = match &s.kind {
+        StepConfig::Http(c) => c.compile(&at, diags),
+        StepConfig::Transform(c) => c.compile(&at, diags),
+        StepConfig::Filter(c) => c.compile(&at, diags),
+        StepConfig::Switch(c) => c.compile(flow_retry, &at, diags),
+        StepConfig::Log(c) => c.compile(&at, diags),
+        StepConfig::Respond(c) => c.compile(&at, diags),
+    };
+    let timeout = o.timeout.map(|d| d.0).or_else(|| match &s.kind {
+        StepConfig::Http(c) => c.timeout.map(|d| d.0),
+        _ => None,
+    });
+    if o.when.is_some() && when.is_none() {
+        return None;
+    }
+    Some(CompiledStep {
+        id: o.id.clone(),
+        kind: s.kind_name(),
+        when,
+        retry: o.retry.clone().or_else(|| flow_retry.cloned()).unwrap_or_else(RetryPolicy::default_policy),
+        on_error: o.on_error,
+        timeout: timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+        body: body?,
+    })
+}
+
+trait KindName {
+    fn kind_name(&self) -> &'static str;
+}
+
+impl KindName for StepDef {
+    fn kind_name(&self) -> &'static str {
+        flowgate_model::StepKind::kind(&self.kind)
+    }
+}

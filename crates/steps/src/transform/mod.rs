@@ -1,0 +1,54 @@
+//! `transform`: computes the step's output with a jq expression.
+//!
+//! ```yaml
+//! - id: mapped
+//!   transform: '{ name: .body.name, email: (.body.email | ascii_downcase) }'
+//! ```
+//! Several outputs are collected into an array; none is `null`.
+
+use crate::plan::Compiled;
+use crate::{Step, StepCx, StepError, util};
+use async_trait::async_trait;
+use flowgate_expr::Template;
+use flowgate_model::{Diags, Path};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The jq expression.
+#[derive(Debug, Clone)]
+pub struct TransformConfig {
+    /// jq expression; `.` is the previous step's output.
+    pub expr: String,
+}
+
+impl TransformConfig {
+    pub(crate) fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(TransformConfig { expr: s.clone() }),
+            _ => {
+                diags.error(path, "expected a jq expression (a string)");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn schema() -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "description": "jq expression whose value is the step's output; `.` is the previous step's output." })
+    }
+
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+        let expr = util::expr(&self.expr, path, diags)?;
+        Some(Compiled::Action(Box::new(Transform { expr })))
+    }
+}
+
+struct Transform {
+    expr: Arc<Template>,
+}
+
+#[async_trait]
+impl Step for Transform {
+    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        Ok(cx.evaluator.eval(&self.expr, input, &cx.scope).await?)
+    }
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the step kinds: compiling templates with located errors, and the HTTP
+//! client.
+
+use flowgate_expr::{PathSeg, Template};
+use flowgate_model::{Diags, Path, Seg};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Compiles a value template found at `path`, recording each bad expression.
+pub fn template(value: &Value, path: &Path, diags: &mut Diags) -> Option<Arc<Template>> {
+    match Template::compile(value) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(errors) => {
+            for e in errors {
+                let at = path.join(e.path.into_iter().map(|s| match s {
+                    PathSeg::Key(k) => Seg::Key(k),
+                    PathSeg::Index(i) => Seg::Index(i),
+                }));
+                diags.error(&at, expression_message(&e.error));
+            }
+            None
+        }
+    }
+}
+
+/// Compiles a bare jq expression found at `path`.
+pub fn expr(src: &str, path: &Path, diags: &mut Diags) -> Option<Arc<Template>> {
+    match Template::expr(src) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(e) => {
+            diags.error(path, expression_message(&e));
+            None
+        }
+    }
+}
+
+fn expression_message(e: &flowgate_expr::CompileError) -> String {
+    match e.offset {
+        Some(o) => format!("expression does not compile: {} (at character {})", e.message, o + 1),
+        None => format!("expression does not compile: {}", e.message),
+    }
+}
+
+/// Builds the HTTP client steps share: rustls with the ring provider, pooled connections.
+///
+/// # Panics
+/// When the TLS backend cannot be set up (a build problem, not a run-time one).
+pub fn http_client() -> reqwest::Client {
+    // Installing twice is harmless; the first provider wins.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("flowgate/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .build()
+        .expect("HTTP client")
+}
