@@ -1,1 +1,128 @@
-//! x
+//! Flowgate's durable store (DESIGN §3–4): tenants and tokens, integration versions, and the
+//! execution queue with its step journal.
+//!
+//! Everything acknowledged to a caller is committed here first. Writes from ingress and
+//! from the executor arrive as [`WriteBatch`]es so that one transaction (one fsync) carries
+//! many of them (group commit). Workers claim executions with a lease (owner + expiry); a
+//! worker that dies loses its lease and another claims the execution, which resumes from its
+//! journal.
+//!
+//! The [`Store`] trait is the only way the engine and the server reach the database, so a
+//! PostgreSQL backend can be added beside [`sqlite`] without touching them. No SQL outside
+//! this crate.
+//!
+//! # Layout
+//! - [`types`]: the records read and written.
+//! - [`sqlite`]: the embedded backend (WAL, one writer connection, readers beside it).
+
+#![warn(missing_docs)]
+
+pub mod sqlite;
+pub mod types;
+
+pub use types::*;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// What went wrong in the store, stated as the caller's decision.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The change conflicts with the stored state (a taken webhook path, a wrong status…).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Backend(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL or settings are wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Results of store calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The store shared by every part of a node.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Everything Flowgate keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Reads a server-wide setting.
+    async fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` under `key` unless a value is there; returns the stored value.
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String>;
+
+    /// Creates a tenant; false if it exists.
+    async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<bool>;
+    /// Lists tenants.
+    async fn tenants(&self) -> Result<Vec<Tenant>>;
+
+    /// Stores a new API token (hashed).
+    async fn create_token(&self, token: &NewToken) -> Result<()>;
+    /// The unrevoked token with this hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>>;
+    /// A tenant's tokens, revoked ones included.
+    async fn tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>>;
+    /// Revokes a token; false if there is no such unrevoked token.
+    async fn revoke_token(&self, tenant: &str, id: &str, now: i64) -> Result<bool>;
+
+    /// Stores a new version of an integration (unless its hash equals the current one's) and
+    /// makes it current, replacing its webhook routes. A path another integration of the
+    /// tenant holds is a [`Error::Conflict`].
+    async fn put_integration(&self, new: &NewVersion) -> Result<PutOutcome>;
+    /// The current version of an integration.
+    async fn integration(&self, tenant: &str, slug: &str) -> Result<Option<VersionRecord>>;
+    /// The current versions of a tenant's integrations.
+    async fn integrations(&self, tenant: &str) -> Result<Vec<VersionRecord>>;
+    /// The current versions of every tenant's integrations (to load routes at start).
+    async fn all_integrations(&self) -> Result<Vec<VersionRecord>>;
+    /// A version by id.
+    async fn version(&self, id: i64) -> Result<Option<VersionRecord>>;
+    /// Deletes an integration (its versions stay for executions that ran on them).
+    async fn delete_integration(&self, tenant: &str, slug: &str) -> Result<bool>;
+
+    /// Commits a batch of writes in one transaction.
+    async fn commit(&self, batch: &WriteBatch) -> Result<()>;
+    /// Claims up to `limit` runnable executions for `owner`: queued ones that are due, and
+    /// running ones whose lease expired. Claimed rows are `running`, leased until `until`.
+    async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>>;
+    /// Extends every lease `owner` holds.
+    async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64>;
+    /// Gives back every execution `owner` holds (graceful shutdown): they become queued.
+    async fn release_leases(&self, owner: &str, now: i64) -> Result<u64>;
+    /// Makes every running execution claimable at once. Only for a store that just proved
+    /// it is the sole user (SQLite's file lock): after a crash nobody else holds leases.
+    async fn expire_all_leases(&self) -> Result<u64>;
+    /// When the earliest queued execution becomes due, if any.
+    async fn next_due(&self) -> Result<Option<i64>>;
+    /// Queued and running executions.
+    async fn queue_depth(&self) -> Result<QueueDepth>;
+
+    /// The journal of an execution, in order.
+    async fn journal(&self, execution: &str) -> Result<Vec<StepRecord>>;
+    /// The log lines of an execution, in order.
+    async fn logs(&self, execution: &str) -> Result<Vec<LogRecord>>;
+    /// An execution; `tenant` restricts the lookup.
+    async fn execution(&self, tenant: Option<&str>, id: &str) -> Result<Option<ExecutionRow>>;
+    /// A page of executions, newest first.
+    async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRow>>;
+    /// Queues a failed or cancelled execution again, in a new round, resuming from its
+    /// journal. Returns the updated row.
+    async fn retry_execution(&self, tenant: &str, id: &str, now: i64) -> Result<ExecutionRow>;
+    /// Cancels a queued execution at once, or asks a running one to stop at its next step.
+    async fn cancel_execution(&self, tenant: &str, id: &str, now: i64) -> Result<ExecutionRow>;
+    /// True when a cancel was requested for this running execution.
+    async fn cancel_requested(&self, id: &str) -> Result<bool>;
+    /// The latest finished execution of a flow.
+    async fn last_run(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<ExecutionRow>>;
+}

@@ -1,0 +1,425 @@
+//! Records read from and written to the store. Times are milliseconds since the Unix epoch;
+//! JSON payloads travel as text, serialised once by whoever produced them.
+
+use serde::Serialize;
+
+/// An execution's lifecycle: `queued → running → succeeded | failed | filtered | cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting to be claimed (possibly until `run_after`).
+    Queued,
+    /// Claimed by a worker holding a lease.
+    Running,
+    /// Ran to the end.
+    Succeeded,
+    /// A step failed for good.
+    Failed,
+    /// A `filter` step stopped it.
+    Filtered,
+    /// A user cancelled it.
+    Cancelled,
+}
+
+impl Status {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Filtered => "filtered",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "queued" => Status::Queued,
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "filtered" => Status::Filtered,
+            "cancelled" => Status::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// True once the execution will not run again (unless retried).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Filtered | Status::Cancelled)
+    }
+
+    /// Every status.
+    pub const ALL: [Status; 6] =
+        [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Filtered, Status::Cancelled];
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Tenant {
+    /// Its id, used in webhook URLs.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A new API token; only its hash is stored.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Token id (shown in listings, used to revoke).
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// What it is for.
+    pub name: String,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// The first characters, to recognise it.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+/// A stored API token (never the token itself).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TokenInfo {
+    /// Token id.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// What it is for.
+    pub name: String,
+    /// The first characters of the token.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A webhook path a flow listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Path under `/hooks/<tenant>/`, without leading slash.
+    pub path: String,
+    /// The flow's slug.
+    pub flow: String,
+}
+
+/// A new integration version.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub slug: String,
+    /// Content hash (SHA-256 of the normalised document), to skip unchanged re-applies.
+    pub hash: String,
+    /// `yaml` or `json`.
+    pub format: String,
+    /// The text as applied.
+    pub source: String,
+    /// The document as JSON.
+    pub document: String,
+    /// Its active webhook flows.
+    pub routes: Vec<Route>,
+    /// Now.
+    pub now: i64,
+}
+
+/// A stored integration version.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct VersionRecord {
+    /// Version id (unique across integrations).
+    pub id: i64,
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub slug: String,
+    /// 1, 2, 3… per integration.
+    pub version: i64,
+    /// Content hash.
+    pub hash: String,
+    /// `yaml` or `json`.
+    pub format: String,
+    /// The text as applied.
+    pub source: String,
+    /// The document as JSON.
+    pub document: String,
+    /// When it was applied.
+    pub created_at: i64,
+}
+
+/// What `put_integration` did.
+#[derive(Debug, Clone)]
+pub enum PutOutcome {
+    /// A new version was stored and made current.
+    Created(VersionRecord),
+    /// The document equals the current version; nothing changed.
+    Unchanged(VersionRecord),
+}
+
+impl PutOutcome {
+    /// The current version either way.
+    pub fn record(&self) -> &VersionRecord {
+        match self {
+            PutOutcome::Created(r) | PutOutcome::Unchanged(r) => r,
+        }
+    }
+}
+
+/// A new execution, from a trigger event.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// Execution id (UUID v7).
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Flow slug.
+    pub flow: String,
+    /// The integration version it runs on.
+    pub version_id: i64,
+    /// `Queued`, or `Running` when the inserting node runs it at once (then leased to it).
+    pub status: Status,
+    /// The lease owner when inserted running.
+    pub lease_owner: Option<String>,
+    /// The lease expiry when inserted running.
+    pub lease_until: Option<i64>,
+    /// `webhook`, `manual`, `test` or `replay`.
+    pub trigger_kind: &'static str,
+    /// The trigger event, JSON.
+    pub trigger: String,
+    /// Label of the API key the caller used.
+    pub auth_label: Option<String>,
+    /// Not before.
+    pub run_after: i64,
+    /// Now.
+    pub created_at: i64,
+    /// The execution this one replays.
+    pub replay_of: Option<String>,
+}
+
+/// One step attempt in the journal.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StepRecord {
+    /// The execution.
+    #[serde(skip)]
+    pub execution_id: String,
+    /// The step.
+    pub step_id: String,
+    /// The execution's round (1, then +1 per retry from the failed step).
+    pub round: i64,
+    /// The attempt within the round (1, 2, …).
+    pub attempt: i64,
+    /// Order within the execution.
+    pub seq: i64,
+    /// `succeeded`, `failed` or `skipped`.
+    pub status: String,
+    /// Input, JSON.
+    pub input: Option<String>,
+    /// Output, JSON.
+    pub output: Option<String>,
+    /// Error `{code, message, details}`, JSON.
+    pub error: Option<String>,
+    /// Start.
+    pub started_at: i64,
+    /// End.
+    pub finished_at: i64,
+}
+
+/// A log line.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LogRecord {
+    /// The execution.
+    #[serde(skip)]
+    pub execution_id: String,
+    /// When.
+    pub at: i64,
+    /// `debug`, `info`, `warn`, `error`.
+    pub level: String,
+    /// The step that wrote it.
+    pub step_id: Option<String>,
+    /// The text.
+    pub message: String,
+}
+
+/// The end of an execution (or of a round).
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The execution.
+    pub id: String,
+    /// The lease owner finishing it (only the holder may).
+    pub owner: String,
+    /// Final status.
+    pub status: Status,
+    /// The last step's output, JSON.
+    pub output: Option<String>,
+    /// The `respond` step's answer, JSON.
+    pub response: Option<String>,
+    /// Error summary, JSON.
+    pub error: Option<String>,
+    /// The step that failed.
+    pub failed_step: Option<String>,
+    /// Now.
+    pub finished_at: i64,
+}
+
+/// Hands a running execution back to the queue until `run_after` (a long backoff).
+#[derive(Debug, Clone)]
+pub struct Park {
+    /// The execution.
+    pub id: String,
+    /// The lease owner.
+    pub owner: String,
+    /// Not before.
+    pub run_after: i64,
+}
+
+/// Writes committed together in one transaction.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// New executions.
+    pub inserts: Vec<NewExecution>,
+    /// Journal entries.
+    pub steps: Vec<StepRecord>,
+    /// Log lines.
+    pub logs: Vec<LogRecord>,
+    /// Finished executions.
+    pub finishes: Vec<Finish>,
+    /// Executions handed back to the queue.
+    pub parks: Vec<Park>,
+}
+
+impl WriteBatch {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.inserts.is_empty() && self.steps.is_empty() && self.logs.is_empty() && self.finishes.is_empty() && self.parks.is_empty()
+    }
+
+    /// Moves everything from `other` into this batch.
+    pub fn append(&mut self, other: &mut WriteBatch) {
+        self.inserts.append(&mut other.inserts);
+        self.steps.append(&mut other.steps);
+        self.logs.append(&mut other.logs);
+        self.finishes.append(&mut other.finishes);
+        self.parks.append(&mut other.parks);
+    }
+}
+
+/// A stored execution.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExecutionRow {
+    /// Commit order.
+    pub seq: i64,
+    /// Execution id.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Flow slug.
+    pub flow: String,
+    /// Version id it runs on.
+    pub version_id: i64,
+    /// The version's number.
+    pub version: i64,
+    /// Status, as stored.
+    pub status: String,
+    /// `webhook`, `manual`, `test` or `replay`.
+    pub trigger_kind: String,
+    /// The trigger event, JSON.
+    pub trigger: String,
+    /// Label of the API key used.
+    pub auth_label: Option<String>,
+    /// Round (1, then +1 per retry).
+    pub attempt: i64,
+    /// Not before.
+    pub run_after: i64,
+    /// Created.
+    pub created_at: i64,
+    /// First started.
+    pub started_at: Option<i64>,
+    /// Finished.
+    pub finished_at: Option<i64>,
+    /// Last output, JSON.
+    pub output: Option<String>,
+    /// The respond step's answer, JSON.
+    pub response: Option<String>,
+    /// Error summary, JSON.
+    pub error: Option<String>,
+    /// The step that failed.
+    pub failed_step: Option<String>,
+    /// The execution this replays.
+    pub replay_of: Option<String>,
+    /// A cancel was asked for while it ran.
+    pub cancel_requested: bool,
+}
+
+impl ExecutionRow {
+    /// The typed status.
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Failed)
+    }
+}
+
+/// Filters for listing executions.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionQuery {
+    /// Owner.
+    pub tenant: String,
+    /// Only this integration.
+    pub integration: Option<String>,
+    /// Only this flow.
+    pub flow: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only executions older than this `seq` (the page cursor).
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Executions waiting and running.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct QueueDepth {
+    /// Queued.
+    pub queued: i64,
+    /// Running.
+    pub running: i64,
+}
+
+/// An execution a worker just claimed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    /// Commit order.
+    pub seq: i64,
+    /// Execution id.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Flow slug.
+    pub flow: String,
+    /// Version id it runs on.
+    pub version_id: i64,
+    /// `webhook`, `manual`, `test` or `replay`.
+    pub trigger_kind: String,
+    /// The trigger event, JSON.
+    pub trigger: String,
+    /// Label of the API key used.
+    pub auth_label: Option<String>,
+    /// Round.
+    pub attempt: i64,
+    /// Created.
+    pub created_at: i64,
+    /// The execution this replays.
+    pub replay_of: Option<String>,
+}
