@@ -1,0 +1,322 @@
+//! From a definition document to runnable flows: decode and check the document, compile
+//! every expression and template once, resolve webhook credentials against the config.
+//!
+//! The same function validates (`POST /v1/validate`, `flowgate validate`) and prepares what
+//! the registry serves, so a document that validates is exactly one that runs.
+
+use flowgate_expr::{Budget, Scope, Template};
+use flowgate_model::trigger::{QueryParam, Respond};
+use flowgate_model::{Diagnostic, Diags, Format, Method, Path, Trigger, WebhookAuth, decode_integration, source};
+use flowgate_steps::{CompiledStep, Integration, compile_steps};
+use flowgate_store::VersionRecord;
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A checked definition, compiled but not yet stored.
+pub struct Draft {
+    /// The typed definition.
+    pub definition: Integration,
+    /// The document as JSON (what is stored and hashed).
+    pub document: Value,
+    /// SHA-256 of the document's JSON text.
+    pub hash: String,
+    flows: Vec<DraftFlow>,
+    config: Value,
+}
+
+struct DraftFlow {
+    slug: String,
+    name: Option<String>,
+    active: bool,
+    trigger: FlowTrigger,
+    steps: Vec<CompiledStep>,
+    timeout: Option<Duration>,
+}
+
+/// What starts a compiled flow.
+pub enum FlowTrigger {
+    /// A webhook.
+    Webhook(WebhookSpec),
+    /// Only API/CLI runs.
+    Manual,
+}
+
+/// A webhook trigger with its credentials resolved.
+pub struct WebhookSpec {
+    /// Path under `/hooks/<tenant>/`.
+    pub path: String,
+    /// Methods accepted.
+    pub methods: Vec<Method>,
+    /// Caller authentication.
+    pub auth: AuthSpec,
+    /// Declared query parameters.
+    pub query: IndexMap<String, QueryParam>,
+    /// How the caller is answered.
+    pub respond: Respond,
+}
+
+/// Caller authentication with literal credentials.
+pub enum AuthSpec {
+    /// None.
+    None,
+    /// A header with a fixed value.
+    Header {
+        /// Header name.
+        name: http::HeaderName,
+        /// Expected value.
+        value: String,
+    },
+    /// `Authorization: Bearer`.
+    Bearer {
+        /// Expected token.
+        token: String,
+    },
+    /// `Authorization: Basic`.
+    Basic {
+        /// Expected `user:password`.
+        credentials: String,
+    },
+    /// Labelled keys.
+    ApiKey {
+        /// Where the key is read from.
+        location: KeyLocation,
+        /// (label, key) pairs.
+        keys: Vec<(String, String)>,
+    },
+}
+
+/// Where an API key is carried.
+pub enum KeyLocation {
+    /// A header.
+    Header(http::HeaderName),
+    /// A query parameter.
+    Query(String),
+}
+
+/// One runnable flow of one integration version.
+pub struct CompiledFlow {
+    /// Owner.
+    pub tenant: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Flow slug.
+    pub slug: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// The version it belongs to.
+    pub version_id: i64,
+    /// The version's number.
+    pub version: i64,
+    /// Inactive flows do not run.
+    pub active: bool,
+    /// What starts it.
+    pub trigger: FlowTrigger,
+    /// The plan.
+    pub steps: Vec<CompiledStep>,
+    /// `$config`.
+    pub config: Value,
+    /// `$flow`.
+    pub flow_var: Value,
+    /// Longest an execution may take.
+    pub timeout: Option<Duration>,
+}
+
+impl CompiledFlow {
+    /// The webhook spec, for webhook flows.
+    pub fn webhook(&self) -> Option<&WebhookSpec> {
+        match &self.trigger {
+            FlowTrigger::Webhook(w) => Some(w),
+            FlowTrigger::Manual => None,
+        }
+    }
+}
+
+/// A stored integration version with its flows compiled.
+pub struct CompiledIntegration {
+    /// The stored version.
+    pub record: VersionRecord,
+    /// The typed definition.
+    pub definition: Integration,
+    /// Flows by slug, in document order.
+    pub flows: IndexMap<String, Arc<CompiledFlow>>,
+}
+
+/// The webhook URL of a path in a tenant.
+pub fn webhook_url(public_url: &str, tenant: &str, path: &str) -> String {
+    format!("{}/hooks/{tenant}/{path}", public_url.trim_end_matches('/'))
+}
+
+/// Checks and compiles a document.
+///
+/// # Errors
+/// Every problem found, located.
+pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
+    let doc = source::parse(text, format).map_err(|d| vec![d])?;
+    let mut diags = Diags::new(doc.locations.clone());
+    let definition = decode_integration::<flowgate_steps::StepConfig>(&doc, &mut diags);
+    let Some(definition) = definition else { return Err(diags.into_vec()) };
+    let config = Value::Object(definition.default_config());
+    let mut flows = Vec::with_capacity(definition.flows.len());
+    for (i, f) in definition.flows.iter().enumerate() {
+        let at = Path::root().key("flows").index(i);
+        let steps = compile_steps(&f.steps, f.retry.as_ref(), &at.key("steps"), &mut diags);
+        let trigger = match &f.trigger {
+            Trigger::Webhook(w) => {
+                let auth = resolve_auth(w.auth.as_ref(), &config, &at.key("trigger").key("webhook").key("auth"), &mut diags);
+                FlowTrigger::Webhook(WebhookSpec {
+                    path: w.normalized_path(),
+                    methods: w.methods.clone(),
+                    auth,
+                    query: w.query.clone(),
+                    respond: w.respond.clone(),
+                })
+            }
+            Trigger::Manual(_) => FlowTrigger::Manual,
+        };
+        flows.push(DraftFlow {
+            slug: f.flow.clone(),
+            name: f.name.clone(),
+            active: f.active,
+            trigger,
+            steps,
+            timeout: f.timeout.map(|d| d.0),
+        });
+    }
+    if !diags.is_empty() {
+        return Err(diags.into_vec());
+    }
+    let text = doc.value.to_string();
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    Ok(Draft { definition, document: doc.value, hash, flows, config })
+}
+
+/// Resolves `{{ $config.x }}` in credentials now: they are fixed per deployment.
+fn resolve_auth(auth: Option<&WebhookAuth>, config: &Value, path: &Path, diags: &mut Diags) -> AuthSpec {
+    let mut resolve = |s: &str, at: Path| -> String {
+        if !s.contains("{{") {
+            return s.to_owned();
+        }
+        let empty = Map::new();
+        let scope = Scope { trigger: &Value::Null, steps: &empty, config, flow: &Value::Null, execution: &Value::Null, item: None };
+        match Template::compile(&Value::String(s.to_owned())).map_err(|e| e[0].error.message.clone()).and_then(|t| {
+            t.eval(&Value::Null, &scope, Budget::DEFAULT).map_err(|e| e.to_string())
+        }) {
+            Ok(Value::String(v)) if !v.is_empty() => v,
+            Ok(Value::Null) | Ok(Value::String(_)) => {
+                diags.error(&at, "the credential is empty (is the config value set?)");
+                String::new()
+            }
+            Ok(other) => flowgate_expr::to_text(&other),
+            Err(e) => {
+                diags.error(&at, format!("expression does not compile or fails: {e}"));
+                String::new()
+            }
+        }
+    };
+    match auth {
+        None | Some(WebhookAuth::None {}) => AuthSpec::None,
+        Some(WebhookAuth::Header { name, value }) => {
+            let at = path.key("header");
+            let value = resolve(value, at.key("value"));
+            match http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(name) => AuthSpec::Header { name, value },
+                Err(_) => AuthSpec::None, // reported by the model's checks
+            }
+        }
+        Some(WebhookAuth::Bearer { token }) => AuthSpec::Bearer { token: resolve(token, path.key("bearer").key("token")) },
+        Some(WebhookAuth::Basic { username, password }) => {
+            let at = path.key("basic");
+            let u = resolve(username, at.key("username"));
+            let p = resolve(password, at.key("password"));
+            AuthSpec::Basic { credentials: format!("{u}:{p}") }
+        }
+        Some(WebhookAuth::ApiKey { header, query, keys }) => {
+            let at = path.key("apiKey");
+            let location = match (header, query) {
+                (_, Some(q)) => KeyLocation::Query(q.clone()),
+                (Some(h), None) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                    Ok(h) => KeyLocation::Header(h),
+                    // Invalid names are reported by the model's checks.
+                    Err(_) => KeyLocation::Header(http::HeaderName::from_static("x-api-key")),
+                },
+                (None, None) => KeyLocation::Header(http::HeaderName::from_static("x-api-key")),
+            };
+            let keys = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.label.clone(), resolve(&k.secret, at.key("keys").index(i).key("secret"))))
+                .collect();
+            AuthSpec::ApiKey { location, keys }
+        }
+    }
+}
+
+impl Draft {
+    /// The routes of the draft's active webhook flows.
+    pub fn routes(&self) -> Vec<flowgate_store::Route> {
+        self.flows
+            .iter()
+            .filter(|f| f.active)
+            .filter_map(|f| match &f.trigger {
+                FlowTrigger::Webhook(w) => Some(flowgate_store::Route { path: w.path.clone(), flow: f.slug.clone() }),
+                FlowTrigger::Manual => None,
+            })
+            .collect()
+    }
+
+    /// Binds the draft to its stored version.
+    pub fn into_compiled(self, record: VersionRecord, public_url: &str) -> CompiledIntegration {
+        let tenant = record.tenant_id.clone();
+        let urls: Map<String, Value> = self
+            .flows
+            .iter()
+            .filter_map(|f| match &f.trigger {
+                FlowTrigger::Webhook(w) => Some((f.slug.clone(), json!(webhook_url(public_url, &tenant, &w.path)))),
+                FlowTrigger::Manual => None,
+            })
+            .collect();
+        let flows = self
+            .flows
+            .into_iter()
+            .map(|f| {
+                let flow_var = json!({
+                    "integration": record.slug,
+                    "flow": f.slug,
+                    "name": f.name,
+                    "version": record.version,
+                    "webhookUrl": urls.get(&f.slug).cloned().unwrap_or(Value::Null),
+                    "webhookUrls": urls,
+                    "tenant": tenant,
+                });
+                let compiled = CompiledFlow {
+                    tenant: tenant.clone(),
+                    integration: record.slug.clone(),
+                    slug: f.slug.clone(),
+                    name: f.name,
+                    version_id: record.id,
+                    version: record.version,
+                    active: f.active,
+                    trigger: f.trigger,
+                    steps: f.steps,
+                    config: self.config.clone(),
+                    flow_var,
+                    timeout: f.timeout,
+                };
+                (f.slug, Arc::new(compiled))
+            })
+            .collect();
+        CompiledIntegration { record, definition: self.definition, flows }
+    }
+}
+
+/// Compiles a stored version (its document is JSON that validated when applied).
+///
+/// # Errors
+/// When the document no longer validates (a newer Flowgate may be stricter).
+pub fn compile_record(record: VersionRecord, public_url: &str) -> Result<CompiledIntegration, Vec<Diagnostic>> {
+    let draft = compile(&record.document, Format::Json)?;
+    Ok(draft.into_compiled(record, public_url))
+}

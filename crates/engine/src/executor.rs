@@ -1,0 +1,405 @@
+//! Running one execution: step by step, journaling every attempt (DESIGN §3).
+//!
+//! Invariants:
+//! * A step recorded as completed (`succeeded`, `skipped`, `continued`) is never run again
+//!   for this execution: on resume its recorded output is used.
+//! * Before a step with side effects (an HTTP call) runs, every earlier journal entry is
+//!   durable, so a crash re-sends at most the step that was in flight, with the same
+//!   idempotency key (`<execution>:<step>`).
+//! * The end of an execution (status, output, response) commits together with its last
+//!   journal entries; only then are waiting callers told it finished.
+//!
+//! Pure steps (transform, filter, log, …) are deterministic given the journal, so their
+//! entries ride along with the next durable write instead of costing one of their own.
+
+use crate::Inner;
+use crate::backoff;
+use crate::compile::CompiledFlow;
+use crate::waiters::SyncOutcome;
+use flowgate_expr::{Scope, truthy};
+use flowgate_model::OnError;
+use flowgate_steps::{Compiled, CompiledStep, LogEntry, Response, StepCx, StepError};
+use flowgate_store::{Finish, LogRecord, Park, Status, StepRecord, WriteBatch};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// An execution handed to a worker.
+pub(crate) struct Job {
+    pub id: String,
+    pub flow: Arc<CompiledFlow>,
+    pub trigger: Arc<Value>,
+    pub trigger_kind: String,
+    pub round: i64,
+    pub created_at: i64,
+    /// Claimed from the store (it may have a journal), rather than just inserted.
+    pub resumed: bool,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// How the steps ended.
+enum Flow {
+    /// Ran to the end; the last output.
+    Done(Value),
+    /// A filter stopped it; its input.
+    Filtered(Value),
+    /// A step failed for good.
+    Failed { step: String, error: StepError },
+    /// Waiting for a retry far enough away that the worker is better freed.
+    Parked { run_after: i64 },
+    /// The journal could not be made durable; leave the lease to expire and resume later.
+    Interrupted,
+}
+
+/// Journal statuses that mean "done, reuse the output".
+const COMPLETED: [&str; 3] = ["succeeded", "skipped", "continued"];
+
+struct Execution {
+    inner: Arc<Inner>,
+    id: String,
+    flow: Arc<CompiledFlow>,
+    trigger: Arc<Value>,
+    round: i64,
+    execution_var: Value,
+    /// `$steps`: outputs so far.
+    outputs: Map<String, Value>,
+    /// Outputs recorded by earlier runs of this execution.
+    completed: HashMap<String, Value>,
+    /// Attempts already made in this round, by step.
+    attempts: HashMap<String, u32>,
+    /// Journal order.
+    seq: i64,
+    /// Journal entries and logs not yet handed to the committer.
+    pending: WriteBatch,
+    response: Option<Response>,
+    /// The JSON text of the current input, when known (reused as the next entry's input).
+    input_json: Option<String>,
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
+    let span = tracing::debug_span!("execution", tenant = %job.flow.tenant, flow = %job.flow.slug, execution_id = %job.id);
+    let id = job.id.clone();
+    let cancel = CancellationToken::new();
+    inner.running.lock().expect("running lock").insert(id.clone(), cancel.clone());
+    run_inner(inner.clone(), job, cancel).instrument(span).await;
+    inner.running.lock().expect("running lock").remove(&id);
+    if inner.backlog.load(std::sync::atomic::Ordering::Relaxed) {
+        inner.wake.notify_one();
+    }
+}
+
+async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
+    let _permit = job.permit;
+    let mut ex = Execution {
+        execution_var: json!({ "id": job.id, "attempt": job.round, "trigger": job.trigger_kind, "createdAt": crate::clock::rfc3339(job.created_at) }),
+        inner: inner.clone(),
+        id: job.id,
+        flow: job.flow,
+        trigger: job.trigger,
+        round: job.round,
+        outputs: Map::new(),
+        completed: HashMap::new(),
+        attempts: HashMap::new(),
+        seq: 0,
+        pending: WriteBatch::default(),
+        response: None,
+        input_json: None,
+    };
+    if job.resumed {
+        if let Err(e) = ex.load_journal().await {
+            tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
+            return;
+        }
+    }
+    let started = Instant::now();
+    let outcome = {
+        let flow = ex.flow.clone();
+        let input = (*ex.trigger).clone();
+        let steps = ex.run_steps(&flow.steps, input);
+        tokio::pin!(steps);
+        let deadline = async {
+            match flow.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = &mut steps => Some(r),
+            _ = cancel.cancelled() => None,
+            _ = inner.hard_stop.cancelled() => Some(Flow::Interrupted),
+            _ = deadline => Some(Flow::Failed {
+                step: String::new(),
+                error: StepError::fatal("execution_timeout", format!("the execution ran longer than its flow's timeout of {:?}", flow.timeout.unwrap_or_default())),
+            }),
+        }
+    };
+    ex.finish(outcome, started).await;
+}
+
+impl Execution {
+    async fn load_journal(&mut self) -> Result<(), flowgate_store::Error> {
+        let journal = self.inner.store.journal(&self.id).await?;
+        self.seq = journal.len() as i64;
+        for r in journal {
+            if COMPLETED.contains(&r.status.as_str()) {
+                let out = r.output.as_deref().and_then(|o| serde_json::from_str(o).ok()).unwrap_or(Value::Null);
+                self.completed.insert(r.step_id, out);
+            } else if r.round == self.round {
+                let n = self.attempts.entry(r.step_id).or_default();
+                *n = (*n).max(r.attempt as u32);
+            }
+        }
+        Ok(())
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            trigger: &self.trigger,
+            steps: &self.outputs,
+            config: &self.flow.config,
+            flow: &self.flow.flow_var,
+            execution: &self.execution_var,
+            item: None,
+        }
+    }
+
+    fn run_steps<'a>(&'a mut self, steps: &'a [CompiledStep], input: Value) -> Pin<Box<dyn Future<Output = Flow> + Send + 'a>> {
+        Box::pin(async move {
+            let mut input = input;
+            for step in steps {
+                match self.run_step(step, input).await {
+                    Ok(out) => input = out,
+                    Err(end) => return end,
+                }
+            }
+            Flow::Done(input)
+        })
+    }
+
+    /// Runs one step; `Ok` carries its output, `Err` how the execution ends here.
+    async fn run_step(&mut self, step: &CompiledStep, input: Value) -> Result<Value, Flow> {
+        if let Some(out) = self.completed.get(&step.id) {
+            let out = out.clone();
+            self.outputs.insert(step.id.clone(), out.clone());
+            self.input_json = None;
+            return Ok(out);
+        }
+        let started = self.inner.clock.now_ms();
+        if let Some(when) = &step.when {
+            match self.inner.evaluator.eval(when, &input, &self.scope()).await {
+                Ok(v) if truthy(&v) => {}
+                Ok(_) => {
+                    self.record(step, 1, "skipped", &input, Some(&input), None, started);
+                    self.outputs.insert(step.id.clone(), input.clone());
+                    return Ok(input);
+                }
+                Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
+            }
+        }
+        match &step.body {
+            Compiled::Filter(cond) => match self.inner.evaluator.eval(cond, &input, &self.scope()).await {
+                Ok(v) => {
+                    self.record(step, 1, "succeeded", &input, Some(&input), None, started);
+                    self.outputs.insert(step.id.clone(), input.clone());
+                    if truthy(&v) { Ok(input) } else { Err(Flow::Filtered(input)) }
+                }
+                Err(e) => self.fail(step, 1, &input, StepError::from(e), started),
+            },
+            Compiled::Switch { cases, default } => {
+                let mut branch = default.as_deref();
+                for (cond, steps) in cases {
+                    match self.inner.evaluator.eval(cond, &input, &self.scope()).await {
+                        Ok(v) if truthy(&v) => {
+                            branch = Some(steps);
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
+                    }
+                }
+                let out = match branch {
+                    Some(steps) => match self.run_steps(steps, input.clone()).await {
+                        Flow::Done(out) => out,
+                        end => return Err(end),
+                    },
+                    None => input.clone(),
+                };
+                self.input_json = None;
+                self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+                self.outputs.insert(step.id.clone(), out.clone());
+                Ok(out)
+            }
+            Compiled::Action(action) => self.run_action(step, action.as_ref(), input).await,
+        }
+    }
+
+    async fn run_action(&mut self, step: &CompiledStep, action: &dyn flowgate_steps::Step, input: Value) -> Result<Value, Flow> {
+        let key = format!("{}:{}", self.id, step.id);
+        let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
+        loop {
+            attempt += 1;
+            if action.side_effects() && !self.flush().await {
+                return Err(Flow::Interrupted);
+            }
+            let started = self.inner.clock.now_ms();
+            let clock = Instant::now();
+            let (result, logs, response) = {
+                let mut cx = StepCx {
+                    scope: self.scope(),
+                    evaluator: &self.inner.evaluator,
+                    http: &self.inner.http,
+                    idempotency_key: &key,
+                    timeout: step.timeout,
+                    logs: Vec::new(),
+                    response: None,
+                };
+                let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StepError::retryable("step_timeout", format!("the step took longer than {:?}", step.timeout))),
+                };
+                (result, cx.logs, cx.response)
+            };
+            let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+            metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
+                .record(clock.elapsed().as_secs_f64());
+            self.add_logs(&step.id, logs, started);
+            match result {
+                Ok(out) => {
+                    if let Some(r) = response {
+                        self.inner.waiters.answer(&self.id, SyncOutcome::Responded(r.clone()));
+                        self.response = Some(r);
+                    }
+                    self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
+                    self.outputs.insert(step.id.clone(), out.clone());
+                    return Ok(out);
+                }
+                Err(error) => {
+                    tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %error.message, "Step attempt failed.");
+                    if error.retryable && attempt < step.retry.attempts {
+                        self.record(step, attempt, "failed", &input, None, Some(&error), started);
+                        let delay = backoff::delay(&step.retry, attempt, error.retry_after);
+                        if delay <= self.inner.settings.inline_backoff_max {
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                        return Err(Flow::Parked { run_after: self.inner.clock.now_ms() + delay.as_millis() as i64 });
+                    }
+                    return self.fail(step, attempt, &input, error, started);
+                }
+            }
+        }
+    }
+
+    /// A step failed for good: continue with `{error}` or end the execution.
+    fn fail(&mut self, step: &CompiledStep, attempt: u32, input: &Value, error: StepError, started: i64) -> Result<Value, Flow> {
+        if step.on_error == OnError::Continue {
+            let out = error.to_output();
+            self.record(step, attempt, "continued", input, Some(&out), Some(&error), started);
+            self.outputs.insert(step.id.clone(), out.clone());
+            return Ok(out);
+        }
+        self.record(step, attempt, "failed", input, None, Some(&error), started);
+        Err(Flow::Failed { step: step.id.clone(), error })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(&mut self, step: &CompiledStep, attempt: u32, status: &str, input: &Value, output: Option<&Value>, error: Option<&StepError>, started: i64) {
+        let input_json = self.input_json.take().unwrap_or_else(|| input.to_string());
+        let output_json = output.map(Value::to_string);
+        // The next step's input is this step's output: keep its text for that entry.
+        self.input_json = if status == "failed" { Some(input_json.clone()) } else { output_json.clone() };
+        self.seq += 1;
+        self.pending.steps.push(StepRecord {
+            execution_id: self.id.clone(),
+            step_id: step.id.clone(),
+            round: self.round,
+            attempt: i64::from(attempt),
+            seq: self.seq,
+            status: status.to_owned(),
+            input: Some(input_json),
+            output: output_json,
+            error: error.map(|e| serde_json::to_string(e).unwrap_or_default()),
+            started_at: started,
+            finished_at: self.inner.clock.now_ms(),
+        });
+        metrics::counter!("flowgate_step_attempts_total", "step_kind" => step.kind, "outcome" => status.to_owned()).increment(1);
+    }
+
+    fn add_logs(&mut self, step_id: &str, logs: Vec<LogEntry>, at: i64) {
+        for l in logs {
+            self.pending.logs.push(LogRecord {
+                execution_id: self.id.clone(),
+                at,
+                level: l.level,
+                step_id: Some(step_id.to_owned()),
+                message: l.message,
+            });
+        }
+    }
+
+    /// Makes pending journal entries durable; false when the store failed.
+    async fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        match self.inner.committer.commit(batch).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot make the journal durable; the execution will be resumed later.");
+                false
+            }
+        }
+    }
+
+    async fn finish(mut self, outcome: Option<Flow>, started: Instant) {
+        let now = self.inner.clock.now_ms();
+        let owner = self.inner.settings.node_id.clone();
+        let (status, output, error, failed_step) = match outcome {
+            None => (Status::Cancelled, None, Some(json!({"code": "cancelled", "message": "the execution was cancelled"})), None),
+            Some(Flow::Done(out)) => (Status::Succeeded, Some(out), None, None),
+            Some(Flow::Filtered(out)) => (Status::Filtered, Some(out), None, None),
+            Some(Flow::Failed { step, error }) => {
+                let mut e = serde_json::to_value(&error).unwrap_or(Value::Null);
+                if !step.is_empty() {
+                    e["step"] = json!(step);
+                }
+                (Status::Failed, None, Some(e), (!step.is_empty()).then_some(step))
+            }
+            Some(Flow::Parked { run_after }) => {
+                self.pending.parks.push(Park { id: self.id.clone(), owner, run_after });
+                if self.flush().await {
+                    self.inner.wake_at(run_after);
+                }
+                return;
+            }
+            Some(Flow::Interrupted) => {
+                // Keep what can be kept; the lease expires and another worker resumes.
+                self.flush().await;
+                return;
+            }
+        };
+        self.pending.finishes.push(Finish {
+            id: self.id.clone(),
+            owner,
+            status,
+            output: output.as_ref().map(Value::to_string),
+            response: self.response.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
+            error: error.as_ref().map(Value::to_string),
+            failed_step,
+            finished_at: now,
+        });
+        if !self.flush().await {
+            return;
+        }
+        metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str()).increment(1);
+        metrics::histogram!("flowgate_execution_duration_seconds").record(started.elapsed().as_secs_f64());
+        self.inner.waiters.answer(&self.id, SyncOutcome::Finished { status, output, error });
+    }
+}

@@ -1,0 +1,75 @@
+//! Engine tests on a real SQLite file: apply, run, journal, resume.
+
+use super::*;
+use flowgate_store::sqlite::{Durability, SqliteStore};
+use flowgate_store::Store;
+use serde_json::json;
+
+const ACME: &str = include_str!("../../../examples/acme-erp.yaml");
+
+async fn engine(dir: &std::path::Path) -> Engine {
+    let store = SqliteStore::open(&dir.join("flowgate.db"), Durability::Full).await.unwrap();
+    store.create_tenant("t1", "Tenant one", 0).await.unwrap();
+    Engine::start(Arc::new(store), EngineSettings::default(), Arc::new(SystemClock)).await.unwrap()
+}
+
+fn flow(e: &Engine, integration: &str, flow: &str) -> Arc<CompiledFlow> {
+    e.registry().integration("t1", integration).unwrap().flows[flow].clone()
+}
+
+async fn run(e: &Engine, f: Arc<CompiledFlow>, trigger: Value) -> (String, SyncOutcome) {
+    let s = e.submit(Submission { flow: f, trigger, kind: "test", auth_label: None, replay_of: None, wait: true }).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), s.waiter.unwrap()).await.unwrap().unwrap();
+    (s.id, out)
+}
+
+#[tokio::test]
+async fn design_example_applies_and_price_quote_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    let (outcome, ci) = e.apply("t1", ACME, Format::Yaml).await.unwrap();
+    assert!(matches!(outcome, PutOutcome::Created(_)));
+    assert_eq!(ci.flows.len(), 2);
+    assert!(e.registry().route("t1", "acme/quote").is_some());
+    let (_, out) = run(&e, flow(&e, "acme-erp", "price-quote"), json!({"body": {"sku": "A", "qty": 10}})).await;
+    let SyncOutcome::Responded(r) = out else { panic!("{out:?}") };
+    assert_eq!((r.status, r.body.clone()), (201, json!({"kind": "big", "total": 125})));
+    let (_, out) = run(&e, flow(&e, "acme-erp", "price-quote"), json!({"body": {"sku": "A", "qty": 2}})).await;
+    let SyncOutcome::Responded(r) = out else { panic!("{out:?}") };
+    assert_eq!((r.status, r.body.clone()), (200, json!({"kind": "small", "total": 25})));
+    // Re-applying the same text keeps the version.
+    let (outcome, _) = e.apply("t1", ACME, Format::Yaml).await.unwrap();
+    assert!(matches!(outcome, PutOutcome::Unchanged(_)));
+}
+
+#[tokio::test]
+async fn filter_failure_and_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    let doc = r#"
+integration: t
+flows:
+  - flow: f
+    trigger: { manual: {} }
+    steps:
+      - { id: only-big, filter: '.body.n > 5' }
+      - { id: boom, transform: 'error("bad \(.body.n)")', onError: continue }
+      - { id: after, transform: '{ seen: $steps.boom.error.message }' }
+      - { id: fatal, transform: 'if $trigger.body.n > 50 then error("too big") else . end' }
+"#;
+    e.apply("t1", doc, Format::Yaml).await.unwrap();
+    let f = flow(&e, "t", "f");
+    let (_, out) = run(&e, f.clone(), json!({"body": {"n": 1}})).await;
+    assert!(matches!(out, SyncOutcome::Finished { status: Status::Filtered, .. }), "{out:?}");
+    let (id, out) = run(&e, f.clone(), json!({"body": {"n": 10}})).await;
+    let SyncOutcome::Finished { status: Status::Succeeded, output, .. } = out else { panic!("{out:?}") };
+    assert_eq!(output.unwrap(), json!({"seen": "bad 10"}));
+    let journal = e.store().journal(&id).await.unwrap();
+    let statuses: Vec<_> = journal.iter().map(|r| (r.step_id.as_str(), r.status.as_str())).collect();
+    assert_eq!(statuses, vec![("only-big", "succeeded"), ("boom", "continued"), ("after", "succeeded"), ("fatal", "succeeded")]);
+    let (id, out) = run(&e, f, json!({"body": {"n": 99}})).await;
+    let SyncOutcome::Finished { status: Status::Failed, error, .. } = out else { panic!("{out:?}") };
+    assert_eq!(error.unwrap()["step"], "fatal");
+    let row = e.store().execution(Some("t1"), &id).await.unwrap().unwrap();
+    assert_eq!(row.failed_step.as_deref(), Some("fatal"));
+}

@@ -1,0 +1,73 @@
+//! Callers waiting for an execution's answer: sync webhooks and `?wait=true` runs.
+//!
+//! A waiter is registered before the event is committed and answered by whichever comes
+//! first: the `respond` step, or the end of the execution.
+
+use flowgate_steps::Response;
+use flowgate_store::Status;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+/// What a waiting caller gets.
+#[derive(Debug, Clone)]
+pub enum SyncOutcome {
+    /// A `respond` step produced this answer (the execution may still be running).
+    Responded(Response),
+    /// The execution ended without responding.
+    Finished {
+        /// How it ended.
+        status: Status,
+        /// Its last output.
+        output: Option<Value>,
+        /// The error summary, when it failed.
+        error: Option<Value>,
+    },
+}
+
+/// Shards of waiters, to keep lock contention low at high request rates.
+const SHARDS: usize = 16;
+
+/// Registered waiters by execution id.
+pub struct Waiters {
+    shards: Vec<Mutex<HashMap<String, oneshot::Sender<SyncOutcome>>>>,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+}
+
+impl Waiters {
+    fn shard(&self, id: &str) -> &Mutex<HashMap<String, oneshot::Sender<SyncOutcome>>> {
+        // UUIDv7 ids end in random hex digits.
+        let h = id.bytes().last().map_or(0, |b| b as usize);
+        &self.shards[h % SHARDS]
+    }
+
+    /// Registers a waiter for `id`.
+    pub fn register(&self, id: &str) -> oneshot::Receiver<SyncOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.shard(id).lock().expect("waiters lock").insert(id.to_owned(), tx);
+        rx
+    }
+
+    /// Answers and removes the waiter for `id`, if any.
+    pub fn answer(&self, id: &str, outcome: SyncOutcome) {
+        if let Some(tx) = self.shard(id).lock().expect("waiters lock").remove(id) {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Removes the waiter for `id` (its caller gave up).
+    pub fn remove(&self, id: &str) {
+        self.shard(id).lock().expect("waiters lock").remove(id);
+    }
+
+    /// True when someone waits for `id`.
+    pub fn is_waiting(&self, id: &str) -> bool {
+        self.shard(id).lock().expect("waiters lock").contains_key(id)
+    }
+}
