@@ -1,1 +1,77 @@
-fn main() {}
+//! The `flowgate` binary: runs the server (`serve`), talks to one (`apply`, `executions`,
+//! `tokens`), and works on definitions locally (`validate`, `run`, `schema`, `keys`).
+//!
+//! Exit codes: 0 ok, 1 ran but failed (invalid definition, failed execution, API error),
+//! 2 usage or configuration error.
+
+mod client;
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Flowgate: a self-hosted integration engine.
+#[derive(Parser)]
+#[command(name = "flowgate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite in the data directory).
+    Serve(cmd::serve::Args),
+    /// Apply an integration definition (YAML or JSON) to a server.
+    Apply(cmd::apply::Args),
+    /// Check a definition locally and list every problem with its location.
+    Validate(cmd::validate::Args),
+    /// Run a flow locally, without a server, and print each step's input and output.
+    Run(cmd::run::Args),
+    /// Print the JSON Schema of the definition format.
+    Schema,
+    /// List, inspect, retry, replay or cancel executions on a server.
+    #[command(subcommand)]
+    Executions(cmd::executions::Command),
+    /// Create, list or revoke API tokens on a server.
+    #[command(subcommand)]
+    Tokens(cmd::tokens::Command),
+    /// Webhook API keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Deeply nested JSON is converted and dropped recursively; leave room.
+        .thread_stack_size(8 * 1024 * 1024)
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => cmd::serve::run(a).await,
+            Command::Apply(a) => cmd::apply::run(a).await,
+            Command::Validate(a) => cmd::validate::run(a).await,
+            Command::Run(a) => cmd::run::run(a).await,
+            Command::Schema => cmd::schema::run(),
+            Command::Executions(c) => cmd::executions::run(c).await,
+            Command::Tokens(c) => cmd::tokens::run(c).await,
+            Command::Keys(c) => cmd::keys::run(c),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

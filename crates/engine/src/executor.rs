@@ -400,6 +400,7 @@ impl Execution {
         }
         metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str()).increment(1);
         metrics::histogram!("flowgate_execution_duration_seconds").record(started.elapsed().as_secs_f64());
-        self.inner.waiters.answer(&self.id, SyncOutcome::Finished { status, output, error });
+        let response = self.response.take();
+        self.inner.waiters.answer(&self.id, SyncOutcome::Finished { status, output, error, response });
     }
 }

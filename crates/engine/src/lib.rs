@@ -31,7 +31,7 @@ mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::{AuthSpec, CompiledFlow, CompiledIntegration, Draft, FlowTrigger, KeyLocation, WebhookSpec};
-pub use waiters::SyncOutcome;
+pub use waiters::{SyncOutcome, Wait};
 
 use committer::{CommitError, Committer};
 use flowgate_expr::{Budget, Evaluator};
@@ -138,8 +138,8 @@ pub struct Submission {
     pub auth_label: Option<String>,
     /// The execution this replays.
     pub replay_of: Option<String>,
-    /// Register a waiter for the answer.
-    pub wait: bool,
+    /// What the submitter waits for.
+    pub wait: Wait,
 }
 
 pub(crate) struct Inner {
@@ -382,7 +382,7 @@ impl Engine {
             created_at: now,
             replay_of: s.replay_of,
         };
-        let waiter = s.wait.then(|| inner.waiters.register(&id));
+        let waiter = (s.wait != Wait::No).then(|| inner.waiters.register(&id, s.wait));
         let batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
         if let Err(e) = inner.committer.commit(batch).await {
             inner.waiters.remove(&id);
@@ -441,7 +441,7 @@ impl Engine {
         };
         let trigger = serde_json::from_str(&row.trigger).unwrap_or(Value::Null);
         Ok(self
-            .submit(Submission { flow, trigger, kind: "replay", auth_label: row.auth_label, replay_of: Some(row.id), wait: false })
+            .submit(Submission { flow, trigger, kind: "replay", auth_label: row.auth_label, replay_of: Some(row.id), wait: Wait::No })
             .await?)
     }
 

@@ -18,7 +18,7 @@ fn flow(e: &Engine, integration: &str, flow: &str) -> Arc<CompiledFlow> {
 }
 
 async fn run(e: &Engine, f: Arc<CompiledFlow>, trigger: Value) -> (String, SyncOutcome) {
-    let s = e.submit(Submission { flow: f, trigger, kind: "test", auth_label: None, replay_of: None, wait: true }).await.unwrap();
+    let s = e.submit(Submission { flow: f, trigger, kind: "test", auth_label: None, replay_of: None, wait: Wait::FirstAnswer }).await.unwrap();
     let out = tokio::time::timeout(Duration::from_secs(10), s.waiter.unwrap()).await.unwrap().unwrap();
     (s.id, out)
 }

@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 pub enum SyncOutcome {
     /// A `respond` step produced this answer (the execution may still be running).
     Responded(Response),
-    /// The execution ended without responding.
+    /// The execution ended (for [`Wait::End`] waiters: always; else only when no `respond`
+    /// step answered first).
     Finished {
         /// How it ended.
         status: Status,
@@ -23,7 +24,20 @@ pub enum SyncOutcome {
         output: Option<Value>,
         /// The error summary, when it failed.
         error: Option<Value>,
+        /// The `respond` step's answer, if one ran.
+        response: Option<Response>,
     },
+}
+
+/// What a submitter waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Nothing: answer as soon as the event is durable.
+    No,
+    /// The first answer: a `respond` step, or the end (sync webhooks).
+    FirstAnswer,
+    /// The end of the execution (`?wait=true` runs).
+    End,
 }
 
 /// Shards of waiters, to keep lock contention low at high request rates.
@@ -31,7 +45,7 @@ const SHARDS: usize = 16;
 
 /// Registered waiters by execution id.
 pub struct Waiters {
-    shards: Vec<Mutex<HashMap<String, oneshot::Sender<SyncOutcome>>>>,
+    shards: Vec<Mutex<HashMap<String, (oneshot::Sender<SyncOutcome>, Wait)>>>,
 }
 
 impl Default for Waiters {
@@ -41,23 +55,31 @@ impl Default for Waiters {
 }
 
 impl Waiters {
-    fn shard(&self, id: &str) -> &Mutex<HashMap<String, oneshot::Sender<SyncOutcome>>> {
+    fn shard(&self, id: &str) -> &Mutex<HashMap<String, (oneshot::Sender<SyncOutcome>, Wait)>> {
         // UUIDv7 ids end in random hex digits.
         let h = id.bytes().last().map_or(0, |b| b as usize);
         &self.shards[h % SHARDS]
     }
 
     /// Registers a waiter for `id`.
-    pub fn register(&self, id: &str) -> oneshot::Receiver<SyncOutcome> {
+    pub fn register(&self, id: &str, wait: Wait) -> oneshot::Receiver<SyncOutcome> {
         let (tx, rx) = oneshot::channel();
-        self.shard(id).lock().expect("waiters lock").insert(id.to_owned(), tx);
+        self.shard(id).lock().expect("waiters lock").insert(id.to_owned(), (tx, wait));
         rx
     }
 
-    /// Answers and removes the waiter for `id`, if any.
+    /// Answers and removes the waiter for `id`, if it waits for this kind of answer.
     pub fn answer(&self, id: &str, outcome: SyncOutcome) {
-        if let Some(tx) = self.shard(id).lock().expect("waiters lock").remove(id) {
-            let _ = tx.send(outcome);
+        let mut shard = self.shard(id).lock().expect("waiters lock");
+        let wants = match (&outcome, shard.get(id)) {
+            (_, None) => false,
+            (SyncOutcome::Responded(_), Some((_, wait))) => *wait == Wait::FirstAnswer,
+            (SyncOutcome::Finished { .. }, Some(_)) => true,
+        };
+        if wants {
+            if let Some((tx, _)) = shard.remove(id) {
+                let _ = tx.send(outcome);
+            }
         }
     }
 

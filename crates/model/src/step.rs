@@ -184,6 +184,7 @@ fn decode_step<S: StepKind>(value: &Value, path: &Path, diags: &mut Diags) -> Op
     };
     let mut options = Map::new();
     let mut kinds = Vec::new();
+    let mut unknown = 0;
     for (k, v) in obj {
         if OPTION_KEYS.contains(&k.as_str()) {
             options.insert(k.clone(), v.clone());
@@ -197,6 +198,7 @@ fn decode_step<S: StepKind>(value: &Value, path: &Path, diags: &mut Diags) -> Op
             }
             msg.push_str(&format!(" (step kinds: {})", S::KINDS.join(", ")));
             diags.error(&path.key(k.clone()), msg);
+            unknown += 1;
         }
     }
     let options: Option<StepOptions> = decode(&Value::Object(options), path, diags);
@@ -209,7 +211,9 @@ fn decode_step<S: StepKind>(value: &Value, path: &Path, diags: &mut Diags) -> Op
     let kind = match kinds.as_slice() {
         [kind] => S::decode(kind, &obj[*kind], &path.key(*kind), diags),
         [] => {
-            diags.error(path, format!("the step has no kind; expected one of: {}", S::KINDS.join(", ")));
+            if unknown == 0 {
+                diags.error(path, format!("the step has no kind; expected one of: {}", S::KINDS.join(", ")));
+            }
             None
         }
         many => {

@@ -76,7 +76,6 @@ fn reports_every_problem_with_its_location() {
     assert!(find("unknown key `metods`").starts_with("4:"));
     assert!(find("ecko").starts_with("7:9 flows[0].steps[0].ecko"));
     assert!(find("ecko").contains("did you mean `echo`"));
-    assert!(find("the step has no kind").starts_with("6:"));
     assert!(find("`retrys`").starts_with("10:9"));
     assert!(find("duplicate step id `a` (also at flows[0].steps[0])").starts_with("8:"));
     assert!(find("duplicate step id `a` (also at flows[0].steps[0])").contains("flows[0].steps[1].id"));

@@ -1,1 +1,355 @@
-//! x
+//! Flowgate's HTTP server (DESIGN §5): webhook ingress, the REST API, signed status URLs,
+//! health and metrics, and the start-up work (data directory lock, store, bootstrap tenant
+//! and token, engine).
+//!
+//! `Server::bind` prepares everything and binds the listener (port 0 works, for tests);
+//! `Server::run` serves until the shutdown future resolves, then stops accepting, lets the
+//! engine finish or hand back its work, and closes the store.
+//!
+//! # Layout
+//! - [`hooks`]: `/hooks/{tenant}/{path}` and `/status/{id}`.
+//! - [`api`]: `/v1` (integrations, flows, executions, tokens, validate, OpenAPI).
+//! - [`auth`]: tokens, webhook credentials, status signatures.
+//! - [`error`]: the error body every failure uses.
+//! - [`present`]: JSON shapes of stored records.
+//! - [`metrics`]: Prometheus.
+//! - [`openapi`]: the API description.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hooks;
+pub mod metrics;
+pub mod openapi;
+pub mod present;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Router, middleware};
+use error::ApiError;
+use flowgate_engine::{Engine, EngineSettings, SystemClock};
+use flowgate_store::sqlite::{Durability, SqliteStore};
+use flowgate_store::SharedStore;
+use rand::RngCore;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Server settings (flags / `FLOWGATE_*` variables; see the README's reference).
+#[derive(Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory (SQLite file, bootstrap token, lock).
+    pub data_dir: PathBuf,
+    /// Database URL; default: SQLite in the data directory.
+    pub database: Option<String>,
+    /// Base of webhook and status URLs shown to users; default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest webhook or API body, in bytes.
+    pub max_body_bytes: usize,
+    /// SQLite durability.
+    pub durability: Durability,
+    /// Token of the `default` tenant created on first start.
+    pub bootstrap_token: Option<String>,
+    /// Executions running at once.
+    pub max_concurrency: usize,
+    /// Run executions on this node (false: ingress and API only).
+    pub workers: bool,
+    /// How long running executions get to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Time budget of one expression evaluation.
+    pub expression_timeout: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.as_ref().map(|_| "[set]"))
+            .field("public_url", &self.public_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("durability", &self.durability)
+            .field("bootstrap_token", &self.bootstrap_token.as_ref().map(|_| "[redacted]"))
+            .field("max_concurrency", &self.max_concurrency)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".parse().expect("address"),
+            data_dir: PathBuf::from("./data"),
+            database: None,
+            public_url: None,
+            max_body_bytes: 10 * 1024 * 1024,
+            durability: Durability::Full,
+            bootstrap_token: None,
+            max_concurrency: 512,
+            workers: true,
+            shutdown_grace: Duration::from_secs(10),
+            expression_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine (and through it the store).
+    pub engine: Engine,
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// Base of URLs shown to users.
+    pub public_url: Arc<str>,
+    /// Key signing status URLs.
+    pub status_key: Arc<[u8]>,
+}
+
+impl AppState {
+    /// The full status URL of an execution.
+    pub fn status_url(&self, id: &str) -> String {
+        format!("{}{}", self.public_url, hooks::status_path(&self.status_key, id))
+    }
+
+    /// The full webhook URL of a path.
+    pub fn webhook_url(&self, tenant: &str, path: &str) -> String {
+        flowgate_engine::compile::webhook_url(&self.public_url, tenant, path)
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Another process uses the data directory.
+    #[error("the data directory {0} is in use by another Flowgate process")]
+    Locked(PathBuf),
+    /// A file could not be read or written.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] flowgate_store::Error),
+}
+
+/// The token made for the `default` tenant on first start.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// The token.
+    pub token: String,
+    /// True when it was generated (it must be shown once), false when it came from settings.
+    pub generated: bool,
+    /// Where a generated token was written.
+    pub file: Option<PathBuf>,
+}
+
+/// A bound, ready server.
+pub struct Server {
+    state: AppState,
+    listener: TcpListener,
+    store: Arc<SqliteStore>,
+    _lock: std::fs::File,
+    /// Set when this start created the `default` tenant.
+    pub bootstrap: Option<Bootstrap>,
+}
+
+impl Server {
+    /// Locks the data directory, opens the store, bootstraps, starts the engine and binds.
+    ///
+    /// # Errors
+    /// A wrong setting, a data directory in use, the store, or the address.
+    pub async fn bind(settings: Settings) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartError::Io(settings.data_dir.display().to_string(), e))?;
+        let lock_path = settings.data_dir.join("flowgate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StartError::Io(lock_path.display().to_string(), e))?;
+        if lock.try_lock().is_err() {
+            return Err(StartError::Locked(settings.data_dir.clone()));
+        }
+        let db_path = match settings.database.as_deref() {
+            None | Some("") => settings.data_dir.join("flowgate.db"),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                return Err(StartError::Config("PostgreSQL is not supported yet; this build runs on SQLite only".into()));
+            }
+            Some(url) => PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+        };
+        let store = Arc::new(SqliteStore::open(&db_path, settings.durability).await?);
+        let shared: SharedStore = store.clone();
+        let bootstrap = bootstrap(&shared, &settings).await?;
+        let key_hex = shared.init_setting("status_key", &hex::encode(random_bytes(32))).await?;
+        let status_key: Arc<[u8]> = hex::decode(key_hex).map_err(|_| StartError::Config("corrupt status_key setting".into()))?.into();
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| StartError::Io(format!("cannot listen on {}", settings.listen), e))?;
+        let addr = listener.local_addr().map_err(|e| StartError::Io("local address".into(), e))?;
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+        let engine = Engine::start(
+            shared,
+            EngineSettings {
+                public_url: public_url.clone(),
+                max_concurrency: settings.max_concurrency,
+                workers: settings.workers,
+                expression_budget: flowgate_expr::Budget { time: settings.expression_timeout, ..flowgate_expr::Budget::DEFAULT },
+                ..EngineSettings::default()
+            },
+            Arc::new(SystemClock),
+        )
+        .await?;
+        metrics::handle();
+        let state = AppState { engine, settings: Arc::new(settings), public_url: public_url.into(), status_key };
+        Ok(Server { state, listener, store, _lock: lock, bootstrap })
+    }
+
+    /// The address bound.
+    ///
+    /// # Panics
+    /// Never in practice: the listener is bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// The shared state (for tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let app = app(self.state.clone());
+        tracing::info!(addr = %self.local_addr(), public_url = %self.state.public_url, "Flowgate is listening.");
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        tracing::info!("Stopping: finishing running executions.");
+        self.state.engine.shutdown(self.state.settings.shutdown_grace).await;
+        self.store.close().await;
+        tracing::info!("Stopped.");
+        Ok(())
+    }
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+/// On first start: the `default` tenant and its admin token. A token given in the settings is
+/// (re)installed on any start, so a fixed `FLOWGATE_BOOTSTRAP_TOKEN` keeps working.
+async fn bootstrap(store: &SharedStore, settings: &Settings) -> Result<Option<Bootstrap>, StartError> {
+    let now = SystemClock.now();
+    let first = store.tenants().await?.is_empty();
+    if first {
+        store.create_tenant("default", "Default", now).await?;
+    }
+    if let Some(token) = &settings.bootstrap_token {
+        if store.token_by_hash(&auth::hash_token(token)).await?.is_none() {
+            create_token(store, "default", "bootstrap", token, now).await?;
+        }
+        return Ok(first.then(|| Bootstrap { token: token.clone(), generated: false, file: None }));
+    }
+    if !first {
+        return Ok(None);
+    }
+    let token = auth::new_token();
+    create_token(store, "default", "bootstrap", &token, now).await?;
+    let file = settings.data_dir.join("bootstrap-token");
+    write_private(&file, &token).map_err(|e| StartError::Io(file.display().to_string(), e))?;
+    Ok(Some(Bootstrap { token, generated: true, file: Some(file) }))
+}
+
+async fn create_token(store: &SharedStore, tenant: &str, name: &str, token: &str, now: i64) -> Result<(), StartError> {
+    store
+        .create_token(&flowgate_store::NewToken {
+            id: format!("tok_{}", uuid::Uuid::new_v4().simple()),
+            tenant_id: tenant.to_owned(),
+            name: name.to_owned(),
+            token_hash: auth::hash_token(token),
+            prefix: token.chars().take(12).collect(),
+            created_at: now,
+        })
+        .await?;
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+trait NowMs {
+    fn now(&self) -> i64;
+}
+
+impl NowMs for SystemClock {
+    fn now(&self) -> i64 {
+        flowgate_engine::Clock::now_ms(self)
+    }
+}
+
+/// Builds the whole router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/hooks/{tenant}/{*path}", any(hooks::hook))
+        .route("/status/{id}", get(hooks::status))
+        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .nest("/v1", api::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+        })
+        .layer(middleware::from_fn(metrics::track))
+        .with_state(state)
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.engine.store().ping().await {
+        Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Not ready: the store does not answer.");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "reason": "the database does not answer" }))).into_response()
+        }
+    }
+}
+
+/// A request body read up to the configured limit; too large is a JSON 413.
+pub struct ApiBody(pub bytes::Bytes);
+
+impl FromRequest<AppState> for ApiBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.settings.max_body_bytes;
+        axum::body::to_bytes(req.into_body(), limit).await.map(ApiBody).map_err(|_| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {limit} bytes"))
+                .details(json!({ "limit": limit }))
+        })
+    }
+}

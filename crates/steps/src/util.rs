@@ -42,13 +42,17 @@ fn expression_message(e: &flowgate_expr::CompileError) -> String {
     }
 }
 
+/// Installs the process-wide TLS provider (ring). Installing twice is harmless.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the HTTP client steps share: rustls with the ring provider, pooled connections.
 ///
 /// # Panics
 /// When the TLS backend cannot be set up (a build problem, not a run-time one).
 pub fn http_client() -> reqwest::Client {
-    // Installing twice is harmless; the first provider wins.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls();
     reqwest::Client::builder()
         .user_agent(concat!("flowgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))

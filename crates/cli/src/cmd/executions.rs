@@ -1,0 +1,104 @@
+//! `flowgate executions list|get|retry|replay|cancel`.
+
+use crate::client::{Conn, done, print_json};
+use clap::Subcommand;
+use std::process::ExitCode;
+
+/// Execution commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// List executions, newest first.
+    List {
+        /// Only this integration.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Only this flow.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only this status (queued, running, succeeded, failed, filtered, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Page cursor (from the previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show an execution with every step attempt (JSON).
+    Get {
+        /// Execution id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a failed execution from the step that failed.
+    Retry {
+        /// Execution id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Run an execution's trigger again from the start.
+    Replay {
+        /// Execution id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Cancel a queued or running execution.
+    Cancel {
+        /// Execution id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
+    use reqwest::Method;
+    Ok(match c {
+        Command::List { integration, flow, status, limit, cursor, json, conn } => {
+            let mut q = vec![format!("limit={limit}")];
+            for (k, v) in [("integration", integration), ("flow", flow), ("status", status), ("cursor", cursor)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={v}"));
+                }
+            }
+            done(conn.call(Method::GET, &format!("/v1/executions?{}", q.join("&")), None).await?, |v| {
+                if json {
+                    return print_json(v);
+                }
+                for e in v["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:<9}  {}/{}  {}{}",
+                        e["id"].as_str().unwrap_or(""),
+                        e["status"].as_str().unwrap_or(""),
+                        e["integration"].as_str().unwrap_or(""),
+                        e["flow"].as_str().unwrap_or(""),
+                        e["createdAt"].as_str().unwrap_or(""),
+                        e["failedStep"].as_str().map(|s| format!("  failed at {s}")).unwrap_or_default(),
+                    );
+                }
+                if let Some(next) = v["nextCursor"].as_str() {
+                    println!("(more: --cursor {next})");
+                }
+            })
+        }
+        Command::Get { id, conn } => done(conn.call(Method::GET, &format!("/v1/executions/{id}"), None).await?, print_json),
+        Command::Retry { id, conn } => done(conn.call(Method::POST, &format!("/v1/executions/{id}/retry"), None).await?, |v| {
+            println!("{} queued again (attempt {})", id, v["attempt"]);
+        }),
+        Command::Replay { id, conn } => done(conn.call(Method::POST, &format!("/v1/executions/{id}/replay"), None).await?, |v| {
+            println!("replaying {id} as {}", v["executionId"].as_str().unwrap_or(""));
+        }),
+        Command::Cancel { id, conn } => done(conn.call(Method::POST, &format!("/v1/executions/{id}/cancel"), None).await?, |v| {
+            println!("{id}: {}", if v["status"] == "cancelled" { "cancelled" } else { "cancel requested" });
+        }),
+    })
+}

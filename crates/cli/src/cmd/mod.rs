@@ -1,0 +1,10 @@
+//! One file per subcommand, each with `Args` and `run`.
+
+pub mod apply;
+pub mod executions;
+pub mod keys;
+pub mod run;
+pub mod schema;
+pub mod serve;
+pub mod tokens;
+pub mod validate;

@@ -1,0 +1,123 @@
+//! `flowgate serve`: runs the server until SIGINT or SIGTERM.
+
+use clap::Args as ClapArgs;
+use flowgate_server::{Server, Settings};
+use flowgate_store::sqlite::Durability;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Server settings; every flag also reads a `FLOWGATE_*` variable.
+#[derive(ClapArgs)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "FLOWGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data directory: the SQLite database, the bootstrap token, the lock file.
+    #[arg(long, env = "FLOWGATE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL (default: SQLite in the data directory; `sqlite:///path/file.db` for another file).
+    #[arg(long, env = "FLOWGATE_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
+    /// Base of webhook and status URLs shown to users (default: http://<listen>).
+    #[arg(long, env = "FLOWGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Largest webhook or API request body, in bytes.
+    #[arg(long, env = "FLOWGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// SQLite durability: `full` (a commit survives power loss) or `normal` (survives a crash
+    /// of the process; the last commits may be lost on power loss).
+    #[arg(long, env = "FLOWGATE_DURABILITY", default_value = "full")]
+    durability: Durability,
+    /// Executions running at once on this node.
+    #[arg(long, env = "FLOWGATE_MAX_CONCURRENCY", default_value_t = 512)]
+    max_concurrency: usize,
+    /// Accept events and serve the API, but run no executions.
+    #[arg(long, env = "FLOWGATE_NO_WORKERS")]
+    no_workers: bool,
+    /// Seconds running executions get to finish at shutdown before they are handed back.
+    #[arg(long, env = "FLOWGATE_SHUTDOWN_GRACE", default_value_t = 10)]
+    shutdown_grace: u64,
+    /// Milliseconds one expression may run.
+    #[arg(long, env = "FLOWGATE_EXPRESSION_TIMEOUT_MS", default_value_t = 1000)]
+    expression_timeout_ms: u64,
+    /// Token of the `default` tenant, installed at start (else one is generated on first start).
+    #[arg(long, env = "FLOWGATE_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "FLOWGATE_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
+    init_logs(&a.log_format);
+    let settings = Settings {
+        listen: a.listen,
+        data_dir: a.data_dir,
+        database: a.database,
+        public_url: a.public_url,
+        max_body_bytes: a.max_body_bytes,
+        durability: a.durability,
+        bootstrap_token: a.bootstrap_token,
+        max_concurrency: a.max_concurrency.max(1),
+        workers: !a.no_workers,
+        shutdown_grace: Duration::from_secs(a.shutdown_grace),
+        expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
+    };
+    let server = match Server::bind(settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(b) = &server.bootstrap {
+        if b.generated {
+            println!("Created tenant `default` with an admin API token (shown once):\n\n    {}\n", b.token);
+            if let Some(f) = &b.file {
+                println!("It is also in {} (mode 0600).", f.display());
+            }
+        }
+    }
+    println!("Flowgate listening on http://{}", server.local_addr());
+    server.run(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logs(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLOWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,29 @@
+//! The REST API under `/v1` (DESIGN §5): per-tenant bearer tokens, JSON in and out, errors as
+//! `{"error": {"code", "message", "details"}}`.
+
+pub mod executions;
+pub mod integrations;
+pub mod tokens;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{get, post, put};
+
+/// The `/v1` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/integrations", get(integrations::list))
+        .route("/integrations/{slug}", put(integrations::put).get(integrations::get).delete(integrations::delete))
+        .route("/integrations/{slug}/flows/{flow}", get(integrations::flow))
+        .route("/integrations/{slug}/flows/{flow}/run", post(integrations::run))
+        .route("/validate", post(integrations::validate))
+        .route("/executions", get(executions::list))
+        .route("/executions/{id}", get(executions::get))
+        .route("/executions/{id}/retry", post(executions::retry))
+        .route("/executions/{id}/replay", post(executions::replay))
+        .route("/executions/{id}/cancel", post(executions::cancel))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/keys", post(tokens::generate_key))
+        .route("/openapi.json", get(crate::openapi::document))
+}

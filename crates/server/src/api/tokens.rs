@@ -1,0 +1,82 @@
+//! API tokens (stored hashed; shown once) and webhook API keys.
+
+use crate::auth::{Caller, hash_token, new_key, new_token};
+use crate::error::{ApiError, ApiResult, parse_json};
+use crate::{ApiBody, AppState};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flowgate_store::NewToken;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Body of `POST /v1/tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// What the token is for.
+    name: String,
+}
+
+/// `POST /v1/tokens`: a new token for the caller's tenant; the token is in this answer only.
+pub async fn create(State(st): State<AppState>, Caller(who): Caller, ApiBody(body): ApiBody) -> ApiResult<Response> {
+    let req: CreateToken = parse_json(&body)?;
+    if req.name.trim().is_empty() || req.name.len() > 200 {
+        return Err(ApiError::bad_request("`name` must be 1–200 characters").details(json!({ "field": "name" })));
+    }
+    let (token, id) = create_for(&st, &who.tenant_id, &req.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "id": id, "name": req.name, "token": token, "tenant": who.tenant_id }))).into_response())
+}
+
+/// Creates a token for `tenant`; returns (token, id).
+pub async fn create_for(st: &AppState, tenant: &str, name: &str) -> ApiResult<(String, String)> {
+    let token = new_token();
+    let id = format!("tok_{}", uuid::Uuid::new_v4().simple());
+    st.engine
+        .store()
+        .create_token(&NewToken {
+            id: id.clone(),
+            tenant_id: tenant.to_owned(),
+            name: name.to_owned(),
+            token_hash: hash_token(&token),
+            prefix: token[..12].to_owned(),
+            created_at: st.engine.clock().now_ms(),
+        })
+        .await?;
+    Ok((token, id))
+}
+
+/// `GET /v1/tokens`.
+pub async fn list(State(st): State<AppState>, Caller(who): Caller) -> ApiResult<Response> {
+    let items: Vec<_> = st
+        .engine
+        .store()
+        .tokens(&who.tenant_id)
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "createdAt": flowgate_engine::clock::rfc3339(t.created_at),
+                "revokedAt": t.revoked_at.map(flowgate_engine::clock::rfc3339),
+                "current": t.id == who.id,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
+}
+
+/// `DELETE /v1/tokens/{id}`.
+pub async fn revoke(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    if !st.engine.store().revoke_token(&who.tenant_id, &id, st.engine.clock().now_ms()).await? {
+        return Err(ApiError::not_found(format!("no active token `{id}`")));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/keys`: a strong random key for a webhook's `apiKey` auth (not stored).
+pub async fn generate_key(Caller(_): Caller) -> Response {
+    axum::Json(json!({ "key": new_key() })).into_response()
+}

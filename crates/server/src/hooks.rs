@@ -1,0 +1,302 @@
+//! Webhook ingress, `/hooks/{tenant}/{path}` (stage 1, DESIGN §5).
+//!
+//! Routes the request with a lock-free lookup, authenticates it, turns it into a trigger
+//! event, and has the engine commit it (group commit) before answering: 202 with the
+//! execution id and a status URL (`async`), or the execution's answer (`sync`).
+//! Also serves the status URLs, which are capability URLs signed with the server's key.
+
+use crate::AppState;
+use crate::auth::{HookAuth, check_hook, status_signature};
+use crate::error::{ApiError, ApiResult};
+use crate::present;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use crate::error::ApiQuery;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use flowgate_engine::{CompiledFlow, Submission, SyncOutcome, Wait, WebhookSpec};
+use flowgate_model::RespondMode;
+use flowgate_store::Status;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Header carrying the execution id on webhook answers.
+pub const EXECUTION_HEADER: &str = "x-flowgate-execution-id";
+
+/// Handles a webhook request.
+pub async fn hook(
+    State(st): State<AppState>,
+    Path((tenant, path)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(st, tenant, path, method, uri, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(st: AppState, tenant: String, path: String, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let path = path.trim_matches('/');
+    let flow = st
+        .engine
+        .registry()
+        .route(&tenant, path)
+        .ok_or_else(|| ApiError::not_found(format!("no active webhook at /hooks/{tenant}/{path}")))?;
+    let Some(hook) = flow.webhook() else { return Err(ApiError::not_found("no active webhook at this path")) };
+    if !hook.methods.iter().any(|m| m.as_str() == method.as_str()) {
+        let allow: Vec<&str> = hook.methods.iter().map(|m| m.as_str()).collect();
+        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("this webhook accepts {}", allow.join(", ")))
+            .header(http::header::ALLOW, allow.join(", ")));
+    }
+    let query_pairs: Vec<(String, String)> = match uri.query() {
+        Some(q) => serde_urlencoded::from_str(q).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?,
+        None => Vec::new(),
+    };
+    let auth_label = match check_hook(&hook.auth, &headers, &query_pairs) {
+        HookAuth::Ok(label) => label,
+        HookAuth::Denied => {
+            let mut e = ApiError::unauthorized();
+            match &hook.auth {
+                flowgate_engine::AuthSpec::Bearer { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Bearer"),
+                flowgate_engine::AuthSpec::Basic { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Basic realm=\"flowgate\""),
+                _ => {}
+            }
+            return Err(e);
+        }
+    };
+    let body = axum::body::to_bytes(body, st.settings.max_body_bytes).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {} bytes", st.settings.max_body_bytes))
+            .details(json!({ "limit": st.settings.max_body_bytes }))
+    })?;
+    let query = query_object(hook, &query_pairs)?;
+    let event = trigger_event(hook, &method, path, &headers, query, &body, st.engine.clock().now_ms())?;
+    let sync = hook.respond.mode == RespondMode::Sync;
+    let submitted = st
+        .engine
+        .submit(Submission { flow: flow.clone(), trigger: event, kind: "webhook", auth_label, replay_of: None, wait: if sync { Wait::FirstAnswer } else { Wait::No } })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the event could not be stored: {e}")))?;
+    let status_url = st.status_url(&submitted.id);
+    let Some(waiter) = submitted.waiter else {
+        return Ok(accepted(&submitted.id, &status_url));
+    };
+    match tokio::time::timeout(hook.respond.timeout.0, waiter).await {
+        Ok(Ok(outcome)) => Ok(sync_answer(&submitted.id, outcome)),
+        Ok(Err(_)) | Err(_) => {
+            st.engine.forget_waiter(&submitted.id);
+            Ok(accepted(&submitted.id, &status_url))
+        }
+    }
+}
+
+fn accepted(id: &str, status_url: &str) -> Response {
+    let mut r = (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": id, "statusUrl": status_url }))).into_response();
+    if let Ok(v) = HeaderValue::from_str(id) {
+        r.headers_mut().insert(EXECUTION_HEADER, v);
+    }
+    r
+}
+
+/// The answer to a sync caller once the execution responded or ended.
+pub fn sync_answer(id: &str, outcome: SyncOutcome) -> Response {
+    let mut r = match outcome {
+        SyncOutcome::Responded(resp) => {
+            let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+            let mut r = match resp.body {
+                Value::String(s) => (status, s).into_response(),
+                Value::Null if status == StatusCode::NO_CONTENT => status.into_response(),
+                other => (status, axum::Json(other)).into_response(),
+            };
+            for (k, v) in resp.headers {
+                if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&flowgate_expr::to_text(&v))) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            r
+        }
+        SyncOutcome::Finished { status: Status::Succeeded, output, .. } => {
+            (StatusCode::OK, axum::Json(output.unwrap_or(Value::Null))).into_response()
+        }
+        SyncOutcome::Finished { status: Status::Filtered, .. } => {
+            (StatusCode::OK, axum::Json(json!({ "executionId": id, "status": "filtered" }))).into_response()
+        }
+        SyncOutcome::Finished { status, error, .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "execution_failed",
+            error.as_ref().and_then(|e| e["message"].as_str()).unwrap_or("the execution failed").to_owned(),
+        )
+        .details(json!({ "executionId": id, "status": status.as_str(), "error": error }))
+        .into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(id) {
+        r.headers_mut().insert(EXECUTION_HEADER, v);
+    }
+    r
+}
+
+/// Query parameters as an object: declared defaults applied, required ones checked,
+/// undeclared ones kept. A repeated parameter becomes a list of strings.
+fn query_object(hook: &WebhookSpec, pairs: &[(String, String)]) -> ApiResult<Map<String, Value>> {
+    let mut q = Map::new();
+    for (k, v) in pairs {
+        match q.get_mut(k) {
+            Some(Value::Array(list)) => list.push(Value::String(v.clone())),
+            Some(prev) => {
+                let first = prev.take();
+                *prev = Value::Array(vec![first, Value::String(v.clone())]);
+            }
+            None => {
+                q.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for (name, p) in &hook.query {
+        if q.contains_key(name) {
+            continue;
+        }
+        match &p.default {
+            Some(d) => {
+                q.insert(name.clone(), Value::String(d.clone()));
+            }
+            None if p.required => missing.push(name.clone()),
+            None => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(format!("missing required query parameter{}: {}", if missing.len() == 1 { "" } else { "s" }, missing.join(", ")))
+            .details(json!({ "missing": missing })));
+    }
+    // The API key must not be kept in the event when it travels in the query.
+    if let flowgate_engine::AuthSpec::ApiKey { location: flowgate_engine::KeyLocation::Query(name), .. } = &hook.auth {
+        if q.contains_key(name) {
+            q.insert(name.clone(), json!("[redacted]"));
+        }
+    }
+    Ok(q)
+}
+
+/// Builds `$trigger` from the request: `{method, path, headers, query, body, receivedAt}`
+/// (plus `contentType`, and `bodyEncoding: base64` for binary bodies). Credentials are
+/// redacted from the stored headers.
+fn trigger_event(hook: &WebhookSpec, method: &Method, path: &str, headers: &HeaderMap, query: Map<String, Value>, body: &Bytes, now: i64) -> ApiResult<Value> {
+    let secret_header = match &hook.auth {
+        flowgate_engine::AuthSpec::Header { name, .. } => Some(name.clone()),
+        flowgate_engine::AuthSpec::ApiKey { location: flowgate_engine::KeyLocation::Header(h), .. } => Some(h.clone()),
+        _ => None,
+    };
+    let mut hmap = Map::with_capacity(headers.len());
+    for (name, value) in headers {
+        let redact = name == http::header::AUTHORIZATION || secret_header.as_ref() == Some(name);
+        let v = if redact { "[redacted]".to_owned() } else { String::from_utf8_lossy(value.as_bytes()).into_owned() };
+        match hmap.get_mut(name.as_str()) {
+            Some(Value::String(prev)) => {
+                prev.push_str(", ");
+                prev.push_str(&v);
+            }
+            _ => {
+                hmap.insert(name.as_str().to_owned(), Value::String(v));
+            }
+        }
+    }
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (body, encoding) = parse_body(content_type, body)?;
+    let mut event = Map::with_capacity(8);
+    event.insert("method".into(), json!(method.as_str()));
+    event.insert("path".into(), json!(path));
+    event.insert("headers".into(), Value::Object(hmap));
+    event.insert("query".into(), Value::Object(query));
+    event.insert("body".into(), body);
+    event.insert("receivedAt".into(), json!(flowgate_engine::clock::rfc3339(now)));
+    if !content_type.is_empty() {
+        event.insert("contentType".into(), json!(content_type));
+    }
+    if let Some(enc) = encoding {
+        event.insert("bodyEncoding".into(), json!(enc));
+    }
+    Ok(Value::Object(event))
+}
+
+/// Parses a body by its content type: JSON, forms (to an object), text and XML (a string),
+/// anything else base64.
+pub fn parse_body(content_type: &str, body: &[u8]) -> ApiResult<(Value, Option<&'static str>)> {
+    if body.is_empty() {
+        return Ok((Value::Null, None));
+    }
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime == "application/json" || mime.ends_with("+json") || (mime.is_empty() && body.first().is_some_and(|b| *b == b'{' || *b == b'[')) {
+        return serde_json::from_slice(body).map(|v| (v, None)).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not valid JSON: {e}"))
+                .details(json!({ "line": e.line(), "column": e.column() }))
+        });
+    }
+    if mime == "application/x-www-form-urlencoded" {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a valid form: {e}")))?;
+        let mut m = Map::new();
+        for (k, v) in pairs {
+            match m.get_mut(&k) {
+                Some(Value::Array(list)) => list.push(Value::String(v)),
+                Some(prev) => {
+                    let first = prev.take();
+                    *prev = Value::Array(vec![first, Value::String(v)]);
+                }
+                None => {
+                    m.insert(k, Value::String(v));
+                }
+            }
+        }
+        return Ok((Value::Object(m), None));
+    }
+    let textual = mime.starts_with("text/") || mime.ends_with("/xml") || mime.ends_with("+xml") || mime.is_empty();
+    match (textual, std::str::from_utf8(body)) {
+        (true, Ok(s)) => Ok((Value::String(s.to_owned()), None)),
+        _ => Ok((Value::String(base64::engine::general_purpose::STANDARD.encode(body)), Some("base64"))),
+    }
+}
+
+/// Query of a status URL.
+#[derive(serde::Deserialize)]
+pub struct StatusQuery {
+    sig: Option<String>,
+}
+
+/// `GET /status/{id}?sig=…`: an execution's status and result, for the webhook's caller.
+pub async fn status(State(st): State<AppState>, Path(id): Path<String>, ApiQuery(q): ApiQuery<StatusQuery>) -> ApiResult<Response> {
+    let expected = status_signature(&st.status_key, &id);
+    if !q.sig.as_deref().is_some_and(|s| crate::auth::secret_eq(s.as_bytes(), expected.as_bytes())) {
+        return Err(ApiError::not_found("no such execution"));
+    }
+    let row = st.engine.store().execution(None, &id).await?.ok_or_else(|| ApiError::not_found("no such execution"))?;
+    Ok(axum::Json(present::status(&row)).into_response())
+}
+
+/// Helper for tests and the API: the status URL of an execution.
+pub fn status_path(key: &[u8], id: &str) -> String {
+    format!("/status/{id}?sig={}", status_signature(key, id))
+}
+
+/// The flow a manual or test run starts, with its trigger event.
+pub fn run_event(flow: &Arc<CompiledFlow>, body: Value, headers: Map<String, Value>, query: Map<String, Value>, now: i64) -> Value {
+    let headers: Map<String, Value> = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let mut query = query;
+    if let Some(hook) = flow.webhook() {
+        for (name, p) in &hook.query {
+            if let (false, Some(d)) = (query.contains_key(name), &p.default) {
+                query.insert(name.clone(), Value::String(d.clone()));
+            }
+        }
+    }
+    json!({
+        "method": "POST",
+        "path": flow.webhook().map(|w| w.path.clone()),
+        "headers": headers,
+        "query": query,
+        "body": body,
+        "receivedAt": flowgate_engine::clock::rfc3339(now),
+    })
+}

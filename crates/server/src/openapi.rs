@@ -1,0 +1,105 @@
+//! The OpenAPI 3.1 document of the REST API, served at `/v1/openapi.json`.
+//!
+//! Written out here rather than derived: the API is small, and a test checks that every
+//! route of the router is described (`openapi_covers_every_route`).
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn op(summary: &str, tag: &str, params: &[&str], body: Option<Value>, ok: (&str, &str)) -> Value {
+    let mut parameters: Vec<Value> = params
+        .iter()
+        .map(|p| {
+            let (name, place) = p.split_once(':').unwrap_or((p, "path"));
+            json!({ "name": name, "in": place, "required": place == "path", "schema": { "type": if name == "wait" { "boolean" } else if name == "limit" { "integer" } else { "string" } } })
+        })
+        .collect();
+    parameters.retain(|p| !p["name"].as_str().unwrap_or("").is_empty());
+    let mut o = json!({
+        "summary": summary,
+        "tags": [tag],
+        "parameters": parameters,
+        "responses": {
+            ok.0: { "description": ok.1, "content": { "application/json": { "schema": { "type": "object" } } } },
+            "400": { "$ref": "#/components/responses/Error" },
+            "401": { "$ref": "#/components/responses/Error" },
+            "404": { "$ref": "#/components/responses/Error" },
+        },
+    });
+    if let Some(b) = body {
+        o["requestBody"] = b;
+    }
+    o
+}
+
+fn definition_body() -> Value {
+    json!({ "required": true, "content": {
+        "application/yaml": { "schema": { "type": "string" } },
+        "application/json": { "schema": { "type": "object" } }
+    } })
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let json_body = |props: Value| json!({ "content": { "application/json": { "schema": { "type": "object", "properties": props } } } });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Flowgate API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Integrations, flows, executions and tokens of one tenant. Authenticate with `Authorization: Bearer <token>`. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`."
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                    "code": { "type": "string", "enum": ["not_found", "validation_failed", "unauthorized", "conflict", "invalid_body", "bad_request", "payload_too_large", "method_not_allowed", "unavailable", "execution_failed", "internal"] },
+                    "message": { "type": "string" },
+                    "details": {}
+                } } } }
+            },
+            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/v1/integrations": { "get": op("List integrations", "integrations", &[], None, ("200", "The tenant's integrations")) },
+            "/v1/integrations/{slug}": {
+                "put": op("Apply an integration (YAML or JSON); a new version when it changed", "integrations", &["slug"], Some(definition_body()), ("201", "The stored version (200 when unchanged)")),
+                "get": op("The current version, with its source", "integrations", &["slug"], None, ("200", "The integration")),
+                "delete": op("Delete an integration (its history stays)", "integrations", &["slug"], None, ("204", "Deleted")),
+            },
+            "/v1/integrations/{slug}/flows/{flow}": { "get": op("A flow: webhook URL and last run", "flows", &["slug", "flow"], None, ("200", "The flow")) },
+            "/v1/integrations/{slug}/flows/{flow}/run": { "post": op("Run a flow manually or as a test", "flows", &["slug", "flow", "wait:query", "timeout:query"],
+                Some(json_body(json!({ "body": {}, "headers": { "type": "object" }, "query": { "type": "object" } }))), ("202", "Accepted (200 with the result when wait=true)")) },
+            "/v1/validate": { "post": op("Check a definition without storing it", "integrations", &[], Some(definition_body()), ("200", "Valid (422 lists every problem)")) },
+            "/v1/executions": { "get": op("List executions, newest first", "executions", &["integration:query", "flow:query", "status:query", "limit:query", "cursor:query"], None, ("200", "A page of executions")) },
+            "/v1/executions/{id}": { "get": op("An execution with every step attempt and its log", "executions", &["id"], None, ("200", "The execution")) },
+            "/v1/executions/{id}/retry": { "post": op("Resume a failed execution from the failed step", "executions", &["id"], None, ("202", "Queued again")) },
+            "/v1/executions/{id}/replay": { "post": op("Run the execution's trigger again from the start", "executions", &["id"], None, ("202", "The new execution")) },
+            "/v1/executions/{id}/cancel": { "post": op("Cancel a queued or running execution", "executions", &["id"], None, ("200", "The execution")) },
+            "/v1/tokens": {
+                "get": op("List API tokens", "tokens", &[], None, ("200", "Tokens (never the secrets)")),
+                "post": op("Create an API token (shown once)", "tokens", &[], Some(json_body(json!({ "name": { "type": "string" } }))), ("201", "The token")),
+            },
+            "/v1/tokens/{id}": { "delete": op("Revoke an API token", "tokens", &["id"], None, ("204", "Revoked")) },
+            "/v1/keys": { "post": op("Generate a strong random webhook API key", "tokens", &[], None, ("200", "A key")) },
+            "/v1/openapi.json": { "get": op("This document", "meta", &[], None, ("200", "OpenAPI 3.1")) },
+            "/hooks/{tenant}/{path}": { "post": {
+                "summary": "Webhook ingress (any method the flow allows); authenticated as the flow says",
+                "tags": ["webhooks"], "security": [],
+                "parameters": [{ "name": "tenant", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "path", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": { "202": { "description": "Stored; `{executionId, statusUrl}`" }, "200": { "description": "Sync answer" }, "401": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" }, "413": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" } }
+            } },
+            "/status/{id}": { "get": {
+                "summary": "An execution's status for a webhook caller (signed capability URL)", "tags": ["webhooks"], "security": [],
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "sig", "in": "query", "required": true, "schema": { "type": "string" } }],
+                "responses": { "200": { "description": "Status and result" }, "404": { "$ref": "#/components/responses/Error" } }
+            } },
+        }
+    })
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
