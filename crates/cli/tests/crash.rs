@@ -1,0 +1,171 @@
+//! Crash test (issue 2): the server runs as a child process; a few hundred async webhooks are
+//! sent while it is SIGKILLed mid-run and restarted. Afterwards every acknowledged event has
+//! exactly one completed execution, no completed step ran twice (journal), and the upstream —
+//! which deduplicates by `Idempotency-Key` — saw every step of every execution, with re-sends
+//! only for steps in flight at a kill (counted and printed).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "fgt_crash_test_token";
+const EVENTS: usize = 300;
+const KILLS: usize = 2;
+
+#[derive(Default)]
+struct Upstream {
+    hits: Mutex<HashMap<String, u32>>,
+}
+
+async fn upstream() -> (String, Arc<Upstream>) {
+    let state = Arc::new(Upstream::default());
+    let record = |slow: bool| {
+        move |State(s): State<Arc<Upstream>>, headers: HeaderMap| async move {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            *s.hits.lock().unwrap().entry(key).or_default() += 1;
+            axum::Json(json!({ "ok": true }))
+        }
+    };
+    let app = axum::Router::new().route("/a", post(record(true))).route("/b", post(record(false))).with_state(state.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
+        .env("FLOWGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start flowgate")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
+    flowgate_steps::util::install_tls();
+    let (up_url, up) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut child = spawn_server(dir.path(), port);
+    wait_ready(&client, &base).await;
+
+    let doc = format!(
+        "integration: crash\nflows:\n  - flow: f\n    trigger: {{ webhook: {{ path: crash }} }}\n    steps:\n      - {{ id: a, http: {{ method: POST, url: \"{up_url}/a\", json: \"{{{{ .body }}}}\" }} }}\n      - {{ id: mid, transform: '{{ n: $trigger.body.n }}' }}\n      - {{ id: b, http: {{ method: POST, url: \"{up_url}/b\", json: \"{{{{ . }}}}\" }} }}\n"
+    );
+    let r = client.put(format!("{base}/v1/integrations/crash")).bearer_auth(TOKEN).header("content-type", "application/yaml").body(doc).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut kills = 0;
+    let mut sent = 0;
+    while sent < EVENTS {
+        // Send a wave concurrently; kill the server in the middle of some waves.
+        let wave: Vec<_> = (sent..(sent + 25).min(EVENTS))
+            .map(|n| {
+                let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
+                tokio::spawn(async move {
+                    let r = client.post(format!("{base}/hooks/default/crash")).json(&json!({ "n": n })).send().await;
+                    if let Ok(r) = r {
+                        if r.status() == 202 {
+                            let v: Value = r.json().await.unwrap();
+                            acked.lock().unwrap().push(v["executionId"].as_str().unwrap().to_owned());
+                        }
+                    }
+                })
+            })
+            .collect();
+        sent = (sent + 25).min(EVENTS);
+        if kills < KILLS && sent >= (kills + 1) * EVENTS / (KILLS + 1) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+            for w in wave {
+                w.await.unwrap();
+            }
+            child = spawn_server(dir.path(), port);
+            wait_ready(&client, &base).await;
+        } else {
+            for w in wave {
+                w.await.unwrap();
+            }
+        }
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > EVENTS / 2, "too few events acknowledged: {}", acked.len());
+
+    // Every acknowledged event completes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pending: HashSet<String> = acked.iter().cloned().collect();
+    while !pending.is_empty() {
+        assert!(Instant::now() < deadline, "{} executions did not finish", pending.len());
+        let mut done = Vec::new();
+        for id in pending.iter().take(50) {
+            let v: Value = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+            match v["status"].as_str().unwrap() {
+                "succeeded" => done.push(id.clone()),
+                "queued" | "running" => {}
+                other => panic!("execution {id} ended {other}: {v}"),
+            }
+        }
+        for id in done {
+            pending.remove(&id);
+        }
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // No completed step ran twice; every step reached the upstream.
+    let hits = up.hits.lock().unwrap().clone();
+    let mut resent = 0;
+    for id in &acked {
+        let v: Value = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        let succeeded: Vec<&str> = v["steps"].as_array().unwrap().iter().filter(|s| s["status"] == "succeeded").map(|s| s["stepId"].as_str().unwrap()).collect();
+        assert_eq!(succeeded, vec!["a", "mid", "b"], "journal of {id}: {v}");
+        for step in ["a", "b"] {
+            let n = hits.get(&format!("{id}:{step}")).copied().unwrap_or(0);
+            assert!(n >= 1, "{id}:{step} never reached the upstream");
+            resent += n as usize - 1;
+        }
+    }
+    // Only steps in flight at a kill may be re-sent (same key): at most the workers' capacity.
+    assert!(resent <= KILLS * 512, "{resent} re-sends");
+    let ids: HashSet<&String> = acked.iter().collect();
+    assert_eq!(ids.len(), acked.len(), "duplicate execution ids");
+    println!("crash test: {} events acknowledged of {EVENTS}, {KILLS} SIGKILLs, {resent} step re-sends with the same idempotency key", acked.len());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
