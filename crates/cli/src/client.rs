@@ -26,7 +26,12 @@ impl Conn {
     }
 
     /// Sends a request; prints API errors and returns `Err(Failed)` for them.
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<(&str, String)>) -> anyhow::Result<Result<(u16, Value), Failed>> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, String)>,
+    ) -> anyhow::Result<Result<(u16, Value), Failed>> {
         let token = self.token.as_deref().context("no API token: pass --token or set FLOWGATE_TOKEN")?;
         let url = format!("{}{}", self.url.trim_end_matches('/'), path);
         let mut req = Self::client()?.request(method, &url).bearer_auth(token);
@@ -36,7 +41,8 @@ impl Conn {
         let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if status >= 400 {
             print_error(&value);
             return Ok(Err(Failed));

@@ -34,7 +34,8 @@ async fn upstream() -> (String, Arc<Upstream>) {
             axum::Json(json!({ "ok": true }))
         }
     };
-    let app = axum::Router::new().route("/a", post(record(true))).route("/b", post(record(false))).with_state(state.clone());
+    let app =
+        axum::Router::new().route("/a", post(record(true))).route("/b", post(record(false))).with_state(state.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
@@ -60,10 +61,10 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -84,7 +85,14 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     let doc = format!(
         "integration: crash\nflows:\n  - flow: f\n    trigger: {{ webhook: {{ path: crash }} }}\n    steps:\n      - {{ id: a, http: {{ method: POST, url: \"{up_url}/a\", json: \"{{{{ .body }}}}\" }} }}\n      - {{ id: mid, transform: '{{ n: $trigger.body.n }}' }}\n      - {{ id: b, http: {{ method: POST, url: \"{up_url}/b\", json: \"{{{{ . }}}}\" }} }}\n"
     );
-    let r = client.put(format!("{base}/v1/integrations/crash")).bearer_auth(TOKEN).header("content-type", "application/yaml").body(doc).send().await.unwrap();
+    let r = client
+        .put(format!("{base}/v1/integrations/crash"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -97,11 +105,11 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
                 let (client, base, acked) = (client.clone(), base.clone(), acked.clone());
                 tokio::spawn(async move {
                     let r = client.post(format!("{base}/hooks/default/crash")).json(&json!({ "n": n })).send().await;
-                    if let Ok(r) = r {
-                        if r.status() == 202 {
-                            let v: Value = r.json().await.unwrap();
-                            acked.lock().unwrap().push(v["executionId"].as_str().unwrap().to_owned());
-                        }
+                    if let Ok(r) = r
+                        && r.status() == 202
+                    {
+                        let v: Value = r.json().await.unwrap();
+                        acked.lock().unwrap().push(v["executionId"].as_str().unwrap().to_owned());
                     }
                 })
             })
@@ -133,7 +141,15 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
         assert!(Instant::now() < deadline, "{} executions did not finish", pending.len());
         let mut done = Vec::new();
         for id in pending.iter().take(50) {
-            let v: Value = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+            let v: Value = client
+                .get(format!("{base}/v1/executions/{id}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             match v["status"].as_str().unwrap() {
                 "succeeded" => done.push(id.clone()),
                 "queued" | "running" => {}
@@ -152,8 +168,22 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     let hits = up.hits.lock().unwrap().clone();
     let mut resent = 0;
     for id in &acked {
-        let v: Value = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
-        let succeeded: Vec<&str> = v["steps"].as_array().unwrap().iter().filter(|s| s["status"] == "succeeded").map(|s| s["stepId"].as_str().unwrap()).collect();
+        let v: Value = client
+            .get(format!("{base}/v1/executions/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let succeeded: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "succeeded")
+            .map(|s| s["stepId"].as_str().unwrap())
+            .collect();
         assert_eq!(succeeded, vec!["a", "mid", "b"], "journal of {id}: {v}");
         for step in ["a", "b"] {
             let n = hits.get(&format!("{id}:{step}")).copied().unwrap_or(0);
@@ -165,7 +195,10 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     assert!(resent <= KILLS * 512, "{resent} re-sends");
     let ids: HashSet<&String> = acked.iter().collect();
     assert_eq!(ids.len(), acked.len(), "duplicate execution ids");
-    println!("crash test: {} events acknowledged of {EVENTS}, {KILLS} SIGKILLs, {resent} step re-sends with the same idempotency key", acked.len());
+    println!(
+        "crash test: {} events acknowledged of {EVENTS}, {KILLS} SIGKILLs, {resent} step re-sends with the same idempotency key",
+        acked.len()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -23,8 +23,8 @@ pub fn delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowgate_model::step::Backoff;
     use flowgate_model::Dur;
+    use flowgate_model::step::Backoff;
 
     #[test]
     fn grows_and_caps() {

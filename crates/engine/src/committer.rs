@@ -49,7 +49,10 @@ impl Committer {
     /// When the transaction failed or the committer has stopped.
     pub async fn commit(&self, batch: WriteBatch) -> Result<(), CommitError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(Job { batch, done: Some(done) }).await.map_err(|_| CommitError("the committer has stopped".into()))?;
+        self.tx
+            .send(Job { batch, done: Some(done) })
+            .await
+            .map_err(|_| CommitError("the committer has stopped".into()))?;
         wait.await.unwrap_or_else(|_| Err(CommitError("the committer has stopped".into())))
     }
 }

@@ -37,6 +37,7 @@ struct DraftFlow {
 }
 
 /// What starts a compiled flow.
+#[allow(clippy::large_enum_variant)] // one per flow, built once
 pub enum FlowTrigger {
     /// A webhook.
     Webhook(WebhookSpec),
@@ -165,7 +166,8 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
         let steps = compile_steps(&f.steps, f.retry.as_ref(), &at.key("steps"), &mut diags);
         let trigger = match &f.trigger {
             Trigger::Webhook(w) => {
-                let auth = resolve_auth(w.auth.as_ref(), &config, &at.key("trigger").key("webhook").key("auth"), &mut diags);
+                let auth =
+                    resolve_auth(w.auth.as_ref(), &config, &at.key("trigger").key("webhook").key("auth"), &mut diags);
                 FlowTrigger::Webhook(WebhookSpec {
                     path: w.normalized_path(),
                     methods: w.methods.clone(),
@@ -200,10 +202,18 @@ fn resolve_auth(auth: Option<&WebhookAuth>, config: &Value, path: &Path, diags: 
             return s.to_owned();
         }
         let empty = Map::new();
-        let scope = Scope { trigger: &Value::Null, steps: &empty, config, flow: &Value::Null, execution: &Value::Null, item: None };
-        match Template::compile(&Value::String(s.to_owned())).map_err(|e| e[0].error.message.clone()).and_then(|t| {
-            t.eval(&Value::Null, &scope, Budget::DEFAULT).map_err(|e| e.to_string())
-        }) {
+        let scope = Scope {
+            trigger: &Value::Null,
+            steps: &empty,
+            config,
+            flow: &Value::Null,
+            execution: &Value::Null,
+            item: None,
+        };
+        match Template::compile(&Value::String(s.to_owned()))
+            .map_err(|e| e[0].error.message.clone())
+            .and_then(|t| t.eval(&Value::Null, &scope, Budget::DEFAULT).map_err(|e| e.to_string()))
+        {
             Ok(Value::String(v)) if !v.is_empty() => v,
             Ok(Value::Null) | Ok(Value::String(_)) => {
                 diags.error(&at, "the credential is empty (is the config value set?)");
@@ -226,7 +236,9 @@ fn resolve_auth(auth: Option<&WebhookAuth>, config: &Value, path: &Path, diags: 
                 Err(_) => AuthSpec::None, // reported by the model's checks
             }
         }
-        Some(WebhookAuth::Bearer { token }) => AuthSpec::Bearer { token: resolve(token, path.key("bearer").key("token")) },
+        Some(WebhookAuth::Bearer { token }) => {
+            AuthSpec::Bearer { token: resolve(token, path.key("bearer").key("token")) }
+        }
         Some(WebhookAuth::Basic { username, password }) => {
             let at = path.key("basic");
             let u = resolve(username, at.key("username"));

@@ -7,8 +7,8 @@
 //! woken (new backlog, a freed worker while backlog exists) or until the next due time,
 //! with a slow fallback poll; it never spins.
 
-use crate::executor::{self, Job};
 use crate::Inner;
+use crate::executor::{self, Job};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -12,6 +12,9 @@
 //! Pure steps (transform, filter, log, …) are deterministic given the journal, so their
 //! entries ride along with the next durable write instead of costing one of their own.
 
+// `Result<Value, Flow>` carries the execution's end on the cold path.
+#![allow(clippy::result_large_err)]
+
 use crate::Inner;
 use crate::backoff;
 use crate::compile::CompiledFlow;
@@ -44,6 +47,7 @@ pub(crate) struct Job {
 }
 
 /// How the steps ended.
+#[allow(clippy::large_enum_variant)] // moved once per execution end
 enum Flow {
     /// Ran to the end; the last output.
     Done(Value),
@@ -83,7 +87,8 @@ struct Execution {
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
-    let span = tracing::debug_span!("execution", tenant = %job.flow.tenant, flow = %job.flow.slug, execution_id = %job.id);
+    let span =
+        tracing::debug_span!("execution", tenant = %job.flow.tenant, flow = %job.flow.slug, execution_id = %job.id);
     let id = job.id.clone();
     let cancel = CancellationToken::new();
     inner.running.lock().expect("running lock").insert(id.clone(), cancel.clone());
@@ -111,11 +116,11 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         response: None,
         input_json: None,
     };
-    if job.resumed {
-        if let Err(e) = ex.load_journal().await {
-            tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
-            return;
-        }
+    if job.resumed
+        && let Err(e) = ex.load_journal().await
+    {
+        tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
+        return;
     }
     let started = Instant::now();
     let outcome = {
@@ -169,7 +174,11 @@ impl Execution {
         }
     }
 
-    fn run_steps<'a>(&'a mut self, steps: &'a [CompiledStep], input: Value) -> Pin<Box<dyn Future<Output = Flow> + Send + 'a>> {
+    fn run_steps<'a>(
+        &'a mut self,
+        steps: &'a [CompiledStep],
+        input: Value,
+    ) -> Pin<Box<dyn Future<Output = Flow> + Send + 'a>> {
         Box::pin(async move {
             let mut input = input;
             for step in steps {
@@ -239,7 +248,12 @@ impl Execution {
         }
     }
 
-    async fn run_action(&mut self, step: &CompiledStep, action: &dyn flowgate_steps::Step, input: Value) -> Result<Value, Flow> {
+    async fn run_action(
+        &mut self,
+        step: &CompiledStep,
+        action: &dyn flowgate_steps::Step,
+        input: Value,
+    ) -> Result<Value, Flow> {
         let key = format!("{}:{}", self.id, step.id);
         let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
         loop {
@@ -261,7 +275,10 @@ impl Execution {
                 };
                 let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
                     Ok(r) => r,
-                    Err(_) => Err(StepError::retryable("step_timeout", format!("the step took longer than {:?}", step.timeout))),
+                    Err(_) => Err(StepError::retryable(
+                        "step_timeout",
+                        format!("the step took longer than {:?}", step.timeout),
+                    )),
                 };
                 (result, cx.logs, cx.response)
             };
@@ -297,7 +314,14 @@ impl Execution {
     }
 
     /// A step failed for good: continue with `{error}` or end the execution.
-    fn fail(&mut self, step: &CompiledStep, attempt: u32, input: &Value, error: StepError, started: i64) -> Result<Value, Flow> {
+    fn fail(
+        &mut self,
+        step: &CompiledStep,
+        attempt: u32,
+        input: &Value,
+        error: StepError,
+        started: i64,
+    ) -> Result<Value, Flow> {
         if step.on_error == OnError::Continue {
             let out = error.to_output();
             self.record(step, attempt, "continued", input, Some(&out), Some(&error), started);
@@ -309,7 +333,16 @@ impl Execution {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(&mut self, step: &CompiledStep, attempt: u32, status: &str, input: &Value, output: Option<&Value>, error: Option<&StepError>, started: i64) {
+    fn record(
+        &mut self,
+        step: &CompiledStep,
+        attempt: u32,
+        status: &str,
+        input: &Value,
+        output: Option<&Value>,
+        error: Option<&StepError>,
+        started: i64,
+    ) {
         let input_json = self.input_json.take().unwrap_or_else(|| input.to_string());
         let output_json = output.map(Value::to_string);
         // The next step's input is this step's output: keep its text for that entry.
@@ -328,7 +361,8 @@ impl Execution {
             started_at: started,
             finished_at: self.inner.clock.now_ms(),
         });
-        metrics::counter!("flowgate_step_attempts_total", "step_kind" => step.kind, "outcome" => status.to_owned()).increment(1);
+        metrics::counter!("flowgate_step_attempts_total", "step_kind" => step.kind, "outcome" => status.to_owned())
+            .increment(1);
     }
 
     fn add_logs(&mut self, step_id: &str, logs: Vec<LogEntry>, at: i64) {
@@ -362,7 +396,12 @@ impl Execution {
         let now = self.inner.clock.now_ms();
         let owner = self.inner.settings.node_id.clone();
         let (status, output, error, failed_step) = match outcome {
-            None => (Status::Cancelled, None, Some(json!({"code": "cancelled", "message": "the execution was cancelled"})), None),
+            None => (
+                Status::Cancelled,
+                None,
+                Some(json!({"code": "cancelled", "message": "the execution was cancelled"})),
+                None,
+            ),
             Some(Flow::Done(out)) => (Status::Succeeded, Some(out), None, None),
             Some(Flow::Filtered(out)) => (Status::Filtered, Some(out), None, None),
             Some(Flow::Failed { step, error }) => {
@@ -398,7 +437,8 @@ impl Execution {
         if !self.flush().await {
             return;
         }
-        metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str()).increment(1);
+        metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str())
+            .increment(1);
         metrics::histogram!("flowgate_execution_duration_seconds").record(started.elapsed().as_secs_f64());
         let response = self.response.take();
         self.inner.waiters.answer(&self.id, SyncOutcome::Finished { status, output, error, response });

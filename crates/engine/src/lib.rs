@@ -223,7 +223,11 @@ impl Engine {
     ///
     /// # Errors
     /// When the store cannot be read.
-    pub async fn start(store: SharedStore, settings: EngineSettings, clock: Arc<dyn Clock>) -> Result<Engine, flowgate_store::Error> {
+    pub async fn start(
+        store: SharedStore,
+        settings: EngineSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, flowgate_store::Error> {
         let committer_closed = CancellationToken::new();
         let (committer, committer_task) = Committer::start(store.clone(), committer_closed.clone());
         let inner = Arc::new(Inner {
@@ -256,7 +260,9 @@ impl Engine {
             let (tenant, slug) = (record.tenant_id.clone(), record.slug.clone());
             match compile::compile_record(record, &inner.settings.public_url) {
                 Ok(ci) => inner.registry.install(Arc::new(ci)),
-                Err(diags) => tracing::error!(tenant, integration = slug, problems = ?diags, "A stored integration no longer compiles; it is not served."),
+                Err(diags) => {
+                    tracing::error!(tenant, integration = slug, problems = ?diags, "A stored integration no longer compiles; it is not served.")
+                }
             }
         }
         if inner.settings.workers {
@@ -299,7 +305,12 @@ impl Engine {
     ///
     /// # Errors
     /// Problems in the document, a webhook path taken by another integration, or the store.
-    pub async fn apply(&self, tenant: &str, text: &str, format: Format) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
+    pub async fn apply(
+        &self,
+        tenant: &str,
+        text: &str,
+        format: Format,
+    ) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
         let draft = compile::compile(text, format).map_err(ApplyError::Invalid)?;
         let new = NewVersion {
             tenant_id: tenant.to_owned(),
@@ -319,10 +330,10 @@ impl Engine {
             flowgate_store::Error::Conflict(m) => ApplyError::Conflict(m),
             other => ApplyError::Store(other),
         })?;
-        if let (PutOutcome::Unchanged(r), Some(ci)) = (&outcome, self.inner.registry.integration(tenant, &new.slug)) {
-            if ci.record.id == r.id {
-                return Ok((outcome, ci));
-            }
+        if let (PutOutcome::Unchanged(r), Some(ci)) = (&outcome, self.inner.registry.integration(tenant, &new.slug))
+            && ci.record.id == r.id
+        {
+            return Ok((outcome, ci));
         }
         let ci = Arc::new(draft.into_compiled(outcome.record().clone(), &self.inner.settings.public_url));
         self.inner.registry.install(ci.clone());
@@ -340,7 +351,11 @@ impl Engine {
     }
 
     /// The current version of an integration, compiling it from the store if needed.
-    pub async fn integration(&self, tenant: &str, slug: &str) -> Result<Option<Arc<CompiledIntegration>>, flowgate_store::Error> {
+    pub async fn integration(
+        &self,
+        tenant: &str,
+        slug: &str,
+    ) -> Result<Option<Arc<CompiledIntegration>>, flowgate_store::Error> {
         if let Some(ci) = self.inner.registry.integration(tenant, slug) {
             return Ok(Some(ci));
         }
@@ -441,7 +456,14 @@ impl Engine {
         };
         let trigger = serde_json::from_str(&row.trigger).unwrap_or(Value::Null);
         Ok(self
-            .submit(Submission { flow, trigger, kind: "replay", auth_label: row.auth_label, replay_of: Some(row.id), wait: Wait::No })
+            .submit(Submission {
+                flow,
+                trigger,
+                kind: "replay",
+                auth_label: row.auth_label,
+                replay_of: Some(row.id),
+                wait: Wait::No,
+            })
             .await?)
     }
 
@@ -471,7 +493,10 @@ impl Engine {
         inner.stop_claims.cancel();
         inner.tracker.close();
         if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
-            tracing::warn!(running = self.running(), "Grace period over; handing running executions back to the queue.");
+            tracing::warn!(
+                running = self.running(),
+                "Grace period over; handing running executions back to the queue."
+            );
             inner.hard_stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), inner.tracker.wait()).await;
         }

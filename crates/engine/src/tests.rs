@@ -1,8 +1,8 @@
 //! Engine tests on a real SQLite file: apply, run, journal, resume.
 
 use super::*;
-use flowgate_store::sqlite::{Durability, SqliteStore};
 use flowgate_store::Store;
+use flowgate_store::sqlite::{Durability, SqliteStore};
 use serde_json::json;
 
 const ACME: &str = include_str!("../../../examples/acme-erp.yaml");
@@ -18,7 +18,17 @@ fn flow(e: &Engine, integration: &str, flow: &str) -> Arc<CompiledFlow> {
 }
 
 async fn run(e: &Engine, f: Arc<CompiledFlow>, trigger: Value) -> (String, SyncOutcome) {
-    let s = e.submit(Submission { flow: f, trigger, kind: "test", auth_label: None, replay_of: None, wait: Wait::FirstAnswer }).await.unwrap();
+    let s = e
+        .submit(Submission {
+            flow: f,
+            trigger,
+            kind: "test",
+            auth_label: None,
+            replay_of: None,
+            wait: Wait::FirstAnswer,
+        })
+        .await
+        .unwrap();
     let out = tokio::time::timeout(Duration::from_secs(10), s.waiter.unwrap()).await.unwrap().unwrap();
     (s.id, out)
 }
@@ -66,7 +76,10 @@ flows:
     assert_eq!(output.unwrap(), json!({"seen": "bad 10"}));
     let journal = e.store().journal(&id).await.unwrap();
     let statuses: Vec<_> = journal.iter().map(|r| (r.step_id.as_str(), r.status.as_str())).collect();
-    assert_eq!(statuses, vec![("only-big", "succeeded"), ("boom", "continued"), ("after", "succeeded"), ("fatal", "succeeded")]);
+    assert_eq!(
+        statuses,
+        vec![("only-big", "succeeded"), ("boom", "continued"), ("after", "succeeded"), ("fatal", "succeeded")]
+    );
     let (id, out) = run(&e, f, json!({"body": {"n": 99}})).await;
     let SyncOutcome::Finished { status: Status::Failed, error, .. } = out else { panic!("{out:?}") };
     assert_eq!(error.unwrap()["step"], "fatal");

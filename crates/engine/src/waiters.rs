@@ -43,9 +43,11 @@ pub enum Wait {
 /// Shards of waiters, to keep lock contention low at high request rates.
 const SHARDS: usize = 16;
 
+type Shard = Mutex<HashMap<String, (oneshot::Sender<SyncOutcome>, Wait)>>;
+
 /// Registered waiters by execution id.
 pub struct Waiters {
-    shards: Vec<Mutex<HashMap<String, (oneshot::Sender<SyncOutcome>, Wait)>>>,
+    shards: Vec<Shard>,
 }
 
 impl Default for Waiters {
@@ -55,7 +57,7 @@ impl Default for Waiters {
 }
 
 impl Waiters {
-    fn shard(&self, id: &str) -> &Mutex<HashMap<String, (oneshot::Sender<SyncOutcome>, Wait)>> {
+    fn shard(&self, id: &str) -> &Shard {
         // UUIDv7 ids end in random hex digits.
         let h = id.bytes().last().map_or(0, |b| b as usize);
         &self.shards[h % SHARDS]
@@ -76,10 +78,8 @@ impl Waiters {
             (SyncOutcome::Responded(_), Some((_, wait))) => *wait == Wait::FirstAnswer,
             (SyncOutcome::Finished { .. }, Some(_)) => true,
         };
-        if wants {
-            if let Some((tx, _)) = shard.remove(id) {
-                let _ = tx.send(outcome);
-            }
+        if wants && let Some((tx, _)) = shard.remove(id) {
+            let _ = tx.send(outcome);
         }
     }
 

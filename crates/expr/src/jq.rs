@@ -72,10 +72,10 @@ impl Uses {
                 if i == STEPS {
                     match step_ref(after) {
                         Some(id) => {
-                            if let Some(ids) = &mut uses.step_ids {
-                                if !ids.iter().any(|x| x == id) {
-                                    ids.push(id.to_owned());
-                                }
+                            if let Some(ids) = &mut uses.step_ids
+                                && !ids.iter().any(|x| x == id)
+                            {
+                                ids.push(id.to_owned());
                             }
                         }
                         None => uses.step_ids = None,
@@ -189,15 +189,11 @@ impl Expr {
             .chain(jaq_json::funs())
             .chain(sandbox::natives());
         let arena = Arena::default();
-        let modules = Loader::new(defs)
-            .load(&arena, File { code: src, path: () })
-            .map_err(|errs| load_error(src, errs))?;
+        let modules =
+            Loader::new(defs).load(&arena, File { code: src, path: () }).map_err(|errs| load_error(src, errs))?;
         sandbox::check_recursion(src).map_err(|m| CompileError { message: m, offset: None })?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .with_global_vars(GLOBALS)
-            .compile(modules)
-            .map_err(|errs| {
+        let filter =
+            Compiler::default().with_funs(funs).with_global_vars(GLOBALS).compile(modules).map_err(|errs| {
                 let (name, undefined) = errs.into_iter().flat_map(|(_, e)| e).next().expect("an error");
                 let message = format!("undefined {} `{name}`", undefined.as_str());
                 hint(src, CompileError { message, offset: offset_of(src, name) })
@@ -236,10 +232,7 @@ impl Expr {
 
 /// Runs `f` under `budget`; an exhausted budget wins over whatever `f` returned, since a
 /// budget error may have been caught by a `try` inside the expression.
-pub(crate) fn run_metered<T>(
-    budget: Budget,
-    f: impl FnOnce() -> Result<T, EvalError>,
-) -> Result<T, EvalError> {
+pub(crate) fn run_metered<T>(budget: Budget, f: impl FnOnce() -> Result<T, EvalError>) -> Result<T, EvalError> {
     match sandbox::metered(budget, f) {
         (_, Some(e)) => Err(EvalError::Budget(e)),
         (r, None) => r,
@@ -301,7 +294,8 @@ fn hint(src: &str, mut err: CompileError) -> CompileError {
         let ident = &src[start..end];
         if ident.contains('-') && !ident.starts_with('-') && !ident.ends_with('-') {
             let base = &src[..start - 1];
-            let var_start = base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).map_or(0, |p| p + 1);
+            let var_start =
+                base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).map_or(0, |p| p + 1);
             let var = &base[var_start..];
             err.message.push_str(&format!(
                 "; ids with hyphens must be written in brackets: {var}[\"{ident}\"] instead of {var}.{ident}"

@@ -7,10 +7,10 @@
 //! results recurse when they are converted and dropped. A runaway therefore never holds an
 //! async worker thread for longer than the inline budget.
 
+use crate::EvalError;
 use crate::jq::{Bound, Scope};
 use crate::sandbox::Budget;
 use crate::template::Template;
-use crate::EvalError;
 use serde_json::Value;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -83,7 +83,9 @@ impl Evaluator {
             iterations: Budget::INLINE.iterations.min(self.budget.iterations),
         };
         match t.eval_bound(&bound, inline) {
-            Err(EvalError::Budget(_)) if inline.iterations < self.budget.iterations || inline.time < self.budget.time => {
+            Err(EvalError::Budget(_))
+                if inline.iterations < self.budget.iterations || inline.time < self.budget.time =>
+            {
                 self.eval_on_pool(t.clone(), bound).await
             }
             other => other,

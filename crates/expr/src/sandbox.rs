@@ -147,7 +147,8 @@ fn ticking_range(mut from: ValX<Val>, to: Val, by: Val) -> impl Iterator<Item = 
 
 /// Native filters we add or replace.
 pub(crate) fn natives() -> impl Iterator<Item = Fun<D>> {
-    let funs: [(&'static str, Box<[jaq_core::Bind]>, jaq_core::RunPtr<D>); 6] = [
+    type NativeDef = (&'static str, Box<[jaq_core::Bind]>, jaq_core::RunPtr<D>);
+    let funs: [NativeDef; 6] = [
         ("__fg_tick", v(0), |cv| bome(tick().map(|()| cv.1).map_err(budget_error))),
         ("__fg_range", v(3), |mut cv| {
             let by = cv.0.pop_var();

@@ -240,7 +240,10 @@ fn compile_string(s: &str, path: &[PathSeg], errors: &mut Vec<TemplateError>) ->
 enum Part<'a> {
     Text(String),
     /// An expression's text and its byte offset in the whole string.
-    Expr { src: &'a str, offset: usize },
+    Expr {
+        src: &'a str,
+        offset: usize,
+    },
 }
 
 /// Splits a string into text and `{{ … }}` expressions. Braces, brackets and parentheses
@@ -328,11 +331,10 @@ mod split_tests {
     #[test]
     fn splits_text_and_expressions() {
         let parts = split("a {{ .x }} b").unwrap();
-        assert_eq!(parts, vec![
-            Part::Text("a ".into()),
-            Part::Expr { src: " .x ", offset: 4 },
-            Part::Text(" b".into())
-        ]);
+        assert_eq!(
+            parts,
+            vec![Part::Text("a ".into()), Part::Expr { src: " .x ", offset: 4 }, Part::Text(" b".into())]
+        );
     }
 
     #[test]

@@ -10,8 +10,10 @@ fn eval(src: &str, input: Value) -> Result<Value, EvalError> {
 #[test]
 fn evaluates_jq() {
     assert_eq!(eval(".a + 1", json!({"a": 1})).unwrap(), json!(2));
-    assert_eq!(eval("{ name: .n, email: (.e | ascii_downcase) }", json!({"n": "Ann", "e": "A@X.IO"})).unwrap(),
-        json!({"name": "Ann", "email": "a@x.io"}));
+    assert_eq!(
+        eval("{ name: .n, email: (.e | ascii_downcase) }", json!({"n": "Ann", "e": "A@X.IO"})).unwrap(),
+        json!({"name": "Ann", "email": "a@x.io"})
+    );
     assert_eq!(eval(".[]", json!([1, 2])).unwrap(), json!([1, 2]));
     assert_eq!(eval("empty", json!(1)).unwrap(), Value::Null);
     assert_eq!(eval(".qty * 12.5", json!({"qty": 4})).unwrap(), json!(50));
@@ -23,7 +25,9 @@ fn binds_globals_in_order() {
     let steps: Map<String, Value> = json!({"a": {"x": 1}, "only-active": 2}).as_object().unwrap().clone();
     let (t, c, f, e, i) = (json!("T"), json!({"k": "C"}), json!("F"), json!({"id": "E"}), json!("I"));
     let scope = Scope { trigger: &t, steps: &steps, config: &c, flow: &f, execution: &e, item: Some(&i) };
-    let expr = Expr::compile(r#"[$trigger, $steps.a.x, $steps["only-active"], $config.k, $flow, $execution.id, $item]"#).unwrap();
+    let expr =
+        Expr::compile(r#"[$trigger, $steps.a.x, $steps["only-active"], $config.k, $flow, $execution.id, $item]"#)
+            .unwrap();
     assert_eq!(expr.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["T", 1, 2, "C", "F", "E", "I"]));
     let all = Expr::compile("$steps | keys").unwrap();
     assert_eq!(all.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["a", "only-active"]));
@@ -57,16 +61,27 @@ fn rejects_recursion() {
 #[test]
 fn stops_runaway_loops() {
     let fast = Budget { time: std::time::Duration::from_millis(200), iterations: u64::MAX };
-    for src in ["last(range(1e15))", "[repeat(1)] | length", "last(recurse(. + 1))", "until(false; . + 1)",
-                "[while(true; .)] | length", "try last(range(1e15)) catch last(range(1e15))",
-                "[limit(1e15; repeat(1))] | length", "last(range(0; 1e15; 1))", "first(range(1e15; 0; -1) | select(. < 0))"] {
+    for src in [
+        "last(range(1e15))",
+        "[repeat(1)] | length",
+        "last(recurse(. + 1))",
+        "until(false; . + 1)",
+        "[while(true; .)] | length",
+        "try last(range(1e15)) catch last(range(1e15))",
+        "[limit(1e15; repeat(1))] | length",
+        "last(range(0; 1e15; 1))",
+        "first(range(1e15; 0; -1) | select(. < 0))",
+    ] {
         let err = Expr::compile(src).unwrap().eval(&json!(0), &Scope::empty(), fast).unwrap_err();
         assert_eq!(err, EvalError::Budget(Exhausted::Time), "{src}");
     }
     let few = Budget { time: std::time::Duration::from_secs(5), iterations: 1000 };
     let err = Expr::compile("[range(5000)] | length").unwrap().eval(&json!(0), &Scope::empty(), few).unwrap_err();
     assert_eq!(err, EvalError::Budget(Exhausted::Iterations));
-    assert_eq!(Expr::compile("[range(500)] | length").unwrap().eval(&json!(0), &Scope::empty(), few).unwrap(), json!(500));
+    assert_eq!(
+        Expr::compile("[range(500)] | length").unwrap().eval(&json!(0), &Scope::empty(), few).unwrap(),
+        json!(500)
+    );
 }
 
 #[test]
@@ -94,10 +109,14 @@ fn templates_yield_values_or_text() {
         "obj": "{{ {a: {b: 1}} }}",
         "plain": "no braces",
         "list": ["{{ .s }}", 1],
-    })).unwrap();
+    }))
+    .unwrap();
     let out = t.eval(&json!({"n": 5, "o": {"x": [1]}, "s": "str"}), &Scope::empty(), Budget::DEFAULT).unwrap();
-    assert_eq!(out, json!({"whole": 5, "text": "n=5 o={\"x\":[1]} s=str", "obj": {"a": {"b": 1}},
-                           "plain": "no braces", "list": ["str", 1]}));
+    assert_eq!(
+        out,
+        json!({"whole": 5, "text": "n=5 o={\"x\":[1]} s=str", "obj": {"a": {"b": 1}},
+                           "plain": "no braces", "list": ["str", 1]})
+    );
     assert!(Template::compile(&json!("static")).unwrap().is_literal());
 }
 

@@ -26,7 +26,8 @@ impl Dur {
     /// A message saying what was expected.
     pub fn parse(text: &str) -> Result<Dur, String> {
         let t = text.trim();
-        let bad = || format!("invalid duration `{text}`: expected a number with a unit, like 100ms, 5s, 5min, 1h or 1d");
+        let bad =
+            || format!("invalid duration `{text}`: expected a number with a unit, like 100ms, 5s, 5min, 1h or 1d");
         if t.is_empty() {
             return Err(bad());
         }
@@ -58,7 +59,7 @@ impl fmt::Display for Dur {
         let ms = self.0.as_millis();
         let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
         for (size, unit) in units {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }
@@ -80,9 +81,9 @@ impl<'de> Deserialize<'de> for Dur {
             Millis(u64),
             Text(String),
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a duration like 100ms, 5s, 5min, 1h or 1d")
-        })? {
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a duration like 100ms, 5s, 5min, 1h or 1d"))?
+        {
             Raw::Millis(ms) => Ok(Dur::millis(ms)),
             Raw::Text(t) => Dur::parse(&t).map_err(serde::de::Error::custom),
         }

@@ -151,19 +151,27 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
     }
     let head: IntegrationDoc<Value> = decode(&doc.value, &root, diags)?;
     if !is_slug(&head.integration) {
-        diags.error(&root.key("integration"), format!(
-            "invalid slug `{}`: expected 1–64 lower-case letters, digits, `-` or `_`", head.integration
-        ));
+        diags.error(
+            &root.key("integration"),
+            format!("invalid slug `{}`: expected 1–64 lower-case letters, digits, `-` or `_`", head.integration),
+        );
     }
     for (name, var) in &head.config {
         let at = root.key("config").key(name.clone());
-        if let Some(d) = &var.default {
-            if !var.accepts(d) {
-                diags.error(&at.key("default"), format!("default does not match the type {:?}", var.kind).to_lowercase());
-            }
+        if let Some(d) = &var.default
+            && !var.accepts(d)
+        {
+            diags.error(&at.key("default"), format!("default does not match the type {:?}", var.kind).to_lowercase());
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
-            diags.error(&at, format!("invalid config name `{name}`: expected letters, digits and `_` (it is read as $config.{name})"));
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            diags.error(
+                &at,
+                format!(
+                    "invalid config name `{name}`: expected letters, digits and `_` (it is read as $config.{name})"
+                ),
+            );
         }
     }
     if head.flows.is_empty() {
@@ -180,9 +188,10 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         }
         let Some(fhead) = decode::<FlowDoc<Value, Value>>(fv, &at, diags) else { continue };
         if !is_slug(&fhead.flow) {
-            diags.error(&at.key("flow"), format!(
-                "invalid slug `{}`: expected 1–64 lower-case letters, digits, `-` or `_`", fhead.flow
-            ));
+            diags.error(
+                &at.key("flow"),
+                format!("invalid slug `{}`: expected 1–64 lower-case letters, digits, `-` or `_`", fhead.flow),
+            );
         }
         if let Some(first) = slugs.insert(fhead.flow.clone(), i) {
             diags.error(&at.key("flow"), format!("duplicate flow `{}` (also flows[{first}])", fhead.flow));
@@ -194,9 +203,10 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         if let Some(Trigger::Webhook(w)) = &trigger {
             w.check(&at.key("trigger").key("webhook"), diags);
             if let Some(first) = hook_paths.insert(w.normalized_path(), i) {
-                diags.error(&at.key("trigger").key("webhook").key("path"), format!(
-                    "webhook path `{}` is already used by flows[{first}]", w.normalized_path()
-                ));
+                diags.error(
+                    &at.key("trigger").key("webhook").key("path"),
+                    format!("webhook path `{}` is already used by flows[{first}]", w.normalized_path()),
+                );
             }
         }
         diags.step_ids.clear();

@@ -52,9 +52,8 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Diagnostic> {
     }
     if format == Format::Json {
         // serde_json is the strict judge of JSON; saphyr then only supplies positions.
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            err(Some(e.line()), Some(e.column()), format!("invalid JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| err(Some(e.line()), Some(e.column()), format!("invalid JSON: {e}")))?;
         let locations = yaml_docs(text)
             .ok()
             .and_then(|docs| docs.into_iter().next())

@@ -102,7 +102,10 @@ impl RetryPolicy {
 
     pub(crate) fn check(&self, path: &Path, diags: &mut Diags) {
         if !(1..=100).contains(&self.attempts) {
-            diags.error(&path.key("attempts"), "attempts must be between 1 and 100 (it counts every try, the first included)");
+            diags.error(
+                &path.key("attempts"),
+                "attempts must be between 1 and 100 (it counts every try, the first included)",
+            );
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             diags.error(&path.key("jitter"), "jitter must be between 0 and 1");
@@ -230,9 +233,10 @@ fn check_id(id: &str, path: &Path, diags: &mut Diags) {
         && id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid {
-        diags.error(&path.key("id"), format!(
-            "invalid step id `{id}`: expected letters, digits, `_` or `-`, starting with a letter or `_`"
-        ));
+        diags.error(
+            &path.key("id"),
+            format!("invalid step id `{id}`: expected letters, digits, `_` or `-`, starting with a letter or `_`"),
+        );
     } else if let Some(first) = diags.step_ids.get(id).cloned() {
         diags.error(&path.key("id"), format!("duplicate step id `{id}` (also at {first})"));
     } else {

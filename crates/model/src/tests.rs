@@ -68,9 +68,12 @@ fn decodes_a_valid_document() {
 fn reports_every_problem_with_its_location() {
     let text = "integration: Acme\nflows:\n  - flow: one\n    trigger: { webhook: { path: x, metods: [POST] } }\n    steps:\n      - id: a\n        ecko: 1\n      - id: a\n        echo: 2\n        retrys: 3\n      - id: b\n        group:\n          - { id: a, echo: hi }\n  - flow: one\n    trigger: { schedule: {} }\n    steps: []\n";
     let (_, diags) = check(text);
-    let text_of = |d: &Diagnostic| format!("{}:{} {} {}", d.line.unwrap_or(0), d.column.unwrap_or(0), d.path, d.message);
+    let text_of =
+        |d: &Diagnostic| format!("{}:{} {} {}", d.line.unwrap_or(0), d.column.unwrap_or(0), d.path, d.message);
     let all: Vec<String> = diags.iter().map(text_of).collect();
-    let find = |needle: &str| all.iter().find(|s| s.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in {all:#?}")).clone();
+    let find = |needle: &str| {
+        all.iter().find(|s| s.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in {all:#?}")).clone()
+    };
     assert!(find("invalid slug `Acme`").starts_with("1:1 integration"));
     assert!(find("unknown key `metods`").contains("did you mean `methods`"), "{all:#?}");
     assert!(find("unknown key `metods`").starts_with("4:"));
@@ -79,14 +82,19 @@ fn reports_every_problem_with_its_location() {
     assert!(find("`retrys`").starts_with("10:9"));
     assert!(find("duplicate step id `a` (also at flows[0].steps[0])").starts_with("8:"));
     assert!(find("duplicate step id `a` (also at flows[0].steps[0])").contains("flows[0].steps[1].id"));
-    assert!(all.iter().any(|s| s.contains("flows[0].steps[2].group[0].id") && s.contains("duplicate step id")), "{all:#?}");
+    assert!(
+        all.iter().any(|s| s.contains("flows[0].steps[2].group[0].id") && s.contains("duplicate step id")),
+        "{all:#?}"
+    );
     assert!(find("duplicate flow `one`").starts_with("14:"));
     assert!(find("unknown kind `schedule`").contains("flows[1].trigger"));
 }
 
 #[test]
 fn json_documents_get_paths_and_positions() {
-    let (_, diags) = check(r#"{"integration": "a", "flows": [{"flow": "f", "trigger": {"manual": {}}, "steps": [{"id": "1x", "echo": 5}]}]}"#);
+    let (_, diags) = check(
+        r#"{"integration": "a", "flows": [{"flow": "f", "trigger": {"manual": {}}, "steps": [{"id": "1x", "echo": 5}]}]}"#,
+    );
     assert_eq!(diags.len(), 2, "{diags:?}");
     assert!(diags.iter().any(|d| d.path == "flows[0].steps[0].echo" && d.message.contains("expected a string")));
     assert!(diags.iter().all(|d| d.line == Some(1)));

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What starts the flow.
+#[allow(clippy::large_enum_variant)] // parsed once per apply, never on a hot path
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Trigger {
@@ -243,10 +244,16 @@ impl WebhookTrigger {
                     let mut labels = std::collections::HashSet::new();
                     for (i, k) in keys.iter().enumerate() {
                         if k.secret.len() < 8 && !k.secret.contains("{{") {
-                            diags.error(&at.key("keys").index(i).key("secret"), "keys must be at least 8 characters (`flowgate keys generate` makes a strong one)");
+                            diags.error(
+                                &at.key("keys").index(i).key("secret"),
+                                "keys must be at least 8 characters (`flowgate keys generate` makes a strong one)",
+                            );
                         }
                         if !labels.insert(&k.label) {
-                            diags.error(&at.key("keys").index(i).key("label"), format!("duplicate key label `{}`", k.label));
+                            diags.error(
+                                &at.key("keys").index(i).key("label"),
+                                format!("duplicate key label `{}`", k.label),
+                            );
                         }
                     }
                 }

@@ -1,8 +1,8 @@
 //! Who may call: API tokens (stored hashed), webhook credentials (compared in constant
 //! time), and signed status URLs for webhook callers who have no token.
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;

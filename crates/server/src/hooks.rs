@@ -7,11 +7,11 @@
 
 use crate::AppState;
 use crate::auth::{HookAuth, check_hook, status_signature};
+use crate::error::ApiQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::present;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use crate::error::ApiQuery;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -39,7 +39,15 @@ pub async fn hook(
     }
 }
 
-async fn handle(st: AppState, tenant: String, path: String, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn handle(
+    st: AppState,
+    tenant: String,
+    path: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let path = path.trim_matches('/');
     let flow = st
         .engine
@@ -49,11 +57,17 @@ async fn handle(st: AppState, tenant: String, path: String, method: Method, uri:
     let Some(hook) = flow.webhook() else { return Err(ApiError::not_found("no active webhook at this path")) };
     if !hook.methods.iter().any(|m| m.as_str() == method.as_str()) {
         let allow: Vec<&str> = hook.methods.iter().map(|m| m.as_str()).collect();
-        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("this webhook accepts {}", allow.join(", ")))
-            .header(http::header::ALLOW, allow.join(", ")));
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this webhook accepts {}", allow.join(", ")),
+        )
+        .header(http::header::ALLOW, allow.join(", ")));
     }
     let query_pairs: Vec<(String, String)> = match uri.query() {
-        Some(q) => serde_urlencoded::from_str(q).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?,
+        Some(q) => {
+            serde_urlencoded::from_str(q).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?
+        }
         None => Vec::new(),
     };
     let auth_label = match check_hook(&hook.auth, &headers, &query_pairs) {
@@ -62,22 +76,35 @@ async fn handle(st: AppState, tenant: String, path: String, method: Method, uri:
             let mut e = ApiError::unauthorized();
             match &hook.auth {
                 flowgate_engine::AuthSpec::Bearer { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Bearer"),
-                flowgate_engine::AuthSpec::Basic { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Basic realm=\"flowgate\""),
+                flowgate_engine::AuthSpec::Basic { .. } => {
+                    e = e.header(http::header::WWW_AUTHENTICATE, "Basic realm=\"flowgate\"")
+                }
                 _ => {}
             }
             return Err(e);
         }
     };
     let body = axum::body::to_bytes(body, st.settings.max_body_bytes).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {} bytes", st.settings.max_body_bytes))
-            .details(json!({ "limit": st.settings.max_body_bytes }))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {} bytes", st.settings.max_body_bytes),
+        )
+        .details(json!({ "limit": st.settings.max_body_bytes }))
     })?;
     let query = query_object(hook, &query_pairs)?;
     let event = trigger_event(hook, &method, path, &headers, query, &body, st.engine.clock().now_ms())?;
     let sync = hook.respond.mode == RespondMode::Sync;
     let submitted = st
         .engine
-        .submit(Submission { flow: flow.clone(), trigger: event, kind: "webhook", auth_label, replay_of: None, wait: if sync { Wait::FirstAnswer } else { Wait::No } })
+        .submit(Submission {
+            flow: flow.clone(),
+            trigger: event,
+            kind: "webhook",
+            auth_label,
+            replay_of: None,
+            wait: if sync { Wait::FirstAnswer } else { Wait::No },
+        })
         .await
         .map_err(|e| ApiError::unavailable(format!("the event could not be stored: {e}")))?;
     let status_url = st.status_url(&submitted.id);
@@ -94,7 +121,8 @@ async fn handle(st: AppState, tenant: String, path: String, method: Method, uri:
 }
 
 fn accepted(id: &str, status_url: &str) -> Response {
-    let mut r = (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": id, "statusUrl": status_url }))).into_response();
+    let mut r =
+        (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": id, "statusUrl": status_url }))).into_response();
     if let Ok(v) = HeaderValue::from_str(id) {
         r.headers_mut().insert(EXECUTION_HEADER, v);
     }
@@ -112,7 +140,9 @@ pub fn sync_answer(id: &str, outcome: SyncOutcome) -> Response {
                 other => (status, axum::Json(other)).into_response(),
             };
             for (k, v) in resp.headers {
-                if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&flowgate_expr::to_text(&v))) {
+                if let (Ok(k), Ok(v)) =
+                    (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&flowgate_expr::to_text(&v)))
+                {
                     r.headers_mut().insert(k, v);
                 }
             }
@@ -168,14 +198,18 @@ fn query_object(hook: &WebhookSpec, pairs: &[(String, String)]) -> ApiResult<Map
         }
     }
     if !missing.is_empty() {
-        return Err(ApiError::bad_request(format!("missing required query parameter{}: {}", if missing.len() == 1 { "" } else { "s" }, missing.join(", ")))
-            .details(json!({ "missing": missing })));
+        return Err(ApiError::bad_request(format!(
+            "missing required query parameter{}: {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        ))
+        .details(json!({ "missing": missing })));
     }
     // The API key must not be kept in the event when it travels in the query.
-    if let flowgate_engine::AuthSpec::ApiKey { location: flowgate_engine::KeyLocation::Query(name), .. } = &hook.auth {
-        if q.contains_key(name) {
-            q.insert(name.clone(), json!("[redacted]"));
-        }
+    if let flowgate_engine::AuthSpec::ApiKey { location: flowgate_engine::KeyLocation::Query(name), .. } = &hook.auth
+        && q.contains_key(name)
+    {
+        q.insert(name.clone(), json!("[redacted]"));
     }
     Ok(q)
 }
@@ -183,7 +217,15 @@ fn query_object(hook: &WebhookSpec, pairs: &[(String, String)]) -> ApiResult<Map
 /// Builds `$trigger` from the request: `{method, path, headers, query, body, receivedAt}`
 /// (plus `contentType`, and `bodyEncoding: base64` for binary bodies). Credentials are
 /// redacted from the stored headers.
-fn trigger_event(hook: &WebhookSpec, method: &Method, path: &str, headers: &HeaderMap, query: Map<String, Value>, body: &Bytes, now: i64) -> ApiResult<Value> {
+fn trigger_event(
+    hook: &WebhookSpec,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    query: Map<String, Value>,
+    body: &Bytes,
+    now: i64,
+) -> ApiResult<Value> {
     let secret_header = match &hook.auth {
         flowgate_engine::AuthSpec::Header { name, .. } => Some(name.clone()),
         flowgate_engine::AuthSpec::ApiKey { location: flowgate_engine::KeyLocation::Header(h), .. } => Some(h.clone()),
@@ -228,15 +270,19 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> ApiResult<(Value, Option<&
         return Ok((Value::Null, None));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if mime == "application/json" || mime.ends_with("+json") || (mime.is_empty() && body.first().is_some_and(|b| *b == b'{' || *b == b'[')) {
+    if mime == "application/json"
+        || mime.ends_with("+json")
+        || (mime.is_empty() && body.first().is_some_and(|b| *b == b'{' || *b == b'['))
+    {
         return serde_json::from_slice(body).map(|v| (v, None)).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not valid JSON: {e}"))
                 .details(json!({ "line": e.line(), "column": e.column() }))
         });
     }
     if mime == "application/x-www-form-urlencoded" {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a valid form: {e}")))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not a valid form: {e}"))
+        })?;
         let mut m = Map::new();
         for (k, v) in pairs {
             match m.get_mut(&k) {
@@ -266,7 +312,11 @@ pub struct StatusQuery {
 }
 
 /// `GET /status/{id}?sig=…`: an execution's status and result, for the webhook's caller.
-pub async fn status(State(st): State<AppState>, Path(id): Path<String>, ApiQuery(q): ApiQuery<StatusQuery>) -> ApiResult<Response> {
+pub async fn status(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StatusQuery>,
+) -> ApiResult<Response> {
     let expected = status_signature(&st.status_key, &id);
     if !q.sig.as_deref().is_some_and(|s| crate::auth::secret_eq(s.as_bytes(), expected.as_bytes())) {
         return Err(ApiError::not_found("no such execution"));
@@ -281,7 +331,13 @@ pub fn status_path(key: &[u8], id: &str) -> String {
 }
 
 /// The flow a manual or test run starts, with its trigger event.
-pub fn run_event(flow: &Arc<CompiledFlow>, body: Value, headers: Map<String, Value>, query: Map<String, Value>, now: i64) -> Value {
+pub fn run_event(
+    flow: &Arc<CompiledFlow>,
+    body: Value,
+    headers: Map<String, Value>,
+    query: Map<String, Value>,
+    now: i64,
+) -> Value {
     let headers: Map<String, Value> = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let mut query = query;
     if let Some(hook) = flow.webhook() {

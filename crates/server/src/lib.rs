@@ -8,14 +8,16 @@
 //!
 //! # Layout
 //! - [`hooks`]: `/hooks/{tenant}/{path}` and `/status/{id}`.
-//! - [`api`]: `/v1` (integrations, flows, executions, tokens, validate, OpenAPI).
+//! - [`api`]: the `/v1` routes (integrations, flows, executions, tokens, validate, OpenAPI).
 //! - [`auth`]: tokens, webhook credentials, status signatures.
 //! - [`error`]: the error body every failure uses.
 //! - [`present`]: JSON shapes of stored records.
-//! - [`metrics`]: Prometheus.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the API description.
 
 #![warn(missing_docs)]
+// ApiError is large, but errors are the cold path; boxing would only add noise.
+#![allow(clippy::result_large_err)]
 
 pub mod api;
 pub mod auth;
@@ -32,8 +34,8 @@ use axum::routing::{any, get};
 use axum::{Router, middleware};
 use error::ApiError;
 use flowgate_engine::{Engine, EngineSettings, SystemClock};
-use flowgate_store::sqlite::{Durability, SqliteStore};
 use flowgate_store::SharedStore;
+use flowgate_store::sqlite::{Durability, SqliteStore};
 use rand::RngCore;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -172,7 +174,8 @@ impl Server {
     /// # Errors
     /// A wrong setting, a data directory in use, the store, or the address.
     pub async fn bind(settings: Settings) -> Result<Server, StartError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartError::Io(settings.data_dir.display().to_string(), e))?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| StartError::Io(settings.data_dir.display().to_string(), e))?;
         let lock_path = settings.data_dir.join("flowgate.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -186,7 +189,9 @@ impl Server {
         let db_path = match settings.database.as_deref() {
             None | Some("") => settings.data_dir.join("flowgate.db"),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                return Err(StartError::Config("PostgreSQL is not supported yet; this build runs on SQLite only".into()));
+                return Err(StartError::Config(
+                    "PostgreSQL is not supported yet; this build runs on SQLite only".into(),
+                ));
             }
             Some(url) => PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
         };
@@ -194,17 +199,24 @@ impl Server {
         let shared: SharedStore = store.clone();
         let bootstrap = bootstrap(&shared, &settings).await?;
         let key_hex = shared.init_setting("status_key", &hex::encode(random_bytes(32))).await?;
-        let status_key: Arc<[u8]> = hex::decode(key_hex).map_err(|_| StartError::Config("corrupt status_key setting".into()))?.into();
-        let listener = TcpListener::bind(settings.listen).await.map_err(|e| StartError::Io(format!("cannot listen on {}", settings.listen), e))?;
+        let status_key: Arc<[u8]> =
+            hex::decode(key_hex).map_err(|_| StartError::Config("corrupt status_key setting".into()))?.into();
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| StartError::Io(format!("cannot listen on {}", settings.listen), e))?;
         let addr = listener.local_addr().map_err(|e| StartError::Io("local address".into(), e))?;
-        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+        let public_url =
+            settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
         let engine = Engine::start(
             shared,
             EngineSettings {
                 public_url: public_url.clone(),
                 max_concurrency: settings.max_concurrency,
                 workers: settings.workers,
-                expression_budget: flowgate_expr::Budget { time: settings.expression_timeout, ..flowgate_expr::Budget::DEFAULT },
+                expression_budget: flowgate_expr::Budget {
+                    time: settings.expression_timeout,
+                    ..flowgate_expr::Budget::DEFAULT
+                },
                 ..EngineSettings::default()
             },
             Arc::new(SystemClock),
@@ -323,7 +335,11 @@ pub fn app(state: AppState) -> Router {
         .nest("/v1", api::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
         })
         .layer(middleware::from_fn(metrics::track))
         .with_state(state)
@@ -334,7 +350,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "Not ready: the store does not answer.");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "reason": "the database does not answer" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({ "status": "unavailable", "reason": "the database does not answer" })),
+            )
+                .into_response()
         }
     }
 }
@@ -348,8 +368,12 @@ impl FromRequest<AppState> for ApiBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.settings.max_body_bytes;
         axum::body::to_bytes(req.into_body(), limit).await.map(ApiBody).map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {limit} bytes"))
-                .details(json!({ "limit": limit }))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+            .details(json!({ "limit": limit }))
         })
     }
 }

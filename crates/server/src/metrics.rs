@@ -18,7 +18,9 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ])
                 .expect("buckets")
                 .build_recorder();
             let handle = recorder.handle();
@@ -36,7 +38,8 @@ pub async fn track(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("flowgate_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("flowgate_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("flowgate_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     resp
 }
 

@@ -40,6 +40,7 @@ pub type Integration = flowgate_model::Integration<StepConfig>;
 pub type StepDef = ModelStepDef<StepConfig>;
 
 /// The config of one step, by kind.
+#[allow(clippy::large_enum_variant)] // parsed once per apply, never on a hot path
 #[derive(Debug, Clone)]
 pub enum StepConfig {
     /// Calls an HTTP endpoint.

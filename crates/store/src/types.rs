@@ -300,7 +300,11 @@ pub struct WriteBatch {
 impl WriteBatch {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.inserts.is_empty() && self.steps.is_empty() && self.logs.is_empty() && self.finishes.is_empty() && self.parks.is_empty()
+        self.inserts.is_empty()
+            && self.steps.is_empty()
+            && self.logs.is_empty()
+            && self.finishes.is_empty()
+            && self.parks.is_empty()
     }
 
     /// Moves everything from `other` into this batch.

@@ -90,15 +90,23 @@ pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
                 }
             })
         }
-        Command::Get { id, conn } => done(conn.call(Method::GET, &format!("/v1/executions/{id}"), None).await?, print_json),
-        Command::Retry { id, conn } => done(conn.call(Method::POST, &format!("/v1/executions/{id}/retry"), None).await?, |v| {
-            println!("{} queued again (attempt {})", id, v["attempt"]);
-        }),
-        Command::Replay { id, conn } => done(conn.call(Method::POST, &format!("/v1/executions/{id}/replay"), None).await?, |v| {
-            println!("replaying {id} as {}", v["executionId"].as_str().unwrap_or(""));
-        }),
-        Command::Cancel { id, conn } => done(conn.call(Method::POST, &format!("/v1/executions/{id}/cancel"), None).await?, |v| {
-            println!("{id}: {}", if v["status"] == "cancelled" { "cancelled" } else { "cancel requested" });
-        }),
+        Command::Get { id, conn } => {
+            done(conn.call(Method::GET, &format!("/v1/executions/{id}"), None).await?, print_json)
+        }
+        Command::Retry { id, conn } => {
+            done(conn.call(Method::POST, &format!("/v1/executions/{id}/retry"), None).await?, |v| {
+                println!("{} queued again (attempt {})", id, v["attempt"]);
+            })
+        }
+        Command::Replay { id, conn } => {
+            done(conn.call(Method::POST, &format!("/v1/executions/{id}/replay"), None).await?, |v| {
+                println!("replaying {id} as {}", v["executionId"].as_str().unwrap_or(""));
+            })
+        }
+        Command::Cancel { id, conn } => {
+            done(conn.call(Method::POST, &format!("/v1/executions/{id}/cancel"), None).await?, |v| {
+                println!("{id}: {}", if v["status"] == "cancelled" { "cancelled" } else { "cancel requested" });
+            })
+        }
     })
 }

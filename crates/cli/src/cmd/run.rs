@@ -41,8 +41,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let body: Value = match &a.input {
         None => Value::Null,
         Some(p) if p.as_os_str() == "-" => serde_json::from_reader(std::io::stdin()).context("stdin is not JSON")?,
-        Some(p) => serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
-            .with_context(|| format!("{} is not JSON", p.display()))?,
+        Some(p) => {
+            serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
+                .with_context(|| format!("{} is not JSON", p.display()))?
+        }
     };
     let mut headers = Map::new();
     for h in &a.headers {
@@ -57,7 +59,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open(&dir.path().join("run.db"), Durability::Normal).await?;
     store.create_tenant("local", "Local", 0).await?;
-    let engine = Engine::start(Arc::new(store), EngineSettings { public_url: "http://localhost:8080".into(), ..EngineSettings::default() }, Arc::new(SystemClock)).await?;
+    let engine = Engine::start(
+        Arc::new(store),
+        EngineSettings { public_url: "http://localhost:8080".into(), ..EngineSettings::default() },
+        Arc::new(SystemClock),
+    )
+    .await?;
     let ci = match engine.apply("local", &text, format).await {
         Ok((_, ci)) => ci,
         Err(flowgate_engine::ApplyError::Invalid(problems)) => {
@@ -81,7 +88,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         "body": body,
         "receivedAt": flowgate_engine::clock::rfc3339(flowgate_engine::Clock::now_ms(&SystemClock)),
     });
-    let submitted = engine.submit(Submission { flow, trigger: event, kind: "test", auth_label: None, replay_of: None, wait: Wait::End }).await?;
+    let submitted = engine
+        .submit(Submission { flow, trigger: event, kind: "test", auth_label: None, replay_of: None, wait: Wait::End })
+        .await?;
     let waiter = submitted.waiter.context("no waiter")?;
     let outcome = tokio::time::timeout(Duration::from_secs(a.timeout), waiter).await.context("the run timed out")??;
     let journal = engine.store().journal(&submitted.id).await?;

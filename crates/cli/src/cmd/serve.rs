@@ -72,12 +72,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if let Some(b) = &server.bootstrap {
-        if b.generated {
-            println!("Created tenant `default` with an admin API token (shown once):\n\n    {}\n", b.token);
-            if let Some(f) = &b.file {
-                println!("It is also in {} (mode 0600).", f.display());
-            }
+    if let Some(b) = &server.bootstrap
+        && b.generated
+    {
+        println!("Created tenant `default` with an admin API token (shown once):\n\n    {}\n", b.token);
+        if let Some(f) = &b.file {
+            println!("It is also in {} (mode 0600).", f.display());
         }
     }
     println!("Flowgate listening on http://{}", server.local_addr());

@@ -33,15 +33,37 @@ pub enum Command {
 pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
     Ok(match c {
         Command::Create { name, conn } => {
-            let r = conn.call(reqwest::Method::POST, "/v1/tokens", Some(("application/json", json!({ "name": name }).to_string()))).await?;
-            done(r, |v| println!("{}\n(id {}; store it now, it is not shown again)", v["token"].as_str().unwrap_or(""), v["id"].as_str().unwrap_or("")))
+            let r = conn
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/tokens",
+                    Some(("application/json", json!({ "name": name }).to_string())),
+                )
+                .await?;
+            done(r, |v| {
+                println!(
+                    "{}\n(id {}; store it now, it is not shown again)",
+                    v["token"].as_str().unwrap_or(""),
+                    v["id"].as_str().unwrap_or("")
+                )
+            })
         }
         Command::List { conn } => done(conn.call(reqwest::Method::GET, "/v1/tokens", None).await?, |v| {
             for t in v["items"].as_array().into_iter().flatten() {
                 let state = if t["revokedAt"].is_null() { "active" } else { "revoked" };
-                println!("{}  {}…  {}  {}", t["id"].as_str().unwrap_or(""), t["prefix"].as_str().unwrap_or(""), state, t["name"].as_str().unwrap_or(""));
+                println!(
+                    "{}  {}…  {}  {}",
+                    t["id"].as_str().unwrap_or(""),
+                    t["prefix"].as_str().unwrap_or(""),
+                    state,
+                    t["name"].as_str().unwrap_or("")
+                );
             }
         }),
-        Command::Revoke { id, conn } => done(conn.call(reqwest::Method::DELETE, &format!("/v1/tokens/{id}"), None).await?, |_| println!("revoked {id}")),
+        Command::Revoke { id, conn } => {
+            done(conn.call(reqwest::Method::DELETE, &format!("/v1/tokens/{id}"), None).await?, |_| {
+                println!("revoked {id}")
+            })
+        }
     })
 }

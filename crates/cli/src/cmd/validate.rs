@@ -31,7 +31,13 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     match Engine::validate(&text, format) {
         Ok(draft) => {
             let d = &draft.definition;
-            println!("{}: valid: integration `{}` with {} flow{}", a.file.display(), d.integration, d.flows.len(), if d.flows.len() == 1 { "" } else { "s" });
+            println!(
+                "{}: valid: integration `{}` with {} flow{}",
+                a.file.display(),
+                d.integration,
+                d.flows.len(),
+                if d.flows.len() == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {

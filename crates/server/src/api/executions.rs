@@ -21,7 +21,11 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/executions?integration=&flow=&status=&limit=&cursor=`, newest first.
-pub async fn list(State(st): State<AppState>, Caller(who): Caller, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Response> {
+pub async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Response> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
@@ -37,16 +41,27 @@ pub async fn list(State(st): State<AppState>, Caller(who): Caller, ApiQuery(q): 
     let rows = st
         .engine
         .store()
-        .executions(&ExecutionQuery { tenant: who.tenant_id, integration: q.integration, flow: q.flow, status, before, limit })
+        .executions(&ExecutionQuery {
+            tenant: who.tenant_id,
+            integration: q.integration,
+            flow: q.flow,
+            status,
+            before,
+            limit,
+        })
         .await?;
     let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
-    Ok(axum::Json(json!({ "items": rows.iter().map(present::summary).collect::<Vec<_>>(), "nextCursor": next })).into_response())
+    Ok(axum::Json(json!({ "items": rows.iter().map(present::summary).collect::<Vec<_>>(), "nextCursor": next }))
+        .into_response())
 }
 
 /// `GET /v1/executions/{id}`: status, trigger, every step attempt, the log.
 pub async fn get(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let store = st.engine.store();
-    let row = store.execution(Some(&who.tenant_id), &id).await?.ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;
+    let row = store
+        .execution(Some(&who.tenant_id), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;
     let steps = store.journal(&id).await?;
     let logs = store.logs(&id).await?;
     let mut v = present::detail(&row, &steps, &logs);
@@ -67,7 +82,10 @@ pub async fn replay(State(st): State<AppState>, Caller(who): Caller, Path(id): P
         flowgate_engine::ReplayError::Store(e) => not_found_as(&id)(e),
         flowgate_engine::ReplayError::Submit(e) => ApiError::unavailable(e.to_string()),
     })?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "executionId": submitted.id, "replayOf": id, "statusUrl": st.status_url(&submitted.id) })))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "executionId": submitted.id, "replayOf": id, "statusUrl": st.status_url(&submitted.id) })),
+    )
         .into_response())
 }
 

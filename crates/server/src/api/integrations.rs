@@ -26,7 +26,8 @@ pub fn body_format(headers: &HeaderMap, body: &str) -> Format {
 }
 
 fn text(body: &[u8]) -> ApiResult<&str> {
-    std::str::from_utf8(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the definition is not UTF-8 text"))
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the definition is not UTF-8 text"))
 }
 
 fn flows_json(st: &AppState, ci: &CompiledIntegration) -> Value {
@@ -59,7 +60,13 @@ fn integration_json(st: &AppState, ci: &CompiledIntegration) -> Value {
 
 /// `PUT /v1/integrations/{slug}`: a YAML or JSON definition → the stored version (201 when
 /// new, 200 when unchanged).
-pub async fn put(State(st): State<AppState>, Caller(who): Caller, Path(slug): Path<String>, headers: HeaderMap, ApiBody(body): ApiBody) -> ApiResult<Response> {
+pub async fn put(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> ApiResult<Response> {
     let text = text(&body)?;
     let format = body_format(&headers, text);
     let draft = Engine::validate(text, format).map_err(ApiError::invalid_definition)?;
@@ -94,7 +101,11 @@ pub async fn list(State(st): State<AppState>, Caller(who): Caller) -> ApiResult<
 
 /// `GET /v1/integrations/{slug}`: the current version, with its source.
 pub async fn get(State(st): State<AppState>, Caller(who): Caller, Path(slug): Path<String>) -> ApiResult<Response> {
-    let ci = st.engine.integration(&who.tenant_id, &slug).await?.ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
+    let ci = st
+        .engine
+        .integration(&who.tenant_id, &slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
     let mut v = integration_json(&st, &ci);
     v["format"] = json!(ci.record.format);
     v["source"] = json!(ci.record.source);
@@ -111,7 +122,12 @@ pub async fn delete(State(st): State<AppState>, Caller(who): Caller, Path(slug):
 }
 
 /// `POST /v1/validate`: checks a definition without storing it.
-pub async fn validate(State(st): State<AppState>, Caller(_): Caller, headers: HeaderMap, ApiBody(body): ApiBody) -> ApiResult<Response> {
+pub async fn validate(
+    State(st): State<AppState>,
+    Caller(_): Caller,
+    headers: HeaderMap,
+    ApiBody(body): ApiBody,
+) -> ApiResult<Response> {
     let text = text(&body)?;
     let draft = Engine::validate(text, body_format(&headers, text)).map_err(ApiError::invalid_definition)?;
     let flows: Vec<Value> = draft
@@ -121,12 +137,21 @@ pub async fn validate(State(st): State<AppState>, Caller(_): Caller, headers: He
         .map(|f| json!({ "flow": f.flow, "name": f.name, "trigger": f.trigger.kind(), "steps": f.steps.len() }))
         .collect();
     let _ = &st;
-    Ok(axum::Json(json!({ "valid": true, "integration": draft.definition.integration, "flows": flows })).into_response())
+    Ok(axum::Json(json!({ "valid": true, "integration": draft.definition.integration, "flows": flows }))
+        .into_response())
 }
 
 /// `GET /v1/integrations/{slug}/flows/{flow}`: the flow, its webhook URL and its last run.
-pub async fn flow(State(st): State<AppState>, Caller(who): Caller, Path((slug, flow)): Path<(String, String)>) -> ApiResult<Response> {
-    let ci = st.engine.integration(&who.tenant_id, &slug).await?.ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
+pub async fn flow(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((slug, flow)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let ci = st
+        .engine
+        .integration(&who.tenant_id, &slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
     let f = ci.flows.get(&flow).ok_or_else(|| ApiError::not_found(format!("no flow `{flow}` in `{slug}`")))?;
     let def = ci.definition.flow(&flow);
     let last = st.engine.store().last_run(&who.tenant_id, &slug, &flow).await?;
@@ -152,7 +177,11 @@ pub async fn flow(State(st): State<AppState>, Caller(who): Caller, Path((slug, f
                     e["message"].as_str().unwrap_or("")
                 ));
             }
-            (json!(flowgate_engine::clock::rfc3339(r.finished_at.unwrap_or(r.created_at))), json!(status), json!(lines.join("\n")))
+            (
+                json!(flowgate_engine::clock::rfc3339(r.finished_at.unwrap_or(r.created_at))),
+                json!(status),
+                json!(lines.join("\n")),
+            )
         }
         None => (Value::Null, Value::Null, Value::Null),
     };
@@ -229,17 +258,31 @@ pub async fn run(
     ApiBody(body): ApiBody,
 ) -> ApiResult<Response> {
     let req: RunRequest = parse_json(&body)?;
-    let ci = st.engine.integration(&who.tenant_id, &slug).await?.ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
+    let ci = st
+        .engine
+        .integration(&who.tenant_id, &slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
     let f = ci.flows.get(&flow).ok_or_else(|| ApiError::not_found(format!("no flow `{flow}` in `{slug}`")))?.clone();
     let kind = if matches!(f.trigger, FlowTrigger::Manual) { "manual" } else { "test" };
     let event = run_event(&f, req.body, req.headers, req.query, st.engine.clock().now_ms());
     let submitted = st
         .engine
-        .submit(Submission { flow: f, trigger: event, kind, auth_label: None, replay_of: None, wait: if q.wait { Wait::End } else { Wait::No } })
+        .submit(Submission {
+            flow: f,
+            trigger: event,
+            kind,
+            auth_label: None,
+            replay_of: None,
+            wait: if q.wait { Wait::End } else { Wait::No },
+        })
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let status_url = st.status_url(&submitted.id);
-    let accepted = || (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": submitted.id, "statusUrl": status_url }))).into_response();
+    let accepted = || {
+        (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": submitted.id, "statusUrl": status_url })))
+            .into_response()
+    };
     let Some(waiter) = submitted.waiter else { return Ok(accepted()) };
     let timeout = std::time::Duration::from_secs(q.timeout.unwrap_or(30).min(300));
     match tokio::time::timeout(timeout, waiter).await {

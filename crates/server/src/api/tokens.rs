@@ -25,7 +25,11 @@ pub async fn create(State(st): State<AppState>, Caller(who): Caller, ApiBody(bod
         return Err(ApiError::bad_request("`name` must be 1–200 characters").details(json!({ "field": "name" })));
     }
     let (token, id) = create_for(&st, &who.tenant_id, &req.name).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "id": id, "name": req.name, "token": token, "tenant": who.tenant_id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": id, "name": req.name, "token": token, "tenant": who.tenant_id })),
+    )
+        .into_response())
 }
 
 /// Creates a token for `tenant`; returns (token, id).

@@ -107,7 +107,10 @@ impl HttpConfig {
     pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
         let method = self.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
-            diags.error(&path.key("method"), format!("unknown method `{}` (expected one of: {})", self.method, METHODS.join(", ")));
+            diags.error(
+                &path.key("method"),
+                format!("unknown method `{}` (expected one of: {})", self.method, METHODS.join(", ")),
+            );
         }
         let bodies = [self.json.is_some(), self.body.is_some(), self.form.is_some()].iter().filter(|b| **b).count();
         if bodies > 1 {
@@ -121,14 +124,20 @@ impl HttpConfig {
         if !self.url.contains("{{") {
             match reqwest::Url::parse(&self.url) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                _ => diags.error(&path.key("url"), format!("invalid URL `{}`: expected an http:// or https:// URL", self.url)),
+                _ => diags.error(
+                    &path.key("url"),
+                    format!("invalid URL `{}`: expected an http:// or https:// URL", self.url),
+                ),
             }
         }
         let mut success = Vec::new();
         for (i, s) in self.success.iter().flatten().enumerate() {
             match s.range() {
                 Some(r) => success.push(r),
-                None => diags.error(&path.key("success").index(i), "expected a status (200), a class (2xx) or a range (200-299)"),
+                None => diags.error(
+                    &path.key("success").index(i),
+                    "expected a status (200), a class (2xx) or a range (200-299)",
+                ),
             }
         }
         if success.is_empty() {

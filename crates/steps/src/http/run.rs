@@ -37,10 +37,10 @@ impl Step for Http {
             Value::String(s) => s.clone(),
             other => to_text(other),
         };
-        let parsed = reqwest::Url::parse(&url)
-            .ok()
-            .filter(|u| u.scheme() == "http" || u.scheme() == "https")
-            .ok_or_else(|| StepError::fatal("http_url", format!("invalid URL `{url}`: expected an http:// or https:// URL")))?;
+        let parsed =
+            reqwest::Url::parse(&url).ok().filter(|u| u.scheme() == "http" || u.scheme() == "https").ok_or_else(
+                || StepError::fatal("http_url", format!("invalid URL `{url}`: expected an http:// or https:// URL")),
+            )?;
         let mut req = cx.http.request(self.method.clone(), parsed).timeout(cx.timeout);
         if let Some(h) = &self.idempotency_header {
             req = req.header(h, cx.idempotency_key);
@@ -70,20 +70,20 @@ impl Step for Http {
         let resp = req.send().await.map_err(|e| send_error(&self.method, &url, &e))?;
         let status = resp.status().as_u16();
         let headers = response_headers(resp.headers());
-        let retry_after = resp.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        let is_json = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                ct == "application/json" || ct.ends_with("+json")
-            });
+        let retry_after =
+            resp.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let is_json = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+            let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            ct == "application/json" || ct.ends_with("+json")
+        });
         let bytes = read_bounded(resp).await.map_err(|e| match e {
-            ReadError::TooLarge => StepError::fatal("http_response_too_large", format!(
-                "{} {url}: response body is larger than {MAX_RESPONSE_BYTES} bytes", self.method
-            )),
-            ReadError::Http(e) => StepError::retryable("http_body", format!("{} {url}: reading the response failed: {e}", self.method)),
+            ReadError::TooLarge => StepError::fatal(
+                "http_response_too_large",
+                format!("{} {url}: response body is larger than {MAX_RESPONSE_BYTES} bytes", self.method),
+            ),
+            ReadError::Http(e) => {
+                StepError::retryable("http_body", format!("{} {url}: reading the response failed: {e}", self.method))
+            }
         })?;
         let body = decode_body(&bytes, is_json);
         if !self.success.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status)) {
@@ -192,10 +192,8 @@ fn decode_body(bytes: &[u8], is_json: bool) -> Value {
     if bytes.is_empty() {
         return Value::Null;
     }
-    if is_json {
-        if let Ok(v) = serde_json::from_slice(bytes) {
-            return v;
-        }
+    if is_json && let Ok(v) = serde_json::from_slice(bytes) {
+        return v;
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Value::String(s.to_owned()),

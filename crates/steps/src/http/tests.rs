@@ -10,11 +10,17 @@ async fn serve() -> String {
     use axum::routing::{get, post};
     let app = axum::Router::new()
         .route("/json", get(|| async { axum::Json(json!({"ok": true})) }))
-        .route("/echo", post(|headers: axum::http::HeaderMap, body: String| async move {
-            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            axum::Json(json!({"key": key, "body": body}))
-        }))
-        .route("/busy", get(|| async { (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], "slow down") }))
+        .route(
+            "/echo",
+            post(|headers: axum::http::HeaderMap, body: String| async move {
+                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                axum::Json(json!({"key": key, "body": body}))
+            }),
+        )
+        .route(
+            "/busy",
+            get(|| async { (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], "slow down") }),
+        )
         .route("/missing", get(|| async { (axum::http::StatusCode::NOT_FOUND, "nope") }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -25,10 +31,7 @@ async fn serve() -> String {
 async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
     let mut diags = Diags::default();
     let kind = StepConfig::decode("http", &config, &Path::root(), &mut diags).unwrap();
-    let def = flowgate_model::StepDef {
-        options: serde_json::from_value(json!({"id": "call"})).unwrap(),
-        kind,
-    };
+    let def = flowgate_model::StepDef { options: serde_json::from_value(json!({"id": "call"})).unwrap(), kind };
     let plan = compile_steps(&[def], None, &Path::root(), &mut diags);
     assert!(diags.is_empty(), "{:?}", diags.into_vec());
     let Compiled::Action(step) = &plan[0].body else { panic!() };
@@ -53,7 +56,9 @@ async fn parses_json_and_sends_idempotency_keys() {
     assert_eq!(out["status"], 200);
     assert_eq!(out["body"], json!({"ok": true}));
     assert_eq!(out["headers"]["content-type"], "application/json");
-    let out = run(json!({"method": "POST", "url": format!("{base}/echo"), "json": "{{ . }}"}), json!({"a": 1})).await.unwrap();
+    let out = run(json!({"method": "POST", "url": format!("{base}/echo"), "json": "{{ . }}"}), json!({"a": 1}))
+        .await
+        .unwrap();
     assert_eq!(out["body"], json!({"key": "exec-1:call", "body": "{\"a\":1}"}));
 }
 

@@ -87,7 +87,9 @@ impl Step for Respond {
             _ => None,
         }
         .filter(|s| (100..=599).contains(s))
-        .ok_or_else(|| StepError::fatal("respond_status", format!("status {} is not an HTTP status", spec["status"])))?;
+        .ok_or_else(|| {
+            StepError::fatal("respond_status", format!("status {} is not an HTTP status", spec["status"]))
+        })?;
         let mut headers = Map::new();
         if let Some(Value::Object(h)) = spec.remove("headers") {
             for (k, v) in h {

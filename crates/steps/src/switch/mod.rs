@@ -61,7 +61,10 @@ impl SwitchConfig {
             }
             for k in obj.keys() {
                 if !["when", "steps", "name"].contains(&k.as_str()) {
-                    diags.error(&at.key(k.clone()), format!("unknown key `{k}` (expected one of: when, steps, name; or default)"));
+                    diags.error(
+                        &at.key(k.clone()),
+                        format!("unknown key `{k}` (expected one of: when, steps, name; or default)"),
+                    );
                 }
             }
             let when = match obj.get("when") {
@@ -90,8 +93,12 @@ impl SwitchConfig {
     }
 
     pub(crate) fn branches(&self) -> Vec<(Path, &[ModelStepDef<StepConfig>])> {
-        let mut out: Vec<(Path, &[StepDef])> =
-            self.cases.iter().enumerate().map(|(i, c)| (Path::root().index(i).key("steps"), c.steps.as_slice())).collect();
+        let mut out: Vec<(Path, &[StepDef])> = self
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Path::root().index(i).key("steps"), c.steps.as_slice()))
+            .collect();
         if let Some(d) = &self.default {
             out.push((Path::root().index(self.cases.len()).key("default"), d.as_slice()));
         }
@@ -124,7 +131,10 @@ impl SwitchConfig {
                 None => ok = false,
             }
         }
-        let default = self.default.as_ref().map(|d| compile_steps(d, flow_retry, &path.index(self.cases.len()).key("default"), diags));
+        let default = self
+            .default
+            .as_ref()
+            .map(|d| compile_steps(d, flow_retry, &path.index(self.cases.len()).key("default"), diags));
         ok.then_some(Compiled::Switch { cases, default })
     }
 }

@@ -155,9 +155,14 @@ async fn insert_steps(tx: &mut Transaction<'_, Sqlite>, rows: &[StepRecord]) -> 
 
 async fn insert_logs(tx: &mut Transaction<'_, Sqlite>, rows: &[LogRecord]) -> Result<()> {
     for chunk in chunks(rows) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO execution_logs (execution_id, at, level, step_id, message) ");
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("INSERT INTO execution_logs (execution_id, at, level, step_id, message) ");
         qb.push_values(chunk, |mut b, l| {
-            b.push_bind(&l.execution_id).push_bind(l.at).push_bind(&l.level).push_bind(&l.step_id).push_bind(&l.message);
+            b.push_bind(&l.execution_id)
+                .push_bind(l.at)
+                .push_bind(&l.level)
+                .push_bind(&l.step_id)
+                .push_bind(&l.message);
         });
         qb.build().persistent(true).execute(&mut **tx).await?;
     }
@@ -193,7 +198,8 @@ impl From<VersionRow> for VersionRecord {
     }
 }
 
-const VERSION_COLUMNS: &str = "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at";
+const VERSION_COLUMNS: &str =
+    "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at";
 
 async fn execution_in<'e, E>(exec: E, tenant: Option<&str>, id: &str) -> Result<Option<ExecutionRow>>
 where
@@ -214,7 +220,10 @@ impl Store for SqliteStore {
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
@@ -224,7 +233,8 @@ impl Store for SqliteStore {
             .bind(value)
             .execute(&mut *tx)
             .await?;
-        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&mut *tx).await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -244,15 +254,17 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<()> {
-        sqlx::query("INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&t.id)
-            .bind(&t.tenant_id)
-            .bind(&t.name)
-            .bind(&t.token_hash)
-            .bind(&t.prefix)
-            .bind(t.created_at)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.tenant_id)
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(&t.prefix)
+        .bind(t.created_at)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -275,12 +287,13 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, tenant: &str, id: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(tenant)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        let r =
+            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(tenant)
+                .bind(id)
+                .execute(&self.writer)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -294,10 +307,10 @@ impl Store for SqliteStore {
         .bind(&new.slug)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(cur) = current {
-            if cur.hash == new.hash {
-                return Ok(PutOutcome::Unchanged(cur.into()));
-            }
+        if let Some(cur) = current
+            && cur.hash == new.hash
+        {
+            return Ok(PutOutcome::Unchanged(cur.into()));
         }
         for route in &new.routes {
             let holder: Option<(String, String)> = sqlx::query_as(
@@ -409,10 +422,11 @@ impl Store for SqliteStore {
     }
 
     async fn version(&self, id: i64) -> Result<Option<VersionRecord>> {
-        let row: Option<VersionRow> = sqlx::query_as(&format!("SELECT {VERSION_COLUMNS} FROM integration_versions v WHERE v.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row: Option<VersionRow> =
+            sqlx::query_as(&format!("SELECT {VERSION_COLUMNS} FROM integration_versions v WHERE v.id = ?"))
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(row.map(Into::into))
     }
 
@@ -530,7 +544,8 @@ impl Store for SqliteStore {
     }
 
     async fn expire_all_leases(&self) -> Result<u64> {
-        let r = sqlx::query("UPDATE executions SET lease_until = 0 WHERE status = 'running'").execute(&self.writer).await?;
+        let r =
+            sqlx::query("UPDATE executions SET lease_until = 0 WHERE status = 'running'").execute(&self.writer).await?;
         Ok(r.rows_affected())
     }
 
@@ -548,8 +563,12 @@ impl Store for SqliteStore {
     }
 
     async fn queue_depth(&self) -> Result<QueueDepth> {
-        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'queued'").fetch_one(&self.reader).await?;
-        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'running'").fetch_one(&self.reader).await?;
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'queued'")
+            .fetch_one(&self.reader)
+            .await?;
+        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'running'")
+            .fetch_one(&self.reader)
+            .await?;
         Ok(QueueDepth { queued, running })
     }
 
@@ -631,7 +650,10 @@ impl Store for SqliteStore {
                     .await?;
             }
             Status::Running => {
-                sqlx::query("UPDATE executions SET cancel_requested = 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE executions SET cancel_requested = 1 WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             s => {
                 return Err(Error::Conflict(format!("the execution already ended ({})", s.as_str())));
