@@ -21,7 +21,7 @@ pub struct Draft {
     pub definition: Integration,
     /// The document as JSON (what is stored and hashed).
     pub document: Value,
-    /// SHA-256 of the document's JSON text.
+    /// SHA-256 of the format and the text as applied.
     pub hash: String,
     flows: Vec<DraftFlow>,
     config: Value,
@@ -190,8 +190,14 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags.into_vec());
     }
-    let text = doc.value.to_string();
-    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    // Every change to the text is a new version (comments included), as users expect.
+    let mut hasher = Sha256::new();
+    hasher.update(match format {
+        Format::Yaml => b"yaml\n".as_slice(),
+        Format::Json => b"json\n".as_slice(),
+    });
+    hasher.update(text.as_bytes());
+    let hash = hex::encode(hasher.finalize());
     Ok(Draft { definition, document: doc.value, hash, flows, config })
 }
 

@@ -116,11 +116,15 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         response: None,
         input_json: None,
     };
-    if job.resumed
-        && let Err(e) = ex.load_journal().await
-    {
-        tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
-        return;
+    if job.resumed {
+        if let Err(e) = ex.load_journal().await {
+            tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
+            return;
+        }
+        // A cancel may have come while it was queued or claimed, before it was registered.
+        if inner.store.cancel_requested(&ex.id).await.unwrap_or(false) {
+            cancel.cancel();
+        }
     }
     let started = Instant::now();
     let outcome = {
@@ -153,6 +157,9 @@ impl Execution {
         self.seq = journal.len() as i64;
         for r in journal {
             if COMPLETED.contains(&r.status.as_str()) {
+                if let Some(resp) = r.response.as_deref().and_then(|t| serde_json::from_str(t).ok()) {
+                    self.response = Some(resp);
+                }
                 let out = r.output.as_deref().and_then(|o| serde_json::from_str(o).ok()).unwrap_or(Value::Null);
                 self.completed.insert(r.step_id, out);
             } else if r.round == self.round {
@@ -288,11 +295,14 @@ impl Execution {
             self.add_logs(&step.id, logs, started);
             match result {
                 Ok(out) => {
+                    self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
                     if let Some(r) = response {
+                        if let Some(last) = self.pending.steps.last_mut() {
+                            last.response = serde_json::to_string(&r).ok();
+                        }
                         self.inner.waiters.answer(&self.id, SyncOutcome::Responded(r.clone()));
                         self.response = Some(r);
                     }
-                    self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
                     self.outputs.insert(step.id.clone(), out.clone());
                     return Ok(out);
                 }
@@ -358,6 +368,7 @@ impl Execution {
             input: Some(input_json),
             output: output_json,
             error: error.map(|e| serde_json::to_string(e).unwrap_or_default()),
+            response: None,
             started_at: started,
             finished_at: self.inner.clock.now_ms(),
         });

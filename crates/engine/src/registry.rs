@@ -26,6 +26,10 @@ impl Registry {
         let key = (ci.record.tenant_id.clone(), ci.record.slug.clone());
         self.versions.lock().expect("registry lock").insert(ci.record.id, ci.clone());
         let mut current = self.current.lock().expect("registry lock");
+        // Two applies racing: the later version wins whatever order they finish in.
+        if current.get(&key).is_some_and(|c| c.record.version > ci.record.version) {
+            return;
+        }
         current.insert(key, ci);
         self.rebuild(&current);
     }

@@ -153,6 +153,9 @@ pub const OPTION_KEYS: [&str; 7] = ["id", "name", "description", "when", "retry"
 /// One step: its options and its kind's config.
 #[derive(Debug, Clone)]
 pub struct StepDef<S> {
+    /// Position in its list as written (steps that did not decode are left out of lists, so
+    /// later checks locate problems by this, not by the position in the decoded list).
+    pub index: usize,
     /// Options shared by every kind.
     pub options: StepOptions,
     /// The kind and its config.
@@ -177,10 +180,10 @@ pub fn decode_steps<S: StepKind>(value: &Value, path: &Path, diags: &mut Diags) 
 
 /// Decodes the steps `items`, a list found at `path`.
 pub fn decode_step_list<S: StepKind>(items: &[Value], path: &Path, diags: &mut Diags) -> Vec<StepDef<S>> {
-    items.iter().enumerate().filter_map(|(i, v)| decode_step(v, &path.index(i), diags)).collect()
+    items.iter().enumerate().filter_map(|(i, v)| decode_step(v, i, &path.index(i), diags)).collect()
 }
 
-fn decode_step<S: StepKind>(value: &Value, path: &Path, diags: &mut Diags) -> Option<StepDef<S>> {
+fn decode_step<S: StepKind>(value: &Value, index: usize, path: &Path, diags: &mut Diags) -> Option<StepDef<S>> {
     let Some(obj) = value.as_object() else {
         diags.error(path, format!("expected a step (an object with `id` and one of: {})", S::KINDS.join(", ")));
         return None;
@@ -224,7 +227,7 @@ fn decode_step<S: StepKind>(value: &Value, path: &Path, diags: &mut Diags) -> Op
             None
         }
     };
-    Some(StepDef { options: options?, kind: kind? })
+    Some(StepDef { index, options: options?, kind: kind? })
 }
 
 fn check_id(id: &str, path: &Path, diags: &mut Diags) {

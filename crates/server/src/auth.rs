@@ -55,7 +55,8 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| scheme_value(v.as_bytes(), b"bearer"))
+            .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized().header(http::header::WWW_AUTHENTICATE, "Bearer"))?;
         let info = state
@@ -84,12 +85,12 @@ pub fn check_hook(auth: &AuthSpec, headers: &http::HeaderMap, query: &[(String, 
         AuthSpec::None => HookAuth::Ok(None),
         AuthSpec::Header { name, value } => ok_if(header(name).is_some_and(|v| secret_eq(v, value.as_bytes()))),
         AuthSpec::Bearer { token } => {
-            let given = header(&http::header::AUTHORIZATION).and_then(|v| v.strip_prefix(b"Bearer ".as_slice()));
+            let given = header(&http::header::AUTHORIZATION).and_then(|v| scheme_value(v, b"bearer"));
             ok_if(given.is_some_and(|g| secret_eq(g, token.as_bytes())))
         }
         AuthSpec::Basic { credentials } => {
             let given = header(&http::header::AUTHORIZATION)
-                .and_then(|v| v.strip_prefix(b"Basic ".as_slice()))
+                .and_then(|v| scheme_value(v, b"basic"))
                 .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
             ok_if(given.is_some_and(|g| secret_eq(&g, credentials.as_bytes())))
         }
@@ -112,6 +113,13 @@ pub fn check_hook(auth: &AuthSpec, headers: &http::HeaderMap, query: &[(String, 
             }
         }
     }
+}
+
+/// The credentials after an `Authorization` scheme (matched case-insensitively, RFC 9110).
+fn scheme_value<'a>(header: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    let n = scheme.len();
+    (header.len() > n && header[..n].eq_ignore_ascii_case(scheme) && header[n] == b' ')
+        .then(|| header[n + 1..].trim_ascii())
 }
 
 fn ok_if(ok: bool) -> HookAuth {

@@ -154,13 +154,19 @@ pub fn sync_answer(id: &str, outcome: SyncOutcome) -> Response {
         SyncOutcome::Finished { status: Status::Filtered, .. } => {
             (StatusCode::OK, axum::Json(json!({ "executionId": id, "status": "filtered" }))).into_response()
         }
-        SyncOutcome::Finished { status, error, .. } => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "execution_failed",
-            error.as_ref().and_then(|e| e["message"].as_str()).unwrap_or("the execution failed").to_owned(),
-        )
-        .details(json!({ "executionId": id, "status": status.as_str(), "error": error }))
-        .into_response(),
+        // The caller learns where and how it failed, never the message: step errors may carry
+        // URLs and upstream answers built from secrets. The API shows the full error.
+        SyncOutcome::Finished { status, error, .. } => {
+            let step = error.as_ref().map_or(Value::Null, |e| e["step"].clone());
+            let code = error.as_ref().map_or(Value::Null, |e| e["code"].clone());
+            let message = match step.as_str() {
+                Some(s) if status == Status::Failed => format!("the execution failed at step `{s}`"),
+                _ => format!("the execution ended {}", status.as_str()),
+            };
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "execution_failed", message)
+                .details(json!({ "executionId": id, "status": status.as_str(), "step": step, "errorCode": code }))
+                .into_response()
+        }
     };
     if let Ok(v) = HeaderValue::from_str(id) {
         r.headers_mut().insert(EXECUTION_HEADER, v);

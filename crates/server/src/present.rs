@@ -77,6 +77,7 @@ pub fn status(r: &ExecutionRow) -> Value {
         "finishedAt": time(r.finished_at),
         "response": response,
         "result": result,
-        "error": parse(&r.error),
+        // Only where and how it failed: messages may carry secrets (see hooks::sync_answer).
+        "error": parse(&r.error).as_object().map(|e| json!({ "code": e.get("code"), "step": e.get("step") })),
     })
 }

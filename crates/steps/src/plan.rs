@@ -57,7 +57,7 @@ pub fn compile_steps(
     path: &Path,
     diags: &mut Diags,
 ) -> Vec<CompiledStep> {
-    steps.iter().enumerate().filter_map(|(i, s)| compile_step(s, flow_retry, &path.index(i), diags)).collect()
+    steps.iter().filter_map(|s| compile_step(s, flow_retry, &path.index(s.index), diags)).collect()
 }
 
 fn compile_step(s: &StepDef, flow_retry: Option<&RetryPolicy>, path: &Path, diags: &mut Diags) -> Option<CompiledStep> {

@@ -228,6 +228,8 @@ pub struct StepRecord {
     pub output: Option<String>,
     /// Error `{code, message, details}`, JSON.
     pub error: Option<String>,
+    /// The answer a `respond` step gave, JSON (restored when the execution resumes).
+    pub response: Option<String>,
     /// Start.
     pub started_at: i64,
     /// End.

@@ -37,10 +37,12 @@ impl Step for Http {
             Value::String(s) => s.clone(),
             other => to_text(other),
         };
-        let parsed =
-            reqwest::Url::parse(&url).ok().filter(|u| u.scheme() == "http" || u.scheme() == "https").ok_or_else(
-                || StepError::fatal("http_url", format!("invalid URL `{url}`: expected an http:// or https:// URL")),
-            )?;
+        let parsed = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| u.scheme() == "http" || u.scheme() == "https")
+            .ok_or_else(|| StepError::fatal("http_url", "invalid URL: expected an http:// or https:// URL"))?;
+        // Messages name the URL without its query and credentials, which may hold secrets.
+        let url = shown_url(&parsed);
         let mut req = cx.http.request(self.method.clone(), parsed).timeout(cx.timeout);
         if let Some(h) = &self.idempotency_header {
             req = req.header(h, cx.idempotency_key);
@@ -81,9 +83,10 @@ impl Step for Http {
                 "http_response_too_large",
                 format!("{} {url}: response body is larger than {MAX_RESPONSE_BYTES} bytes", self.method),
             ),
-            ReadError::Http(e) => {
-                StepError::retryable("http_body", format!("{} {url}: reading the response failed: {e}", self.method))
-            }
+            ReadError::Http(e) => StepError::retryable(
+                "http_body",
+                format!("{} {url}: reading the response failed: {}", self.method, error_chain(&e)),
+            ),
         })?;
         let body = decode_body(&bytes, is_json);
         if !self.success.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status)) {
@@ -104,6 +107,17 @@ impl Step for Http {
     fn side_effects(&self) -> bool {
         true
     }
+}
+
+/// A URL as error messages show it: no user info, no query, no fragment.
+fn shown_url(u: &reqwest::Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let had_query = u.query().is_some();
+    u.set_query(None);
+    u.set_fragment(None);
+    if had_query { format!("{u}?…") } else { u.to_string() }
 }
 
 /// Query or form pairs: lists repeat the key, nulls are left out, values are text.
@@ -132,15 +146,15 @@ fn send_error(method: &reqwest::Method, url: &str, e: &reqwest::Error) -> StepEr
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
+fn error_chain(e: &reqwest::Error) -> String {
+    // reqwest's own message repeats the full URL (query included); name only the causes.
+    let mut parts = Vec::new();
+    let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        parts.push(inner.to_string());
         src = inner.source();
     }
-    s
+    if parts.is_empty() { "the request failed".to_owned() } else { parts.join(": ") }
 }
 
 fn response_headers(h: &http::HeaderMap) -> Value {

@@ -31,7 +31,8 @@ async fn serve() -> String {
 async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
     let mut diags = Diags::default();
     let kind = StepConfig::decode("http", &config, &Path::root(), &mut diags).unwrap();
-    let def = flowgate_model::StepDef { options: serde_json::from_value(json!({"id": "call"})).unwrap(), kind };
+    let def =
+        flowgate_model::StepDef { index: 0, options: serde_json::from_value(json!({"id": "call"})).unwrap(), kind };
     let plan = compile_steps(&[def], None, &Path::root(), &mut diags);
     assert!(diags.is_empty(), "{:?}", diags.into_vec());
     let Compiled::Action(step) = &plan[0].body else { panic!() };

@@ -97,6 +97,7 @@ CREATE TABLE step_attempts (
     input        TEXT,
     output       TEXT,
     error        TEXT,
+    response     TEXT,
     started_at   INTEGER NOT NULL,
     finished_at  INTEGER NOT NULL,
     PRIMARY KEY (execution_id, step_id, round, attempt)

@@ -133,7 +133,7 @@ async fn insert_steps(tx: &mut Transaction<'_, Sqlite>, rows: &[StepRecord]) -> 
         // A resumed step may re-record an attempt number the crash left half-written.
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT OR REPLACE INTO step_attempts (execution_id, step_id, round, attempt, seq, status, input, output, \
-             error, started_at, finished_at) ",
+             error, response, started_at, finished_at) ",
         );
         qb.push_values(chunk, |mut b, s| {
             b.push_bind(&s.execution_id)
@@ -145,6 +145,7 @@ async fn insert_steps(tx: &mut Transaction<'_, Sqlite>, rows: &[StepRecord]) -> 
                 .push_bind(&s.input)
                 .push_bind(&s.output)
                 .push_bind(&s.error)
+                .push_bind(&s.response)
                 .push_bind(s.started_at)
                 .push_bind(s.finished_at);
         });
@@ -531,12 +532,12 @@ impl Store for SqliteStore {
         Ok(r.rows_affected())
     }
 
-    async fn release_leases(&self, owner: &str, now: i64) -> Result<u64> {
+    async fn release_leases(&self, owner: &str, _now: i64) -> Result<u64> {
+        // `run_after` is kept: released executions keep their place in arrival order.
         let r = sqlx::query(
-            "UPDATE executions SET status = 'queued', run_after = ?, lease_owner = NULL, lease_until = NULL \
+            "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
              WHERE lease_owner = ? AND status = 'running'",
         )
-        .bind(now)
         .bind(owner)
         .execute(&self.writer)
         .await?;
@@ -574,7 +575,7 @@ impl Store for SqliteStore {
 
     async fn journal(&self, execution: &str) -> Result<Vec<StepRecord>> {
         Ok(sqlx::query_as(
-            "SELECT execution_id, step_id, round, attempt, seq, status, input, output, error, started_at, finished_at \
+            "SELECT execution_id, step_id, round, attempt, seq, status, input, output, error, response, started_at, finished_at \
              FROM step_attempts WHERE execution_id = ? ORDER BY seq, round, attempt",
         )
         .bind(execution)
@@ -627,7 +628,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "UPDATE executions SET status = 'queued', attempt = attempt + 1, run_after = ?, error = NULL, failed_step = NULL, \
-             finished_at = NULL, output = NULL, response = NULL, cancel_requested = 0 WHERE id = ?",
+             finished_at = NULL, output = NULL, cancel_requested = 0 WHERE id = ?",
         )
         .bind(now)
         .bind(id)

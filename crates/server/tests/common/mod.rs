@@ -1,0 +1,428 @@
+//! Shared helpers of the HTTP integration tests: a real server on an ephemeral port with a
+//! temporary data directory ([`TestServer`]), and a scriptable upstream that records every
+//! request it receives ([`MockUpstream`]).
+
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The bootstrap token of the `default` tenant.
+pub const TOKEN: &str = "fgt_test_token";
+
+/// How long `wait_for` and friends poll before giving up.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A Flowgate server running in this test's runtime.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// API token of the `default` tenant.
+    pub token: String,
+    /// A client without default headers.
+    pub client: reqwest::Client,
+    /// The address bound.
+    pub addr: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server with the default settings (bootstrap token [`TOKEN`]).
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server whose settings `tweak` may change (body limit, expression budget, …).
+    pub async fn start_with(tweak: impl FnOnce(&mut flowgate_server::Settings)) -> TestServer {
+        TestServer::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
+    }
+
+    /// Stops this server gracefully (waiting for it) and starts a new one on the same data
+    /// directory, on a new port.
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut flowgate_server::Settings)) -> TestServer {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let stopped = tokio::time::timeout(DEADLINE, task).await.expect("the server stops in time");
+            stopped.expect("server task").expect("server run");
+        }
+        let dir = self.dir.take().expect("data dir");
+        TestServer::start_in(dir, tweak).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut flowgate_server::Settings)) -> TestServer {
+        flowgate_steps::util::install_tls();
+        let mut settings = flowgate_server::Settings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().to_path_buf(),
+            bootstrap_token: Some(TOKEN.into()),
+            shutdown_grace: Duration::from_millis(500),
+            ..Default::default()
+        };
+        tweak(&mut settings);
+        let server = flowgate_server::Server::bind(settings).await.expect("server binds");
+        let addr = server.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        TestServer {
+            url: format!("http://{addr}"),
+            token: TOKEN.into(),
+            client,
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir: Some(dir),
+        }
+    }
+
+    /// A request to the API (`path` starts with `/v1/…`), with the bearer token.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    /// GET an API path with the token; asserts 200 and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.api(reqwest::Method::GET, path).send().await.expect("GET");
+        let status = r.status();
+        let body: Value = r.json().await.expect("JSON body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// The webhook URL of `path` in the `default` tenant.
+    pub fn hook(&self, path: &str) -> String {
+        format!("{}/hooks/default/{path}", self.url)
+    }
+
+    /// A POST to a webhook of the `default` tenant.
+    pub fn post_hook(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.hook(path))
+    }
+
+    /// PUT a YAML definition at `/v1/integrations/{slug}`; returns status and JSON body.
+    pub async fn put_integration(&self, slug: &str, yaml: &str) -> (u16, Value) {
+        let r = self
+            .api(reqwest::Method::PUT, &format!("/v1/integrations/{slug}"))
+            .header("content-type", "application/yaml")
+            .body(yaml.to_owned())
+            .send()
+            .await
+            .expect("PUT integration");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("JSON body"))
+    }
+
+    /// Applies a YAML definition (slug read from its `integration:` line); asserts 2xx.
+    pub async fn apply(&self, yaml: &str) -> Value {
+        let slug = slug_of(yaml);
+        let (status, body) = self.put_integration(&slug, yaml).await;
+        assert!((200..300).contains(&status), "apply {slug}: {status} {body}");
+        body
+    }
+
+    /// GET /v1/executions/{id}.
+    pub async fn execution(&self, id: &str) -> Value {
+        self.get_json(&format!("/v1/executions/{id}")).await
+    }
+
+    /// Polls the execution until it has `status`; panics after [`DEADLINE`], or at once when
+    /// it ended with another status.
+    pub async fn wait_for(&self, id: &str, status: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let ex = self.execution(id).await;
+            let now = ex["status"].as_str().unwrap_or("").to_owned();
+            if now == status {
+                return ex;
+            }
+            let ended = ["succeeded", "failed", "filtered", "cancelled"].contains(&now.as_str());
+            assert!(!ended, "execution {id} ended as {now}, expected {status}: {ex:#}");
+            assert!(
+                started.elapsed() < DEADLINE,
+                "execution {id} still {now} after {DEADLINE:?}, expected {status}: {ex:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs a flow through the API (`?wait=true`) and returns the answer.
+    pub async fn run_flow(&self, integration: &str, flow: &str, body: Value) -> Value {
+        let r = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/v1/integrations/{integration}/flows/{flow}/run?wait=true&timeout=10"),
+            )
+            .json(&json!({ "body": body }))
+            .send()
+            .await
+            .expect("run");
+        let status = r.status();
+        let v: Value = r.json().await.expect("JSON body");
+        assert_eq!(status, 200, "run {integration}/{flow}: {v}");
+        v
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The slug on a document's `integration:` line.
+pub fn slug_of(yaml: &str) -> String {
+    yaml.lines()
+        .find_map(|l| l.strip_prefix("integration:"))
+        .map(|s| s.trim().trim_matches('"').to_owned())
+        .expect("the document has an `integration:` line")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends a request and returns its status, headers and body parsed as JSON (`Null` when
+/// the body is empty, a string when it is not JSON).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, headers, body)
+}
+
+/// Asserts an error body `{"error": {"code": code, "message": …}}`.
+pub fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "expected error code {code}: {body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Mock upstream
+// ---------------------------------------------------------------------------------------
+
+/// One scripted reply.
+#[derive(Clone, Debug)]
+pub struct MockResponse {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Content type of the body, if any.
+    pub content_type: Option<String>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl MockResponse {
+    /// A JSON reply.
+    pub fn json(status: u16, body: Value) -> MockResponse {
+        MockResponse {
+            status,
+            headers: Vec::new(),
+            body: body.to_string().into_bytes(),
+            content_type: Some("application/json".into()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A text reply.
+    pub fn text(status: u16, body: &str) -> MockResponse {
+        MockResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+            content_type: Some("text/plain".into()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// An empty reply.
+    pub fn status(status: u16) -> MockResponse {
+        MockResponse { status, headers: Vec::new(), body: Vec::new(), content_type: None, delay: Duration::ZERO }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> MockResponse {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Answers only after `d`.
+    pub fn delay(mut self, d: Duration) -> MockResponse {
+        self.delay = d;
+        self
+    }
+}
+
+/// A request the mock received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path (no query).
+    pub path: String,
+    /// Raw query string.
+    pub query: Option<String>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Recorded {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body of {} {} is not JSON ({e}): {:?}", self.method, self.path, self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    queue: VecDeque<MockResponse>,
+    default: Option<MockResponse>,
+}
+
+#[derive(Default)]
+struct MockState {
+    requests: Vec<Recorded>,
+    scripts: HashMap<String, Script>,
+}
+
+/// An HTTP server on an ephemeral port that records every request and answers as scripted
+/// per path: first from the path's queue, then its default; unscripted paths get 404.
+#[derive(Clone)]
+pub struct MockUpstream {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    state: Arc<Mutex<MockState>>,
+}
+
+impl MockUpstream {
+    /// Starts the mock in the current runtime.
+    pub async fn start() -> MockUpstream {
+        let state = Arc::new(Mutex::new(MockState::default()));
+        let app = axum::Router::new().fallback(mock_handler).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
+        let addr = listener.local_addr().expect("mock addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockUpstream { url: format!("http://{addr}"), state }
+    }
+
+    /// The default reply of `path` (after its queue is used up).
+    pub fn on(&self, path: &str, reply: MockResponse) -> &Self {
+        self.state.lock().unwrap().scripts.entry(path.to_owned()).or_default().default = Some(reply);
+        self
+    }
+
+    /// Replies used once each, in order, before the default.
+    pub fn queue(&self, path: &str, replies: impl IntoIterator<Item = MockResponse>) -> &Self {
+        self.state.lock().unwrap().scripts.entry(path.to_owned()).or_default().queue.extend(replies);
+        self
+    }
+
+    /// Fails `n` times with `status`, then answers `then` (for good).
+    pub fn fail_then(&self, path: &str, n: usize, status: u16, then: MockResponse) -> &Self {
+        self.queue(path, (0..n).map(|_| MockResponse::text(status, "upstream failure")));
+        self.on(path, then)
+    }
+
+    /// Every request to `path`, in arrival order.
+    pub fn requests(&self, path: &str) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()
+    }
+
+    /// Every request received.
+    pub fn all_requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// How many requests `path` received.
+    pub fn hits(&self, path: &str) -> usize {
+        self.requests(path).len()
+    }
+
+    /// Waits until `path` received at least `n` requests.
+    pub async fn wait_hits(&self, path: &str, n: usize) {
+        eventually(&format!("{n} request(s) to {path}"), || async { (self.hits(path) >= n).then_some(()) }).await;
+    }
+}
+
+async fn mock_handler(
+    State(state): State<Arc<Mutex<MockState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let reply = {
+        let mut st = state.lock().unwrap();
+        st.requests.push(Recorded {
+            method: method.to_string(),
+            path: path.clone(),
+            query: uri.query().map(str::to_owned),
+            headers,
+            body,
+        });
+        match st.scripts.get_mut(&path) {
+            Some(s) => s.queue.pop_front().or_else(|| s.default.clone()),
+            None => None,
+        }
+    };
+    let reply = reply.unwrap_or_else(|| MockResponse::json(404, json!({ "error": format!("{path} is not scripted") })));
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut r = (StatusCode::from_u16(reply.status).expect("status"), reply.body).into_response();
+    if let Some(ct) = reply.content_type {
+        r.headers_mut().insert("content-type", ct.parse().expect("content type"));
+    }
+    for (k, v) in reply.headers {
+        r.headers_mut()
+            .insert(axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+    }
+    r
+}
