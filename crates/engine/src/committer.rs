@@ -24,9 +24,13 @@ const MAX_JOBS_PER_COMMIT: usize = 4096;
 #[error("commit failed: {0}")]
 pub struct CommitError(Arc<str>);
 
+/// Work to do once a write is durable, whether or not its caller still waits.
+type AfterCommit = Box<dyn FnOnce() + Send>;
+
 struct Job {
     batch: WriteBatch,
     done: Option<oneshot::Sender<Result<(), CommitError>>>,
+    after: Option<AfterCommit>,
 }
 
 /// Handle to the committer task.
@@ -48,9 +52,19 @@ impl Committer {
     /// # Errors
     /// When the transaction failed or the committer has stopped.
     pub async fn commit(&self, batch: WriteBatch) -> Result<(), CommitError> {
+        self.commit_then(batch, None).await
+    }
+
+    /// Like [`Committer::commit`], and runs `after` as soon as the batch is durable — even if
+    /// the caller stopped waiting (an HTTP client that hung up must not strand an execution
+    /// it already committed).
+    ///
+    /// # Errors
+    /// When the transaction failed or the committer has stopped (`after` is dropped then).
+    pub async fn commit_then(&self, batch: WriteBatch, after: Option<AfterCommit>) -> Result<(), CommitError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Job { batch, done: Some(done) })
+            .send(Job { batch, done: Some(done), after })
             .await
             .map_err(|_| CommitError("the committer has stopped".into()))?;
         wait.await.unwrap_or_else(|_| Err(CommitError("the committer has stopped".into())))
@@ -70,12 +84,14 @@ async fn run(store: SharedStore, mut rx: mpsc::Receiver<Job>, closed: Cancellati
         let Some(first) = first else { return };
         let mut batch = first.batch;
         let mut waiters: Vec<oneshot::Sender<Result<(), CommitError>>> = first.done.into_iter().collect();
+        let mut afters: Vec<AfterCommit> = first.after.into_iter().collect();
         let mut jobs = 1;
         while jobs < MAX_JOBS_PER_COMMIT {
             match rx.try_recv() {
                 Ok(mut job) => {
                     batch.append(&mut job.batch);
                     waiters.extend(job.done);
+                    afters.extend(job.after);
                     jobs += 1;
                 }
                 Err(_) => break,
@@ -91,6 +107,11 @@ async fn run(store: SharedStore, mut rx: mpsc::Receiver<Job>, closed: Cancellati
         metrics::histogram!("flowgate_commit_jobs").record(jobs as f64);
         if inserts > 0 {
             metrics::histogram!("flowgate_ingest_batch_size").record(inserts as f64);
+        }
+        if result.is_ok() {
+            for after in afters {
+                after();
+            }
         }
         for w in waiters {
             let _ = w.send(result.clone());

@@ -392,6 +392,7 @@ impl Engine {
             lease_until: leased.then(|| now + inner.settings.lease.as_millis() as i64),
             trigger_kind: s.kind,
             trigger: s.trigger.to_string(),
+
             auth_label: s.auth_label,
             run_after: now,
             created_at: now,
@@ -399,30 +400,35 @@ impl Engine {
         };
         let waiter = (s.wait != Wait::No).then(|| inner.waiters.register(&id, s.wait));
         let batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
-        if let Err(e) = inner.committer.commit(batch).await {
+        // Starting the execution is tied to the commit, not to this future: a caller that
+        // hangs up after the event is durable must not leave it leased and never run.
+        let start: Box<dyn FnOnce() + Send> = {
+            let (inner, id, flow, trigger) = (inner.clone(), id.clone(), s.flow, s.trigger);
+            match permit {
+                Some(permit) => Box::new(move || {
+                    let job = executor::Job {
+                        id,
+                        flow,
+                        trigger: Arc::new(trigger),
+                        trigger_kind: s.kind.to_owned(),
+                        round: 1,
+                        created_at: now,
+                        resumed: false,
+                        permit,
+                    };
+                    inner.tracker.spawn(executor::run(inner.clone(), job));
+                }),
+                None => Box::new(move || {
+                    inner.backlog.store(true, Ordering::Relaxed);
+                    inner.wake.notify_one();
+                }),
+            }
+        };
+        if let Err(e) = inner.committer.commit_then(batch, Some(start)).await {
             inner.waiters.remove(&id);
             return Err(e.into());
         }
         metrics::counter!("flowgate_events_accepted_total", "trigger" => s.kind).increment(1);
-        match permit {
-            Some(permit) => {
-                let job = executor::Job {
-                    id: id.clone(),
-                    flow: s.flow,
-                    trigger: Arc::new(s.trigger),
-                    trigger_kind: s.kind.to_owned(),
-                    round: 1,
-                    created_at: now,
-                    resumed: false,
-                    permit,
-                };
-                inner.tracker.spawn(executor::run(inner.clone(), job));
-            }
-            None => {
-                inner.backlog.store(true, Ordering::Relaxed);
-                inner.wake.notify_one();
-            }
-        }
         Ok(Submitted { id, waiter })
     }
 

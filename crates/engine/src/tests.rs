@@ -86,3 +86,47 @@ flows:
     let row = e.store().execution(Some("t1"), &id).await.unwrap().unwrap();
     assert_eq!(row.failed_step.as_deref(), Some("fatal"));
 }
+
+/// Regression: a caller that stops waiting after its event was handed to the committer (an
+/// HTTP client hanging up) must not leave the committed execution leased and never run.
+#[tokio::test]
+async fn issue_2_abandoned_submit_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path()).await;
+    e.apply("t1", "integration: t\nflows:\n  - flow: f\n    trigger: { manual: {} }\n    steps: [ { id: a, transform: '.body' } ]\n", Format::Yaml)
+        .await
+        .unwrap();
+    let f = flow(&e, "t", "f");
+    let fut = e.submit(Submission {
+        flow: f,
+        trigger: json!({"body": 1}),
+        kind: "test",
+        auth_label: None,
+        replay_of: None,
+        wait: Wait::No,
+    });
+    // Poll once (the event is queued for commit), then drop the future.
+    assert!(futures_poll_once(fut).await.is_none());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = flowgate_store::ExecutionQuery { tenant: "t1".into(), limit: 10, ..Default::default() };
+        let rows = e.store().executions(&q).await.unwrap();
+        if rows.len() == 1 && rows[0].status() == Status::Succeeded {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the abandoned execution did not run: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls a future once and drops it, returning its output if it was ready.
+async fn futures_poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}

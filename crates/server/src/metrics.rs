@@ -8,7 +8,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -31,15 +32,38 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Metric handles of one route and status, looked up once: building labelled keys on every
+/// request costs allocations and hashing on the ingress hot path.
+#[derive(Clone)]
+struct RouteMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type RouteCache = RwLock<HashMap<String, HashMap<u16, RouteMetrics>>>;
+static ROUTES: OnceLock<RouteCache> = OnceLock::new();
+
+fn route_metrics(route: &str, status: u16) -> RouteMetrics {
+    let cache = ROUTES.get_or_init(Default::default);
+    if let Some(m) = cache.read().expect("metrics lock").get(route).and_then(|m| m.get(&status)) {
+        return m.clone();
+    }
+    let m = RouteMetrics {
+        requests: metrics::counter!("flowgate_http_requests_total", "route" => route.to_owned(), "status" => status.to_string()),
+        duration: metrics::histogram!("flowgate_http_request_duration_seconds", "route" => route.to_owned()),
+    };
+    cache.write().expect("metrics lock").entry(route.to_owned()).or_default().insert(status, m.clone());
+    m
+}
+
 /// Counts requests by route and status.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("flowgate_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("flowgate_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let m = route_metrics(route.as_ref().map_or("unmatched", MatchedPath::as_str), resp.status().as_u16());
+    m.requests.increment(1);
+    m.duration.record(started.elapsed().as_secs_f64());
     resp
 }
 

@@ -4,21 +4,18 @@
 //! SQLite has one writer at a time, so the store keeps exactly one writer connection and
 //! sends every write through it; reads go through a small pool beside it (WAL lets readers
 //! and the writer proceed together). Throughput comes from batching, not from concurrency:
-//! [`Store::commit`] writes a whole [`WriteBatch`] in one transaction, using multi-row
-//! statements whose row counts are powers of two (so only a handful of distinct statements
-//! are ever prepared and cached).
+//! [`Store::commit`] writes a whole [`WriteBatch`] in one transaction of multi-row statements
+//! (up to [`MAX_ROWS`] rows each); a batch that fits in one statement needs no transaction
+//! around it.
 
 use crate::types::*;
 use crate::{Error, Result, Store};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-
-/// Most rows in one multi-row statement.
-const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// Columns of [`ExecutionRow`], with the version number joined in.
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
@@ -84,24 +81,23 @@ impl SqliteStore {
     }
 }
 
-/// Splits `items` into chunks whose sizes are powers of two, at most
-/// [`MAX_ROWS_PER_STATEMENT`].
-fn chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let n = items.len().min(MAX_ROWS_PER_STATEMENT);
-        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
-        let (head, tail) = items.split_at(size);
-        items = tail;
-        Some(head)
-    })
+/// Most rows in one multi-row statement. Batches up to this size are one statement, which is
+/// atomic on its own (no BEGIN/COMMIT round trips); each distinct size is prepared once and
+/// cached (SQLite allows 32,766 parameters; 64 rows × 15 columns is far below).
+const MAX_ROWS: usize = 64;
+
+/// What a statement of a batch writes (to check finishes against lost leases).
+#[derive(PartialEq, Eq)]
+enum Writes {
+    Rows,
+    Finishes(u64),
 }
 
-async fn insert_executions(tx: &mut Transaction<'_, Sqlite>, rows: &[NewExecution]) -> Result<()> {
-    for chunk in chunks(rows) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
+/// The statements of a batch, in order.
+fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>)> {
+    let mut out = Vec::new();
+    for chunk in batch.inserts.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new(
             "INSERT INTO executions (id, tenant_id, integration, flow, version_id, status, lease_owner, lease_until, \
              trigger_kind, trigger, auth_label, run_after, created_at, started_at, replay_of) ",
         );
@@ -123,15 +119,11 @@ async fn insert_executions(tx: &mut Transaction<'_, Sqlite>, rows: &[NewExecutio
                 .push_bind(started)
                 .push_bind(&e.replay_of);
         });
-        qb.build().persistent(true).execute(&mut **tx).await?;
+        out.push((Writes::Rows, qb));
     }
-    Ok(())
-}
-
-async fn insert_steps(tx: &mut Transaction<'_, Sqlite>, rows: &[StepRecord]) -> Result<()> {
-    for chunk in chunks(rows) {
-        // A resumed step may re-record an attempt number the crash left half-written.
-        let mut qb = QueryBuilder::<Sqlite>::new(
+    for chunk in batch.steps.chunks(MAX_ROWS) {
+        // A resumed step may re-record an attempt number a crash left half-written.
+        let mut qb = QueryBuilder::new(
             "INSERT OR REPLACE INTO step_attempts (execution_id, step_id, round, attempt, seq, status, input, output, \
              error, response, started_at, finished_at) ",
         );
@@ -149,15 +141,10 @@ async fn insert_steps(tx: &mut Transaction<'_, Sqlite>, rows: &[StepRecord]) -> 
                 .push_bind(s.started_at)
                 .push_bind(s.finished_at);
         });
-        qb.build().persistent(true).execute(&mut **tx).await?;
+        out.push((Writes::Rows, qb));
     }
-    Ok(())
-}
-
-async fn insert_logs(tx: &mut Transaction<'_, Sqlite>, rows: &[LogRecord]) -> Result<()> {
-    for chunk in chunks(rows) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("INSERT INTO execution_logs (execution_id, at, level, step_id, message) ");
+    for chunk in batch.logs.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new("INSERT INTO execution_logs (execution_id, at, level, step_id, message) ");
         qb.push_values(chunk, |mut b, l| {
             b.push_bind(&l.execution_id)
                 .push_bind(l.at)
@@ -165,9 +152,51 @@ async fn insert_logs(tx: &mut Transaction<'_, Sqlite>, rows: &[LogRecord]) -> Re
                 .push_bind(&l.step_id)
                 .push_bind(&l.message);
         });
-        qb.build().persistent(true).execute(&mut **tx).await?;
+        out.push((Writes::Rows, qb));
     }
-    Ok(())
+    for chunk in batch.finishes.chunks(MAX_ROWS) {
+        // Only the lease holder may end an execution: the `lease_owner` check fences a node
+        // that lost its lease.
+        let mut qb = QueryBuilder::new(
+            "UPDATE executions SET status = f.column2, output = f.column3, response = f.column4, error = f.column5, \
+             failed_step = f.column6, finished_at = f.column7, lease_owner = NULL, lease_until = NULL FROM (",
+        );
+        qb.push_values(chunk, |mut b, f| {
+            b.push_bind(&f.id)
+                .push_bind(f.status.as_str())
+                .push_bind(&f.output)
+                .push_bind(&f.response)
+                .push_bind(&f.error)
+                .push_bind(&f.failed_step)
+                .push_bind(f.finished_at)
+                .push_bind(&f.owner);
+        });
+        qb.push(
+            ") AS f WHERE executions.id = f.column1 AND executions.lease_owner = f.column8 AND executions.status = 'running'",
+        );
+        out.push((Writes::Finishes(chunk.len() as u64), qb));
+    }
+    for chunk in batch.parks.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new(
+            "UPDATE executions SET status = 'queued', run_after = p.column2, lease_owner = NULL, lease_until = NULL FROM (",
+        );
+        qb.push_values(chunk, |mut b, p| {
+            b.push_bind(&p.id).push_bind(p.run_after).push_bind(&p.owner);
+        });
+        qb.push(
+            ") AS p WHERE executions.id = p.column1 AND executions.lease_owner = p.column3 AND executions.status = 'running'",
+        );
+        out.push((Writes::Rows, qb));
+    }
+    out
+}
+
+fn check_finishes(writes: &Writes, affected: u64) {
+    if let Writes::Finishes(n) = writes
+        && affected < *n
+    {
+        tracing::warn!(lost = n - affected, "Finishes ignored: their leases were lost.");
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -448,44 +477,20 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<()> {
-        if batch.is_empty() {
+        let mut statements = batch_statements(batch);
+        if let [(writes, qb)] = statements.as_mut_slice() {
+            // One statement is atomic on its own: skip BEGIN/COMMIT (two round trips).
+            let r = qb.build().execute(&self.writer).await?;
+            check_finishes(writes, r.rows_affected());
+            return Ok(());
+        }
+        if statements.is_empty() {
             return Ok(());
         }
         let mut tx = self.writer.begin().await?;
-        insert_executions(&mut tx, &batch.inserts).await?;
-        insert_steps(&mut tx, &batch.steps).await?;
-        insert_logs(&mut tx, &batch.logs).await?;
-        for f in &batch.finishes {
-            let r = sqlx::query(
-                "UPDATE executions SET status = ?, output = ?, response = ?, error = ?, failed_step = ?, finished_at = ?, \
-                 lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            )
-            .bind(f.status.as_str())
-            .bind(&f.output)
-            .bind(&f.response)
-            .bind(&f.error)
-            .bind(&f.failed_step)
-            .bind(f.finished_at)
-            .bind(&f.id)
-            .bind(&f.owner)
-            .persistent(true)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() == 0 {
-                tracing::warn!(execution_id = %f.id, "Finish ignored: the lease was lost.");
-            }
-        }
-        for p in &batch.parks {
-            sqlx::query(
-                "UPDATE executions SET status = 'queued', run_after = ?, lease_owner = NULL, lease_until = NULL \
-                 WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            )
-            .bind(p.run_after)
-            .bind(&p.id)
-            .bind(&p.owner)
-            .persistent(true)
-            .execute(&mut *tx)
-            .await?;
+        for (writes, qb) in &mut statements {
+            let r = qb.build().execute(&mut *tx).await?;
+            check_finishes(writes, r.rows_affected());
         }
         tx.commit().await?;
         Ok(())
