@@ -83,7 +83,9 @@ struct Execution {
     pending: WriteBatch,
     response: Option<Response>,
     /// The JSON text of the current input, when known (reused as the next entry's input).
-    input_json: Option<String>,
+    /// The current input equals the output of the last completed journal entry (or the
+    /// trigger, before any): its entry then stores no input (see `StepRecord::input`).
+    input_is_last_output: bool,
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
@@ -114,7 +116,7 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         seq: 0,
         pending: WriteBatch::default(),
         response: None,
-        input_json: None,
+        input_is_last_output: true,
     };
     if job.resumed {
         if let Err(e) = ex.load_journal().await {
@@ -203,7 +205,7 @@ impl Execution {
         if let Some(out) = self.completed.get(&step.id) {
             let out = out.clone();
             self.outputs.insert(step.id.clone(), out.clone());
-            self.input_json = None;
+            self.input_is_last_output = true;
             return Ok(out);
         }
         let started = self.inner.clock.now_ms();
@@ -246,7 +248,8 @@ impl Execution {
                     },
                     None => input.clone(),
                 };
-                self.input_json = None;
+                // The branch's entries came after the switch's input: store it explicitly.
+                self.input_is_last_output = false;
                 self.record(step, 1, "succeeded", &input, Some(&out), None, started);
                 self.outputs.insert(step.id.clone(), out.clone());
                 Ok(out)
@@ -353,10 +356,13 @@ impl Execution {
         error: Option<&StepError>,
         started: i64,
     ) {
-        let input_json = self.input_json.take().unwrap_or_else(|| input.to_string());
+        // Most inputs are the previous step's output: not stored twice (about half the journal).
+        let input_json = (!self.input_is_last_output).then(|| input.to_string());
         let output_json = output.map(Value::to_string);
-        // The next step's input is this step's output: keep its text for that entry.
-        self.input_json = if status == "failed" { Some(input_json.clone()) } else { output_json.clone() };
+        if COMPLETED.contains(&status) {
+            // The next step's input is this step's output.
+            self.input_is_last_output = true;
+        }
         self.seq += 1;
         self.pending.steps.push(StepRecord {
             execution_id: self.id.clone(),
@@ -365,7 +371,7 @@ impl Execution {
             attempt: i64::from(attempt),
             seq: self.seq,
             status: status.to_owned(),
-            input: Some(input_json),
+            input: input_json,
             output: output_json,
             error: error.map(|e| serde_json::to_string(e).unwrap_or_default()),
             response: None,

@@ -428,7 +428,7 @@ impl Engine {
             inner.waiters.remove(&id);
             return Err(e.into());
         }
-        metrics::counter!("flowgate_events_accepted_total", "trigger" => s.kind).increment(1);
+        accepted_counter(s.kind).increment(1);
         Ok(Submitted { id, waiter })
     }
 
@@ -518,6 +518,14 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "Could not hand executions back; their leases will expire."),
         }
     }
+}
+
+/// The accepted-events counter of a trigger kind, looked up once per kind (labelled lookups
+/// on every event cost hashing on the ingress hot path).
+fn accepted_counter(kind: &'static str) -> metrics::Counter {
+    static COUNTERS: std::sync::OnceLock<Mutex<HashMap<&'static str, metrics::Counter>>> = std::sync::OnceLock::new();
+    let mut map = COUNTERS.get_or_init(Default::default).lock().expect("counters lock");
+    map.entry(kind).or_insert_with(|| metrics::counter!("flowgate_events_accepted_total", "trigger" => kind)).clone()
 }
 
 /// Why a replay failed.

@@ -222,7 +222,9 @@ pub struct StepRecord {
     pub seq: i64,
     /// `succeeded`, `failed` or `skipped`.
     pub status: String,
-    /// Input, JSON.
+    /// Input, JSON; `None` when it is the output of the nearest earlier completed entry
+    /// (`succeeded`, `skipped`, `continued`), or the trigger when there is none — see
+    /// [`fill_inputs`].
     pub input: Option<String>,
     /// Output, JSON.
     pub output: Option<String>,
@@ -428,4 +430,54 @@ pub struct Claimed {
     pub created_at: i64,
     /// The execution this replays.
     pub replay_of: Option<String>,
+}
+
+/// Fills the inputs the journal leaves out (`StepRecord::input`), given the entries of one
+/// execution in order and its trigger.
+pub fn fill_inputs(records: &mut [StepRecord], trigger: &str) {
+    let mut last = trigger.to_owned();
+    for r in records.iter_mut() {
+        if r.input.is_none() {
+            r.input = Some(last.clone());
+        }
+        if matches!(r.status.as_str(), "succeeded" | "skipped" | "continued") {
+            last = r.output.clone().unwrap_or_else(|| "null".to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(step: &str, status: &str, input: Option<&str>, output: Option<&str>) -> StepRecord {
+        StepRecord {
+            execution_id: "e".into(),
+            step_id: step.into(),
+            round: 1,
+            attempt: 1,
+            seq: 0,
+            status: status.into(),
+            input: input.map(Into::into),
+            output: output.map(Into::into),
+            error: None,
+            response: None,
+            started_at: 0,
+            finished_at: 0,
+        }
+    }
+
+    #[test]
+    fn fills_inputs_from_the_last_completed_output() {
+        let mut r = vec![
+            rec("a", "succeeded", None, Some("1")),
+            rec("b", "failed", None, None),
+            rec("b", "succeeded", None, Some("2")),
+            rec("sw", "succeeded", Some("9"), Some("3")),
+            rec("c", "skipped", None, Some("3")),
+        ];
+        fill_inputs(&mut r, "{\"t\":0}");
+        let inputs: Vec<_> = r.iter().map(|x| x.input.clone().unwrap()).collect();
+        assert_eq!(inputs, vec!["{\"t\":0}", "1", "1", "9", "3"]);
+    }
 }

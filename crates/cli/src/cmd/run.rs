@@ -93,7 +93,10 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         .await?;
     let waiter = submitted.waiter.context("no waiter")?;
     let outcome = tokio::time::timeout(Duration::from_secs(a.timeout), waiter).await.context("the run timed out")??;
-    let journal = engine.store().journal(&submitted.id).await?;
+    let mut journal = engine.store().journal(&submitted.id).await?;
+    if let Some(row) = engine.store().execution(None, &submitted.id).await? {
+        flowgate_store::fill_inputs(&mut journal, &row.trigger);
+    }
     let logs = engine.store().logs(&submitted.id).await?;
     let pretty = |s: &Option<String>| -> String {
         let v: Value = s.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);

@@ -62,7 +62,8 @@ pub async fn get(State(st): State<AppState>, Caller(who): Caller, Path(id): Path
         .execution(Some(&who.tenant_id), &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;
-    let steps = store.journal(&id).await?;
+    let mut steps = store.journal(&id).await?;
+    flowgate_store::fill_inputs(&mut steps, &row.trigger);
     let logs = store.logs(&id).await?;
     let mut v = present::detail(&row, &steps, &logs);
     v["statusUrl"] = json!(st.status_url(&id));

@@ -33,10 +33,14 @@ pub enum Durability {
     Normal,
 }
 
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// The SQLite store.
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    checkpointer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -57,27 +61,54 @@ impl SqliteStore {
             .foreign_keys(true)
             .statement_cache_capacity(256)
             .pragma("cache_size", "-16000")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // A WAL that grew under load is cut back to this size when it restarts.
+            .pragma("journal_size_limit", "67108864");
+        // Checkpoints run on their own connection in the background (below): left to the
+        // writer, every ~4 MB of WAL one commit would stall for the copy and its fsync, and
+        // every caller waiting on that commit with it. The writer still checkpoints if the WAL
+        // passes ~80 MB, in case the background one cannot keep up.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "20000"))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        Ok(SqliteStore { writer, reader })
+        let checkpointer = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts).await?;
+        tokio::spawn(checkpoint_loop(checkpointer.clone()));
+        Ok(SqliteStore { writer, reader, checkpointer })
     }
 
     /// Closes both pools.
     pub async fn close(&self) {
+        self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Copies committed WAL frames into the database file without blocking the writer (a PASSIVE
+/// checkpoint), so the WAL stays small and no commit pays for a checkpoint. Ends when the
+/// store is closed.
+async fn checkpoint_loop(pool: SqlitePool) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry.");
+        }
     }
 }
 
