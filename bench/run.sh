@@ -14,6 +14,7 @@ TOKEN=fgt_bench_token
 BODY='{"id": 7, "name": "Ann Example", "email": "Ann@Example.com", "qty": 3, "active": true}'
 
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
+if curl -s "$URL/healthz" >/dev/null 2>&1; then echo "port $PORT is in use; set PORT"; exit 1; fi
 cargo build --release -p flowgate -p flowgate-bench-baseline 2>&1 | tail -1
 BIN=target/release/flowgate
 BARE=target/release/bare_axum
@@ -66,11 +67,22 @@ E2E_RSS=$(rss_mb "$PID")
 echo "ingest with workers running:        $MIXED_RPS req/s"
 echo "end to end (3-step pipeline):       $DONE executions in $(awk -v a="$T0" -v b="$T1" 'BEGIN{printf "%.1f", b-a}') s = $(awk -v n="$DONE" -v a="$T0" -v b="$T1" 'BEGIN{printf "%.0f", n/(b-a)}') executions/s (RSS $E2E_RSS MB)"
 
-# 4. Sync request-response: closed-loop throughput, then latency at a fixed 1,000 req/s.
+# 4. Sync request-response: closed-loop throughput, then latency at a fixed 1,000 req/s on a
+#    fresh server (steady state; right after the runs above the WAL is still being checkpointed).
+stop
+start_flowgate
 SYNC_RPS=$(wrk_rate "$URL/hooks/default/bench/quote")
 SYNC_P50=$(awk '/ 50%/{print $2}' /tmp/wrk.out); SYNC_P99=$(awk '/ 99%/{print $2}' /tmp/wrk.out)
 echo "sync request-response:              $SYNC_RPS req/s (p50 $SYNC_P50, p99 $SYNC_P99 at $CONNS connections)"
-echo "sync at a fixed 1,000 req/s for 10 s:"
+stop
+start_flowgate
+echo "sync at a fixed 1,000 req/s for 10 s (fresh server):"
 "$LOADGEN" "$URL/hooks/default/bench/quote" 1000 10 "$BODY" | sed 's/^/  /'
-echo "RSS after all runs: $(rss_mb "$PID") MB"
+echo "RSS after the sync runs: $(rss_mb "$PID") MB"
+stop
+
+# 5. The same ingest with synchronous=NORMAL (survives a process crash, not power loss).
+start_flowgate --no-workers --durability normal
+NORMAL_RPS=$(wrk_rate "$URL/hooks/default/bench/pipeline")
+echo "async ingest, --durability normal:  $NORMAL_RPS req/s"
 stop
