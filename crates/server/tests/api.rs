@@ -544,3 +544,42 @@ async fn manual_and_test_runs() {
         send(s.api(Method::POST, "/v1/integrations/simple/flows/by-hand/run?wait=maybe").json(&json!({}))).await;
     assert_eq!(status, 400, "{v}");
 }
+
+/// First start without `FLOWGATE_BOOTSTRAP_TOKEN`: the `default` tenant gets a generated
+/// token, written to `<data-dir>/bootstrap-token` with mode 0600, which works; a second start
+/// on the same data directory creates nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_token_is_generated_once_and_private() {
+    flowgate_steps::util::install_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || flowgate_server::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        bootstrap_token: None,
+        ..Default::default()
+    };
+    let server = flowgate_server::Server::bind(settings()).await.unwrap();
+    let boot = server.bootstrap.clone().expect("first start bootstraps");
+    assert!(boot.generated && boot.token.starts_with("fgt_"));
+    let file = dir.path().join("bootstrap-token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), boot.token);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let url = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{url}/v1/integrations")).bearer_auth(&boot.token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.get(format!("{url}/v1/integrations")).bearer_auth("fgt_wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let again = flowgate_server::Server::bind(settings()).await.unwrap();
+    assert!(again.bootstrap.is_none(), "a second start must not bootstrap again");
+}
