@@ -81,6 +81,35 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
     }
 }
 
+/// How often the leader looks for executions whose node died (and, when not leading, whether
+/// the leadership is free).
+const LEADER_EVERY: Duration = Duration::from_secs(2);
+
+/// Leader-only work, coordinated through the store: the one node that holds the leadership
+/// puts executions whose lease expired back in the queue. Leadership moves to another node
+/// when the leader dies.
+pub(crate) async fn leader_loop(inner: Arc<Inner>) {
+    loop {
+        match inner.store.lead().await {
+            Ok(true) => match inner.store.reap_expired(inner.clock.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(executions = n, "Requeued executions whose node stopped renewing its lease.");
+                    inner.backlog.store(true, Ordering::Relaxed);
+                    inner.wake.notify_one();
+                }
+                Err(e) => tracing::warn!(error = %e, "Reaping expired leases failed; will retry."),
+            },
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "Leader election failed; will retry."),
+        }
+        tokio::select! {
+            _ = inner.hard_stop.cancelled() => return,
+            _ = tokio::time::sleep(LEADER_EVERY) => {}
+        }
+    }
+}
+
 pub(crate) async fn renew_loop(inner: Arc<Inner>) {
     let every = inner.settings.lease / 3;
     loop {

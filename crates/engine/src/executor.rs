@@ -22,7 +22,7 @@ use crate::waiters::SyncOutcome;
 use flowgate_expr::{Scope, truthy};
 use flowgate_model::OnError;
 use flowgate_steps::{Compiled, CompiledStep, LogEntry, Response, StepCx, StepError};
-use flowgate_store::{Finish, LogRecord, Park, Status, StepRecord, WriteBatch};
+use flowgate_store::{Finish, LogRecord, Park, Responded, Status, StepRecord, StoreEvent, WriteBatch};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -83,6 +83,9 @@ struct Execution {
     pending: WriteBatch,
     response: Option<Response>,
     /// The JSON text of the current input, when known (reused as the next entry's input).
+    /// Claimed from the queue rather than started where its event arrived: whoever waits for
+    /// it may be on another node, so its answer and its end are stored and announced.
+    claimed: bool,
     /// The current input equals the output of the last completed journal entry (or the
     /// trigger, before any): its entry then stores no input (see `StepRecord::input`).
     input_is_last_output: bool,
@@ -117,6 +120,7 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         pending: WriteBatch::default(),
         response: None,
         input_is_last_output: true,
+        claimed: job.resumed,
     };
     if job.resumed {
         if let Err(e) = ex.load_journal().await {
@@ -300,11 +304,22 @@ impl Execution {
                 Ok(out) => {
                     self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
                     if let Some(r) = response {
+                        let text = serde_json::to_string(&r).ok();
                         if let Some(last) = self.pending.steps.last_mut() {
-                            last.response = serde_json::to_string(&r).ok();
+                            last.response.clone_from(&text);
                         }
                         self.inner.waiters.answer(&self.id, SyncOutcome::Responded(r.clone()));
                         self.response = Some(r);
+                        if self.claimed
+                            && let Some(text) = text
+                        {
+                            // A caller on another node may wait: store the answer now and say so.
+                            self.pending.responses.push(Responded { id: self.id.clone(), response: text });
+                            self.pending.events.push(StoreEvent::Responded { id: self.id.clone() });
+                            if !self.flush().await {
+                                return Err(Flow::Interrupted);
+                            }
+                        }
                     }
                     self.outputs.insert(step.id.clone(), out.clone());
                     return Ok(out);
@@ -451,6 +466,9 @@ impl Execution {
             failed_step,
             finished_at: now,
         });
+        if self.claimed {
+            self.pending.events.push(StoreEvent::Finished { id: self.id.clone() });
+        }
         if !self.flush().await {
             return;
         }

@@ -11,7 +11,8 @@
 //! - [`registry`]: compiled versions and the webhook routing table.
 //! - [`committer`]: group commit of all writes.
 //! - [`executor`]: running one execution.
-//! - [`dispatch`]: claiming queued/expired work, renewing leases.
+//! - `dispatch`: claiming queued work, renewing leases, the leader's work.
+//! - `events`: what other nodes tell this one (new work, answers, cancels, changes).
 //! - [`waiters`]: sync callers.
 //! - [`backoff`], [`clock`]: retry delays and time.
 
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod committer;
 pub mod compile;
 mod dispatch;
+mod events;
 mod executor;
 pub mod registry;
 pub mod waiters;
@@ -37,7 +39,8 @@ use committer::{CommitError, Committer};
 use flowgate_expr::{Budget, Evaluator};
 use flowgate_model::{Diagnostic, Format};
 use flowgate_store::{
-    ExecutionRow, Finish, NewExecution, NewVersion, PutOutcome, SharedStore, Status, VersionRecord, WriteBatch,
+    ExecutionRow, Finish, NewExecution, NewVersion, PutOutcome, SharedStore, Status, StoreEvent, VersionRecord,
+    WriteBatch,
 };
 use registry::Registry;
 use serde_json::Value;
@@ -69,11 +72,11 @@ pub struct EngineSettings {
     pub inline_backoff_max: Duration,
     /// Fallback poll of the queue (work from other nodes, expired leases).
     pub poll_interval: Duration,
-    /// The store is used by this process only (SQLite): leases left by a crash are expired
-    /// at start, so interrupted executions resume at once.
-    pub sole_user: bool,
-    /// Run no executions (ingress only).
+    /// Run executions on this node (the `worker` role).
     pub workers: bool,
+    /// Take part in the leader election and run leader-only work when elected (the
+    /// `scheduler` role): putting executions of dead nodes back in the queue.
+    pub leader: bool,
 }
 
 impl Default for EngineSettings {
@@ -87,8 +90,8 @@ impl Default for EngineSettings {
             expression_threads: 2,
             inline_backoff_max: Duration::from_secs(2),
             poll_interval: Duration::from_secs(5),
-            sole_user: true,
             workers: true,
+            leader: true,
         }
     }
 }
@@ -250,7 +253,8 @@ impl Engine {
             committer_closed,
             committer_task: Mutex::new(Some(committer_task)),
         });
-        if inner.settings.sole_user {
+        if !inner.store.shared() {
+            // This process owns the store: leases left by a crash belong to nobody alive.
             let n = inner.store.expire_all_leases().await?;
             if n > 0 {
                 tracing::info!(executions = n, "Resuming executions interrupted by the last stop.");
@@ -268,6 +272,12 @@ impl Engine {
         if inner.settings.workers {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
             tokio::spawn(dispatch::renew_loop(inner.clone()));
+        }
+        if inner.settings.leader {
+            tokio::spawn(dispatch::leader_loop(inner.clone()));
+        }
+        if let Some(events) = inner.store.subscribe() {
+            tokio::spawn(events::listen(inner.clone(), events));
         }
         Ok(Engine { inner })
     }
@@ -337,6 +347,7 @@ impl Engine {
         }
         let ci = Arc::new(draft.into_compiled(outcome.record().clone(), &self.inner.settings.public_url));
         self.inner.registry.install(ci.clone());
+        self.announce_integration(tenant, &new.slug).await;
         Ok((outcome, ci))
     }
 
@@ -347,7 +358,16 @@ impl Engine {
     pub async fn delete(&self, tenant: &str, slug: &str) -> Result<bool, flowgate_store::Error> {
         let deleted = self.inner.store.delete_integration(tenant, slug).await?;
         self.inner.registry.remove(tenant, slug);
+        self.announce_integration(tenant, slug).await;
         Ok(deleted)
+    }
+
+    /// Tells the other nodes an integration changed (they reload it).
+    async fn announce_integration(&self, tenant: &str, slug: &str) {
+        let event = StoreEvent::Integration { tenant: tenant.to_owned(), slug: slug.to_owned() };
+        if let Err(e) = self.inner.store.notify(&[event]).await {
+            tracing::warn!(error = %e, "Could not tell the other nodes about a changed integration.");
+        }
     }
 
     /// The current version of an integration, compiling it from the store if needed.
@@ -399,7 +419,11 @@ impl Engine {
             replay_of: s.replay_of,
         };
         let waiter = (s.wait != Wait::No).then(|| inner.waiters.register(&id, s.wait));
-        let batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
+        let mut batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
+        if !leased {
+            // Any node with a free worker may take it.
+            batch.events.push(StoreEvent::Work);
+        }
         // Starting the execution is tied to the commit, not to this future: a caller that
         // hangs up after the event is durable must not leave it leased and never run.
         let start: Box<dyn FnOnce() + Send> = {

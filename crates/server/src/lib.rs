@@ -35,6 +35,7 @@ use axum::{Router, middleware};
 use error::ApiError;
 use flowgate_engine::{Engine, EngineSettings, SystemClock};
 use flowgate_store::SharedStore;
+use flowgate_store::postgres::PgStore;
 use flowgate_store::sqlite::{Durability, SqliteStore};
 use rand::RngCore;
 use serde_json::json;
@@ -63,8 +64,12 @@ pub struct Settings {
     pub bootstrap_token: Option<String>,
     /// Executions running at once.
     pub max_concurrency: usize,
-    /// Run executions on this node (false: ingress and API only).
-    pub workers: bool,
+    /// What this node does.
+    pub roles: Roles,
+    /// Lease of a running execution; a dead node's executions resume elsewhere after it.
+    pub lease: Duration,
+    /// Database connections for queries (PostgreSQL).
+    pub pool_size: u32,
     /// How long running executions get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// Time budget of one expression evaluation.
@@ -82,7 +87,8 @@ impl std::fmt::Debug for Settings {
             .field("durability", &self.durability)
             .field("bootstrap_token", &self.bootstrap_token.as_ref().map(|_| "[redacted]"))
             .field("max_concurrency", &self.max_concurrency)
-            .field("workers", &self.workers)
+            .field("roles", &self.roles)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -98,10 +104,49 @@ impl Default for Settings {
             durability: Durability::Full,
             bootstrap_token: None,
             max_concurrency: 512,
-            workers: true,
+            roles: Roles::ALL,
+            lease: Duration::from_secs(30),
+            pool_size: 16,
             shutdown_grace: Duration::from_secs(10),
             expression_timeout: Duration::from_secs(1),
         }
+    }
+}
+
+/// The roles of a node (`--roles api,worker,scheduler`, all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serves webhooks and the REST API (without it: only health and metrics).
+    pub api: bool,
+    /// Runs executions.
+    pub worker: bool,
+    /// Takes part in the leader election and runs leader-only work.
+    pub scheduler: bool,
+}
+
+impl Roles {
+    /// Every role.
+    pub const ALL: Roles = Roles { api: true, worker: true, scheduler: true };
+}
+
+impl std::str::FromStr for Roles {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Roles, String> {
+        let mut r = Roles { api: false, worker: false, scheduler: false };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "api" => r.api = true,
+                "worker" => r.worker = true,
+                "scheduler" => r.scheduler = true,
+                "all" => r = Roles::ALL,
+                other => return Err(format!("unknown role `{other}` (expected api, worker, scheduler)")),
+            }
+        }
+        if r == (Roles { api: false, worker: false, scheduler: false }) {
+            return Err("at least one role is needed".into());
+        }
+        Ok(r)
     }
 }
 
@@ -162,7 +207,7 @@ pub struct Bootstrap {
 pub struct Server {
     state: AppState,
     listener: TcpListener,
-    store: Arc<SqliteStore>,
+    store: SharedStore,
     _lock: std::fs::File,
     /// Set when this start created the `default` tenant.
     pub bootstrap: Option<Bootstrap>,
@@ -186,16 +231,24 @@ impl Server {
         if lock.try_lock().is_err() {
             return Err(StartError::Locked(settings.data_dir.clone()));
         }
-        let db_path = match settings.database.as_deref() {
-            None | Some("") => settings.data_dir.join("flowgate.db"),
+        let store: SharedStore = match settings.database.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                return Err(StartError::Config(
-                    "PostgreSQL is not supported yet; this build runs on SQLite only".into(),
-                ));
+                Arc::new(PgStore::connect(url, settings.pool_size).await?)
             }
-            Some(url) => PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+            Some(url) if !url.is_empty() && !url.starts_with("sqlite:") => {
+                return Err(StartError::Config(format!(
+                    "unsupported database URL `{}`: expected postgres://… or sqlite://…",
+                    url.split(['@', '?']).next().unwrap_or("")
+                )));
+            }
+            other => {
+                let path = match other {
+                    None | Some("") => settings.data_dir.join("flowgate.db"),
+                    Some(url) => PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+                };
+                Arc::new(SqliteStore::open(&path, settings.durability).await?)
+            }
         };
-        let store = Arc::new(SqliteStore::open(&db_path, settings.durability).await?);
         let shared: SharedStore = store.clone();
         let bootstrap = bootstrap(&shared, &settings).await?;
         let key_hex = shared.init_setting("status_key", &hex::encode(random_bytes(32))).await?;
@@ -212,7 +265,9 @@ impl Server {
             EngineSettings {
                 public_url: public_url.clone(),
                 max_concurrency: settings.max_concurrency,
-                workers: settings.workers,
+                workers: settings.roles.worker,
+                leader: settings.roles.scheduler,
+                lease: settings.lease,
                 expression_budget: flowgate_expr::Budget {
                     time: settings.expression_timeout,
                     ..flowgate_expr::Budget::DEFAULT
@@ -266,13 +321,16 @@ fn random_bytes(n: usize) -> Vec<u8> {
 /// (re)installed on any start, so a fixed `FLOWGATE_BOOTSTRAP_TOKEN` keeps working.
 async fn bootstrap(store: &SharedStore, settings: &Settings) -> Result<Option<Bootstrap>, StartError> {
     let now = SystemClock.now();
-    let first = store.tenants().await?.is_empty();
-    if first {
-        store.create_tenant("default", "Default", now).await?;
-    }
+    // Nodes of a cluster may start together: only the one whose insert created the tenant
+    // bootstraps it.
+    let first = store.tenants().await?.is_empty() && store.create_tenant("default", "Default", now).await?;
     if let Some(token) = &settings.bootstrap_token {
         if store.token_by_hash(&auth::hash_token(token)).await?.is_none() {
-            create_token(store, "default", "bootstrap", token, now).await?;
+            match create_token(store, "default", "bootstrap", token, now).await {
+                // Another node installed the same token at the same moment.
+                Err(StartError::Store(flowgate_store::Error::Conflict(_))) => {}
+                other => other?,
+            }
         }
         return Ok(first.then(|| Bootstrap { token: token.clone(), generated: false, file: None }));
     }
@@ -324,15 +382,19 @@ impl NowMs for SystemClock {
     }
 }
 
-/// Builds the whole router.
+/// Builds the whole router (health and metrics only for a node without the `api` role).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/hooks/{tenant}/{*path}", any(hooks::hook))
-        .route("/status/{id}", get(hooks::status))
+    let mut router = Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
-        .nest("/v1", api::router())
+        .route("/metrics", get(metrics::render));
+    if state.settings.roles.api {
+        router = router
+            .route("/hooks/{tenant}/{*path}", any(hooks::hook))
+            .route("/status/{id}", get(hooks::status))
+            .nest("/v1", api::router());
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -14,9 +14,12 @@
 //! # Layout
 //! - [`types`]: the records read and written.
 //! - [`sqlite`]: the embedded backend (WAL, one writer connection, readers beside it).
+//! - [`postgres`]: the shared backend for clusters (`FOR UPDATE SKIP LOCKED` claims,
+//!   `LISTEN/NOTIFY` events, an advisory lock for the leader).
 
 #![warn(missing_docs)]
 
+pub mod postgres;
 pub mod sqlite;
 pub mod types;
 
@@ -57,6 +60,23 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
+    /// Closes the connections (at shutdown).
+    async fn close(&self);
+
+    /// True when several nodes may share this store (leases may be held by live nodes, events
+    /// must be broadcast); false for a store one process owns (SQLite, behind a file lock).
+    fn shared(&self) -> bool;
+    /// Events from the other nodes, if there can be any.
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>>;
+    /// Sends events to the other nodes now (outside a write batch).
+    async fn notify(&self, events: &[StoreEvent]) -> Result<()>;
+    /// Whether this process is the leader (the one node that runs leader-only work): takes the
+    /// leadership when it is free, and says so while it holds it. Always true for a store one
+    /// process owns.
+    async fn lead(&self) -> Result<bool>;
+    /// Puts running executions whose lease expired back in the queue (leader work).
+    async fn reap_expired(&self, now: i64) -> Result<u64>;
+
     /// Reads a server-wide setting.
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Stores `value` under `key` unless a value is there; returns the stored value.
@@ -93,8 +113,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Commits a batch of writes in one transaction.
     async fn commit(&self, batch: &WriteBatch) -> Result<()>;
-    /// Claims up to `limit` runnable executions for `owner`: queued ones that are due, and
-    /// running ones whose lease expired. Claimed rows are `running`, leased until `until`.
+    /// Claims up to `limit` queued executions that are due, for `owner`: they become
+    /// `running`, leased until `until`. Expired leases come back through `reap_expired`.
     async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>>;
     /// Extends every lease `owner` holds.
     async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64>;

@@ -286,6 +286,49 @@ pub struct Park {
     pub run_after: i64,
 }
 
+/// Events nodes send each other through the store (PostgreSQL's LISTEN/NOTIFY), delivered when
+/// the transaction that carries them commits. A single-process store (SQLite) has nobody to
+/// tell and drops them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "k", rename_all = "camelCase")]
+pub enum StoreEvent {
+    /// There is queued work (claim some).
+    Work,
+    /// An execution ended (whoever waits for it: read it).
+    Finished {
+        /// The execution.
+        id: String,
+    },
+    /// An execution's `respond` step answered (whoever waits for it: read the response).
+    Responded {
+        /// The execution.
+        id: String,
+    },
+    /// Stop this execution if you run it.
+    Cancel {
+        /// The execution.
+        id: String,
+    },
+    /// An integration changed (reload it).
+    Integration {
+        /// Its tenant.
+        tenant: String,
+        /// Its slug.
+        slug: String,
+    },
+    /// Events may have been missed (the listener reconnected): re-read what matters.
+    Resync,
+}
+
+/// A `respond` step's answer, stored at once so a caller waiting on another node can read it.
+#[derive(Debug, Clone)]
+pub struct Responded {
+    /// The execution.
+    pub id: String,
+    /// The answer, JSON.
+    pub response: String,
+}
+
 /// Writes committed together in one transaction.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
@@ -299,6 +342,10 @@ pub struct WriteBatch {
     pub finishes: Vec<Finish>,
     /// Executions handed back to the queue.
     pub parks: Vec<Park>,
+    /// Answers of `respond` steps, stored before the execution ends.
+    pub responses: Vec<Responded>,
+    /// Events for the other nodes, sent when the batch commits.
+    pub events: Vec<StoreEvent>,
 }
 
 impl WriteBatch {
@@ -318,6 +365,13 @@ impl WriteBatch {
         self.logs.append(&mut other.logs);
         self.finishes.append(&mut other.finishes);
         self.parks.append(&mut other.parks);
+        self.responses.append(&mut other.responses);
+        for e in other.events.drain(..) {
+            // "There is work" once per batch is enough.
+            if e != StoreEvent::Work || !self.events.contains(&StoreEvent::Work) {
+                self.events.push(e);
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `flowgate serve`: runs the server until SIGINT or SIGTERM.
 
 use clap::Args as ClapArgs;
-use flowgate_server::{Server, Settings};
+use flowgate_server::{Roles, Server, Settings};
 use flowgate_store::sqlite::Durability;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,9 +33,20 @@ pub struct Args {
     /// Executions running at once on this node.
     #[arg(long, env = "FLOWGATE_MAX_CONCURRENCY", default_value_t = 512)]
     max_concurrency: usize,
-    /// Accept events and serve the API, but run no executions.
+    /// What this node does: any of `api` (webhooks and the REST API), `worker` (runs
+    /// executions), `scheduler` (leader election and leader-only work), comma-separated.
+    #[arg(long, env = "FLOWGATE_ROLES", default_value = "api,worker,scheduler")]
+    roles: Roles,
+    /// Accept events and serve the API, but run no executions (same as leaving out `worker`).
     #[arg(long, env = "FLOWGATE_NO_WORKERS")]
     no_workers: bool,
+    /// Milliseconds a running execution's lease lasts; executions of a node that died resume
+    /// elsewhere once their lease expires (renewed every third of it).
+    #[arg(long, env = "FLOWGATE_LEASE_MS", default_value_t = 30_000)]
+    lease_ms: u64,
+    /// Database connections for queries (PostgreSQL).
+    #[arg(long, env = "FLOWGATE_POOL_SIZE", default_value_t = 16)]
+    pool_size: u32,
     /// Seconds running executions get to finish at shutdown before they are handed back.
     #[arg(long, env = "FLOWGATE_SHUTDOWN_GRACE", default_value_t = 10)]
     shutdown_grace: u64,
@@ -61,7 +72,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         durability: a.durability,
         bootstrap_token: a.bootstrap_token,
         max_concurrency: a.max_concurrency.max(1),
-        workers: !a.no_workers,
+        roles: Roles { worker: a.roles.worker && !a.no_workers, ..a.roles },
+        lease: Duration::from_millis(a.lease_ms.max(300)),
+        pool_size: a.pool_size.max(2),
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
     };

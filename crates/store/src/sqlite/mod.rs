@@ -189,7 +189,8 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>
         // Only the lease holder may end an execution: the `lease_owner` check fences a node
         // that lost its lease.
         let mut qb = QueryBuilder::new(
-            "UPDATE executions SET status = f.column2, output = f.column3, response = f.column4, error = f.column5, \
+            "UPDATE executions SET status = f.column2, output = f.column3, \
+             response = COALESCE(f.column4, executions.response), error = f.column5, \
              failed_step = f.column6, finished_at = f.column7, lease_owner = NULL, lease_until = NULL FROM (",
         );
         qb.push_values(chunk, |mut b, f| {
@@ -206,6 +207,14 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>
             ") AS f WHERE executions.id = f.column1 AND executions.lease_owner = f.column8 AND executions.status = 'running'",
         );
         out.push((Writes::Finishes(chunk.len() as u64), qb));
+    }
+    for chunk in batch.responses.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new("UPDATE executions SET response = r.column2 FROM (");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id).push_bind(&r.response);
+        });
+        qb.push(") AS r WHERE executions.id = r.column1");
+        out.push((Writes::Rows, qb));
     }
     for chunk in batch.parks.chunks(MAX_ROWS) {
         let mut qb = QueryBuilder::new(
@@ -278,6 +287,38 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>> {
+        None
+    }
+
+    async fn notify(&self, _events: &[StoreEvent]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn lead(&self) -> Result<bool> {
+        // One process owns the file (the data directory lock): it is the leader.
+        Ok(true)
+    }
+
+    async fn reap_expired(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'running' AND lease_until < ?",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -528,8 +569,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
-        let mut tx = self.writer.begin().await?;
-        let mut claimed: Vec<Claimed> = sqlx::query_as(
+        let claimed: Vec<Claimed> = sqlx::query_as(
             "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, started_at = COALESCE(started_at, ?3) \
              WHERE seq IN (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= ?3 ORDER BY run_after, seq LIMIT ?4) \
              RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of",
@@ -538,23 +578,9 @@ impl Store for SqliteStore {
         .bind(until)
         .bind(now)
         .bind(limit as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.writer)
         .await?;
-        if claimed.len() < limit {
-            let expired: Vec<Claimed> = sqlx::query_as(
-                "UPDATE executions SET lease_owner = ?1, lease_until = ?2 \
-                 WHERE seq IN (SELECT seq FROM executions WHERE status = 'running' AND lease_until < ?3 ORDER BY seq LIMIT ?4) \
-                 RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of",
-            )
-            .bind(owner)
-            .bind(until)
-            .bind(now)
-            .bind((limit - claimed.len()) as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-            claimed.extend(expired);
-        }
-        tx.commit().await?;
+        let mut claimed = claimed;
         claimed.sort_by_key(|c| c.seq);
         Ok(claimed)
     }
@@ -587,16 +613,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'")
-            .fetch_one(&self.reader)
-            .await?;
-        let lease: Option<i64> = sqlx::query_scalar("SELECT MIN(lease_until) FROM executions WHERE status = 'running'")
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(match (next, lease) {
-            (Some(a), Some(b)) => Some(a.min(b + 1)),
-            (a, b) => a.or(b.map(|b| b + 1)),
-        })
+        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'").fetch_one(&self.reader).await?)
     }
 
     async fn queue_depth(&self) -> Result<QueueDepth> {

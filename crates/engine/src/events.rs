@@ -1,0 +1,98 @@
+//! What other nodes tell this one through the store (PostgreSQL's LISTEN/NOTIFY): there is
+//! work to claim, an execution this node's caller waits for ended or answered elsewhere, an
+//! execution this node runs was cancelled, an integration changed.
+
+use crate::Inner;
+use crate::waiters::SyncOutcome;
+use flowgate_store::StoreEvent;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::broadcast;
+
+pub(crate) async fn listen(inner: Arc<Inner>, mut events: broadcast::Receiver<StoreEvent>) {
+    loop {
+        let event = tokio::select! {
+            _ = inner.hard_stop.cancelled() => return,
+            e = events.recv() => e,
+        };
+        match event {
+            Ok(e) => handle(&inner, e).await,
+            // Too far behind: some events are gone.
+            Err(broadcast::error::RecvError::Lagged(_)) => handle(&inner, StoreEvent::Resync).await,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn handle(inner: &Arc<Inner>, event: StoreEvent) {
+    match event {
+        StoreEvent::Work => {
+            inner.backlog.store(true, Ordering::Relaxed);
+            inner.wake.notify_one();
+        }
+        StoreEvent::Finished { id } | StoreEvent::Responded { id } => answer_from_store(inner, &id).await,
+        StoreEvent::Cancel { id } => {
+            if let Some(token) = inner.running.lock().expect("running lock").get(&id) {
+                token.cancel();
+            }
+        }
+        StoreEvent::Integration { tenant, slug } => reload(inner, &tenant, &slug).await,
+        StoreEvent::Resync => {
+            inner.backlog.store(true, Ordering::Relaxed);
+            inner.wake.notify_one();
+            match inner.store.all_integrations().await {
+                Ok(records) => {
+                    for r in records {
+                        reload(inner, &r.tenant_id, &r.slug).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Resync failed."),
+            }
+        }
+    }
+}
+
+/// A caller here waits for an execution another node ran: answer it from the stored row.
+async fn answer_from_store(inner: &Arc<Inner>, id: &str) {
+    if !inner.waiters.is_waiting(id) {
+        return;
+    }
+    let row = match inner.store.execution(None, id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, execution_id = id, "Cannot read an execution a caller waits for.");
+            return;
+        }
+    };
+    fn parse<T: serde::de::DeserializeOwned>(t: &Option<String>) -> Option<T> {
+        t.as_deref().and_then(|t| serde_json::from_str(t).ok())
+    }
+    let response: Option<flowgate_steps::Response> = parse(&row.response);
+    if row.status().is_final() {
+        let status = row.status();
+        let outcome = SyncOutcome::Finished { status, output: parse(&row.output), error: parse(&row.error), response };
+        inner.waiters.answer(id, outcome);
+    } else if let Some(r) = response {
+        inner.waiters.answer(id, SyncOutcome::Responded(r));
+    }
+}
+
+/// Re-reads an integration's current version (or its removal) into the registry.
+async fn reload(inner: &Arc<Inner>, tenant: &str, slug: &str) {
+    match inner.store.integration(tenant, slug).await {
+        Ok(Some(record)) => {
+            if inner.registry.integration(tenant, slug).is_some_and(|ci| ci.record.id == record.id) {
+                return;
+            }
+            match crate::compile::compile_record(record, &inner.settings.public_url) {
+                Ok(ci) => inner.registry.install(Arc::new(ci)),
+                Err(problems) => {
+                    tracing::error!(tenant, integration = slug, ?problems, "A changed integration does not compile here.")
+                }
+            }
+        }
+        Ok(None) => inner.registry.remove(tenant, slug),
+        Err(e) => tracing::warn!(error = %e, tenant, integration = slug, "Cannot reload a changed integration."),
+    }
+}
