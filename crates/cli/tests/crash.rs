@@ -42,6 +42,16 @@ async fn upstream() -> (String, Arc<Upstream>) {
     (format!("http://{addr}"), state)
 }
 
+/// The server process, killed when the test ends, however it ends.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -79,7 +89,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut child = spawn_server(dir.path(), port);
+    let mut child = Node(spawn_server(dir.path(), port));
     wait_ready(&client, &base).await;
 
     let doc = format!(
@@ -117,13 +127,13 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
         sent = (sent + 25).min(EVENTS);
         if kills < KILLS && sent >= (kills + 1) * EVENTS / (KILLS + 1) {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+            child.0.kill().unwrap(); // SIGKILL
+            child.0.wait().unwrap();
             kills += 1;
             for w in wave {
                 w.await.unwrap();
             }
-            child = spawn_server(dir.path(), port);
+            child = Node(spawn_server(dir.path(), port));
             wait_ready(&client, &base).await;
         } else {
             for w in wave {
@@ -199,6 +209,4 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
         "crash test: {} events acknowledged of {EVENTS}, {KILLS} SIGKILLs, {resent} step re-sends with the same idempotency key",
         acked.len()
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -88,7 +88,12 @@ async fn reload(inner: &Arc<Inner>, tenant: &str, slug: &str) {
             match crate::compile::compile_record(record, &inner.settings.public_url) {
                 Ok(ci) => inner.registry.install(Arc::new(ci)),
                 Err(problems) => {
-                    tracing::error!(tenant, integration = slug, ?problems, "A changed integration does not compile here.")
+                    tracing::error!(
+                        tenant,
+                        integration = slug,
+                        ?problems,
+                        "A changed integration does not compile here."
+                    )
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! problems, path clashes), executions listing, tokens, keys, the OpenAPI document,
 //! operations endpoints, and manual/test runs.
 
+#[macro_use]
 mod common;
 
 use common::{TOKEN, TestServer, assert_error, send};
@@ -25,7 +26,7 @@ flows:
       - { id: greet, transform: '{ hello: .body.who }' }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(api_requires_a_valid_token);
 async fn api_requires_a_valid_token() {
     let s = TestServer::start().await;
     for path in ["/v1/integrations", "/v1/executions", "/v1/tokens", "/v1/executions/x"] {
@@ -46,7 +47,7 @@ async fn api_requires_a_valid_token() {
     assert_eq!(v["items"], json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(integrations_lifecycle);
 async fn integrations_lifecycle() {
     let s = TestServer::start().await;
     let applied = s.apply(SIMPLE).await;
@@ -114,7 +115,7 @@ async fn integrations_lifecycle() {
     assert_eq!(status, 202, "{v}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(put_errors);
 async fn put_errors() {
     let s = TestServer::start().await;
 
@@ -193,10 +194,10 @@ flows:
     assert_eq!(status, 201, "{v}");
 }
 
+backends!(issue_2_problem_paths_stay_put_after_an_undecodable_step);
 /// Regression: a step that cannot be decoded (here an unknown kind) is dropped from the list before
 /// the remaining steps are compiled, so the problems of every later step are reported at the
 /// wrong index, path, line and column (here the bad jq of steps[1] is blamed on steps[0]).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_2_problem_paths_stay_put_after_an_undecodable_step() {
     let s = TestServer::start().await;
     let doc = r#"integration: shifted
@@ -220,7 +221,7 @@ flows:
     assert_eq!(bad_jq["line"], 9, "{v:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(validate_endpoint);
 async fn validate_endpoint() {
     let s = TestServer::start().await;
     let (status, _, v) =
@@ -271,7 +272,7 @@ flows:
     steps: [ { id: x, transform: '.body' } ]
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(executions_listing);
 async fn executions_listing() {
     let s = TestServer::start().await;
     s.apply(PAGING).await;
@@ -329,7 +330,7 @@ async fn executions_listing() {
     assert_error(&v, "not_found");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(tokens_and_keys);
 async fn tokens_and_keys() {
     let s = TestServer::start().await;
     let (status, _, created) = send(s.api(Method::POST, "/v1/tokens").json(&json!({ "name": "ci" }))).await;
@@ -402,7 +403,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/openapi.json", &["get"]),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(openapi_document_describes_the_api);
 async fn openapi_document_describes_the_api() {
     let s = TestServer::start().await;
     let (status, headers, doc) = send(s.api(Method::GET, "/v1/openapi.json")).await;
@@ -435,7 +436,7 @@ async fn openapi_document_describes_the_api() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(api_errors_are_json);
 async fn api_errors_are_json() {
     let s = TestServer::start_with(|st| st.max_body_bytes = 512).await;
     // Wrong method on an API route: JSON 405 naming the allowed methods.
@@ -462,7 +463,7 @@ async fn api_errors_are_json() {
     assert_error(&v, "invalid_body");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(health_readiness_and_metrics);
 async fn health_readiness_and_metrics() {
     let s = TestServer::start().await;
     let (status, _, v) = send(s.client.get(format!("{}/healthz", s.url))).await;
@@ -496,7 +497,7 @@ async fn health_readiness_and_metrics() {
     assert!(!metrics.contains("simple/in"), "raw paths must not be labels");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(manual_and_test_runs);
 async fn manual_and_test_runs() {
     let s = TestServer::start().await;
     s.apply(SIMPLE).await;

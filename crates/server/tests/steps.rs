@@ -2,6 +2,7 @@
 //! onError, the journal and logs of an execution, a flow's last run, retries with backoff,
 //! the retry/replay/cancel API, and the expression guard rails.
 
+#[macro_use]
 mod common;
 
 use common::{MockResponse, MockUpstream, TestServer, assert_error, send};
@@ -81,7 +82,7 @@ flows:
       - { id: never, log: "not reached" }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(transform_filter_when_switch_log_and_on_error);
 async fn transform_filter_when_switch_log_and_on_error() {
     let s = TestServer::start().await;
     s.apply(PIPELINE).await;
@@ -231,7 +232,7 @@ flows:
         retry: { attempts: 2, backoff: { initial: 10ms, max: 50ms } }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(http_retries);
 async fn http_retries() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -335,9 +336,9 @@ flows:
         retry: { attempts: 2, backoff: { initial: 10ms, max: 50ms } }
 "#;
 
+backends!(parked_retries_and_timeouts);
 /// A retry delay longer than the inline maximum (2 s) parks the execution in the queue; it
 /// resumes after the delay. Flow and step timeouts end slow work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_retries_and_timeouts() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -400,10 +401,10 @@ flows:
         transform: '{ before: $steps.before.body, slow: .body }'
 "#;
 
+backends!(restart_resumes_interrupted_and_queued_work);
 /// A graceful stop interrupts running work and hands it back to the queue; the next start on
 /// the same data directory resumes it from its journal, serves the same integrations and
 /// tokens, and honours status URLs signed before the restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_interrupted_and_queued_work() {
     let s = TestServer::start_with(|st| st.max_concurrency = 1).await;
     let up = MockUpstream::start().await;
@@ -472,8 +473,8 @@ flows:
         transform: '{ json: $steps["get-json"].body, text: $steps["put-text"].body, gone: $steps["not-found-ok"].status, ct: $steps["get-json"].headers["content-type"] }'
 "#;
 
+backends!(http_step_requests_and_responses);
 /// The http step's request building and response reading, as seen by the upstream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_step_requests_and_responses() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -530,12 +531,12 @@ flows:
         retry: { attempts: 1 }
 "#;
 
+backends!(issue_2_retry_keeps_the_response_already_given);
 /// Regression: retrying an execution whose `respond` step already answered drops that answer: the
 /// retry clears the stored `response`, and the resumed run reuses the respond step's journal
 /// output without restoring its response. Afterwards the execution shows `response: null`
 /// and its status URL shows the last step's output as `result` instead of what the caller
 /// was answered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_2_retry_keeps_the_response_already_given() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -584,9 +585,9 @@ flows:
             previous: $steps["first-step"].input, triggerBody: $trigger.body }
 "#;
 
+backends!(expression_variables_and_public_url);
 /// `$config`, `$flow`, `$execution`, `$steps` and `$trigger` in expressions; webhook URLs
 /// use the configured public URL.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expression_variables_and_public_url() {
     let s = TestServer::start_with(|st| st.public_url = Some("https://flows.example.com/".into())).await;
     let applied = s.apply(VARIABLES).await;
@@ -660,7 +661,7 @@ flows:
         http: { url: "{{ $config.base }}/quick" }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(retry_replay_of_failed_execution);
 async fn retry_replay_of_failed_execution() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -727,7 +728,7 @@ async fn retry_replay_of_failed_execution() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(cancel_running_and_queued_executions);
 async fn cancel_running_and_queued_executions() {
     let s = TestServer::start_with(|st| st.max_concurrency = 1).await;
     let up = MockUpstream::start().await;
@@ -793,7 +794,7 @@ flows:
       - { id: fast, transform: '{ ok: true, n: $trigger.body.n }' }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(expression_guard);
 async fn expression_guard() {
     let s = TestServer::start_with(|st| st.expression_timeout = Duration::from_millis(200)).await;
     s.apply(GUARD).await;

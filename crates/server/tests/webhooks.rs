@@ -2,6 +2,7 @@
 //! types, limits and routing errors, query parameters, async answers with status URLs, and
 //! sync answers.
 
+#[macro_use]
 mod common;
 
 use common::{MockResponse, MockUpstream, TestServer, assert_error, send};
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 
 const ACME: &str = include_str!("../../../examples/acme-erp.yaml");
 
+backends!(design_example_applies_as_written);
 /// The DESIGN example applied as written (config pointing nowhere reachable).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn design_example_applies_as_written() {
     let s = TestServer::start().await;
     let (status, body) = s.put_integration("acme-erp", ACME).await;
@@ -47,9 +48,9 @@ async fn design_example_applies_as_written() {
     assert_eq!(headers["www-authenticate"], "Bearer");
 }
 
+backends!(design_example_runs_end_to_end);
 /// The DESIGN example with its config defaults pointing at a mock: sync-customers runs end to
 /// end, and an inactive customer is filtered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn design_example_runs_end_to_end() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -178,7 +179,7 @@ fn assert_no_secret(ex: &Value, secret: &str) {
     assert!(!ex.to_string().contains(secret), "the secret `{secret}` is stored in the execution: {ex:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(auth_modes);
 async fn auth_modes() {
     let s = TestServer::start().await;
     s.apply(AUTH).await;
@@ -273,7 +274,7 @@ flows:
     steps: [ { id: x, transform: '.' } ]
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(content_types);
 async fn content_types() {
     let s = TestServer::start().await;
     s.apply(BODIES).await;
@@ -331,7 +332,7 @@ async fn content_types() {
     assert_eq!(v["length"], 3 * 1024 * 1024);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(limits_and_routing_errors);
 async fn limits_and_routing_errors() {
     let s = TestServer::start_with(|st| st.max_body_bytes = 1024).await;
     s.apply(BODIES).await;
@@ -371,8 +372,8 @@ async fn limits_and_routing_errors() {
     assert_error(&v, "not_found");
 }
 
+backends!(burst_of_webhooks);
 /// Many concurrent events: every one is accepted (group commit) and runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_webhooks() {
     let s = TestServer::start().await;
     s.apply(ASYNC).await;
@@ -407,7 +408,7 @@ flows:
     steps: [ { id: seen, transform: '$trigger.query' } ]
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(query_parameters);
 async fn query_parameters() {
     let s = TestServer::start().await;
     s.apply(QUERY).await;
@@ -438,7 +439,7 @@ flows:
       - { id: sum, transform: '{ total: ($trigger.body.a + $trigger.body.b) }' }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(async_answer_and_status_url);
 async fn async_answer_and_status_url() {
     let s = TestServer::start().await;
     s.apply(ASYNC).await;
@@ -519,7 +520,7 @@ flows:
       - { id: reply, respond: { status: 200, body: { late: true } } }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+backends!(sync_answers);
 async fn sync_answers() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;
@@ -601,12 +602,12 @@ flows:
         retry: { attempts: 1 }
 "#;
 
+backends!(issue_2_failed_sync_answer_does_not_leak_config_secrets);
 /// Regression (security): when a step failed, the sync webhook's 500 answer and the unauthenticated
 /// status URL carry the step's raw error message, which for an http step includes the full
 /// upstream URL, so a `secret` config value used in that URL is handed to the webhook's
 /// caller. `error.rs` promises that 5xx answers never return the cause, and config secrets
 /// are "never shown back".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_2_failed_sync_answer_does_not_leak_config_secrets() {
     let s = TestServer::start().await;
     let up = MockUpstream::start().await;

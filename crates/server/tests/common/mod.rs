@@ -1,6 +1,10 @@
 //! Shared helpers of the HTTP integration tests: a real server on an ephemeral port with a
 //! temporary data directory ([`TestServer`]), and a scriptable upstream that records every
 //! request it receives ([`MockUpstream`]).
+//!
+//! Every test runs on both backends: `backends!(name)` turns `async fn name()` into the tests
+//! `name::sqlite` and `name::postgres`. The PostgreSQL one uses `FLOWGATE_TEST_POSTGRES_URL`
+//! (a fresh schema per server) and says it was skipped when that is unset.
 
 #![allow(dead_code)]
 
@@ -20,6 +24,83 @@ pub const TOKEN: &str = "fgt_test_token";
 /// How long `wait_for` and friends poll before giving up.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// Runs `async fn $name()` as two tests, `$name::sqlite` and `$name::postgres`.
+#[macro_export]
+macro_rules! backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::common::BACKEND.scope($crate::common::Backend::Sqlite, super::$name()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::common::postgres_url() {
+                    Some(url) => {
+                        $crate::common::BACKEND.scope($crate::common::Backend::Postgres(url), super::$name()).await
+                    }
+                    None => eprintln!("skipped: FLOWGATE_TEST_POSTGRES_URL is unset"),
+                }
+            }
+        }
+    };
+}
+
+/// The database the current test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file in the server's data directory.
+    Sqlite,
+    /// The PostgreSQL server at this URL (each server gets a fresh schema in it).
+    Postgres(String),
+}
+
+tokio::task_local! {
+    /// The backend of the running test (set by `backends!`; SQLite otherwise).
+    pub static BACKEND: Backend;
+}
+
+/// `FLOWGATE_TEST_POSTGRES_URL`, if set.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("FLOWGATE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A database URL with a schema of its own for one test server, or `None` for SQLite.
+fn fresh_database() -> Option<String> {
+    let url = match BACKEND.try_with(Backend::clone).unwrap_or(Backend::Sqlite) {
+        Backend::Sqlite => return None,
+        Backend::Postgres(url) => url,
+    };
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("fgt_{secs}_{}_{n}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}schema={schema}"))
+}
+
+/// Drops test schemas left by runs more than an hour ago (best effort, once per process).
+async fn drop_stale_schemas(url: &str) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let Ok(pool) = sqlx::PgPool::connect(url).await else { return };
+        let cutoff = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3600;
+        let names: Vec<String> = sqlx::query_scalar("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'fgt\\_%'")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+        for name in names {
+            let secs: u64 = name.split('_').nth(1).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+            if secs < cutoff {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).execute(&pool).await;
+            }
+        }
+        pool.close().await;
+    })
+    .await;
+}
+
 /// A Flowgate server running in this test's runtime.
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
@@ -33,6 +114,8 @@ pub struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL URL (with its schema) when the test runs on PostgreSQL.
+    database: Option<String>,
 }
 
 impl TestServer {
@@ -43,7 +126,11 @@ impl TestServer {
 
     /// A server whose settings `tweak` may change (body limit, expression budget, …).
     pub async fn start_with(tweak: impl FnOnce(&mut flowgate_server::Settings)) -> TestServer {
-        TestServer::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
+        let database = fresh_database();
+        if let (Some(base), Some(_)) = (postgres_url(), &database) {
+            drop_stale_schemas(&base).await;
+        }
+        TestServer::start_in(tempfile::tempdir().expect("tempdir"), database, tweak).await
     }
 
     /// Stops this server gracefully (waiting for it) and starts a new one on the same data
@@ -57,16 +144,23 @@ impl TestServer {
             stopped.expect("server task").expect("server run");
         }
         let dir = self.dir.take().expect("data dir");
-        TestServer::start_in(dir, tweak).await
+        let database = self.database.take();
+        TestServer::start_in(dir, database, tweak).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut flowgate_server::Settings)) -> TestServer {
+    async fn start_in(
+        dir: tempfile::TempDir,
+        database: Option<String>,
+        tweak: impl FnOnce(&mut flowgate_server::Settings),
+    ) -> TestServer {
         flowgate_steps::util::install_tls();
         let mut settings = flowgate_server::Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
             bootstrap_token: Some(TOKEN.into()),
             shutdown_grace: Duration::from_millis(500),
+            database: database.clone(),
+            pool_size: 4,
             ..Default::default()
         };
         tweak(&mut settings);
@@ -85,6 +179,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             dir: Some(dir),
+            database,
         }
     }
 

@@ -27,8 +27,9 @@ use tokio::sync::broadcast;
 const CHANNEL: &str = "flowgate_events";
 /// Most rows in one multi-row statement.
 const MAX_ROWS: usize = 64;
-/// The advisory lock key of the leader ("flowgate" in ASCII, as a number).
-const LEADER_KEY: i64 = 0x666c_6f77_6761_7465;
+/// First half of the leader's advisory lock key ("flow" in ASCII); the second half is a hash of
+/// the schema, so deployments sharing a database in separate schemas elect separate leaders.
+const LEADER_KEY: i32 = 0x666c_6f77;
 /// Events buffered for slow subscribers before they are told to resync.
 const EVENT_BUFFER: usize = 4096;
 /// Largest `NOTIFY` payload PostgreSQL accepts is 8000 bytes; events are packed below that.
@@ -38,9 +39,9 @@ const MAX_PAYLOAD: usize = 7000;
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested";
-const VERSION_COLUMNS: &str = "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at";
-const CLAIMED_COLUMNS: &str =
-    "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of";
+const VERSION_COLUMNS: &str =
+    "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at";
+const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -85,7 +86,8 @@ impl PgStore {
     /// A bad URL, an unreachable server, or a failed migration.
     pub async fn connect(url: &str, pool_size: u32) -> Result<PgStore> {
         let (url, schema) = split_schema(url)?;
-        let mut opts = PgConnectOptions::from_str(&url).map_err(|e| Error::Config(format!("invalid database URL: {e}")))?;
+        let mut opts =
+            PgConnectOptions::from_str(&url).map_err(|e| Error::Config(format!("invalid database URL: {e}")))?;
         opts = opts.application_name("flowgate");
         if let Some(schema) = &schema {
             let admin = PgPoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
@@ -119,23 +121,25 @@ impl PgStore {
 }
 
 /// Forwards notifications to subscribers; after a lost connection, a `Resync`.
-async fn listen(mut listener: PgListener, events: broadcast::Sender<StoreEvent>, closed: std::sync::Arc<tokio::sync::Notify>) {
+async fn listen(
+    mut listener: PgListener,
+    events: broadcast::Sender<StoreEvent>,
+    closed: std::sync::Arc<tokio::sync::Notify>,
+) {
     loop {
         let received = tokio::select! {
             r = listener.try_recv() => r,
             _ = closed.notified() => return,
         };
         match received {
-            Ok(Some(n)) => {
-                match serde_json::from_str::<Vec<StoreEvent>>(n.payload()) {
-                    Ok(list) => {
-                        for e in list {
-                            let _ = events.send(e);
-                        }
+            Ok(Some(n)) => match serde_json::from_str::<Vec<StoreEvent>>(n.payload()) {
+                Ok(list) => {
+                    for e in list {
+                        let _ = events.send(e);
                     }
-                    Err(e) => tracing::warn!(error = %e, "Ignoring a malformed event."),
                 }
-            }
+                Err(e) => tracing::warn!(error = %e, "Ignoring a malformed event."),
+            },
             // The connection was lost and will be re-made by the next call: events may be lost.
             Ok(None) => {
                 let _ = events.send(StoreEvent::Resync);
@@ -233,7 +237,11 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Postgre
     for chunk in batch.logs.chunks(MAX_ROWS) {
         let mut qb = QueryBuilder::new("INSERT INTO execution_logs (execution_id, at, level, step_id, message) ");
         qb.push_values(chunk, |mut b, l| {
-            b.push_bind(&l.execution_id).push_bind(l.at).push_bind(&l.level).push_bind(&l.step_id).push_bind(&l.message);
+            b.push_bind(&l.execution_id)
+                .push_bind(l.at)
+                .push_bind(&l.level)
+                .push_bind(&l.step_id)
+                .push_bind(&l.message);
         });
         out.push((Writes::Rows, qb));
     }
@@ -352,7 +360,10 @@ impl Store for PgStore {
             tracing::warn!("Lost the leader's connection; leadership is released.");
         }
         let mut conn = self.leader_pool.acquire().await?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_KEY).fetch_one(&mut *conn).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
+            .bind(LEADER_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
         if got {
             tracing::info!("This node is now the leader.");
             *held = Some(conn);
@@ -390,12 +401,13 @@ impl Store for PgStore {
     }
 
     async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
-            .bind(name)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let r =
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+                .bind(id)
+                .bind(name)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -440,19 +452,24 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, tenant: &str, id: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(tenant)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
     async fn put_integration(&self, new: &NewVersion) -> Result<PutOutcome> {
         let mut tx = self.pool.begin().await?;
         // Applies within a tenant are serialised across nodes: route checks see each other.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&new.tenant_id).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext($1))")
+            .bind(&new.tenant_id)
+            .execute(&mut *tx)
+            .await?;
         let current: Option<VersionRecord> = sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM integrations i JOIN integration_versions v ON v.id = i.current_version \
              WHERE i.tenant_id = $1 AND i.slug = $2"
@@ -663,14 +680,17 @@ impl Store for PgStore {
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn queue_depth(&self) -> Result<QueueDepth> {
         let queued: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'queued'").fetch_one(&self.pool).await?;
-        let running: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'running'").fetch_one(&self.pool).await?;
+        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'running'")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(QueueDepth { queued, running })
     }
 
@@ -760,7 +780,10 @@ impl Store for PgStore {
                     .await?;
             }
             Status::Running => {
-                sqlx::query("UPDATE executions SET cancel_requested = true WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("UPDATE executions SET cancel_requested = true WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 let event = StoreEvent::Cancel { id: id.to_owned() };
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
@@ -800,7 +823,10 @@ mod tests {
     #[test]
     fn splits_the_schema_parameter() {
         assert_eq!(split_schema("postgres://h/db").unwrap(), ("postgres://h/db".into(), None));
-        assert_eq!(split_schema("postgres://h/db?schema=fg_1").unwrap(), ("postgres://h/db".into(), Some("fg_1".into())));
+        assert_eq!(
+            split_schema("postgres://h/db?schema=fg_1").unwrap(),
+            ("postgres://h/db".into(), Some("fg_1".into()))
+        );
         assert_eq!(
             split_schema("postgres://h/db?sslmode=disable&schema=x&application_name=a").unwrap(),
             ("postgres://h/db?sslmode=disable&application_name=a".into(), Some("x".into()))

@@ -613,7 +613,9 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'").fetch_one(&self.reader).await?)
+        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'")
+            .fetch_one(&self.reader)
+            .await?)
     }
 
     async fn queue_depth(&self) -> Result<QueueDepth> {

@@ -1,0 +1,252 @@
+//! Cluster test (issue 3): three nodes share one PostgreSQL. Webhooks go to all of them; one
+//! node is SIGKILLed mid-load. Every acknowledged event must complete exactly once (the dead
+//! node's executions resume elsewhere once their leases expire), no completed step may run
+//! twice, and a sync webhook must be answered by the node that received it even when another
+//! node runs it (node 3 has no worker role, so everything it receives runs elsewhere).
+//!
+//! Needs `FLOWGATE_TEST_POSTGRES_URL`; says it was skipped when that is unset.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "fgt_cluster_test_token";
+const EVENTS: usize = 300;
+
+#[derive(Default)]
+struct Upstream {
+    hits: Mutex<HashMap<String, u32>>,
+}
+
+async fn upstream() -> (String, Arc<Upstream>) {
+    let state = Arc::new(Upstream::default());
+    let record = |slow: bool| {
+        move |State(s): State<Arc<Upstream>>, headers: HeaderMap| async move {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            *s.hits.lock().unwrap().entry(key).or_default() += 1;
+            axum::Json(json!({ "ok": true }))
+        }
+    };
+    let app =
+        axum::Router::new().route("/a", post(record(true))).route("/b", post(record(false))).with_state(state.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+/// Child processes killed when the test ends, however it ends.
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for n in &mut self.0 {
+            let _ = n.kill();
+            let _ = n.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn_node(dir: &std::path::Path, port: u16, database: &str, roles: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--roles",
+            roles,
+            "--lease-ms",
+            "2000",
+            "--pool-size",
+            "4",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("FLOWGATE_DATABASE_URL", database)
+        .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
+        .env("FLOWGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start flowgate")
+}
+
+async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ok().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_the_work_and_survive_a_sigkill() {
+    let Some(pg) = std::env::var("FLOWGATE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: FLOWGATE_TEST_POSTGRES_URL is unset");
+        return;
+    };
+    flowgate_steps::util::install_tls();
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let database = format!("{pg}{sep}schema=fgc_{secs}_{}", std::process::id());
+    let (up_url, up) = upstream().await;
+    let client = reqwest::Client::new();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    // Node 1 first (it migrates and bootstraps), then the others.
+    let mut nodes = Nodes(vec![spawn_node(dirs[0].path(), ports[0], &database, "api,worker,scheduler")]);
+    wait_until("node 1", async || {
+        client.get(format!("{}/readyz", bases[0])).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    nodes.0.push(spawn_node(dirs[1].path(), ports[1], &database, "api,worker,scheduler"));
+    nodes.0.push(spawn_node(dirs[2].path(), ports[2], &database, "api,scheduler"));
+    for b in &bases[1..] {
+        wait_until("nodes 2 and 3", async || {
+            client.get(format!("{b}/readyz")).send().await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+
+    let doc = format!(
+        "integration: cluster\nflows:\n  - flow: work\n    trigger: {{ webhook: {{ path: work }} }}\n    steps:\n      - {{ id: a, http: {{ method: POST, url: \"{up_url}/a\", json: \"{{{{ .body }}}}\" }} }}\n      - {{ id: mid, transform: '{{ n: $trigger.body.n }}' }}\n      - {{ id: b, http: {{ method: POST, url: \"{up_url}/b\", json: \"{{{{ . }}}}\" }} }}\n  - flow: quote\n    trigger: {{ webhook: {{ path: quote, respond: {{ mode: sync, timeout: 10s }} }} }}\n    steps:\n      - {{ id: price, transform: '{{ total: ($trigger.body.qty * 2) }}' }}\n      - {{ id: reply, respond: {{ status: 201, body: \"{{{{ . }}}}\" }} }}\n"
+    );
+    let r = client
+        .put(format!("{}/v1/integrations/cluster", bases[0]))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // The other nodes learn about it by NOTIFY.
+    for b in &bases {
+        wait_until("the integration on every node", async || {
+            client
+                .post(format!("{b}/hooks/default/quote"))
+                .json(&json!({ "qty": 1 }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 201)
+        })
+        .await;
+    }
+
+    // Sync webhooks on node 3 (no worker): another node runs them, node 3 answers.
+    for qty in 1..=10 {
+        let r =
+            client.post(format!("{}/hooks/default/quote", bases[2])).json(&json!({ "qty": qty })).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({ "total": qty * 2 }));
+    }
+
+    // Async load on all nodes; node 2 is killed a third of the way in.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut killed = false;
+    for wave in 0..(EVENTS / 30) {
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let n = wave * 30 + i;
+                let base = bases[n % 3].clone();
+                let (client, acked) = (client.clone(), acked.clone());
+                tokio::spawn(async move {
+                    if let Ok(r) =
+                        client.post(format!("{base}/hooks/default/work")).json(&json!({ "n": n })).send().await
+                        && r.status() == 202
+                    {
+                        let v: Value = r.json().await.unwrap();
+                        acked.lock().unwrap().push(v["executionId"].as_str().unwrap().to_owned());
+                    }
+                })
+            })
+            .collect();
+        if !killed && wave == EVENTS / 30 / 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            nodes.0[1].kill().unwrap(); // SIGKILL, with executions in flight
+            nodes.0[1].wait().unwrap();
+            killed = true;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > EVENTS / 2, "too few events acknowledged: {}", acked.len());
+
+    // Everything acknowledged completes, the dead node's work included.
+    let mut pending: HashSet<String> = acked.iter().cloned().collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pending.is_empty() {
+        assert!(Instant::now() < deadline, "{} executions did not finish", pending.len());
+        let mut done = Vec::new();
+        for id in pending.iter().take(60) {
+            let v: Value = client
+                .get(format!("{}/v1/executions/{id}", bases[0]))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match v["status"].as_str().unwrap_or("") {
+                "succeeded" => done.push(id.clone()),
+                "queued" | "running" => {}
+                other => panic!("execution {id} ended {other}: {v}"),
+            }
+        }
+        for id in done {
+            pending.remove(&id);
+        }
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let hits = up.hits.lock().unwrap().clone();
+    let mut resent = 0;
+    for id in &acked {
+        let v: Value = client
+            .get(format!("{}/v1/executions/{id}", bases[2]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let succeeded: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "succeeded")
+            .map(|s| s["stepId"].as_str().unwrap())
+            .collect();
+        assert_eq!(succeeded, vec!["a", "mid", "b"], "journal of {id}: {v}");
+        for step in ["a", "b"] {
+            let n = hits.get(&format!("{id}:{step}")).copied().unwrap_or(0);
+            assert!(n >= 1, "{id}:{step} never reached the upstream");
+            resent += n as usize - 1;
+        }
+    }
+    println!(
+        "cluster test: {} events acknowledged of {EVENTS}, node 2 SIGKILLed, {resent} step re-sends with the same key",
+        acked.len()
+    );
+}
