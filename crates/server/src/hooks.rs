@@ -131,6 +131,12 @@ fn accepted(id: &str, status_url: &str) -> Response {
 
 /// The answer to a sync caller once the execution responded or ended.
 pub fn sync_answer(id: &str, outcome: SyncOutcome) -> Response {
+    // A `respond` step's answer wins even when the caller learns of it only at the end (the
+    // execution ran on another node and had finished by the time this one read it).
+    let outcome = match outcome {
+        SyncOutcome::Finished { response: Some(r), .. } => SyncOutcome::Responded(r),
+        other => other,
+    };
     let mut r = match outcome {
         SyncOutcome::Responded(resp) => {
             let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);

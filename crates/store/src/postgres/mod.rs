@@ -91,7 +91,13 @@ impl PgStore {
         opts = opts.application_name("flowgate");
         if let Some(schema) = &schema {
             let admin = PgPoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&admin).await?;
+            // Nodes starting together race on IF NOT EXISTS; losing that race is fine.
+            if let Err(e) = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&admin).await {
+                let raced = matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation());
+                if !raced {
+                    return Err(e.into());
+                }
+            }
             admin.close().await;
             opts = opts.options([("search_path", schema.as_str())]);
         }

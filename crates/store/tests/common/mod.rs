@@ -53,6 +53,8 @@ struct Inner {
     backend: Backend,
     /// The PostgreSQL URL of the test's own schema.
     schema_url: Option<String>,
+    /// The test's own schema.
+    schema: Option<String>,
     /// Every store opened for the test (closed at the end).
     stores: Mutex<Vec<SharedStore>>,
     /// Every schema made for the test (dropped at the end).
@@ -82,6 +84,7 @@ impl Ctx {
                     inner: Arc::new(Inner {
                         backend,
                         schema_url: None,
+                        schema: None,
                         stores: Mutex::new(vec![store]),
                         schemas: Mutex::new(Vec::new()),
                         _dir: Some(dir),
@@ -97,6 +100,7 @@ impl Ctx {
                     inner: Arc::new(Inner {
                         backend: backend.clone(),
                         schema_url: Some(schema_url),
+                        schema: Some(schema.clone()),
                         stores: Mutex::new(vec![store]),
                         schemas: Mutex::new(vec![schema]),
                         _dir: None,
@@ -128,6 +132,16 @@ impl Ctx {
         self.inner.schemas.lock().unwrap().push(schema);
         self.inner.stores.lock().unwrap().push(store.clone());
         Some(store)
+    }
+
+    /// A plain connection to the test's schema, beside the store (PostgreSQL only): to look at
+    /// locks the store holds.
+    pub async fn raw_connection(&self) -> Option<sqlx::PgConnection> {
+        use sqlx::Connection;
+        let Backend::Postgres(url) = &self.inner.backend else { return None };
+        let schema = self.inner.schema.as_deref()?;
+        let opts: sqlx::postgres::PgConnectOptions = url.parse().expect("database URL");
+        Some(sqlx::PgConnection::connect_with(&opts.options([("search_path", schema)])).await.expect("connect"))
     }
 
     /// Closes every store opened for the test (idempotent).
@@ -174,10 +188,6 @@ where
         eprintln!("slow test: {took:?}");
     }
 }
-
-/// Serialises the tests that take PostgreSQL's leadership: its advisory lock is shared by
-/// every schema of the database (see `bug_pg_leadership_is_shared_across_schemas`).
-pub static LEADERSHIP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -258,7 +268,14 @@ pub async fn insert_ids(store: &SharedStore, version_id: i64, ids: &[&str]) {
 }
 
 /// A journal entry.
-pub fn step(execution: &str, step_id: &str, seq: i64, status: &str, input: Option<&str>, output: Option<&str>) -> StepRecord {
+pub fn step(
+    execution: &str,
+    step_id: &str,
+    seq: i64,
+    status: &str,
+    input: Option<&str>,
+    output: Option<&str>,
+) -> StepRecord {
     StepRecord {
         execution_id: execution.into(),
         step_id: step_id.into(),
@@ -345,8 +362,8 @@ pub async fn recv_until(
     }
 }
 
-/// Asks `store` to lead until it does (another user of the database may hold the
-/// leadership for a moment); panics after [`WAIT`].
+/// Asks `store` to lead until it does (a leader that just closed releases the lock when the
+/// server ends its session, a moment later); panics after [`WAIT`].
 pub async fn lead_within(store: &SharedStore, what: &str) {
     let deadline = Instant::now() + WAIT;
     while !store.lead().await.unwrap() {
