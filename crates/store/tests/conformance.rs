@@ -883,7 +883,7 @@ conformance!(retry_only_from_failed_or_cancelled, |store: SharedStore| async mov
         "the new round is claimable"
     );
     // Queued or running: not retryable. (Queued: see also
-    // `bug_pg_a_refused_retry_or_cancel_leaves_the_row_locked`.)
+    // `issue_3_a_refused_retry_or_cancel_unlocks_the_row_at_once`.)
     assert!(is_conflict(store.retry_execution(TENANT, "f", T0 + 101).await));
     insert(&store, vec![exec("q", v, T0)]).await;
     assert!(is_conflict(store.retry_execution(TENANT, "q", T0 + 101).await));
@@ -1277,10 +1277,10 @@ conformance!(shared_reports_the_backend, |ctx: Ctx| async move {
 });
 
 // =============================================================================================
-// Defects found by this suite (they fail until fixed)
+// Regressions: defects this suite found in the PostgreSQL store, fixed in issue 3
 // =============================================================================================
 
-conformance!(bug_pg_a_refused_retry_or_cancel_leaves_the_row_locked, |ctx: Ctx| async move {
+conformance!(issue_3_a_refused_retry_or_cancel_unlocks_the_row_at_once, |ctx: Ctx| async move {
     // A refused `retry_execution` (Conflict) or `cancel_execution` (NotFound for another
     // tenant) must leave the execution as it was, unlocked: claimable at once. PostgreSQL
     // returns the error out of a transaction that took `SELECT … FOR UPDATE` on the row;
@@ -1315,17 +1315,17 @@ conformance!(bug_pg_a_refused_retry_or_cancel_leaves_the_row_locked, |ctx: Ctx| 
             }
         }
         let got = claim_ids(&store, "w1", T0 + 1, 10).await;
-        if got != [id.clone()] {
+        if got != [id.as_str()] {
             locked.push(format!("{id} (claim)"));
             // Let the rollback land, then take it, for the next round.
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            assert_eq!(claim_ids(&store, "w1", T0 + 1, 10).await, [id.clone()]);
+            assert_eq!(claim_ids(&store, "w1", T0 + 1, 10).await, [id.as_str()]);
         }
     }
     assert!(locked.is_empty(), "still locked after a refused retry/cancel returned: {locked:?}");
 });
 
-conformance!(bug_pg_a_step_recorded_twice_in_one_batch_fails_the_batch, |store: SharedStore| async move {
+conformance!(issue_3_a_step_recorded_twice_in_one_batch_keeps_the_last, |store: SharedStore| async move {
     // A step attempt may be recorded again (a resumed step rewrites what a crash left; the
     // store replaces it). When both records land in one group commit, SQLite's
     // `INSERT OR REPLACE` keeps the last; PostgreSQL's `INSERT … ON CONFLICT DO UPDATE` fails
@@ -1355,7 +1355,7 @@ conformance!(bug_pg_a_step_recorded_twice_in_one_batch_fails_the_batch, |store: 
     assert_eq!(store.logs("e").await.unwrap().len(), 1);
 });
 
-conformance!(bug_pg_events_leak_across_schemas, |ctx: Ctx| async move {
+conformance!(issue_3_events_stay_within_their_schema, |ctx: Ctx| async move {
     // Deployments in separate schemas of one database elect separate leaders (the lock key
     // hashes the schema), but all talk on the one channel `flowgate_events`: each node gets
     // every other deployment's Work, Finished, Cancel and Integration events (spurious claims

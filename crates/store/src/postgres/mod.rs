@@ -23,8 +23,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// The channel Flowgate's nodes talk on.
-const CHANNEL: &str = "flowgate_events";
+/// The channel Flowgate's nodes talk on, followed by the schema's name: deployments sharing a
+/// database in separate schemas do not hear each other.
+const CHANNEL_PREFIX: &str = "flowgate_events";
 /// Most rows in one multi-row statement.
 const MAX_ROWS: usize = 64;
 /// First half of the leader's advisory lock key ("flow" in ASCII); the second half is a hash of
@@ -50,6 +51,8 @@ pub struct PgStore {
     /// The connection holding the leader's advisory lock, while this node leads.
     leader: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Postgres>>>,
     leader_pool: PgPool,
+    /// The `LISTEN`/`NOTIFY` channel of this deployment.
+    channel: String,
     /// Tells the listener task to stop.
     closed: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -111,10 +114,14 @@ impl PgStore {
         let leader_pool = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(CHANNEL).await?;
+        let channel = match &schema {
+            Some(s) => format!("{CHANNEL_PREFIX}_{s}"),
+            None => CHANNEL_PREFIX.to_owned(),
+        };
+        listener.listen(&channel).await?;
         let closed = std::sync::Arc::new(tokio::sync::Notify::new());
         tokio::spawn(listen(listener, events.clone(), closed.clone()));
-        Ok(PgStore { pool, events, leader: tokio::sync::Mutex::new(None), leader_pool, closed })
+        Ok(PgStore { pool, events, leader: tokio::sync::Mutex::new(None), leader_pool, channel, closed })
     }
 
     /// Closes the pools (the leader's lock is released with its session).
@@ -186,7 +193,7 @@ enum Writes {
     Finishes(u64),
 }
 
-fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Postgres>)> {
+fn batch_statements<'a>(batch: &'a WriteBatch, channel: &'a str) -> Vec<(Writes, QueryBuilder<'a, Postgres>)> {
     let mut out = Vec::new();
     for chunk in batch.inserts.chunks(MAX_ROWS) {
         let mut qb = QueryBuilder::new(
@@ -213,12 +220,15 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Postgre
         });
         out.push((Writes::Rows, qb));
     }
-    for chunk in batch.steps.chunks(MAX_ROWS) {
+    // PostgreSQL refuses an upsert that touches one row twice; a batch may record the same
+    // attempt twice (a node re-running an execution whose lease it lost): the last one wins.
+    let steps = unique_steps(&batch.steps);
+    for chunk in steps.chunks(MAX_ROWS) {
         let mut qb = QueryBuilder::new(
             "INSERT INTO step_attempts (execution_id, step_id, round, attempt, seq, status, input, output, error, \
              response, started_at, finished_at) ",
         );
-        qb.push_values(chunk, |mut b, s| {
+        qb.push_values(chunk.iter().copied(), |mut b, s| {
             b.push_bind(&s.execution_id)
                 .push_bind(&s.step_id)
                 .push_bind(s.round)
@@ -297,9 +307,22 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Postgre
     }
     for payload in payloads(&batch.events) {
         let mut qb = QueryBuilder::new("SELECT pg_notify(");
-        qb.push_bind(CHANNEL).push(", ").push_bind(payload).push(")");
+        qb.push_bind(channel).push(", ").push_bind(payload).push(")");
         out.push((Writes::Rows, qb));
     }
+    out
+}
+
+/// The journal entries of a batch with one entry per (execution, step, round, attempt), the
+/// last written winning.
+fn unique_steps(steps: &[StepRecord]) -> Vec<&StepRecord> {
+    let mut seen = std::collections::HashSet::with_capacity(steps.len());
+    let mut out: Vec<&StepRecord> = steps
+        .iter()
+        .rev()
+        .filter(|s| seen.insert((s.execution_id.as_str(), s.step_id.as_str(), s.round, s.attempt)))
+        .collect();
+    out.reverse();
     out
 }
 
@@ -350,7 +373,7 @@ impl Store for PgStore {
 
     async fn notify(&self, events: &[StoreEvent]) -> Result<()> {
         for payload in payloads(events) {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(&self.pool).await?;
+            sqlx::query("SELECT pg_notify($1, $2)").bind(&self.channel).bind(payload).execute(&self.pool).await?;
         }
         Ok(())
     }
@@ -487,6 +510,7 @@ impl Store for PgStore {
         if let Some(cur) = current
             && cur.hash == new.hash
         {
+            tx.rollback().await?;
             return Ok(PutOutcome::Unchanged(cur));
         }
         for route in &new.routes {
@@ -499,6 +523,7 @@ impl Store for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((integration, flow)) = holder {
+                tx.rollback().await?;
                 return Err(Error::Conflict(format!(
                     "webhook path `{}` is already used by flow `{flow}` of integration `{integration}`",
                     route.path
@@ -620,7 +645,7 @@ impl Store for PgStore {
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<()> {
-        let mut statements = batch_statements(batch);
+        let mut statements = batch_statements(batch, &self.channel);
         if let [(writes, qb)] = statements.as_mut_slice() {
             let r = qb.build().execute(&self.pool).await?;
             check_finishes(writes, r.rows_affected());
@@ -747,9 +772,19 @@ impl Store for PgStore {
 
     async fn retry_execution(&self, tenant: &str, id: &str, now: i64) -> Result<ExecutionRow> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM executions WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
-        let row = execution_in(&mut *tx, Some(tenant), id).await?.ok_or(Error::NotFound)?;
+        sqlx::query("SELECT 1 FROM executions WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        let Some(row) = execution_in(&mut *tx, Some(tenant), id).await? else {
+            tx.rollback().await?;
+            return Err(Error::NotFound);
+        };
         if !matches!(row.status(), Status::Failed | Status::Cancelled) {
+            // Roll back now rather than on drop: dropping only queues the rollback, and the
+            // row would stay locked (claims skipping it) until it runs.
+            tx.rollback().await?;
             return Err(Error::Conflict(format!(
                 "only failed or cancelled executions can be retried; this one is {}",
                 row.status
@@ -764,7 +799,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
+            .bind(&self.channel)
             .bind(payloads(&[StoreEvent::Work]).remove(0))
             .execute(&mut *tx)
             .await?;
@@ -775,8 +810,15 @@ impl Store for PgStore {
 
     async fn cancel_execution(&self, tenant: &str, id: &str, now: i64) -> Result<ExecutionRow> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM executions WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
-        let row = execution_in(&mut *tx, Some(tenant), id).await?.ok_or(Error::NotFound)?;
+        sqlx::query("SELECT 1 FROM executions WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(id)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        let Some(row) = execution_in(&mut *tx, Some(tenant), id).await? else {
+            tx.rollback().await?;
+            return Err(Error::NotFound);
+        };
         match row.status() {
             Status::Queued => {
                 sqlx::query("UPDATE executions SET status = 'cancelled', finished_at = $1 WHERE id = $2")
@@ -792,12 +834,15 @@ impl Store for PgStore {
                     .await?;
                 let event = StoreEvent::Cancel { id: id.to_owned() };
                 sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
+                    .bind(&self.channel)
                     .bind(payloads(&[event]).remove(0))
                     .execute(&mut *tx)
                     .await?;
             }
-            s => return Err(Error::Conflict(format!("the execution already ended ({})", s.as_str()))),
+            s => {
+                tx.rollback().await?;
+                return Err(Error::Conflict(format!("the execution already ended ({})", s.as_str())));
+            }
         }
         let row = execution_in(&mut *tx, Some(tenant), id).await?.ok_or(Error::NotFound)?;
         tx.commit().await?;

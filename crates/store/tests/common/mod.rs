@@ -5,7 +5,7 @@
 //! * SQLite: a file in a temporary directory, `Durability::Full`.
 //! * PostgreSQL: `FLOWGATE_TEST_POSTGRES_URL` with a schema of its own per store
 //!   (`schema=fgs_<unix-secs>_<pid>_<counter>`); the test is skipped (and passes) when the
-//!   variable is unset.
+//!   variable is unset. Every schema a test made is dropped when it ends.
 
 #![allow(dead_code)]
 
@@ -170,19 +170,26 @@ async fn connect(url: &str) -> SharedStore {
     Arc::new(PgStore::connect(url, 4).await.unwrap_or_else(|e| panic!("connect to PostgreSQL ({url}): {e}")))
 }
 
-/// Runs one test body on `backend`: a fresh store, a deadline, cleanup afterwards (a failing
-/// test leaves its PostgreSQL schema behind, to look at).
+/// Runs one test body on `backend`: a fresh store, a deadline, cleanup afterwards (whether
+/// the body passed or not), then the body's panic if it had one.
 pub async fn run<F, Fut>(backend: Backend, body: F)
 where
     F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let ctx = Ctx::open(backend).await;
     let started = Instant::now();
-    if tokio::time::timeout(TEST_DEADLINE, body(ctx.clone())).await.is_err() {
-        panic!("the test did not finish within {TEST_DEADLINE:?}");
-    }
+    let task = tokio::spawn(body(ctx.clone()));
+    let abort = task.abort_handle();
+    let outcome = tokio::time::timeout(TEST_DEADLINE, task).await;
+    abort.abort();
     ctx.cleanup().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the test body did not finish: {e}"),
+        Err(_) => panic!("the test did not finish within {TEST_DEADLINE:?}"),
+    }
     let took = started.elapsed();
     if took > Duration::from_secs(5) {
         eprintln!("slow test: {took:?}");
