@@ -8,7 +8,7 @@
 //! effect) await the commit; the channel is bounded, so a slow disk pushes back on ingress
 //! instead of growing memory.
 
-use flowgate_store::{SharedStore, WriteBatch};
+use flowgate_store::{CommitOutcome, SharedStore, WriteBatch};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -22,14 +22,18 @@ const MAX_JOBS_PER_COMMIT: usize = 4096;
 /// A commit that failed; shared by every write of the batch.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("commit failed: {0}")]
-pub struct CommitError(Arc<str>);
+pub struct CommitError(pub(crate) Arc<str>);
 
-/// Work to do once a write is durable, whether or not its caller still waits.
-type AfterCommit = Box<dyn FnOnce() + Send>;
+/// Work to do once a write is durable, whether or not its caller still waits; it learns
+/// which new executions were repeats (not inserted).
+pub type AfterCommit = Box<dyn FnOnce(&CommitOutcome) + Send>;
+
+/// What a caller learns from its commit.
+pub type CommitResult = Result<Arc<CommitOutcome>, CommitError>;
 
 struct Job {
     batch: WriteBatch,
-    done: Option<oneshot::Sender<Result<(), CommitError>>>,
+    done: Option<oneshot::Sender<CommitResult>>,
     after: Option<AfterCommit>,
 }
 
@@ -52,7 +56,7 @@ impl Committer {
     /// # Errors
     /// When the transaction failed or the committer has stopped.
     pub async fn commit(&self, batch: WriteBatch) -> Result<(), CommitError> {
-        self.commit_then(batch, None).await
+        self.commit_then(batch, None).await.map(|_| ())
     }
 
     /// Like [`Committer::commit`], and runs `after` as soon as the batch is durable — even if
@@ -61,7 +65,7 @@ impl Committer {
     ///
     /// # Errors
     /// When the transaction failed or the committer has stopped (`after` is dropped then).
-    pub async fn commit_then(&self, batch: WriteBatch, after: Option<AfterCommit>) -> Result<(), CommitError> {
+    pub async fn commit_then(&self, batch: WriteBatch, after: Option<AfterCommit>) -> CommitResult {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job { batch, done: Some(done), after })
@@ -83,7 +87,7 @@ async fn run(store: SharedStore, mut rx: mpsc::Receiver<Job>, closed: Cancellati
         };
         let Some(first) = first else { return };
         let mut batch = first.batch;
-        let mut waiters: Vec<oneshot::Sender<Result<(), CommitError>>> = first.done.into_iter().collect();
+        let mut waiters: Vec<oneshot::Sender<CommitResult>> = first.done.into_iter().collect();
         let mut afters: Vec<AfterCommit> = first.after.into_iter().collect();
         let mut jobs = 1;
         while jobs < MAX_JOBS_PER_COMMIT {
@@ -99,7 +103,7 @@ async fn run(store: SharedStore, mut rx: mpsc::Receiver<Job>, closed: Cancellati
         }
         let started = Instant::now();
         let inserts = batch.inserts.len();
-        let result = store.commit(&batch).await.map_err(|e| {
+        let result = store.commit(&batch).await.map(Arc::new).map_err(|e| {
             tracing::error!(error = %e, jobs, "Commit failed.");
             CommitError(e.to_string().into())
         });
@@ -108,9 +112,9 @@ async fn run(store: SharedStore, mut rx: mpsc::Receiver<Job>, closed: Cancellati
         if inserts > 0 {
             metrics::histogram!("flowgate_ingest_batch_size").record(inserts as f64);
         }
-        if result.is_ok() {
+        if let Ok(outcome) = &result {
             for after in afters {
-                after();
+                after(outcome);
             }
         }
         for w in waiters {

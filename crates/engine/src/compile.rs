@@ -6,12 +6,16 @@
 
 use flowgate_expr::{Budget, Scope, Template};
 use flowgate_model::trigger::{QueryParam, Respond};
-use flowgate_model::{Diagnostic, Diags, Format, Method, Path, Trigger, WebhookAuth, decode_integration, source};
-use flowgate_steps::{CompiledStep, Integration, compile_steps};
+use flowgate_model::{
+    Diagnostic, Diagnostics, Diags, Format, Method, OnExhausted, Path, Retention, Trigger, WebhookAuth,
+    decode_integration, source,
+};
+use flowgate_steps::{CompiledStep, Integration, PlanCx, compile_steps};
 use flowgate_store::VersionRecord;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +38,59 @@ struct DraftFlow {
     trigger: FlowTrigger,
     steps: Vec<CompiledStep>,
     timeout: Option<Duration>,
+    delivery: Delivery,
+}
+
+/// How a flow's executions are delivered: order, concurrency, deduplication, what is kept.
+#[derive(Clone)]
+pub struct Delivery {
+    /// Ordered delivery, if the flow is ordered.
+    pub order: Option<Order>,
+    /// At most this many running at once, across nodes.
+    pub concurrency: Option<u32>,
+    /// Idempotent ingress (webhooks).
+    pub dedup: Option<DedupSpec>,
+    /// What successful runs keep.
+    pub diagnostics: Diagnostics,
+    /// Retention of finished executions of this flow.
+    pub retention: Option<Retention>,
+}
+
+impl Delivery {
+    /// True when executions must go through the queue (an order or a cap to respect).
+    pub fn gated(&self) -> bool {
+        self.order.is_some() || self.concurrency.is_some()
+    }
+}
+
+/// Ordered delivery.
+#[derive(Clone)]
+pub struct Order {
+    /// The key expression (`orderBy`); `None` orders the whole flow (`ordered: true`).
+    pub by: Option<Arc<Template>>,
+    /// What a failed head does to its key.
+    pub on_exhausted: OnExhausted,
+}
+
+/// Idempotent ingress of a webhook flow.
+#[derive(Clone)]
+pub struct DedupSpec {
+    /// The identity expression (`dedupKey`); `None`: the `Idempotency-Key` header if present.
+    pub key: Option<Arc<Template>>,
+    /// How long an identity is remembered.
+    pub window: Duration,
+}
+
+/// Default window of delivery identities.
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// A named rate limit of an integration.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitSpec {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
 }
 
 /// What starts a compiled flow.
@@ -121,8 +178,12 @@ pub struct CompiledFlow {
     pub config: Value,
     /// `$flow`.
     pub flow_var: Value,
-    /// Longest an execution may take.
+    /// Longest an execution may take from its event to its end.
     pub timeout: Option<Duration>,
+    /// Order, concurrency, deduplication, diagnostics.
+    pub delivery: Delivery,
+    /// The integration's rate limits.
+    pub limits: Arc<HashMap<String, LimitSpec>>,
 }
 
 impl CompiledFlow {
@@ -160,10 +221,31 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
     let definition = decode_integration::<flowgate_steps::StepConfig>(&doc, &mut diags);
     let Some(definition) = definition else { return Err(diags.into_vec()) };
     let config = Value::Object(definition.default_config());
+    let limit_names: Vec<String> = definition.limits.keys().cloned().collect();
     let mut flows = Vec::with_capacity(definition.flows.len());
     for (i, f) in definition.flows.iter().enumerate() {
         let at = Path::root().key("flows").index(i);
-        let steps = compile_steps(&f.steps, f.retry.as_ref(), &at.key("steps"), &mut diags);
+        let cx = PlanCx { retry: f.retry.as_ref(), limits: &limit_names };
+        let steps = compile_steps(&f.steps, &cx, &at.key("steps"), &mut diags);
+        let order = if f.ordered {
+            Some(Order { by: None, on_exhausted: f.on_exhausted })
+        } else {
+            f.order_by.as_deref().map(|src| Order {
+                by: flowgate_steps::util::expr(src, &at.key("orderBy"), &mut diags),
+                on_exhausted: f.on_exhausted,
+            })
+        };
+        let dedup = match &f.trigger {
+            Trigger::Webhook(w) => Some(DedupSpec {
+                key: w.dedup_key.as_deref().and_then(|src| {
+                    flowgate_steps::util::expr(src, &at.key("trigger").key("webhook").key("dedupKey"), &mut diags)
+                }),
+                window: w.dedup_window.map_or(DEFAULT_DEDUP_WINDOW, |d| d.0),
+            }),
+            Trigger::Manual(_) => None,
+        };
+        let delivery =
+            Delivery { order, concurrency: f.concurrency, dedup, diagnostics: f.diagnostics, retention: f.retention };
         let trigger = match &f.trigger {
             Trigger::Webhook(w) => {
                 let auth =
@@ -185,6 +267,7 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
             trigger,
             steps,
             timeout: f.timeout.map(|d| d.0),
+            delivery,
         });
     }
     if !diags.is_empty() {
@@ -288,6 +371,17 @@ impl Draft {
     /// Binds the draft to its stored version.
     pub fn into_compiled(self, record: VersionRecord, public_url: &str) -> CompiledIntegration {
         let tenant = record.tenant_id.clone();
+        let limits: Arc<HashMap<String, LimitSpec>> = Arc::new(
+            self.definition
+                .limits
+                .iter()
+                .filter_map(|(name, l)| {
+                    l.per_second()
+                        .ok()
+                        .map(|per_second| (name.clone(), LimitSpec { per_second, burst: l.burst_or_default() }))
+                })
+                .collect(),
+        );
         let urls: Map<String, Value> = self
             .flows
             .iter()
@@ -322,6 +416,8 @@ impl Draft {
                     config: self.config.clone(),
                     flow_var,
                     timeout: f.timeout,
+                    delivery: f.delivery,
+                    limits: limits.clone(),
                 };
                 (f.slug, Arc::new(compiled))
             })

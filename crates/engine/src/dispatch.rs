@@ -89,23 +89,107 @@ const LEADER_EVERY: Duration = Duration::from_secs(2);
 /// puts executions whose lease expired back in the queue. Leadership moves to another node
 /// when the leader dies.
 pub(crate) async fn leader_loop(inner: Arc<Inner>) {
+    let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
     loop {
         match inner.store.lead().await {
-            Ok(true) => match inner.store.reap_expired(inner.clock.now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(executions = n, "Requeued executions whose node stopped renewing its lease.");
-                    inner.backlog.store(true, Ordering::Relaxed);
-                    inner.wake.notify_one();
+            Ok(true) => {
+                match inner.store.reap_expired(inner.clock.now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(executions = n, "Requeued executions whose node stopped renewing its lease.");
+                        inner.backlog.store(true, Ordering::Relaxed);
+                        inner.wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Reaping expired leases failed; will retry."),
                 }
-                Err(e) => tracing::warn!(error = %e, "Reaping expired leases failed; will retry."),
-            },
+                if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                    last_housekeeping = Instant::now();
+                    housekeeping(&inner).await;
+                }
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "Leader election failed; will retry."),
         }
         tokio::select! {
             _ = inner.hard_stop.cancelled() => return,
             _ = tokio::time::sleep(LEADER_EVERY) => {}
+        }
+    }
+}
+
+/// How often the leader prunes old executions and forgets expired delivery identities.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+/// Rows deleted per statement: small batches keep the writer free for ingress between them.
+const PRUNE_BATCH: u32 = 500;
+/// Most rows one housekeeping pass deletes per scope before yielding until the next pass.
+const PRUNE_PASS: u64 = 50_000;
+
+/// Retention (per flow and global) and expired delivery identities, in small batches with
+/// pauses between them so ingress is never blocked for long.
+async fn housekeeping(inner: &Arc<Inner>) {
+    use flowgate_store::PruneScope;
+    let now = inner.clock.now_ms();
+    let mut scopes: Vec<(PruneScope, Option<i64>, Option<u64>)> = Vec::new();
+    for ci in inner.registry.current_integrations() {
+        for f in ci.flows.values() {
+            if let Some(r) = f.delivery.retention {
+                let scope = PruneScope::Flow {
+                    tenant: f.tenant.clone(),
+                    integration: f.integration.clone(),
+                    flow: f.slug.clone(),
+                };
+                scopes.push((scope, r.age.map(|a| now - a.0.as_millis() as i64), r.count));
+            }
+        }
+    }
+    let s = &inner.settings;
+    if s.retention_age.is_some() || s.retention_count.is_some() {
+        scopes.push((PruneScope::All, s.retention_age.map(|a| now - a.as_millis() as i64), s.retention_count));
+    }
+    for (scope, older_than, keep) in scopes {
+        let mut deleted = 0;
+        while deleted < PRUNE_PASS {
+            match inner.store.prune(&scope, older_than, keep, PRUNE_BATCH).await {
+                Ok(0) => break,
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Retention pass failed; will retry.");
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if deleted > 0 {
+            tracing::info!(executions = deleted, "Deleted finished executions past their retention.");
+        }
+    }
+    loop {
+        match inner.store.purge_dedup(now, PRUNE_BATCH).await {
+            Ok(n) if n == u64::from(PRUNE_BATCH) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "Forgetting expired delivery identities failed; will retry.");
+                break;
+            }
+        }
+    }
+}
+
+/// How often the queue's depth is measured for backpressure.
+const BACKLOG_EVERY: Duration = Duration::from_secs(2);
+
+/// Measures the queue for ingress backpressure (reading a count per event would cost more than
+/// the event).
+pub(crate) async fn backlog_loop(inner: Arc<Inner>) {
+    loop {
+        if let Ok(depth) = inner.store.queue_depth().await {
+            inner.backlog_depth.store(depth.queued, Ordering::Relaxed);
+            metrics::gauge!("flowgate_queue_depth", "status" => "queued").set(depth.queued as f64);
+            metrics::gauge!("flowgate_queue_depth", "status" => "running").set(depth.running as f64);
+        }
+        tokio::select! {
+            _ = inner.hard_stop.cancelled() => return,
+            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
         }
     }
 }

@@ -21,14 +21,15 @@ use crate::compile::CompiledFlow;
 use crate::waiters::SyncOutcome;
 use flowgate_expr::{Scope, truthy};
 use flowgate_model::OnError;
+use flowgate_model::{Diagnostics, OnExhausted};
 use flowgate_steps::{Compiled, CompiledStep, LogEntry, Response, StepCx, StepError};
-use flowgate_store::{Finish, LogRecord, Park, Responded, Status, StepRecord, StoreEvent, WriteBatch};
+use flowgate_store::{Finish, LogRecord, Park, Responded, Scrub, Status, StepRecord, StoreEvent, WriteBatch};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -133,14 +134,19 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         }
     }
     let started = Instant::now();
+    let created_at = job.created_at;
     let outcome = {
         let flow = ex.flow.clone();
         let input = (*ex.trigger).clone();
         let steps = ex.run_steps(&flow.steps, input);
         tokio::pin!(steps);
+        // The flow's timeout counts from the event, retries and waits in the queue included.
         let deadline = async {
             match flow.timeout {
-                Some(t) => tokio::time::sleep(t).await,
+                Some(t) => {
+                    let spent = Duration::from_millis((inner.clock.now_ms() - created_at).max(0) as u64);
+                    tokio::time::sleep(t.saturating_sub(spent)).await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -275,6 +281,9 @@ impl Execution {
             if action.side_effects() && !self.flush().await {
                 return Err(Flow::Interrupted);
             }
+            if let Some(limit) = &step.limit {
+                self.take_token(limit).await;
+            }
             let started = self.inner.clock.now_ms();
             let clock = Instant::now();
             let (result, logs, response) = {
@@ -326,6 +335,10 @@ impl Execution {
                 }
                 Err(error) => {
                     tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %error.message, "Step attempt failed.");
+                    if let (Some(limit), Some(after)) = (&step.limit, error.retry_after) {
+                        // The target asked to slow down: the whole limit waits, not just this request.
+                        self.pause_limit(limit, after).await;
+                    }
                     if error.retryable && attempt < step.retry.attempts {
                         self.record(step, attempt, "failed", &input, None, Some(&error), started);
                         let delay = backoff::delay(&step.retry, attempt, error.retry_after);
@@ -409,6 +422,32 @@ impl Execution {
         }
     }
 
+    /// Waits for a token of the integration's rate limit `name` (shared by every node).
+    async fn take_token(&self, name: &str) {
+        let Some(spec) = self.flow.limits.get(name).copied() else { return };
+        let f = &self.flow;
+        loop {
+            let now = self.inner.clock.now_ms();
+            match self.inner.store.take_token(&f.tenant, &f.integration, name, spec.per_second, spec.burst, now).await {
+                Ok(None) => return,
+                Ok(Some(wait_ms)) => tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000) as u64)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, limit = name, "Rate limit unavailable; waiting.");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Pauses the integration's rate limit `name` for `after` (a `Retry-After`).
+    async fn pause_limit(&self, name: &str, after: Duration) {
+        let f = &self.flow;
+        let until = self.inner.clock.now_ms() + after.min(crate::backoff::MAX_RETRY_AFTER).as_millis() as i64;
+        if let Err(e) = self.inner.store.pause_limit(&f.tenant, &f.integration, name, until).await {
+            tracing::warn!(error = %e, limit = name, "Could not pause the rate limit.");
+        }
+    }
+
     /// Makes pending journal entries durable; false when the store failed.
     async fn flush(&mut self) -> bool {
         if self.pending.is_empty() {
@@ -456,6 +495,19 @@ impl Execution {
                 return;
             }
         };
+        let delivery = &self.flow.delivery;
+        let blocks =
+            status == Status::Failed && delivery.order.as_ref().is_some_and(|o| o.on_exhausted == OnExhausted::Block);
+        let scrub = match (status, delivery.diagnostics) {
+            (Status::Succeeded | Status::Filtered, Diagnostics::Errors) => Scrub::Io,
+            (Status::Succeeded | Status::Filtered, Diagnostics::Minimal) => {
+                // Nothing of it is kept: do not write what is still pending.
+                self.pending.steps.clear();
+                self.pending.logs.clear();
+                Scrub::All
+            }
+            _ => Scrub::Keep,
+        };
         self.pending.finishes.push(Finish {
             id: self.id.clone(),
             owner,
@@ -465,9 +517,16 @@ impl Execution {
             error: error.as_ref().map(Value::to_string),
             failed_step,
             finished_at: now,
+            holds_order: blocks,
+            scrub,
         });
         if self.claimed {
             self.pending.events.push(StoreEvent::Finished { id: self.id.clone() });
+        }
+        if delivery.gated() {
+            // The next of its order key, or a slot under its cap, is free: claim again.
+            self.pending.events.push(StoreEvent::Work);
+            self.inner.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         if !self.flush().await {
             return;

@@ -32,15 +32,17 @@ pub mod waiters;
 mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use compile::{AuthSpec, CompiledFlow, CompiledIntegration, Draft, FlowTrigger, KeyLocation, WebhookSpec};
+pub use compile::{
+    AuthSpec, CompiledFlow, CompiledIntegration, Delivery, Draft, FlowTrigger, KeyLocation, Order, WebhookSpec,
+};
 pub use waiters::{SyncOutcome, Wait};
 
 use committer::{CommitError, Committer};
 use flowgate_expr::{Budget, Evaluator};
 use flowgate_model::{Diagnostic, Format};
 use flowgate_store::{
-    ExecutionRow, Finish, NewExecution, NewVersion, PutOutcome, SharedStore, Status, StoreEvent, VersionRecord,
-    WriteBatch,
+    Dedup, ExecutionRow, Finish, NewExecution, NewVersion, PutOutcome, Scrub, SharedStore, Status, StoreEvent,
+    VersionRecord, WriteBatch,
 };
 use registry::Registry;
 use serde_json::Value;
@@ -74,6 +76,14 @@ pub struct EngineSettings {
     pub poll_interval: Duration,
     /// Run executions on this node (the `worker` role).
     pub workers: bool,
+    /// Events being committed at once beyond which ingress answers 503.
+    pub max_in_flight: usize,
+    /// Queued executions beyond which ingress answers 503.
+    pub max_backlog: i64,
+    /// Finished executions older than this are deleted (the leader does it in the background).
+    pub retention_age: Option<Duration>,
+    /// At most this many finished executions are kept in all.
+    pub retention_count: Option<u64>,
     /// Take part in the leader election and run leader-only work when elected (the
     /// `scheduler` role): putting executions of dead nodes back in the queue.
     pub leader: bool,
@@ -92,6 +102,10 @@ impl Default for EngineSettings {
             poll_interval: Duration::from_secs(5),
             workers: true,
             leader: true,
+            max_in_flight: 16 * 1024,
+            max_backlog: 5_000_000,
+            retention_age: None,
+            retention_count: None,
         }
     }
 }
@@ -102,6 +116,12 @@ pub enum SubmitError {
     /// The node is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Too much is waiting (events being committed, or the queue's backlog); try again later.
+    #[error("{0}")]
+    Busy(String),
+    /// The order key or delivery identity expression failed on this event.
+    #[error("{0}")]
+    Expression(String),
     /// The store could not commit it.
     #[error(transparent)]
     Commit(#[from] CommitError),
@@ -123,10 +143,13 @@ pub enum ApplyError {
 
 /// An accepted event.
 pub struct Submitted {
-    /// The execution's id.
+    /// The execution's id (the first execution's, for a repeated delivery).
     pub id: String,
-    /// The answer, when the caller asked to wait.
+    /// The answer, when the caller asked to wait (not for a repeated delivery: see
+    /// [`Engine::outcome_of`]).
     pub waiter: Option<oneshot::Receiver<SyncOutcome>>,
+    /// The delivery was seen before: `id` is the first execution, nothing new was started.
+    pub duplicate: bool,
 }
 
 /// A new trigger event for a flow.
@@ -162,6 +185,10 @@ pub(crate) struct Inner {
     stop_claims: CancellationToken,
     hard_stop: CancellationToken,
     stopping: AtomicBool,
+    /// Submissions in progress (backpressure).
+    submitting: std::sync::atomic::AtomicUsize,
+    /// The queue's last measured depth (backpressure).
+    backlog_depth: std::sync::atomic::AtomicI64,
     committer_closed: CancellationToken,
     committer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -190,6 +217,8 @@ impl Inner {
             error: Some(serde_json::json!({"code": "flow_unavailable", "message": message}).to_string()),
             failed_step: None,
             finished_at: self.clock.now_ms(),
+            holds_order: false,
+            scrub: Scrub::Keep,
         };
         let _ = self.committer.commit(WriteBatch { finishes: vec![finish], ..WriteBatch::default() }).await;
     }
@@ -250,6 +279,8 @@ impl Engine {
             stop_claims: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
             stopping: AtomicBool::new(false),
+            submitting: std::sync::atomic::AtomicUsize::new(0),
+            backlog_depth: std::sync::atomic::AtomicI64::new(0),
             committer_closed,
             committer_task: Mutex::new(Some(committer_task)),
         });
@@ -276,6 +307,7 @@ impl Engine {
         if inner.settings.leader {
             tokio::spawn(dispatch::leader_loop(inner.clone()));
         }
+        tokio::spawn(dispatch::backlog_loop(inner.clone()));
         if let Some(events) = inner.store.subscribe() {
             tokio::spawn(events::listen(inner.clone(), events));
         }
@@ -397,9 +429,49 @@ impl Engine {
         if inner.stopping.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
         }
-        let id = uuid::Uuid::now_v7().to_string();
+        // Backpressure: refuse rather than queue up memory when commits or the backlog lag.
+        let in_flight = inner.submitting.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&inner.submitting);
+        if in_flight >= inner.settings.max_in_flight {
+            return Err(SubmitError::Busy("too many events are waiting to be stored".into()));
+        }
+        let backlog = inner.backlog_depth.load(Ordering::Relaxed);
+        if backlog >= inner.settings.max_backlog {
+            return Err(SubmitError::Busy(format!("the queue holds {backlog} executions; try again later")));
+        }
         let now = inner.clock.now_ms();
-        let permit = inner.permits.clone().try_acquire_owned().ok();
+        let delivery = &s.flow.delivery;
+        let order_key = match &delivery.order {
+            None => None,
+            Some(Order { by: None, .. }) => Some(String::new()),
+            Some(Order { by: Some(expr), .. }) => Some(self.key_of(expr, &s.flow, &s.trigger).await?),
+        };
+        let dedup_key = match (&delivery.dedup, s.kind) {
+            (Some(d), "webhook") => match &d.key {
+                Some(expr) => {
+                    Some(self.key_of(expr, &s.flow, &s.trigger).await?).filter(|k| !k.is_empty() && k != "null")
+                }
+                None => s.trigger["headers"]["idempotency-key"].as_str().filter(|k| !k.is_empty()).map(str::to_owned),
+            }
+            .map(|key| (key, d.window)),
+            _ => None,
+        };
+        if let Some((key, _)) = &dedup_key {
+            // The common repeat (a provider's retry long after the first) costs one read.
+            let f = &s.flow;
+            if let Some(first) = inner
+                .store
+                .dedup_lookup(&f.tenant, &f.integration, &f.slug, key, now)
+                .await
+                .map_err(|e| SubmitError::Commit(CommitError(e.to_string().into())))?
+            {
+                metrics::counter!("flowgate_events_deduplicated_total").increment(1);
+                return Ok(Submitted { id: first, waiter: None, duplicate: true });
+            }
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
+        let permit = if delivery.gated() { None } else { inner.permits.clone().try_acquire_owned().ok() };
         let leased = permit.is_some();
         let new = NewExecution {
             id: id.clone(),
@@ -412,11 +484,13 @@ impl Engine {
             lease_until: leased.then(|| now + inner.settings.lease.as_millis() as i64),
             trigger_kind: s.kind,
             trigger: s.trigger.to_string(),
-
             auth_label: s.auth_label,
             run_after: now,
             created_at: now,
             replay_of: s.replay_of,
+            order_key,
+            max_running: delivery.concurrency.map(i64::from),
+            dedup: dedup_key.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
         };
         let waiter = (s.wait != Wait::No).then(|| inner.waiters.register(&id, s.wait));
         let mut batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
@@ -426,34 +500,100 @@ impl Engine {
         }
         // Starting the execution is tied to the commit, not to this future: a caller that
         // hangs up after the event is durable must not leave it leased and never run.
-        let start: Box<dyn FnOnce() + Send> = {
+        let start: committer::AfterCommit = {
             let (inner, id, flow, trigger) = (inner.clone(), id.clone(), s.flow, s.trigger);
-            match permit {
-                Some(permit) => Box::new(move || {
-                    let job = executor::Job {
-                        id,
-                        flow,
-                        trigger: Arc::new(trigger),
-                        trigger_kind: s.kind.to_owned(),
-                        round: 1,
-                        created_at: now,
-                        resumed: false,
-                        permit,
-                    };
-                    inner.tracker.spawn(executor::run(inner.clone(), job));
-                }),
-                None => Box::new(move || {
-                    inner.backlog.store(true, Ordering::Relaxed);
-                    inner.wake.notify_one();
-                }),
+            let kind = s.kind;
+            Box::new(move |outcome: &flowgate_store::CommitOutcome| {
+                if outcome.duplicates.iter().any(|(new, _)| *new == id) {
+                    return; // a repeated delivery: nothing was inserted (the permit is dropped)
+                }
+                match permit {
+                    Some(permit) => {
+                        let job = executor::Job {
+                            id,
+                            flow,
+                            trigger: Arc::new(trigger),
+                            trigger_kind: kind.to_owned(),
+                            round: 1,
+                            created_at: now,
+                            resumed: false,
+                            permit,
+                        };
+                        inner.tracker.spawn(executor::run(inner.clone(), job));
+                    }
+                    None => {
+                        inner.backlog.store(true, Ordering::Relaxed);
+                        inner.wake.notify_one();
+                    }
+                }
+            })
+        };
+        let outcome = match inner.committer.commit_then(batch, Some(start)).await {
+            Ok(o) => o,
+            Err(e) => {
+                drop(waiter);
+                inner.waiters.remove(&id);
+                return Err(e.into());
             }
         };
-        if let Err(e) = inner.committer.commit_then(batch, Some(start)).await {
+        if let Some((_, first)) = outcome.duplicates.iter().find(|(new, _)| *new == id) {
+            drop(waiter);
             inner.waiters.remove(&id);
-            return Err(e.into());
+            metrics::counter!("flowgate_events_deduplicated_total").increment(1);
+            return Ok(Submitted { id: first.clone(), waiter: None, duplicate: true });
         }
         accepted_counter(s.kind).increment(1);
-        Ok(Submitted { id, waiter })
+        Ok(Submitted { id, waiter, duplicate: false })
+    }
+
+    /// Evaluates an order key or delivery identity expression on an event, as text.
+    async fn key_of(
+        &self,
+        expr: &Arc<flowgate_expr::Template>,
+        flow: &CompiledFlow,
+        trigger: &Value,
+    ) -> Result<String, SubmitError> {
+        let empty = serde_json::Map::new();
+        let scope = flowgate_expr::Scope {
+            trigger,
+            steps: &empty,
+            config: &flow.config,
+            flow: &flow.flow_var,
+            execution: &Value::Null,
+            item: None,
+        };
+        match self.inner.evaluator.eval(expr, trigger, &scope).await {
+            Ok(v) => Ok(flowgate_expr::to_text(&v)),
+            Err(e) => Err(SubmitError::Expression(format!(
+                "the flow's orderBy or dedupKey expression failed on this event: {e}"
+            ))),
+        }
+    }
+
+    /// The answer a caller of a repeated delivery gets: the first execution's response or
+    /// result once there is one, polling the store up to `timeout` (the first may run on
+    /// another node); `None` when it is still running.
+    pub async fn outcome_of(&self, id: &str, timeout: Duration) -> Option<SyncOutcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(row)) = self.inner.store.execution(None, id).await {
+                fn parse<T: serde::de::DeserializeOwned>(t: &Option<String>) -> Option<T> {
+                    t.as_deref().and_then(|t| serde_json::from_str(t).ok())
+                }
+                let response: Option<flowgate_steps::Response> = parse(&row.response);
+                if row.status().is_final() {
+                    let (output, error) = (parse(&row.output), parse(&row.error));
+                    return Some(SyncOutcome::Finished { status: row.status(), output, error, response });
+                }
+                if let Some(r) = response {
+                    return Some(SyncOutcome::Responded(r));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Gives up waiting for an execution's answer.
@@ -509,6 +649,81 @@ impl Engine {
         Ok(row)
     }
 
+    /// Lets the next execution of a blocked order key run (the failed one stays failed).
+    ///
+    /// # Errors
+    /// Not found, not a blocking execution, or the store.
+    pub async fn skip(&self, tenant: &str, id: &str) -> Result<ExecutionRow, flowgate_store::Error> {
+        let row = self.inner.store.skip_execution(tenant, id).await?;
+        self.inner.backlog.store(true, Ordering::Relaxed);
+        self.inner.wake.notify_one();
+        Ok(row)
+    }
+
+    /// Starts a bulk retry or replay of the executions `filter` selects, in the background;
+    /// returns the job (its progress is in the store). With `dry_run`, only counts.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn bulk(
+        &self,
+        kind: BulkKind,
+        filter: flowgate_store::ExecutionFilter,
+        dry_run: bool,
+    ) -> Result<BulkStart, flowgate_store::Error> {
+        let store = &self.inner.store;
+        let total = store.count_executions(&filter).await?;
+        if dry_run {
+            return Ok(BulkStart { total, job: None });
+        }
+        let job = flowgate_store::BulkJob {
+            id: format!("bulk_{}", uuid::Uuid::now_v7().simple()),
+            tenant_id: filter.tenant.clone(),
+            kind: kind.as_str().to_owned(),
+            filter: serde_json::to_string(&filter).unwrap_or_default(),
+            total,
+            done: 0,
+            failed: 0,
+            status: "running".into(),
+            created_at: self.inner.clock.now_ms(),
+            finished_at: None,
+        };
+        store.create_bulk_job(&job).await?;
+        let engine = self.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move { engine.run_bulk(kind, filter, id).await });
+        Ok(BulkStart { total, job: Some(job) })
+    }
+
+    async fn run_bulk(&self, kind: BulkKind, filter: flowgate_store::ExecutionFilter, job: String) {
+        const PAGE: u32 = 200;
+        let store = &self.inner.store;
+        let (mut after, mut done, mut failed) = (0, 0i64, 0i64);
+        loop {
+            let page = match store.execution_ids(&filter, after, PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, job, "Bulk job stopped: cannot list executions.");
+                    break;
+                }
+            };
+            let Some(&(last, _)) = page.last() else { break };
+            after = last;
+            for (_, id) in page {
+                let ok = match kind {
+                    BulkKind::Retry => self.retry(&filter.tenant, &id).await.is_ok(),
+                    BulkKind::Replay => self.replay(&filter.tenant, &id).await.is_ok(),
+                };
+                if ok { done += 1 } else { failed += 1 }
+            }
+            if let Err(e) = store.update_bulk_job(&job, done, failed, None).await {
+                tracing::warn!(error = %e, job, "Cannot record bulk progress.");
+            }
+        }
+        let _ = store.update_bulk_job(&job, done, failed, Some(self.inner.clock.now_ms())).await;
+        tracing::info!(job, done, failed, "Bulk job finished.");
+    }
+
     /// Executions running on this node now.
     pub fn running(&self) -> usize {
         self.inner.running.lock().expect("running lock").len()
@@ -552,6 +767,34 @@ fn accepted_counter(kind: &'static str) -> metrics::Counter {
     map.entry(kind).or_insert_with(|| metrics::counter!("flowgate_events_accepted_total", "trigger" => kind)).clone()
 }
 
+/// What a bulk job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkKind {
+    /// Resume failed executions from their failed step.
+    Retry,
+    /// Run executions again from the start.
+    Replay,
+}
+
+impl BulkKind {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkKind::Retry => "retry",
+            BulkKind::Replay => "replay",
+        }
+    }
+}
+
+/// A started (or counted) bulk job.
+#[derive(Debug)]
+pub struct BulkStart {
+    /// Executions selected.
+    pub total: i64,
+    /// The job, unless it was a dry run.
+    pub job: Option<flowgate_store::BulkJob>,
+}
+
 /// Why a replay failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -561,6 +804,15 @@ pub enum ReplayError {
     /// The new execution could not be accepted.
     #[error(transparent)]
     Submit(#[from] SubmitError),
+}
+
+/// Counts a submission in flight for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Facts about a stored version, for listings.

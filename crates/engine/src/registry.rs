@@ -68,6 +68,11 @@ impl Registry {
         self.current.lock().expect("registry lock").get(&(tenant.to_owned(), slug.to_owned())).cloned()
     }
 
+    /// The current version of every integration.
+    pub fn current_integrations(&self) -> Vec<Arc<CompiledIntegration>> {
+        self.current.lock().expect("registry lock").values().cloned().collect()
+    }
+
     /// A version, if compiled on this node.
     pub fn version(&self, id: i64) -> Option<Arc<CompiledIntegration>> {
         self.versions.lock().expect("registry lock").get(&id).cloned()

@@ -43,7 +43,8 @@ pub enum Wait {
 /// Shards of waiters, to keep lock contention low at high request rates.
 const SHARDS: usize = 16;
 
-type Shard = Mutex<HashMap<String, (oneshot::Sender<SyncOutcome>, Wait)>>;
+/// Several callers may wait for one execution (a repeated delivery waits for the first).
+type Shard = Mutex<HashMap<String, Vec<(oneshot::Sender<SyncOutcome>, Wait)>>>;
 
 /// Registered waiters by execution id.
 pub struct Waiters {
@@ -66,26 +67,39 @@ impl Waiters {
     /// Registers a waiter for `id`.
     pub fn register(&self, id: &str, wait: Wait) -> oneshot::Receiver<SyncOutcome> {
         let (tx, rx) = oneshot::channel();
-        self.shard(id).lock().expect("waiters lock").insert(id.to_owned(), (tx, wait));
+        self.shard(id).lock().expect("waiters lock").entry(id.to_owned()).or_default().push((tx, wait));
         rx
     }
 
-    /// Answers and removes the waiter for `id`, if it waits for this kind of answer.
+    /// Answers and removes the waiters for `id` that wait for this kind of answer.
     pub fn answer(&self, id: &str, outcome: SyncOutcome) {
         let mut shard = self.shard(id).lock().expect("waiters lock");
-        let wants = match (&outcome, shard.get(id)) {
-            (_, None) => false,
-            (SyncOutcome::Responded(_), Some((_, wait))) => *wait == Wait::FirstAnswer,
-            (SyncOutcome::Finished { .. }, Some(_)) => true,
-        };
-        if wants && let Some((tx, _)) = shard.remove(id) {
-            let _ = tx.send(outcome);
+        let Some(list) = shard.get_mut(id) else { return };
+        let responded = matches!(outcome, SyncOutcome::Responded(_));
+        let mut keep = Vec::new();
+        for (tx, wait) in list.drain(..) {
+            if responded && wait != Wait::FirstAnswer {
+                keep.push((tx, wait));
+            } else {
+                let _ = tx.send(outcome.clone());
+            }
+        }
+        if keep.is_empty() {
+            shard.remove(id);
+        } else {
+            *list = keep;
         }
     }
 
-    /// Removes the waiter for `id` (its caller gave up).
+    /// Removes the waiters for `id` whose callers gave up.
     pub fn remove(&self, id: &str) {
-        self.shard(id).lock().expect("waiters lock").remove(id);
+        let mut shard = self.shard(id).lock().expect("waiters lock");
+        if let Some(list) = shard.get_mut(id) {
+            list.retain(|(tx, _)| !tx.is_closed());
+            if list.is_empty() {
+                shard.remove(id);
+            }
+        }
     }
 
     /// True when someone waits for `id`.

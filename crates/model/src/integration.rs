@@ -31,6 +31,10 @@ pub struct IntegrationDoc<F> {
     /// Config variables shared by the flows, read as `$config.<name>`.
     #[serde(default)]
     pub config: IndexMap<String, ConfigVar>,
+    /// Named rate limits shared by all the integration's flows and executions, on every node;
+    /// an `http` step opts in with `limit: <name>`.
+    #[serde(default)]
+    pub limits: IndexMap<String, RateLimit>,
     /// The flows.
     pub flows: Vec<F>,
 }
@@ -61,9 +65,110 @@ pub struct FlowDoc<T, St> {
     /// Default retry policy of the flow's steps.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
-    /// Longest an execution may run in all, retries included. Default: no limit.
+    /// Longest an execution may take from its event to its end, retries and waits included.
+    /// Default: no limit.
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Run executions one at a time, strictly in arrival order.
+    #[serde(default)]
+    pub ordered: bool,
+    /// jq expression giving each event's key: strict arrival order within a key, keys in
+    /// parallel (e.g. `$trigger.body.customerId`).
+    #[serde(default)]
+    pub order_by: Option<String>,
+    /// When an ordered execution fails for good: `block` (default) holds its key until someone
+    /// retries or skips it; `skip` lets the next one run.
+    #[serde(default)]
+    pub on_exhausted: OnExhausted,
+    /// At most this many executions of the flow run at once, on all nodes together (more are
+    /// queued, never dropped).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// How much step data successful runs keep: `full` (default), `errors` (steps and logs,
+    /// without inputs and outputs), `minimal` (no step data). Failed runs keep everything.
+    #[serde(default)]
+    pub diagnostics: Diagnostics,
+    /// How long and how many finished executions of this flow are kept (beside the global
+    /// retention).
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// What happens to an ordered key when its head fails for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnExhausted {
+    /// The key waits until the failed execution is retried or skipped.
+    #[default]
+    Block,
+    /// The next execution of the key runs.
+    Skip,
+}
+
+/// How much step data a successful run keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Diagnostics {
+    /// Every step attempt with its input and output.
+    #[default]
+    Full,
+    /// Step attempts and logs, without inputs and outputs.
+    Errors,
+    /// Nothing but the execution's status and result.
+    Minimal,
+}
+
+/// Retention of finished executions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Retention {
+    /// Delete finished executions older than this.
+    #[serde(default)]
+    pub age: Option<Dur>,
+    /// Keep at most this many finished executions (the newest).
+    #[serde(default)]
+    pub count: Option<u64>,
+}
+
+/// A rate limit: `rate` requests per unit of time, with bursts up to `burst`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained rate: `5/s`, `300/min`, `1000/h`.
+    pub rate: String,
+    /// Requests allowed at once after a quiet period. Default: one second's worth (at least 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl RateLimit {
+    /// Requests per second, from `rate`.
+    ///
+    /// # Errors
+    /// A message saying what was expected.
+    pub fn per_second(&self) -> Result<f64, String> {
+        let bad = || format!("invalid rate `{}`: expected requests per unit, like 5/s, 300/min or 1000/h", self.rate);
+        let (n, unit) = self.rate.split_once('/').ok_or_else(bad)?;
+        let n: f64 = n.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => 1.0,
+            "m" | "min" | "minute" => 60.0,
+            "h" | "hr" | "hour" => 3600.0,
+            "d" | "day" => 86400.0,
+            _ => return Err(bad()),
+        };
+        if !(n > 0.0 && n.is_finite()) {
+            return Err(bad());
+        }
+        Ok(n / per)
+    }
+
+    /// The burst, defaulting to one second's worth of the rate (at least 1).
+    pub fn burst_or_default(&self) -> u32 {
+        self.burst.unwrap_or_else(|| self.per_second().map_or(1, |r| r.ceil().max(1.0) as u32))
+    }
 }
 
 /// A flow with its trigger and steps typed.
@@ -174,6 +279,15 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
             );
         }
     }
+    for (name, limit) in &head.limits {
+        let at = root.key("limits").key(name.clone());
+        if let Err(m) = limit.per_second() {
+            diags.error(&at.key("rate"), m);
+        }
+        if limit.burst == Some(0) {
+            diags.error(&at.key("burst"), "burst must be at least 1");
+        }
+    }
     if head.flows.is_empty() {
         diags.error(&root.key("flows"), "an integration needs at least one flow");
     }
@@ -199,6 +313,15 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         if let Some(r) = &fhead.retry {
             r.check(&at.key("retry"), diags);
         }
+        if fhead.ordered && fhead.order_by.is_some() {
+            diags.error(
+                &at.key("orderBy"),
+                "set `ordered: true` (one order for the whole flow) or `orderBy` (an order per key), not both",
+            );
+        }
+        if fhead.concurrency == Some(0) {
+            diags.error(&at.key("concurrency"), "concurrency must be at least 1");
+        }
         let trigger: Option<Trigger> = decode(&fhead.trigger, &at.key("trigger"), diags);
         if let Some(Trigger::Webhook(w)) = &trigger {
             w.check(&at.key("trigger").key("webhook"), diags);
@@ -221,6 +344,12 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
                 steps,
                 retry: fhead.retry,
                 timeout: fhead.timeout,
+                ordered: fhead.ordered,
+                order_by: fhead.order_by,
+                on_exhausted: fhead.on_exhausted,
+                concurrency: fhead.concurrency,
+                diagnostics: fhead.diagnostics,
+                retention: fhead.retention,
             });
         }
     }
@@ -229,6 +358,7 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         name: head.name,
         description: head.description,
         config: head.config,
+        limits: head.limits,
         flows,
     })
 }

@@ -29,7 +29,10 @@ mod tests;
 
 pub use diag::{Diagnostic, Diags, Path, Seg};
 pub use duration::Dur;
-pub use integration::{ConfigType, ConfigVar, Flow, FlowDoc, Integration, IntegrationDoc, decode_integration, is_slug};
+pub use integration::{
+    ConfigType, ConfigVar, Diagnostics, Flow, FlowDoc, Integration, IntegrationDoc, OnExhausted, RateLimit, Retention,
+    decode_integration, is_slug,
+};
 pub use source::{Document, Format};
 pub use step::{OnError, RetryPolicy, StepDef, StepKind, StepOptions};
 pub use trigger::{Method, RespondMode, Trigger, WebhookAuth, WebhookTrigger};

@@ -90,6 +90,14 @@ pub struct WebhookTrigger {
     /// How the caller is answered. Default: `async`.
     #[serde(default)]
     pub respond: Respond,
+    /// jq expression giving each delivery's identity: a repeat within `dedupWindow` returns
+    /// the first execution instead of starting another. Default: the `Idempotency-Key`
+    /// header, when the request has one. Bodies alike without a key are not deduplicated.
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// How long a delivery's identity is remembered. Default 24h.
+    #[serde(default)]
+    pub dedup_window: Option<Dur>,
 }
 
 /// Caller authentication for a webhook. Secrets may be `{{ $config.name }}` templates.

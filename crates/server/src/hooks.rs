@@ -23,6 +23,19 @@ use std::sync::Arc;
 
 /// Header carrying the execution id on webhook answers.
 pub const EXECUTION_HEADER: &str = "x-flowgate-execution-id";
+/// Header set on the answer to a repeated delivery (the id is the first execution's).
+pub const DUPLICATE_HEADER: &str = "x-flowgate-duplicate";
+
+/// How a refused submission is answered.
+pub fn submit_error(e: flowgate_engine::SubmitError) -> ApiError {
+    use flowgate_engine::SubmitError as E;
+    match e {
+        E::Expression(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
+        E::Busy(m) => ApiError::unavailable(m),
+        E::ShuttingDown => ApiError::unavailable("the server is shutting down"),
+        E::Commit(e) => ApiError::unavailable(format!("the event could not be stored: {e}")),
+    }
+}
 
 /// Handles a webhook request.
 pub async fn hook(
@@ -106,8 +119,17 @@ async fn handle(
             wait: if sync { Wait::FirstAnswer } else { Wait::No },
         })
         .await
-        .map_err(|e| ApiError::unavailable(format!("the event could not be stored: {e}")))?;
+        .map_err(submit_error)?;
     let status_url = st.status_url(&submitted.id);
+    if submitted.duplicate {
+        // A repeat of a delivery seen before: the first execution's id (and answer, for sync).
+        if sync && let Some(outcome) = st.engine.outcome_of(&submitted.id, hook.respond.timeout.0).await {
+            return Ok(sync_answer(&submitted.id, outcome));
+        }
+        let mut r = accepted(&submitted.id, &status_url);
+        r.headers_mut().insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
+        return Ok(r);
+    }
     let Some(waiter) = submitted.waiter else {
         return Ok(accepted(&submitted.id, &status_url));
     };

@@ -70,6 +70,12 @@ pub struct Settings {
     pub lease: Duration,
     /// Database connections for queries (PostgreSQL).
     pub pool_size: u32,
+    /// Queued executions beyond which webhooks answer 503.
+    pub max_backlog: i64,
+    /// Finished executions older than this are deleted.
+    pub retention_age: Option<Duration>,
+    /// At most this many finished executions are kept.
+    pub retention_count: Option<u64>,
     /// How long running executions get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// Time budget of one expression evaluation.
@@ -107,6 +113,9 @@ impl Default for Settings {
             roles: Roles::ALL,
             lease: Duration::from_secs(30),
             pool_size: 16,
+            max_backlog: 5_000_000,
+            retention_age: None,
+            retention_count: None,
             shutdown_grace: Duration::from_secs(10),
             expression_timeout: Duration::from_secs(1),
         }
@@ -268,6 +277,9 @@ impl Server {
                 workers: settings.roles.worker,
                 leader: settings.roles.scheduler,
                 lease: settings.lease,
+                max_backlog: settings.max_backlog,
+                retention_age: settings.retention_age,
+                retention_count: settings.retention_count,
                 expression_budget: flowgate_expr::Budget {
                     time: settings.expression_timeout,
                     ..flowgate_expr::Budget::DEFAULT

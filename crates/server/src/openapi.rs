@@ -77,6 +77,12 @@ pub fn spec() -> Value {
             "/v1/executions/{id}/retry": { "post": op("Resume a failed execution from the failed step", "executions", &["id"], None, ("202", "Queued again")) },
             "/v1/executions/{id}/replay": { "post": op("Run the execution's trigger again from the start", "executions", &["id"], None, ("202", "The new execution")) },
             "/v1/executions/{id}/cancel": { "post": op("Cancel a queued or running execution", "executions", &["id"], None, ("200", "The execution")) },
+            "/v1/executions/{id}/skip": { "post": op("Let the executions after a failed one that blocks its order key run", "executions", &["id"], None, ("200", "The execution")) },
+            "/v1/executions/retry": { "post": op("Bulk retry: resume matching executions (default: failed) from their failed step", "executions", &[],
+                Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job (200 with a count for a dry run)")) },
+            "/v1/executions/replay": { "post": op("Bulk replay: run matching executions again from the start", "executions", &[],
+                Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job (200 with a count for a dry run)")) },
+            "/v1/bulk/{id}": { "get": op("A bulk job's progress", "executions", &["id"], None, ("200", "The job")) },
             "/v1/tokens": {
                 "get": op("List API tokens", "tokens", &[], None, ("200", "Tokens (never the secrets)")),
                 "post": op("Create an API token (shown once)", "tokens", &[], Some(json_body(json!({ "name": { "type": "string" } }))), ("201", "The token")),

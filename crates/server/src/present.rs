@@ -30,6 +30,9 @@ pub fn summary(r: &ExecutionRow) -> Value {
         "failedStep": r.failed_step,
         "replayOf": r.replay_of,
         "cancelRequested": r.cancel_requested,
+        "orderKey": r.order_key,
+        // A failed execution still holding its order key blocks the executions after it.
+        "blocksOrder": r.holds_order && r.status == "failed",
     })
 }
 

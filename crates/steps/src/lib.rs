@@ -22,7 +22,7 @@ pub mod switch;
 pub mod transform;
 pub mod util;
 
-pub use plan::{Compiled, CompiledStep, compile_steps};
+pub use plan::{Compiled, CompiledStep, PlanCx, compile_steps};
 
 use async_trait::async_trait;
 use flowgate_expr::{Evaluator, Scope};

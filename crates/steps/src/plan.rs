@@ -21,6 +21,8 @@ pub struct CompiledStep {
     pub on_error: OnError,
     /// Longest one attempt may take.
     pub timeout: Duration,
+    /// The integration's rate limit this step takes a token from before each attempt.
+    pub limit: Option<String>,
     /// What the step does.
     pub body: Compiled,
 }
@@ -50,17 +52,22 @@ pub enum Compiled {
 /// Default attempt timeout for steps that do not set one.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Compiles `steps` (found at `path`); `flow_retry` is the flow's default policy.
-pub fn compile_steps(
-    steps: &[StepDef],
-    flow_retry: Option<&RetryPolicy>,
-    path: &Path,
-    diags: &mut Diags,
-) -> Vec<CompiledStep> {
-    steps.iter().filter_map(|s| compile_step(s, flow_retry, &path.index(s.index), diags)).collect()
+/// What compiling a flow's steps needs to know about the flow and its integration.
+#[derive(Clone, Copy)]
+pub struct PlanCx<'a> {
+    /// The flow's default retry policy.
+    pub retry: Option<&'a RetryPolicy>,
+    /// Names of the integration's rate limits.
+    pub limits: &'a [String],
 }
 
-fn compile_step(s: &StepDef, flow_retry: Option<&RetryPolicy>, path: &Path, diags: &mut Diags) -> Option<CompiledStep> {
+/// Compiles `steps` (found at `path`).
+pub fn compile_steps(steps: &[StepDef], cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Vec<CompiledStep> {
+    steps.iter().filter_map(|s| compile_step(s, cx, &path.index(s.index), diags)).collect()
+}
+
+fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<CompiledStep> {
+    let flow_retry = cx.retry;
     let o = &s.options;
     let when = o.when.as_deref().and_then(|w| util::expr(w, &path.key("when"), diags));
     let at = path.key(s.kind_name());
@@ -68,7 +75,7 @@ fn compile_step(s: &StepDef, flow_retry: Option<&RetryPolicy>, path: &Path, diag
         StepConfig::Http(c) => c.compile(&at, diags),
         StepConfig::Transform(c) => c.compile(&at, diags),
         StepConfig::Filter(c) => c.compile(&at, diags),
-        StepConfig::Switch(c) => c.compile(flow_retry, &at, diags),
+        StepConfig::Switch(c) => c.compile(cx, &at, diags),
         StepConfig::Log(c) => c.compile(&at, diags),
         StepConfig::Respond(c) => c.compile(&at, diags),
     };
@@ -79,6 +86,20 @@ fn compile_step(s: &StepDef, flow_retry: Option<&RetryPolicy>, path: &Path, diag
     if o.when.is_some() && when.is_none() {
         return None;
     }
+    let limit = match &s.kind {
+        StepConfig::Http(c) => c.limit.clone(),
+        _ => None,
+    };
+    if let Some(name) = &limit
+        && !cx.limits.contains(name)
+    {
+        let known = if cx.limits.is_empty() {
+            "the integration declares none".to_owned()
+        } else {
+            format!("declared: {}", cx.limits.join(", "))
+        };
+        diags.error(&at.key("limit"), format!("unknown rate limit `{name}` ({known} under `limits:`)"));
+    }
     Some(CompiledStep {
         id: o.id.clone(),
         kind: s.kind_name(),
@@ -86,6 +107,7 @@ fn compile_step(s: &StepDef, flow_retry: Option<&RetryPolicy>, path: &Path, diag
         retry: o.retry.clone().or_else(|| flow_retry.cloned()).unwrap_or_else(RetryPolicy::default_policy),
         on_error: o.on_error,
         timeout: timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+        limit,
         body: body?,
     })
 }

@@ -30,6 +30,9 @@ async fn main() {
                     run_after: 0,
                     created_at: 0,
                     replay_of: None,
+                    order_key: None,
+                    max_running: None,
+                    dedup: None,
                 })
                 .collect();
             store.commit(&WriteBatch { inserts, ..Default::default() }).await.unwrap();

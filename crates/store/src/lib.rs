@@ -111,11 +111,56 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an integration (its versions stay for executions that ran on them).
     async fn delete_integration(&self, tenant: &str, slug: &str) -> Result<bool>;
 
-    /// Commits a batch of writes in one transaction.
-    async fn commit(&self, batch: &WriteBatch) -> Result<()>;
+    /// Commits a batch of writes in one transaction. New executions whose delivery identity
+    /// was seen within its window are not inserted; the outcome names their first execution.
+    async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome>;
     /// Claims up to `limit` queued executions that are due, for `owner`: they become
-    /// `running`, leased until `until`. Expired leases come back through `reap_expired`.
+    /// `running`, leased until `until`. An execution of an ordered group is claimed only when
+    /// no earlier one holds its group; a flow's concurrency cap counts its running executions
+    /// on every node. Expired leases come back through `reap_expired`.
     async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>>;
+    /// Lets the next execution of a blocked order group run: the failed execution `id` stops
+    /// holding its group.
+    async fn skip_execution(&self, tenant: &str, id: &str) -> Result<ExecutionRow>;
+    /// Failed executions that hold their order group (the keys are blocked), oldest first.
+    async fn blocked(&self, tenant: &str, integration: &str, flow: &str) -> Result<Vec<ExecutionRow>>;
+    /// The first execution of a delivery identity still in its window.
+    async fn dedup_lookup(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>>;
+    /// Takes a token from a shared token bucket (`per_second`, `burst`); `Some(ms)` says how
+    /// long to wait before trying again.
+    async fn take_token(
+        &self,
+        tenant: &str,
+        integration: &str,
+        name: &str,
+        per_second: f64,
+        burst: u32,
+        now: i64,
+    ) -> Result<Option<i64>>;
+    /// Empties a bucket and refuses tokens until `until` (a target said `Retry-After`).
+    async fn pause_limit(&self, tenant: &str, integration: &str, name: &str, until: i64) -> Result<()>;
+    /// How many executions match.
+    async fn count_executions(&self, filter: &ExecutionFilter) -> Result<i64>;
+    /// Ids of matching executions in commit order, after `after_seq`: (seq, id).
+    async fn execution_ids(&self, filter: &ExecutionFilter, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>>;
+    /// Records a new bulk job.
+    async fn create_bulk_job(&self, job: &BulkJob) -> Result<()>;
+    /// Records a bulk job's progress.
+    async fn update_bulk_job(&self, id: &str, done: i64, failed: i64, finished_at: Option<i64>) -> Result<()>;
+    /// A bulk job.
+    async fn bulk_job(&self, tenant: &str, id: &str) -> Result<Option<BulkJob>>;
+    /// Deletes up to `batch` finished executions (with their journal and logs) that are older
+    /// than `older_than` or beyond the newest `keep` of their scope; returns how many.
+    async fn prune(&self, scope: &PruneScope, older_than: Option<i64>, keep: Option<u64>, batch: u32) -> Result<u64>;
+    /// Forgets up to `batch` expired delivery identities.
+    async fn purge_dedup(&self, now: i64, batch: u32) -> Result<u64>;
     /// Extends every lease `owner` holds.
     async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64>;
     /// Gives back every execution `owner` holds (graceful shutdown): they become queued.

@@ -204,6 +204,110 @@ pub struct NewExecution {
     pub created_at: i64,
     /// The execution this one replays.
     pub replay_of: Option<String>,
+    /// Its order group within the flow (`ordered`/`orderBy`), if any.
+    pub order_key: Option<String>,
+    /// The flow's concurrency cap, if any.
+    pub max_running: Option<i64>,
+    /// The delivery's identity, for idempotent ingress.
+    pub dedup: Option<Dedup>,
+}
+
+/// A delivery's identity: a repeat before `expires_at` gets the first execution.
+#[derive(Debug, Clone)]
+pub struct Dedup {
+    /// The identity (scoped to the flow).
+    pub key: String,
+    /// When it is forgotten.
+    pub expires_at: i64,
+}
+
+/// What a commit did beyond writing.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOutcome {
+    /// New executions not inserted because their delivery was seen before:
+    /// (the new id, the first execution's id).
+    pub duplicates: Vec<(String, String)>,
+}
+
+/// How much step data a finished execution keeps (the flow's `diagnostics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scrub {
+    /// Everything.
+    #[default]
+    Keep,
+    /// Step entries and logs, without inputs and outputs.
+    Io,
+    /// No step entries and no logs.
+    All,
+}
+
+/// Which executions a bulk operation or a count applies to.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionFilter {
+    /// Owner (set by the server from the caller's token).
+    #[serde(skip)]
+    pub tenant: String,
+    /// Only this integration.
+    #[serde(default)]
+    pub integration: Option<String>,
+    /// Only this flow.
+    #[serde(default)]
+    pub flow: Option<String>,
+    /// Only this status.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Created at or after (epoch ms).
+    #[serde(default)]
+    pub from: Option<i64>,
+    /// Created before (epoch ms).
+    #[serde(default)]
+    pub to: Option<i64>,
+    /// Only these ids.
+    #[serde(default)]
+    pub ids: Vec<String>,
+}
+
+/// A bulk retry or replay and its progress.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct BulkJob {
+    /// Job id.
+    pub id: String,
+    /// Owner.
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// `retry` or `replay`.
+    pub kind: String,
+    /// The filter, JSON.
+    pub filter: String,
+    /// Executions selected.
+    pub total: i64,
+    /// Executions handled.
+    pub done: i64,
+    /// Executions that could not be handled (e.g. no longer retryable).
+    pub failed: i64,
+    /// `running` or `done`.
+    pub status: String,
+    /// Started.
+    pub created_at: i64,
+    /// Ended.
+    pub finished_at: Option<i64>,
+}
+
+/// Which finished executions a retention pass may delete.
+#[derive(Debug, Clone)]
+pub enum PruneScope {
+    /// Every tenant's.
+    All,
+    /// One flow's.
+    Flow {
+        /// Owner.
+        tenant: String,
+        /// Integration slug.
+        integration: String,
+        /// Flow slug.
+        flow: String,
+    },
 }
 
 /// One step attempt in the journal.
@@ -273,6 +377,10 @@ pub struct Finish {
     pub failed_step: Option<String>,
     /// Now.
     pub finished_at: i64,
+    /// Whether it keeps holding its order group (failed, with `onExhausted: block`).
+    pub holds_order: bool,
+    /// How much of its step data to keep.
+    pub scrub: Scrub,
 }
 
 /// Hands a running execution back to the queue until `run_after` (a long backoff).
@@ -422,6 +530,10 @@ pub struct ExecutionRow {
     pub replay_of: Option<String>,
     /// A cancel was asked for while it ran.
     pub cancel_requested: bool,
+    /// Its order group, if its flow is ordered.
+    pub order_key: Option<String>,
+    /// Whether it holds its order group (queued, running, or failed and blocking).
+    pub holds_order: bool,
 }
 
 impl ExecutionRow {
@@ -534,4 +646,31 @@ mod tests {
         let inputs: Vec<_> = r.iter().map(|x| x.input.clone().unwrap()).collect();
         assert_eq!(inputs, vec!["{\"t\":0}", "1", "1", "9", "3"]);
     }
+}
+
+/// A token bucket's state now: (tokens available, `Some(ms to wait)` when fewer than one).
+pub(crate) fn bucket(
+    tokens: f64,
+    updated_at: i64,
+    paused_until: i64,
+    per_ms: f64,
+    burst: u32,
+    now: i64,
+) -> (f64, Option<i64>) {
+    if paused_until > now {
+        return (tokens, Some(paused_until - now));
+    }
+    let elapsed = (now - updated_at).max(0) as f64;
+    let available = (tokens + elapsed * per_ms).min(f64::from(burst));
+    if available >= 1.0 {
+        (available, None)
+    } else {
+        let wait = ((1.0 - available) / per_ms).ceil().max(1.0) as i64;
+        (available, Some(wait))
+    }
+}
+
+/// The OFFSET that finds the oldest execution to keep when keeping the newest `keep`.
+pub(crate) fn keep_offset(keep: u64) -> i64 {
+    i64::try_from(keep.saturating_sub(1)).unwrap_or(i64::MAX)
 }

@@ -208,6 +208,8 @@ conformance!(finish_is_fenced_by_the_lease_owner, |store: SharedStore| async mov
         error: Some("{\"code\":\"boom\"}".into()),
         failed_step: Some("charge".into()),
         finished_at: T0 + 50,
+        holds_order: false,
+        scrub: flowgate_store::Scrub::Keep,
     };
     // Another owner: nothing changes.
     store.commit(&WriteBatch { finishes: vec![failed.clone()], ..WriteBatch::default() }).await.unwrap();

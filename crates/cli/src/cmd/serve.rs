@@ -47,6 +47,15 @@ pub struct Args {
     /// Database connections for queries (PostgreSQL).
     #[arg(long, env = "FLOWGATE_POOL_SIZE", default_value_t = 16)]
     pool_size: u32,
+    /// Queued executions beyond which webhooks answer 503 with Retry-After.
+    #[arg(long, env = "FLOWGATE_MAX_BACKLOG", default_value_t = 5_000_000)]
+    max_backlog: i64,
+    /// Delete finished executions older than this (e.g. 30d); default: keep.
+    #[arg(long, env = "FLOWGATE_RETENTION")]
+    retention: Option<String>,
+    /// Keep at most this many finished executions in all; default: no limit.
+    #[arg(long, env = "FLOWGATE_RETENTION_COUNT")]
+    retention_count: Option<u64>,
     /// Seconds running executions get to finish at shutdown before they are handed back.
     #[arg(long, env = "FLOWGATE_SHUTDOWN_GRACE", default_value_t = 10)]
     shutdown_grace: u64,
@@ -75,6 +84,15 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         roles: Roles { worker: a.roles.worker && !a.no_workers, ..a.roles },
         lease: Duration::from_millis(a.lease_ms.max(300)),
         pool_size: a.pool_size.max(2),
+        max_backlog: a.max_backlog.max(1),
+        retention_age: match a.retention.as_deref().map(flowgate_model::Dur::parse).transpose() {
+            Ok(d) => d.map(|d| d.0),
+            Err(e) => {
+                eprintln!("error: --retention: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        retention_count: a.retention_count,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
     };

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::{AppState, present};
+use crate::{ApiBody, AppState, present};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -101,4 +101,131 @@ fn not_found_as(id: &str) -> impl FnOnce(flowgate_store::Error) -> ApiError + '_
         flowgate_store::Error::NotFound => ApiError::not_found(format!("no execution `{id}`")),
         other => other.into(),
     }
+}
+
+/// `POST /v1/executions/{id}/skip`: lets the executions after a failed one that blocks its
+/// order key run (the failed one stays failed and can still be retried).
+pub async fn skip(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let row = st.engine.skip(&who.tenant_id, &id).await.map_err(not_found_as(&id))?;
+    Ok(axum::Json(present::summary(&row)).into_response())
+}
+
+/// A time in a bulk filter: epoch milliseconds or RFC 3339.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Instant {
+    /// Milliseconds since the Unix epoch.
+    Millis(i64),
+    /// RFC 3339, e.g. `2026-11-23T10:00:00Z`.
+    Text(String),
+}
+
+impl Instant {
+    fn millis(&self, field: &str) -> ApiResult<i64> {
+        match self {
+            Instant::Millis(ms) => Ok(*ms),
+            Instant::Text(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map(|d| (d.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| {
+                    ApiError::bad_request(format!("`{field}` is not an RFC 3339 time: {t}"))
+                        .details(json!({ "field": field }))
+                }),
+        }
+    }
+}
+
+/// Body of the bulk retry and replay calls.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkRequest {
+    #[serde(default)]
+    integration: Option<String>,
+    #[serde(default)]
+    flow: Option<String>,
+    /// Default: `failed` for retries, any for replays.
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    from: Option<Instant>,
+    #[serde(default)]
+    to: Option<Instant>,
+    #[serde(default)]
+    ids: Vec<String>,
+    /// Only count what would be done.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn bulk(st: AppState, tenant: String, kind: flowgate_engine::BulkKind, body: &[u8]) -> ApiResult<Response> {
+    let req: BulkRequest = crate::error::parse_json(body)?;
+    let status = match (req.status, kind) {
+        (Some(s), _) => Some(s),
+        (None, flowgate_engine::BulkKind::Retry) => Some("failed".to_owned()),
+        (None, flowgate_engine::BulkKind::Replay) => None,
+    };
+    if let Some(s) = &status
+        && Status::parse(s).is_none()
+    {
+        return Err(ApiError::bad_request(format!("unknown status `{s}`")));
+    }
+    let filter = flowgate_store::ExecutionFilter {
+        tenant,
+        integration: req.integration,
+        flow: req.flow,
+        status,
+        from: req.from.as_ref().map(|t| t.millis("from")).transpose()?,
+        to: req.to.as_ref().map(|t| t.millis("to")).transpose()?,
+        ids: req.ids,
+    };
+    let started = st.engine.bulk(kind, filter, req.dry_run).await?;
+    Ok(match started.job {
+        None => axum::Json(json!({ "dryRun": true, "count": started.total })).into_response(),
+        Some(job) => (StatusCode::ACCEPTED, axum::Json(present_job(&job))).into_response(),
+    })
+}
+
+fn present_job(j: &flowgate_store::BulkJob) -> serde_json::Value {
+    json!({
+        "id": j.id,
+        "kind": j.kind,
+        "status": j.status,
+        "total": j.total,
+        "done": j.done,
+        "failed": j.failed,
+        "filter": serde_json::from_str::<serde_json::Value>(&j.filter).unwrap_or_default(),
+        "createdAt": flowgate_engine::clock::rfc3339(j.created_at),
+        "finishedAt": j.finished_at.map(flowgate_engine::clock::rfc3339),
+        "progressUrl": format!("/v1/bulk/{}", j.id),
+    })
+}
+
+/// `POST /v1/executions/retry`: resume every matching execution (default: the failed ones)
+/// from its failed step, in the background. `{"dryRun": true}` only counts.
+pub async fn bulk_retry(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiBody(body): ApiBody,
+) -> ApiResult<Response> {
+    bulk(st, who.tenant_id, flowgate_engine::BulkKind::Retry, &body).await
+}
+
+/// `POST /v1/executions/replay`: run every matching execution again from the start, in the
+/// background. `{"dryRun": true}` only counts.
+pub async fn bulk_replay(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    ApiBody(body): ApiBody,
+) -> ApiResult<Response> {
+    bulk(st, who.tenant_id, flowgate_engine::BulkKind::Replay, &body).await
+}
+
+/// `GET /v1/bulk/{id}`: a bulk job's progress.
+pub async fn bulk_job(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    let job = st
+        .engine
+        .store()
+        .bulk_job(&who.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no bulk job `{id}`")))?;
+    Ok(axum::Json(present_job(&job)).into_response())
 }

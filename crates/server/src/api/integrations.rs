@@ -209,6 +209,15 @@ pub async fn flow(
         "lastRunStatus": last_status,
         "lastRunLog": last_log,
         "lastExecutionId": last.as_ref().map(|r| r.id.clone()),
+        "ordered": f.delivery.order.is_some(),
+        "concurrency": f.delivery.concurrency,
+        // Order keys held up by a failed execution (retry or skip it to release them).
+        "blocked": st.engine.store().blocked(&who.tenant_id, &slug, &flow).await?.iter().map(|r| json!({
+            "executionId": r.id,
+            "orderKey": r.order_key,
+            "failedStep": r.failed_step,
+            "finishedAt": r.finished_at.map(flowgate_engine::clock::rfc3339),
+        })).collect::<Vec<_>>(),
     }))
     .into_response())
 }
@@ -277,7 +286,7 @@ pub async fn run(
             wait: if q.wait { Wait::End } else { Wait::No },
         })
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        .map_err(crate::hooks::submit_error)?;
     let status_url = st.status_url(&submitted.id);
     let accepted = || {
         (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": submitted.id, "statusUrl": status_url })))

@@ -47,6 +47,10 @@ pub struct HttpConfig {
     /// string names another header.
     #[serde(default)]
     pub idempotency_key: IdempotencyKey,
+    /// A rate limit of the integration (`limits:`) this request takes a token from; a `429` or
+    /// `503` with `Retry-After` pauses the whole limit.
+    #[serde(default)]
+    pub limit: Option<String>,
 }
 
 fn default_method() -> String {

@@ -33,7 +33,7 @@ async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
     let kind = StepConfig::decode("http", &config, &Path::root(), &mut diags).unwrap();
     let def =
         flowgate_model::StepDef { index: 0, options: serde_json::from_value(json!({"id": "call"})).unwrap(), kind };
-    let plan = compile_steps(&[def], None, &Path::root(), &mut diags);
+    let plan = compile_steps(&[def], &crate::PlanCx { retry: None, limits: &[] }, &Path::root(), &mut diags);
     assert!(diags.is_empty(), "{:?}", diags.into_vec());
     let Compiled::Action(step) = &plan[0].body else { panic!() };
     let evaluator = Evaluator::new(Budget::DEFAULT, 1);

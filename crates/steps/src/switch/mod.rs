@@ -11,10 +11,10 @@
 //! ```
 //! Step ids inside branches share the flow's namespace (`$steps` is flat).
 
-use crate::plan::{Compiled, compile_steps};
+use crate::plan::{Compiled, PlanCx, compile_steps};
 use crate::{StepConfig, StepDef, util};
 use flowgate_model::step::decode_steps;
-use flowgate_model::{Diags, Path, RetryPolicy, StepDef as ModelStepDef};
+use flowgate_model::{Diags, Path, StepDef as ModelStepDef};
 use serde_json::Value;
 
 /// One case.
@@ -119,22 +119,20 @@ impl SwitchConfig {
         })
     }
 
-    pub(crate) fn compile(&self, flow_retry: Option<&RetryPolicy>, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Compiled> {
         let mut cases = Vec::new();
         let mut ok = true;
         for (i, c) in self.cases.iter().enumerate() {
             let at = path.index(i);
             let when = util::expr(&c.when, &at.key("when"), diags);
-            let steps = compile_steps(&c.steps, flow_retry, &at.key("steps"), diags);
+            let steps = compile_steps(&c.steps, cx, &at.key("steps"), diags);
             match when {
                 Some(w) => cases.push((w, steps)),
                 None => ok = false,
             }
         }
-        let default = self
-            .default
-            .as_ref()
-            .map(|d| compile_steps(d, flow_retry, &path.index(self.cases.len()).key("default"), diags));
+        let default =
+            self.default.as_ref().map(|d| compile_steps(d, cx, &path.index(self.cases.len()).key("default"), diags));
         ok.then_some(Compiled::Switch { cases, default })
     }
 }

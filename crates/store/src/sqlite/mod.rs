@@ -13,6 +13,7 @@ use crate::{Error, Result, Store};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use std::time::Duration;
 /// Columns of [`ExecutionRow`], with the version number joined in.
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
-     e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested";
+     e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order";
 
 /// How hard SQLite works to make each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,14 +126,18 @@ enum Writes {
 }
 
 /// The statements of a batch, in order.
-fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>)> {
+/// The statements of a batch, in order; `skip` names new executions not to insert (repeated
+/// deliveries).
+fn batch_statements<'a>(batch: &'a WriteBatch, skip: &HashSet<&str>) -> Vec<(Writes, QueryBuilder<'a, Sqlite>)> {
     let mut out = Vec::new();
-    for chunk in batch.inserts.chunks(MAX_ROWS) {
+    let inserts: Vec<&NewExecution> = batch.inserts.iter().filter(|e| !skip.contains(e.id.as_str())).collect();
+    for chunk in inserts.chunks(MAX_ROWS) {
         let mut qb = QueryBuilder::new(
             "INSERT INTO executions (id, tenant_id, integration, flow, version_id, status, lease_owner, lease_until, \
-             trigger_kind, trigger, auth_label, run_after, created_at, started_at, replay_of) ",
+             trigger_kind, trigger, auth_label, run_after, created_at, started_at, replay_of, order_key, holds_order, \
+             max_running) ",
         );
-        qb.push_values(chunk, |mut b, e| {
+        qb.push_values(chunk.iter().copied(), |mut b, e| {
             let started = (e.status == Status::Running).then_some(e.created_at);
             b.push_bind(&e.id)
                 .push_bind(&e.tenant_id)
@@ -148,7 +153,10 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>
                 .push_bind(e.run_after)
                 .push_bind(e.created_at)
                 .push_bind(started)
-                .push_bind(&e.replay_of);
+                .push_bind(&e.replay_of)
+                .push_bind(&e.order_key)
+                .push_bind(e.order_key.is_some())
+                .push_bind(e.max_running);
         });
         out.push((Writes::Rows, qb));
     }
@@ -191,7 +199,8 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>
         let mut qb = QueryBuilder::new(
             "UPDATE executions SET status = f.column2, output = f.column3, \
              response = COALESCE(f.column4, executions.response), error = f.column5, \
-             failed_step = f.column6, finished_at = f.column7, lease_owner = NULL, lease_until = NULL FROM (",
+             failed_step = f.column6, finished_at = f.column7, holds_order = f.column9, lease_owner = NULL, \
+             lease_until = NULL FROM (",
         );
         qb.push_values(chunk, |mut b, f| {
             b.push_bind(&f.id)
@@ -201,12 +210,35 @@ fn batch_statements(batch: &WriteBatch) -> Vec<(Writes, QueryBuilder<'_, Sqlite>
                 .push_bind(&f.error)
                 .push_bind(&f.failed_step)
                 .push_bind(f.finished_at)
-                .push_bind(&f.owner);
+                .push_bind(&f.owner)
+                .push_bind(f.holds_order);
         });
         qb.push(
             ") AS f WHERE executions.id = f.column1 AND executions.lease_owner = f.column8 AND executions.status = 'running'",
         );
         out.push((Writes::Finishes(chunk.len() as u64), qb));
+    }
+    // Step data successful runs do not keep (the flow's `diagnostics`); only for finishes that
+    // applied (a finish fenced off by a lost lease leaves the execution running).
+    for (scrub, sql) in [
+        (
+            Scrub::Io,
+            "UPDATE step_attempts SET input = NULL, output = NULL WHERE status <> 'failed' AND execution_id IN (",
+        ),
+        (Scrub::All, "DELETE FROM step_attempts WHERE execution_id IN ("),
+        (Scrub::All, "DELETE FROM execution_logs WHERE execution_id IN ("),
+    ] {
+        let ids: Vec<&str> = batch.finishes.iter().filter(|f| f.scrub == scrub).map(|f| f.id.as_str()).collect();
+        for chunk in ids.chunks(MAX_ROWS) {
+            let mut qb = QueryBuilder::new(sql);
+            qb.push("SELECT id FROM executions WHERE status IN ('succeeded', 'filtered') AND id IN (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            qb.push("))");
+            out.push((Writes::Rows, qb));
+        }
     }
     for chunk in batch.responses.chunks(MAX_ROWS) {
         let mut qb = QueryBuilder::new("UPDATE executions SET response = r.column2 FROM (");
@@ -548,30 +580,76 @@ impl Store for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn commit(&self, batch: &WriteBatch) -> Result<()> {
-        let mut statements = batch_statements(batch);
-        if let [(writes, qb)] = statements.as_mut_slice() {
-            // One statement is atomic on its own: skip BEGIN/COMMIT (two round trips).
-            let r = qb.build().execute(&self.writer).await?;
-            check_finishes(writes, r.rows_affected());
-            return Ok(());
-        }
-        if statements.is_empty() {
-            return Ok(());
+    async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome> {
+        let keyed: Vec<&NewExecution> = batch.inserts.iter().filter(|e| e.dedup.is_some()).collect();
+        if keyed.is_empty() {
+            let mut statements = batch_statements(batch, &HashSet::new());
+            if let [(writes, qb)] = statements.as_mut_slice() {
+                // One statement is atomic on its own: skip BEGIN/COMMIT (two round trips).
+                let r = qb.build().execute(&self.writer).await?;
+                check_finishes(writes, r.rows_affected());
+                return Ok(CommitOutcome::default());
+            }
+            if statements.is_empty() {
+                return Ok(CommitOutcome::default());
+            }
+            let mut tx = self.writer.begin().await?;
+            for (writes, qb) in &mut statements {
+                let r = qb.build().execute(&mut *tx).await?;
+                check_finishes(writes, r.rows_affected());
+            }
+            tx.commit().await?;
+            return Ok(CommitOutcome::default());
         }
         let mut tx = self.writer.begin().await?;
-        for (writes, qb) in &mut statements {
+        let mut outcome = CommitOutcome::default();
+        let mut skip = HashSet::new();
+        for e in keyed {
+            let Some(d) = &e.dedup else { continue };
+            // Claim the identity unless a live one holds it (an expired one is taken over).
+            let claimed: Option<String> = sqlx::query_scalar(
+                "INSERT INTO dedup_keys (tenant_id, integration, flow, key, execution_id, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant_id, integration, flow, key) \
+                 DO UPDATE SET execution_id = excluded.execution_id, expires_at = excluded.expires_at \
+                 WHERE dedup_keys.expires_at <= ?7 RETURNING execution_id",
+            )
+            .bind(&e.tenant_id)
+            .bind(&e.integration)
+            .bind(&e.flow)
+            .bind(&d.key)
+            .bind(&e.id)
+            .bind(d.expires_at)
+            .bind(e.created_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if claimed.as_deref() != Some(e.id.as_str()) {
+                let first: String = sqlx::query_scalar(
+                    "SELECT execution_id FROM dedup_keys WHERE tenant_id = ? AND integration = ? AND flow = ? AND key = ?",
+                )
+                .bind(&e.tenant_id)
+                .bind(&e.integration)
+                .bind(&e.flow)
+                .bind(&d.key)
+                .fetch_one(&mut *tx)
+                .await?;
+                outcome.duplicates.push((e.id.clone(), first));
+                skip.insert(e.id.as_str());
+            }
+        }
+        for (writes, qb) in &mut batch_statements(batch, &skip) {
             let r = qb.build().execute(&mut *tx).await?;
             check_finishes(writes, r.rows_affected());
         }
         tx.commit().await?;
-        Ok(())
+        Ok(outcome)
     }
 
     async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
-        let claimed: Vec<Claimed> = sqlx::query_as(
+        // Executions without order or cap: any due one, in order.
+        let mut claimed: Vec<Claimed> = sqlx::query_as(
             "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, started_at = COALESCE(started_at, ?3) \
-             WHERE seq IN (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= ?3 ORDER BY run_after, seq LIMIT ?4) \
+             WHERE seq IN (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= ?3 \
+             AND order_key IS NULL AND max_running IS NULL ORDER BY run_after, seq LIMIT ?4) \
              RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of",
         )
         .bind(owner)
@@ -580,9 +658,246 @@ impl Store for SqliteStore {
         .bind(limit as i64)
         .fetch_all(&self.writer)
         .await?;
-        let mut claimed = claimed;
+        if claimed.len() < limit {
+            let gated = self.claim_gated(owner, now, until, limit - claimed.len()).await?;
+            claimed.extend(gated);
+        }
         claimed.sort_by_key(|c| c.seq);
         Ok(claimed)
+    }
+
+    async fn skip_execution(&self, tenant: &str, id: &str) -> Result<ExecutionRow> {
+        let r = sqlx::query(
+            "UPDATE executions SET holds_order = 0 WHERE id = ? AND tenant_id = ? AND status = 'failed' AND holds_order = 1",
+        )
+        .bind(id)
+        .bind(tenant)
+        .execute(&self.writer)
+        .await?;
+        let row = execution_in(&self.writer, Some(tenant), id).await?.ok_or(Error::NotFound)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::Conflict(format!(
+                "only a failed execution that blocks its order key can be skipped; this one is {}",
+                row.status
+            )));
+        }
+        Ok(row)
+    }
+
+    async fn blocked(&self, tenant: &str, integration: &str, flow: &str) -> Result<Vec<ExecutionRow>> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
+             WHERE e.tenant_id = ? AND e.integration = ? AND e.flow = ? AND e.holds_order = 1 AND e.status = 'failed' \
+             ORDER BY e.seq"
+        );
+        Ok(sqlx::query_as(&sql).bind(tenant).bind(integration).bind(flow).fetch_all(&self.reader).await?)
+    }
+
+    async fn dedup_lookup(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT execution_id FROM dedup_keys WHERE tenant_id = ? AND integration = ? AND flow = ? AND key = ? \
+             AND expires_at > ?",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    async fn take_token(
+        &self,
+        tenant: &str,
+        integration: &str,
+        name: &str,
+        per_second: f64,
+        burst: u32,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let per_ms = per_second / 1000.0;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO rate_limits (tenant_id, integration, name, tokens, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, integration, name) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(name)
+        .bind(f64::from(burst))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (tokens, updated_at, paused_until): (f64, i64, i64) = sqlx::query_as(
+            "SELECT tokens, updated_at, paused_until FROM rate_limits WHERE tenant_id = ? AND integration = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (available, wait) = bucket(tokens, updated_at, paused_until, per_ms, burst, now);
+        if wait.is_none() {
+            sqlx::query("UPDATE rate_limits SET tokens = ?, updated_at = ? WHERE tenant_id = ? AND integration = ? AND name = ?")
+                .bind(available - 1.0)
+                .bind(now.max(updated_at))
+                .bind(tenant)
+                .bind(integration)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(wait)
+    }
+
+    async fn pause_limit(&self, tenant: &str, integration: &str, name: &str, until: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE rate_limits SET paused_until = MAX(paused_until, ?), tokens = MIN(tokens, 0) \
+             WHERE tenant_id = ? AND integration = ? AND name = ?",
+        )
+        .bind(until)
+        .bind(tenant)
+        .bind(integration)
+        .bind(name)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn count_executions(&self, filter: &ExecutionFilter) -> Result<i64> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM executions WHERE ");
+        push_filter(&mut qb, filter);
+        Ok(qb.build_query_scalar().fetch_one(&self.reader).await?)
+    }
+
+    async fn execution_ids(&self, filter: &ExecutionFilter, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT seq, id FROM executions WHERE ");
+        push_filter(&mut qb, filter);
+        qb.push(" AND seq > ").push_bind(after_seq).push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        Ok(qb.build_query_as().fetch_all(&self.reader).await?)
+    }
+
+    async fn create_bulk_job(&self, job: &BulkJob) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO bulk_jobs (id, tenant_id, kind, filter, total, done, failed, status, created_at, finished_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&job.id)
+        .bind(&job.tenant_id)
+        .bind(&job.kind)
+        .bind(&job.filter)
+        .bind(job.total)
+        .bind(job.done)
+        .bind(job.failed)
+        .bind(&job.status)
+        .bind(job.created_at)
+        .bind(job.finished_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn update_bulk_job(&self, id: &str, done: i64, failed: i64, finished_at: Option<i64>) -> Result<()> {
+        sqlx::query(
+            "UPDATE bulk_jobs SET done = ?, failed = ?, finished_at = ?, \
+             status = CASE WHEN ? IS NULL THEN 'running' ELSE 'done' END WHERE id = ?",
+        )
+        .bind(done)
+        .bind(failed)
+        .bind(finished_at)
+        .bind(finished_at)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn bulk_job(&self, tenant: &str, id: &str) -> Result<Option<BulkJob>> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, kind, filter, total, done, failed, status, created_at, finished_at FROM bulk_jobs \
+             WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    async fn prune(&self, scope: &PruneScope, older_than: Option<i64>, keep: Option<u64>, batch: u32) -> Result<u64> {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT id FROM executions WHERE finished_at IS NOT NULL AND holds_order = 0");
+        if let PruneScope::Flow { tenant, integration, flow } = scope {
+            qb.push(" AND tenant_id = ").push_bind(tenant);
+            qb.push(" AND integration = ").push_bind(integration);
+            qb.push(" AND flow = ").push_bind(flow);
+        }
+        qb.push(" AND (");
+        let mut any = false;
+        if let Some(t) = older_than {
+            qb.push("finished_at < ").push_bind(t);
+            any = true;
+        }
+        if let Some(k) = keep {
+            if any {
+                qb.push(" OR ");
+            }
+            // Older than the newest `k` finished executions of the scope.
+            qb.push("seq < COALESCE((SELECT seq FROM executions x WHERE x.finished_at IS NOT NULL");
+            if let PruneScope::Flow { tenant, integration, flow } = scope {
+                qb.push(" AND x.tenant_id = ").push_bind(tenant);
+                qb.push(" AND x.integration = ").push_bind(integration);
+                qb.push(" AND x.flow = ").push_bind(flow);
+            }
+            qb.push(" ORDER BY x.seq DESC LIMIT 1 OFFSET ").push_bind(keep_offset(k)).push("), -1)");
+            any = true;
+        }
+        if !any {
+            return Ok(0);
+        }
+        qb.push(") ORDER BY seq LIMIT ").push_bind(i64::from(batch));
+        let ids: Vec<String> = qb.build_query_scalar().fetch_all(&self.reader).await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.writer.begin().await?;
+        for table in ["step_attempts", "execution_logs"] {
+            let mut del = QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE execution_id IN ("));
+            let mut list = del.separated(", ");
+            for id in &ids {
+                list.push_bind(id);
+            }
+            del.push(")");
+            del.build().execute(&mut *tx).await?;
+        }
+        let mut del = QueryBuilder::<Sqlite>::new("DELETE FROM executions WHERE finished_at IS NOT NULL AND id IN (");
+        let mut list = del.separated(", ");
+        for id in &ids {
+            list.push_bind(id);
+        }
+        del.push(")");
+        let r = del.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn purge_dedup(&self, now: i64, batch: u32) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM dedup_keys WHERE rowid IN (SELECT rowid FROM dedup_keys WHERE expires_at <= ? LIMIT ?)",
+        )
+        .bind(now)
+        .bind(i64::from(batch))
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64> {
@@ -683,7 +998,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "UPDATE executions SET status = 'queued', attempt = attempt + 1, run_after = ?, error = NULL, failed_step = NULL, \
-             finished_at = NULL, output = NULL, cancel_requested = 0 WHERE id = ?",
+             finished_at = NULL, output = NULL, cancel_requested = 0, holds_order = (order_key IS NOT NULL) WHERE id = ?",
         )
         .bind(now)
         .bind(id)
@@ -699,11 +1014,13 @@ impl Store for SqliteStore {
         let row = execution_in(&mut *tx, Some(tenant), id).await?.ok_or(Error::NotFound)?;
         match row.status() {
             Status::Queued => {
-                sqlx::query("UPDATE executions SET status = 'cancelled', finished_at = ? WHERE id = ?")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE executions SET status = 'cancelled', finished_at = ?, holds_order = 0 WHERE id = ?",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             }
             Status::Running => {
                 sqlx::query("UPDATE executions SET cancel_requested = 1 WHERE id = ?")
@@ -735,6 +1052,104 @@ impl Store for SqliteStore {
              ORDER BY e.seq DESC LIMIT 1"
         );
         Ok(sqlx::query_as(&sql).bind(tenant).bind(integration).bind(flow).fetch_optional(&self.reader).await?)
+    }
+}
+
+impl SqliteStore {
+    /// Claims executions of ordered or capped flows: the head of each order group only, and
+    /// no more than a flow's cap running at once. One transaction on the single writer, so
+    /// the checks and the claims cannot interleave with another claim.
+    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
+        let mut tx = self.writer.begin().await?;
+        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
+             WHERE status = 'queued' AND run_after <= ?1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) \
+             AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order = 1 \
+                  AND p.tenant_id = e.tenant_id AND p.integration = e.integration AND p.flow = e.flow \
+                  AND p.order_key = e.order_key AND p.seq < e.seq)) \
+             ORDER BY run_after, seq LIMIT ?2",
+        )
+        .bind(now)
+        .bind((limit * 4) as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut running: std::collections::HashMap<(String, String, String), i64> = std::collections::HashMap::new();
+        let mut claimed = Vec::new();
+        for (seq, tenant, integration, flow, cap) in candidates {
+            if claimed.len() >= limit {
+                break;
+            }
+            if let Some(cap) = cap {
+                let key = (tenant.clone(), integration.clone(), flow.clone());
+                let n = match running.get(&key) {
+                    Some(n) => *n,
+                    None => {
+                        let n: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM executions WHERE tenant_id = ? AND integration = ? AND flow = ? \
+                             AND status = 'running'",
+                        )
+                        .bind(&tenant)
+                        .bind(&integration)
+                        .bind(&flow)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        running.insert(key.clone(), n);
+                        n
+                    }
+                };
+                if n >= cap {
+                    continue;
+                }
+                running.insert(key, n + 1);
+            }
+            // Claimed one by one: an earlier claim in this pass may have taken its group's head.
+            let row: Option<Claimed> = sqlx::query_as(
+                "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, \
+                 started_at = COALESCE(started_at, ?3) WHERE seq = ?4 AND status = 'queued' \
+                 AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order = 1 \
+                      AND p.tenant_id = executions.tenant_id AND p.integration = executions.integration \
+                      AND p.flow = executions.flow AND p.order_key = executions.order_key AND p.seq < executions.seq)) \
+                 RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, \
+                 created_at, replay_of",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            claimed.extend(row);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+}
+
+/// Filters of bulk operations and counts, after `WHERE `.
+fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a ExecutionFilter) {
+    qb.push("tenant_id = ").push_bind(&f.tenant);
+    if let Some(i) = &f.integration {
+        qb.push(" AND integration = ").push_bind(i);
+    }
+    if let Some(fl) = &f.flow {
+        qb.push(" AND flow = ").push_bind(fl);
+    }
+    if let Some(s) = &f.status {
+        qb.push(" AND status = ").push_bind(s);
+    }
+    if let Some(t) = f.from {
+        qb.push(" AND created_at >= ").push_bind(t);
+    }
+    if let Some(t) = f.to {
+        qb.push(" AND created_at < ").push_bind(t);
+    }
+    if !f.ids.is_empty() {
+        qb.push(" AND id IN (");
+        let mut list = qb.separated(", ");
+        for id in &f.ids {
+            list.push_bind(id);
+        }
+        qb.push(")");
     }
 }
 

@@ -251,6 +251,9 @@ pub fn exec(id: &str, version_id: i64, run_after: i64) -> NewExecution {
         run_after,
         created_at: T0,
         replay_of: None,
+        order_key: None,
+        max_running: None,
+        dedup: None,
     }
 }
 
@@ -321,6 +324,8 @@ pub fn finish(id: &str, owner: &str, status: Status, at: i64) -> Finish {
         error: None,
         failed_step: None,
         finished_at: at,
+        holds_order: false,
+        scrub: Scrub::Keep,
     }
 }
 
