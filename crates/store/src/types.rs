@@ -612,6 +612,33 @@ pub fn fill_inputs(records: &mut [StepRecord], trigger: &str) {
     }
 }
 
+/// A token bucket's state now: (tokens available, `Some(ms to wait)` when fewer than one).
+pub(crate) fn bucket(
+    tokens: f64,
+    updated_at: i64,
+    paused_until: i64,
+    per_ms: f64,
+    burst: u32,
+    now: i64,
+) -> (f64, Option<i64>) {
+    if paused_until > now {
+        return (tokens, Some(paused_until - now));
+    }
+    let elapsed = (now - updated_at).max(0) as f64;
+    let available = (tokens + elapsed * per_ms).min(f64::from(burst));
+    if available >= 1.0 {
+        (available, None)
+    } else {
+        let wait = ((1.0 - available) / per_ms).ceil().max(1.0) as i64;
+        (available, Some(wait))
+    }
+}
+
+/// The OFFSET that finds the oldest execution to keep when keeping the newest `keep`.
+pub(crate) fn keep_offset(keep: u64) -> i64 {
+    i64::try_from(keep.saturating_sub(1)).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,31 +673,4 @@ mod tests {
         let inputs: Vec<_> = r.iter().map(|x| x.input.clone().unwrap()).collect();
         assert_eq!(inputs, vec!["{\"t\":0}", "1", "1", "9", "3"]);
     }
-}
-
-/// A token bucket's state now: (tokens available, `Some(ms to wait)` when fewer than one).
-pub(crate) fn bucket(
-    tokens: f64,
-    updated_at: i64,
-    paused_until: i64,
-    per_ms: f64,
-    burst: u32,
-    now: i64,
-) -> (f64, Option<i64>) {
-    if paused_until > now {
-        return (tokens, Some(paused_until - now));
-    }
-    let elapsed = (now - updated_at).max(0) as f64;
-    let available = (tokens + elapsed * per_ms).min(f64::from(burst));
-    if available >= 1.0 {
-        (available, None)
-    } else {
-        let wait = ((1.0 - available) / per_ms).ceil().max(1.0) as i64;
-        (available, Some(wait))
-    }
-}
-
-/// The OFFSET that finds the oldest execution to keep when keeping the newest `keep`.
-pub(crate) fn keep_offset(keep: u64) -> i64 {
-    i64::try_from(keep.saturating_sub(1)).unwrap_or(i64::MAX)
 }
