@@ -89,7 +89,8 @@ const LEADER_EVERY: Duration = Duration::from_secs(2);
 /// puts executions whose lease expired back in the queue. Leadership moves to another node
 /// when the leader dies.
 pub(crate) async fn leader_loop(inner: Arc<Inner>) {
-    let mut last_housekeeping = Instant::now() - HOUSEKEEPING_EVERY;
+    let every = inner.settings.housekeeping_every;
+    let mut last_housekeeping = Instant::now() - every;
     loop {
         match inner.store.lead().await {
             Ok(true) => {
@@ -102,7 +103,7 @@ pub(crate) async fn leader_loop(inner: Arc<Inner>) {
                     }
                     Err(e) => tracing::warn!(error = %e, "Reaping expired leases failed; will retry."),
                 }
-                if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                if last_housekeeping.elapsed() >= every {
                     last_housekeeping = Instant::now();
                     housekeeping(&inner).await;
                 }
@@ -112,13 +113,11 @@ pub(crate) async fn leader_loop(inner: Arc<Inner>) {
         }
         tokio::select! {
             _ = inner.hard_stop.cancelled() => return,
-            _ = tokio::time::sleep(LEADER_EVERY) => {}
+            _ = tokio::time::sleep(LEADER_EVERY.min(every)) => {}
         }
     }
 }
 
-/// How often the leader prunes old executions and forgets expired delivery identities.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
 /// Rows deleted per statement: small batches keep the writer free for ingress between them.
 const PRUNE_BATCH: u32 = 500;
 /// Most rows one housekeeping pass deletes per scope before yielding until the next pass.
@@ -175,9 +174,6 @@ async fn housekeeping(inner: &Arc<Inner>) {
     }
 }
 
-/// How often the queue's depth is measured for backpressure.
-const BACKLOG_EVERY: Duration = Duration::from_secs(2);
-
 /// Measures the queue for ingress backpressure (reading a count per event would cost more than
 /// the event).
 pub(crate) async fn backlog_loop(inner: Arc<Inner>) {
@@ -189,7 +185,7 @@ pub(crate) async fn backlog_loop(inner: Arc<Inner>) {
         }
         tokio::select! {
             _ = inner.hard_stop.cancelled() => return,
-            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
+            _ = tokio::time::sleep(inner.settings.backlog_every) => {}
         }
     }
 }

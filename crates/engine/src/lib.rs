@@ -106,6 +106,8 @@ impl Default for EngineSettings {
             max_backlog: 5_000_000,
             retention_age: None,
             retention_count: None,
+            housekeeping_every: Duration::from_secs(10),
+            backlog_every: Duration::from_secs(2),
         }
     }
 }

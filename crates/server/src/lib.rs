@@ -76,6 +76,10 @@ pub struct Settings {
     pub retention_age: Option<Duration>,
     /// At most this many finished executions are kept.
     pub retention_count: Option<u64>,
+    /// How often retention runs (and expired delivery identities are forgotten).
+    pub housekeeping_every: Duration,
+    /// How often the queue's depth is measured for backpressure.
+    pub backlog_every: Duration,
     /// How long running executions get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// Time budget of one expression evaluation.
@@ -116,6 +120,8 @@ impl Default for Settings {
             max_backlog: 5_000_000,
             retention_age: None,
             retention_count: None,
+            housekeeping_every: Duration::from_secs(10),
+            backlog_every: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(10),
             expression_timeout: Duration::from_secs(1),
         }
@@ -280,6 +286,8 @@ impl Server {
                 max_backlog: settings.max_backlog,
                 retention_age: settings.retention_age,
                 retention_count: settings.retention_count,
+                housekeeping_every: settings.housekeeping_every,
+                backlog_every: settings.backlog_every,
                 expression_budget: flowgate_expr::Budget {
                     time: settings.expression_timeout,
                     ..flowgate_expr::Budget::DEFAULT
