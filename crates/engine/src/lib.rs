@@ -84,6 +84,10 @@ pub struct EngineSettings {
     pub retention_age: Option<Duration>,
     /// At most this many finished executions are kept in all.
     pub retention_count: Option<u64>,
+    /// How often the leader runs retention and forgets expired delivery identities.
+    pub housekeeping_every: Duration,
+    /// How often the queue's depth is measured for backpressure.
+    pub backlog_every: Duration,
     /// Take part in the leader election and run leader-only work when elected (the
     /// `scheduler` role): putting executions of dead nodes back in the queue.
     pub leader: bool,
