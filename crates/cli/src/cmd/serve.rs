@@ -93,6 +93,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         },
         retention_count: a.retention_count,
+        ..Settings::default()
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
     };
