@@ -93,9 +93,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         },
         retention_count: a.retention_count,
-        ..Settings::default()
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
+        ..Settings::default()
     };
     let server = match Server::bind(settings).await {
         Ok(s) => s,
