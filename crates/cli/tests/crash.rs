@@ -14,8 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "fgt_crash_test_token";
-const EVENTS: usize = 600;
-const KILLS: usize = 5;
+/// Events and kills in CI; `bench/kill.sh` raises them through the environment.
+fn events() -> usize {
+    std::env::var("FLOWGATE_KILL_TEST_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(600)
+}
+fn kills() -> usize {
+    std::env::var("FLOWGATE_KILL_TEST_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
+}
 
 #[derive(Default)]
 struct Upstream {
@@ -83,6 +88,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
+    let (events, kills) = (events(), kills());
     flowgate_steps::util::install_tls();
     let (up_url, up) = upstream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -116,7 +122,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if n >= EVENTS {
+                    if n >= events {
                         return;
                     }
                     let deadline = Instant::now() + Duration::from_secs(60);
@@ -146,7 +152,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
             })
         })
         .collect();
-    for _ in 0..KILLS {
+    for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(150)).await;
         child.0.kill().unwrap(); // SIGKILL, with requests and executions in flight
         child.0.wait().unwrap();
@@ -157,7 +163,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
         s.await.unwrap();
     }
     let acks = acks.lock().unwrap().clone();
-    assert_eq!(acks.len(), EVENTS, "every event is acknowledged in the end");
+    assert_eq!(acks.len(), events, "every event is acknowledged in the end");
     for (n, ids) in &acks {
         assert_eq!(ids.len(), 1, "event {n} was acknowledged as several executions: {ids:?}");
     }
@@ -222,7 +228,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
         }
     }
     // Only steps in flight at a kill may be re-sent (same key): at most the workers' capacity.
-    assert!(resent <= KILLS * 512, "{resent} re-sends");
+    assert!(resent <= kills * 512, "{resent} re-sends");
     let ids: HashSet<&String> = acked.iter().collect();
     assert_eq!(ids.len(), acked.len(), "duplicate execution ids");
     // No execution beyond one per event: retries after a kill were recognised as repeats.
@@ -244,11 +250,11 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
             None => break,
         }
     }
-    assert_eq!(total, EVENTS, "one execution per event, no more");
+    assert_eq!(total, events, "one execution per event, no more");
     // The target applies each key once (it deduplicates): applied = distinct keys it saw.
     let applied = hits.len();
     println!(
-        "kill test: {EVENTS} events sent (retried until acknowledged), {} acknowledged, {} executions, {KILLS} SIGKILLs, \
+        "kill test: {events} events sent (retried until acknowledged), {} acknowledged, {} executions, {kills} SIGKILLs, \
          {applied} step calls applied once each, {resent} re-sends with the same key, drained {:.1} s after the load",
         acks.len(),
         acked.len(),
