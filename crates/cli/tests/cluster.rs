@@ -21,6 +21,8 @@ const EVENTS: usize = 300;
 #[derive(Default)]
 struct Upstream {
     hits: Mutex<HashMap<String, u32>>,
+    /// Per order key, the event numbers in the order they arrived.
+    ordered: Mutex<HashMap<String, Vec<u64>>>,
 }
 
 async fn upstream() -> (String, Arc<Upstream>) {
@@ -35,8 +37,18 @@ async fn upstream() -> (String, Arc<Upstream>) {
             axum::Json(json!({ "ok": true }))
         }
     };
-    let app =
-        axum::Router::new().route("/a", post(record(true))).route("/b", post(record(false))).with_state(state.clone());
+    let ordered = |State(s): State<Arc<Upstream>>, axum::Json(v): axum::Json<Value>| async move {
+        // A little latency, so that out-of-order delivery would show.
+        tokio::time::sleep(Duration::from_millis(v["n"].as_u64().unwrap_or(0) % 7)).await;
+        let key = v["key"].as_str().unwrap_or("").to_owned();
+        s.ordered.lock().unwrap().entry(key).or_default().push(v["n"].as_u64().unwrap_or(0));
+        axum::Json(json!({ "ok": true }))
+    };
+    let app = axum::Router::new()
+        .route("/a", post(record(true)))
+        .route("/b", post(record(false)))
+        .route("/ordered", post(ordered))
+        .with_state(state.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
@@ -125,7 +137,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     }
 
     let doc = format!(
-        "integration: cluster\nflows:\n  - flow: work\n    trigger: {{ webhook: {{ path: work }} }}\n    steps:\n      - {{ id: a, http: {{ method: POST, url: \"{up_url}/a\", json: \"{{{{ .body }}}}\" }} }}\n      - {{ id: mid, transform: '{{ n: $trigger.body.n }}' }}\n      - {{ id: b, http: {{ method: POST, url: \"{up_url}/b\", json: \"{{{{ . }}}}\" }} }}\n  - flow: quote\n    trigger: {{ webhook: {{ path: quote, respond: {{ mode: sync, timeout: 10s }} }} }}\n    steps:\n      - {{ id: price, transform: '{{ total: ($trigger.body.qty * 2) }}' }}\n      - {{ id: reply, respond: {{ status: 201, body: \"{{{{ . }}}}\" }} }}\n"
+        "integration: cluster\nflows:\n  - flow: work\n    trigger: {{ webhook: {{ path: work }} }}\n    steps:\n      - {{ id: a, http: {{ method: POST, url: \"{up_url}/a\", json: \"{{{{ .body }}}}\" }} }}\n      - {{ id: mid, transform: '{{ n: $trigger.body.n }}' }}\n      - {{ id: b, http: {{ method: POST, url: \"{up_url}/b\", json: \"{{{{ . }}}}\" }} }}\n  - flow: quote\n    trigger: {{ webhook: {{ path: quote, respond: {{ mode: sync, timeout: 10s }} }} }}\n    steps:\n      - {{ id: price, transform: '{{ total: ($trigger.body.qty * 2) }}' }}\n      - {{ id: reply, respond: {{ status: 201, body: \"{{{{ . }}}}\" }} }}\n  - flow: ordered\n    orderBy: '$trigger.body.key'\n    trigger: {{ webhook: {{ path: ordered }} }}\n    steps:\n      - {{ id: deliver, http: {{ method: POST, url: \"{up_url}/ordered\", json: \"{{{{ $trigger.body }}}}\" }} }}\n"
     );
     let r = client
         .put(format!("{}/v1/integrations/cluster", bases[0]))
@@ -245,8 +257,39 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
             resent += n as usize - 1;
         }
     }
+    // An ordered flow keeps its order across the surviving nodes: 8 keys × 25 events, each key
+    // sent in order (alternating between nodes 1 and 3), keys concurrently.
+    let (keys, per_key) = (8usize, 25u64);
+    let senders: Vec<_> = (0..keys)
+        .map(|k| {
+            let (client, bases) = (client.clone(), bases.clone());
+            tokio::spawn(async move {
+                for n in 0..per_key {
+                    let base = &bases[if n % 2 == 0 { 0 } else { 2 }];
+                    let r = client
+                        .post(format!("{base}/hooks/default/ordered"))
+                        .json(&json!({ "key": format!("k{k}"), "n": n }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 202);
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
+    }
+    wait_until("ordered deliveries", async || {
+        up.ordered.lock().unwrap().values().map(Vec::len).sum::<usize>() == keys * per_key as usize
+    })
+    .await;
+    for (key, seen) in up.ordered.lock().unwrap().iter() {
+        assert_eq!(*seen, (0..per_key).collect::<Vec<_>>(), "order of key {key} across nodes");
+    }
     println!(
-        "cluster test: {} events acknowledged of {EVENTS}, node 2 SIGKILLed, {resent} step re-sends with the same key",
+        "cluster test: {} events acknowledged of {EVENTS}, node 2 SIGKILLed, {resent} step re-sends with the same key; \
+         {keys} ordered keys x {per_key} events delivered in order across nodes",
         acked.len()
     );
 }
