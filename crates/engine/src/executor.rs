@@ -90,6 +90,9 @@ struct Execution {
     /// The current input equals the output of the last completed journal entry (or the
     /// trigger, before any): its entry then stores no input (see `StepRecord::input`).
     input_is_last_output: bool,
+    /// When this round began (epoch ms): the event for the first round, the first journal
+    /// entry of a later one (a manual retry); the flow's timeout counts from here.
+    round_began: i64,
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
@@ -122,6 +125,7 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         response: None,
         input_is_last_output: true,
         claimed: job.resumed,
+        round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
     };
     if job.resumed {
         if let Err(e) = ex.load_journal().await {
@@ -134,30 +138,30 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         }
     }
     let started = Instant::now();
-    let created_at = job.created_at;
     let outcome = {
         let flow = ex.flow.clone();
+        let ex_deadline = ex.deadline();
         let input = (*ex.trigger).clone();
         let steps = ex.run_steps(&flow.steps, input);
         tokio::pin!(steps);
-        // The flow's timeout counts from the event, retries and waits in the queue included.
+        // The flow's timeout counts from the event (or the manual retry), retries and waits in
+        // the queue included. Checked first: a parked execution claimed at its deadline fails
+        // without running a step.
         let deadline = async {
-            match flow.timeout {
-                Some(t) => {
-                    let spent = Duration::from_millis((inner.clock.now_ms() - created_at).max(0) as u64);
-                    tokio::time::sleep(t.saturating_sub(spent)).await
-                }
+            match ex_deadline {
+                Some(at) => tokio::time::sleep(Duration::from_millis((at - inner.clock.now_ms()).max(0) as u64)).await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            r = &mut steps => Some(r),
-            _ = cancel.cancelled() => None,
-            _ = inner.hard_stop.cancelled() => Some(Flow::Interrupted),
+            biased;
             _ = deadline => Some(Flow::Failed {
                 step: String::new(),
                 error: StepError::fatal("execution_timeout", format!("the execution ran longer than its flow's timeout of {:?}", flow.timeout.unwrap_or_default())),
             }),
+            r = &mut steps => Some(r),
+            _ = cancel.cancelled() => None,
+            _ = inner.hard_stop.cancelled() => Some(Flow::Interrupted),
         }
     };
     ex.finish(outcome, started).await;
@@ -168,6 +172,9 @@ impl Execution {
         let journal = self.inner.store.journal(&self.id).await?;
         self.seq = journal.len() as i64;
         for r in journal {
+            if r.round == self.round && self.round > 1 {
+                self.round_began = self.round_began.min(r.started_at);
+            }
             if COMPLETED.contains(&r.status.as_str()) {
                 if let Some(resp) = r.response.as_deref().and_then(|t| serde_json::from_str(t).ok()) {
                     self.response = Some(resp);
@@ -180,6 +187,11 @@ impl Execution {
             }
         }
         Ok(())
+    }
+
+    /// When the flow's timeout ends this execution (epoch ms), if it has one.
+    fn deadline(&self) -> Option<i64> {
+        self.flow.timeout.map(|t| self.round_began.saturating_add(t.as_millis() as i64))
     }
 
     fn scope(&self) -> Scope<'_> {
@@ -346,7 +358,10 @@ impl Execution {
                             tokio::time::sleep(delay).await;
                             continue;
                         }
-                        return Err(Flow::Parked { run_after: self.inner.clock.now_ms() + delay.as_millis() as i64 });
+                        // Back when the flow's timeout ends at the latest, to fail then.
+                        let run_after = self.inner.clock.now_ms() + delay.as_millis() as i64;
+                        let run_after = self.deadline().map_or(run_after, |d| run_after.min(d));
+                        return Err(Flow::Parked { run_after });
                     }
                     return self.fail(step, attempt, &input, error, started);
                 }

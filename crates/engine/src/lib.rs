@@ -674,14 +674,16 @@ impl Engine {
     pub async fn bulk(
         &self,
         kind: BulkKind,
-        filter: flowgate_store::ExecutionFilter,
+        mut filter: flowgate_store::ExecutionFilter,
         dry_run: bool,
     ) -> Result<BulkStart, flowgate_store::Error> {
         let store = &self.inner.store;
-        let total = store.count_executions(&filter).await?;
+        let (total, last_seq) = store.count_executions(&filter).await?;
         if dry_run {
             return Ok(BulkStart { total, job: None });
         }
+        // The job works on what matched now, not on executions it (or anyone) adds later.
+        filter.through_seq = Some(last_seq);
         let job = flowgate_store::BulkJob {
             id: format!("bulk_{}", uuid::Uuid::now_v7().simple()),
             tenant_id: filter.tenant.clone(),

@@ -146,8 +146,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<i64>>;
     /// Empties a bucket and refuses tokens until `until` (a target said `Retry-After`).
     async fn pause_limit(&self, tenant: &str, integration: &str, name: &str, until: i64) -> Result<()>;
-    /// How many executions match.
-    async fn count_executions(&self, filter: &ExecutionFilter) -> Result<i64>;
+    /// How many executions match, and the greatest `seq` among them (0 if none).
+    async fn count_executions(&self, filter: &ExecutionFilter) -> Result<(i64, i64)>;
     /// Ids of matching executions in commit order, after `after_seq`: (seq, id).
     async fn execution_ids(&self, filter: &ExecutionFilter, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>>;
     /// Records a new bulk job.

@@ -266,6 +266,10 @@ pub struct ExecutionFilter {
     /// Only these ids.
     #[serde(default)]
     pub ids: Vec<String>,
+    /// Only executions committed up to this `seq`: a bulk job fixes it when it starts, so the
+    /// executions it creates itself (replays of the same flow) are not selected in turn.
+    #[serde(default, skip_deserializing)]
+    pub through_seq: Option<i64>,
 }
 
 /// A bulk retry or replay and its progress.
@@ -600,13 +604,19 @@ pub struct Claimed {
 
 /// Fills the inputs the journal leaves out (`StepRecord::input`), given the entries of one
 /// execution in order and its trigger.
+/// A journal whose completed entries lost their outputs was scrubbed (`diagnostics: errors`):
+/// its inputs stay empty too, rather than showing the trigger as the first step's input.
 pub fn fill_inputs(records: &mut [StepRecord], trigger: &str) {
+    let completed = |r: &StepRecord| matches!(r.status.as_str(), "succeeded" | "skipped" | "continued");
+    if records.iter().any(|r| completed(r) && r.output.is_none()) {
+        return;
+    }
     let mut last = trigger.to_owned();
     for r in records.iter_mut() {
         if r.input.is_none() {
             r.input = Some(last.clone());
         }
-        if matches!(r.status.as_str(), "succeeded" | "skipped" | "continued") {
+        if completed(r) {
             last = r.output.clone().unwrap_or_else(|| "null".to_owned());
         }
     }

@@ -176,6 +176,7 @@ async fn bulk(st: AppState, tenant: String, kind: flowgate_engine::BulkKind, bod
         from: req.from.as_ref().map(|t| t.millis("from")).transpose()?,
         to: req.to.as_ref().map(|t| t.millis("to")).transpose()?,
         ids: req.ids,
+        through_seq: None,
     };
     let started = st.engine.bulk(kind, filter, req.dry_run).await?;
     Ok(match started.job {

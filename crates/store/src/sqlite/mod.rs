@@ -773,10 +773,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn count_executions(&self, filter: &ExecutionFilter) -> Result<i64> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM executions WHERE ");
+    async fn count_executions(&self, filter: &ExecutionFilter) -> Result<(i64, i64)> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM executions WHERE ");
         push_filter(&mut qb, filter);
-        Ok(qb.build_query_scalar().fetch_one(&self.reader).await?)
+        Ok(qb.build_query_as().fetch_one(&self.reader).await?)
     }
 
     async fn execution_ids(&self, filter: &ExecutionFilter, after_seq: i64, limit: u32) -> Result<Vec<(i64, String)>> {
@@ -1142,6 +1142,9 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a ExecutionFilter) {
     }
     if let Some(t) = f.to {
         qb.push(" AND created_at < ").push_bind(t);
+    }
+    if let Some(seq) = f.through_seq {
+        qb.push(" AND seq <= ").push_bind(seq);
     }
     if !f.ids.is_empty() {
         qb.push(" AND id IN (");
