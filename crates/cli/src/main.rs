@@ -1,5 +1,5 @@
-//! The `flowgate` binary: runs the server (`serve`), talks to one (`apply`, `executions`,
-//! `tokens`), and works on definitions locally (`validate`, `run`, `schema`, `keys`).
+//! The `flowgate` binary: runs the server (`serve`), talks to one (`apply`, `flows`,
+//! `executions`, `tokens`), and works on definitions locally (`validate`, `run`, `schema`, `keys`).
 //!
 //! Exit codes: 0 ok, 1 ran but failed (invalid definition, failed execution, API error),
 //! 2 usage or configuration error.
@@ -35,6 +35,9 @@ enum Command {
     Run(cmd::run::Args),
     /// Print the JSON Schema of the definition format.
     Schema,
+    /// Show, run, switch on or off a flow on a server; read or reset a poll's state.
+    #[command(subcommand)]
+    Flows(cmd::flows::Command),
     /// List, inspect, retry, replay or cancel executions on a server.
     #[command(subcommand)]
     Executions(cmd::executions::Command),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             Command::Validate(a) => cmd::validate::run(a).await,
             Command::Run(a) => cmd::run::run(a).await,
             Command::Schema => cmd::schema::run(),
+            Command::Flows(c) => cmd::flows::run(c).await,
             Command::Executions(c) => cmd::executions::run(c).await,
             Command::Tokens(c) => cmd::tokens::run(c).await,
             Command::Keys(c) => cmd::keys::run(c),

@@ -5,10 +5,11 @@
 //! the registry serves, so a document that validates is exactly one that runs.
 
 use flowgate_expr::{Budget, Scope, Template};
-use flowgate_model::trigger::{QueryParam, Respond};
+use flowgate_model::schedule::Schedule;
+use flowgate_model::trigger::{DEFAULT_MAX_MISSED, DEFAULT_MAX_PAGES, DEFAULT_REMEMBER, QueryParam, Respond};
 use flowgate_model::{
-    Diagnostic, Diagnostics, Diags, Format, Method, OnExhausted, Path, Retention, Trigger, WebhookAuth,
-    decode_integration, source,
+    Diagnostic, Diagnostics, Diags, FirstRun, Format, Method, Missed, OnExhausted, Path, Retention, Trigger,
+    WebhookAuth, decode_integration, source,
 };
 use flowgate_steps::{CompiledStep, Integration, PlanCx, compile_steps};
 use flowgate_store::VersionRecord;
@@ -100,6 +101,127 @@ pub enum FlowTrigger {
     Webhook(WebhookSpec),
     /// Only API/CLI runs.
     Manual,
+    /// A schedule.
+    Schedule(ScheduleSpec),
+    /// Inbound e-mail.
+    Email(EmailSpec),
+    /// An HTTP source polled on a schedule.
+    Poll(Box<PollSpec>),
+}
+
+impl FlowTrigger {
+    /// The trigger's key (`webhook`, `manual`, `schedule`, `email`, `poll`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FlowTrigger::Webhook(_) => "webhook",
+            FlowTrigger::Manual => "manual",
+            FlowTrigger::Schedule(_) => "schedule",
+            FlowTrigger::Email(_) => "email",
+            FlowTrigger::Poll(_) => "poll",
+        }
+    }
+
+    /// When it fires, for schedules and polls.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        match self {
+            FlowTrigger::Schedule(s) => Some(&s.schedule),
+            FlowTrigger::Poll(p) => Some(&p.schedule),
+            _ => None,
+        }
+    }
+}
+
+/// A schedule trigger.
+pub struct ScheduleSpec {
+    /// When it fires.
+    pub schedule: Schedule,
+    /// What happens to slots missed while the server was down.
+    pub missed: Missed,
+    /// Most missed slots `missed: all` runs.
+    pub max_missed: u32,
+}
+
+/// An inbound e-mail trigger.
+pub struct EmailSpec {
+    /// The explicit address (lower case); else one is derived from flow, integration and tenant.
+    pub address: Option<String>,
+    /// Accepted senders (`*` wildcards, case-insensitive); empty: all.
+    pub allow_from: Vec<String>,
+}
+
+impl EmailSpec {
+    /// True when `sender` may start this flow.
+    pub fn allows(&self, sender: &str) -> bool {
+        self.allow_from.is_empty()
+            || self.allow_from.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &sender.to_ascii_lowercase()))
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A poll trigger.
+pub struct PollSpec {
+    /// When it polls.
+    pub schedule: Schedule,
+    /// The request (templates see `$config` and `$state`).
+    pub request: flowgate_steps::http::Request,
+    /// The list of items in one response.
+    pub items: Arc<Template>,
+    /// An item's identity.
+    pub id: Option<Arc<Template>>,
+    /// An item's growing value.
+    pub cursor: Option<Arc<Template>>,
+    /// How pages are followed.
+    pub paginate: Option<PaginateSpec>,
+    /// Most pages one poll fetches.
+    pub max_pages: u32,
+    /// What the first poll does with its items.
+    pub first_run: FirstRun,
+    /// Item ids remembered.
+    pub remember: usize,
+}
+
+/// How a poll finds its next page.
+pub enum PaginateSpec {
+    /// A URL read from the response.
+    NextUrl(Arc<Template>),
+    /// The `Link` header's `rel="next"`.
+    LinkHeader,
+    /// A page-number query parameter, from `start`.
+    Page {
+        /// Parameter name.
+        param: String,
+        /// First page.
+        start: u64,
+    },
+    /// An offset query parameter advanced by the items received, from `start`.
+    Offset {
+        /// Parameter name.
+        param: String,
+        /// First offset.
+        start: u64,
+    },
 }
 
 /// A webhook trigger with its credentials resolved.
@@ -191,7 +313,18 @@ impl CompiledFlow {
     pub fn webhook(&self) -> Option<&WebhookSpec> {
         match &self.trigger {
             FlowTrigger::Webhook(w) => Some(w),
-            FlowTrigger::Manual => None,
+            _ => None,
+        }
+    }
+
+    /// The inbound e-mail address of an e-mail flow: its own, or
+    /// `<flow>.<integration>.<tenant>@<domain>` (unique: slugs hold no dots).
+    pub fn email_address(&self, domain: &str) -> Option<String> {
+        match &self.trigger {
+            FlowTrigger::Email(e) => Some(e.address.clone().unwrap_or_else(|| {
+                format!("{}.{}.{}@{}", self.slug, self.integration, self.tenant, domain).to_ascii_lowercase()
+            })),
+            _ => None,
         }
     }
 }
@@ -242,7 +375,12 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
                 }),
                 window: w.dedup_window.map_or(DEFAULT_DEDUP_WINDOW, |d| d.0),
             }),
-            Trigger::Manual(_) => None,
+            // E-mail has no default identity: the same message twice is two runs unless asked.
+            Trigger::Email(e) => e.dedup_key.as_deref().map(|src| DedupSpec {
+                key: flowgate_steps::util::expr(src, &at.key("trigger").key("email").key("dedupKey"), &mut diags),
+                window: e.dedup_window.map_or(DEFAULT_DEDUP_WINDOW, |d| d.0),
+            }),
+            _ => None,
         };
         let delivery =
             Delivery { order, concurrency: f.concurrency, dedup, diagnostics: f.diagnostics, retention: f.retention };
@@ -259,6 +397,54 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
                 })
             }
             Trigger::Manual(_) => FlowTrigger::Manual,
+            Trigger::Schedule(t) => match t.schedule() {
+                Some(schedule) => FlowTrigger::Schedule(ScheduleSpec {
+                    schedule,
+                    missed: t.missed,
+                    max_missed: t.max_missed.unwrap_or(DEFAULT_MAX_MISSED),
+                }),
+                None => FlowTrigger::Manual, // reported by the model's checks
+            },
+            Trigger::Email(e) => FlowTrigger::Email(EmailSpec {
+                address: e.address.as_deref().map(str::to_ascii_lowercase),
+                allow_from: e.allow_from.clone(),
+            }),
+            Trigger::Poll(p) => {
+                let at = at.key("trigger").key("poll");
+                let request = flowgate_steps::http::Request::compile(&p.request, &at.key("request"), &mut diags);
+                let items = flowgate_steps::util::expr(&p.items, &at.key("items"), &mut diags);
+                let id = p.id.as_deref().and_then(|src| flowgate_steps::util::expr(src, &at.key("id"), &mut diags));
+                let cursor =
+                    p.cursor.as_deref().and_then(|src| flowgate_steps::util::expr(src, &at.key("cursor"), &mut diags));
+                let paginate = p.paginate.as_ref().and_then(|pg| {
+                    if let Some(src) = &pg.next_url {
+                        flowgate_steps::util::expr(src, &at.key("paginate").key("nextUrl"), &mut diags)
+                            .map(PaginateSpec::NextUrl)
+                    } else if pg.link_header {
+                        Some(PaginateSpec::LinkHeader)
+                    } else if let Some(param) = &pg.page_param {
+                        Some(PaginateSpec::Page { param: param.clone(), start: pg.start.unwrap_or(1) })
+                    } else {
+                        pg.offset_param
+                            .as_ref()
+                            .map(|param| PaginateSpec::Offset { param: param.clone(), start: pg.start.unwrap_or(0) })
+                    }
+                });
+                match (p.schedule(), request, items) {
+                    (Some(schedule), Some(request), Some(items)) => FlowTrigger::Poll(Box::new(PollSpec {
+                        schedule,
+                        request,
+                        items,
+                        id,
+                        cursor,
+                        paginate,
+                        max_pages: p.paginate.as_ref().and_then(|pg| pg.max_pages).unwrap_or(DEFAULT_MAX_PAGES),
+                        first_run: p.first_run,
+                        remember: p.remember.unwrap_or(DEFAULT_REMEMBER) as usize,
+                    })),
+                    _ => FlowTrigger::Manual, // the problems are recorded
+                }
+            }
         };
         flows.push(DraftFlow {
             slug: f.flow.clone(),
@@ -298,6 +484,7 @@ fn resolve_auth(auth: Option<&WebhookAuth>, config: &Value, path: &Path, diags: 
             flow: &Value::Null,
             execution: &Value::Null,
             item: None,
+            state: None,
         };
         match Template::compile(&Value::String(s.to_owned()))
             .map_err(|e| e[0].error.message.clone())
@@ -363,7 +550,21 @@ impl Draft {
             .filter(|f| f.active)
             .filter_map(|f| match &f.trigger {
                 FlowTrigger::Webhook(w) => Some(flowgate_store::Route { path: w.path.clone(), flow: f.slug.clone() }),
-                FlowTrigger::Manual => None,
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The explicit inbound e-mail addresses of the draft's flows (active or not: an address
+    /// stays reserved while its flow is switched off).
+    pub fn emails(&self) -> Vec<flowgate_store::EmailRoute> {
+        self.flows
+            .iter()
+            .filter_map(|f| match &f.trigger {
+                FlowTrigger::Email(EmailSpec { address: Some(a), .. }) => {
+                    Some(flowgate_store::EmailRoute { address: a.clone(), flow: f.slug.clone() })
+                }
+                _ => None,
             })
             .collect()
     }
@@ -387,7 +588,7 @@ impl Draft {
             .iter()
             .filter_map(|f| match &f.trigger {
                 FlowTrigger::Webhook(w) => Some((f.slug.clone(), json!(webhook_url(public_url, &tenant, &w.path)))),
-                FlowTrigger::Manual => None,
+                _ => None,
             })
             .collect();
         let flows = self

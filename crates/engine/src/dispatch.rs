@@ -92,7 +92,12 @@ pub(crate) async fn leader_loop(inner: Arc<Inner>) {
     let every = inner.settings.housekeeping_every;
     let mut last_housekeeping = Instant::now() - every;
     loop {
-        match inner.store.lead().await {
+        let leading = inner.store.lead().await;
+        let was = inner.leading.swap(matches!(leading, Ok(true)), Ordering::AcqRel);
+        if was != matches!(leading, Ok(true)) {
+            inner.trigger_wake.notify_one();
+        }
+        match leading {
             Ok(true) => {
                 match inner.store.reap_expired(inner.clock.now_ms()).await {
                     Ok(0) => {}

@@ -36,10 +36,17 @@ async fn handle(inner: &Arc<Inner>, event: StoreEvent) {
                 token.cancel();
             }
         }
-        StoreEvent::Integration { tenant, slug } => reload(inner, &tenant, &slug).await,
+        StoreEvent::Integration { tenant, slug } => {
+            reload_switches(inner).await;
+            reload(inner, &tenant, &slug).await;
+            // Its trigger state may have changed too (a reset): the scheduler re-reads it.
+            inner.registry.touch();
+            inner.trigger_wake.notify_one();
+        }
         StoreEvent::Resync => {
             inner.backlog.store(true, Ordering::Relaxed);
             inner.wake.notify_one();
+            reload_switches(inner).await;
             match inner.store.all_integrations().await {
                 Ok(records) => {
                     for r in records {
@@ -48,6 +55,8 @@ async fn handle(inner: &Arc<Inner>, event: StoreEvent) {
                 }
                 Err(e) => tracing::warn!(error = %e, "Resync failed."),
             }
+            inner.registry.touch();
+            inner.trigger_wake.notify_one();
         }
     }
 }
@@ -75,6 +84,16 @@ async fn answer_from_store(inner: &Arc<Inner>, id: &str) {
         inner.waiters.answer(id, outcome);
     } else if let Some(r) = response {
         inner.waiters.answer(id, SyncOutcome::Responded(r));
+    }
+}
+
+/// Re-reads which flows are switched on or off through the API.
+async fn reload_switches(inner: &Arc<Inner>) {
+    match inner.store.flow_switches().await {
+        Ok(all) => {
+            inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot reload the flows' switches."),
     }
 }
 

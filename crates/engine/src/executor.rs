@@ -202,6 +202,7 @@ impl Execution {
             flow: &self.flow.flow_var,
             execution: &self.execution_var,
             item: None,
+            state: None,
         }
     }
 

@@ -13,6 +13,7 @@
 //! - [`executor`]: running one execution.
 //! - `dispatch`: claiming queued work, renewing leases, the leader's work.
 //! - `events`: what other nodes tell this one (new work, answers, cancels, changes).
+//! - `triggers`: the scheduler: schedules and polls fire on the leader.
 //! - [`waiters`]: sync callers.
 //! - [`backoff`], [`clock`]: retry delays and time.
 
@@ -26,6 +27,7 @@ mod dispatch;
 mod events;
 mod executor;
 pub mod registry;
+mod triggers;
 pub mod waiters;
 
 #[cfg(test)]
@@ -89,8 +91,14 @@ pub struct EngineSettings {
     /// How often the queue's depth is measured for backpressure.
     pub backlog_every: Duration,
     /// Take part in the leader election and run leader-only work when elected (the
-    /// `scheduler` role): putting executions of dead nodes back in the queue.
+    /// `scheduler` role): putting executions of dead nodes back in the queue, firing
+    /// schedules and running polls.
     pub leader: bool,
+    /// Domain of the derived inbound e-mail addresses (`<flow>.<integration>.<tenant>@…`).
+    pub mail_domain: String,
+    /// Longest the scheduler sleeps between looks at the clock (a wall-clock change or an
+    /// injected clock is noticed within it).
+    pub trigger_tick: Duration,
 }
 
 impl Default for EngineSettings {
@@ -112,6 +120,8 @@ impl Default for EngineSettings {
             retention_count: None,
             housekeeping_every: Duration::from_secs(10),
             backlog_every: Duration::from_secs(2),
+            mail_domain: "localhost".into(),
+            trigger_tick: Duration::from_secs(1),
         }
     }
 }
@@ -158,6 +168,14 @@ pub struct Submitted {
     pub duplicate: bool,
 }
 
+/// One event of a schedule or poll, for [`Engine::submit_many`].
+pub(crate) struct TriggerEvent {
+    /// `$trigger`.
+    pub trigger: Value,
+    /// Its identity and how long it is remembered (a second guard against firing twice).
+    pub identity: Option<(String, Duration)>,
+}
+
 /// A new trigger event for a flow.
 pub struct Submission {
     /// The flow to run.
@@ -197,6 +215,10 @@ pub(crate) struct Inner {
     backlog_depth: std::sync::atomic::AtomicI64,
     committer_closed: CancellationToken,
     committer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Wakes the scheduler (a flow changed, a poll ended, the clock was moved).
+    trigger_wake: Notify,
+    /// This node holds the leadership (set by the leader loop).
+    leading: AtomicBool,
 }
 
 impl Inner {
@@ -268,6 +290,7 @@ impl Engine {
     ) -> Result<Engine, flowgate_store::Error> {
         let committer_closed = CancellationToken::new();
         let (committer, committer_task) = Committer::start(store.clone(), committer_closed.clone());
+        let registry = Registry::new(&settings.mail_domain);
         let inner = Arc::new(Inner {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
             http: flowgate_steps::util::http_client(),
@@ -275,7 +298,7 @@ impl Engine {
             store,
             settings,
             clock,
-            registry: Registry::default(),
+            registry,
             committer,
             waiters: waiters::Waiters::default(),
             wake: Notify::new(),
@@ -289,6 +312,8 @@ impl Engine {
             backlog_depth: std::sync::atomic::AtomicI64::new(0),
             committer_closed,
             committer_task: Mutex::new(Some(committer_task)),
+            trigger_wake: Notify::new(),
+            leading: AtomicBool::new(false),
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.
@@ -310,8 +335,15 @@ impl Engine {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
             tokio::spawn(dispatch::renew_loop(inner.clone()));
         }
+        match inner.store.flow_switches().await {
+            Ok(all) => {
+                inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))
+            }
+            Err(e) => return Err(e),
+        }
         if inner.settings.leader {
             tokio::spawn(dispatch::leader_loop(inner.clone()));
+            tokio::spawn(triggers::scheduler_loop(inner.clone()));
         }
         tokio::spawn(dispatch::backlog_loop(inner.clone()));
         if let Some(events) = inner.store.subscribe() {
@@ -372,6 +404,7 @@ impl Engine {
             source: text.to_owned(),
             document: draft.document.to_string(),
             routes: draft.routes(),
+            emails: draft.emails(),
             now: self.inner.clock.now_ms(),
         };
         let outcome = self.inner.store.put_integration(&new).await.map_err(|e| match e {
@@ -453,7 +486,7 @@ impl Engine {
             Some(Order { by: Some(expr), .. }) => Some(self.key_of(expr, &s.flow, &s.trigger).await?),
         };
         let dedup_key = match (&delivery.dedup, s.kind) {
-            (Some(d), "webhook") => match &d.key {
+            (Some(d), "webhook" | "email") => match &d.key {
                 Some(expr) => {
                     Some(self.key_of(expr, &s.flow, &s.trigger).await?).filter(|k| !k.is_empty() && k != "null")
                 }
@@ -552,6 +585,73 @@ impl Engine {
         Ok(Submitted { id, waiter, duplicate: false })
     }
 
+    /// Commits the events a schedule or poll produced as new executions, with the trigger's
+    /// new state, in one transaction: either all of it is durable or none. Events whose
+    /// identity was seen within its window are not inserted. Every execution is queued for any
+    /// worker. Returns the ids inserted.
+    ///
+    /// # Errors
+    /// When shutting down, an order key expression fails, or the commit fails (nothing was
+    /// written then).
+    pub(crate) async fn submit_many(
+        &self,
+        flow: &Arc<CompiledFlow>,
+        kind: &'static str,
+        events: Vec<TriggerEvent>,
+        state: Option<flowgate_store::TriggerState>,
+    ) -> Result<Vec<String>, SubmitError> {
+        let inner = &self.inner;
+        if inner.stopping.load(Ordering::Relaxed) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let now = inner.clock.now_ms();
+        let delivery = &flow.delivery;
+        let mut batch = WriteBatch::default();
+        for e in events {
+            let order_key = match &delivery.order {
+                None => None,
+                Some(Order { by: None, .. }) => Some(String::new()),
+                Some(Order { by: Some(expr), .. }) => Some(self.key_of(expr, flow, &e.trigger).await?),
+            };
+            batch.inserts.push(NewExecution {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: flow.tenant.clone(),
+                integration: flow.integration.clone(),
+                flow: flow.slug.clone(),
+                version_id: flow.version_id,
+                status: Status::Queued,
+                lease_owner: None,
+                lease_until: None,
+                trigger_kind: kind,
+                trigger: e.trigger.to_string(),
+                auth_label: None,
+                run_after: now,
+                created_at: now,
+                replay_of: None,
+                order_key,
+                max_running: delivery.concurrency.map(i64::from),
+                dedup: e.identity.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
+            });
+        }
+        let ids: Vec<String> = batch.inserts.iter().map(|e| e.id.clone()).collect();
+        if !ids.is_empty() {
+            batch.events.push(StoreEvent::Work);
+        }
+        batch.states.extend(state);
+        if batch.is_empty() {
+            return Ok(ids);
+        }
+        let outcome = inner.committer.commit_then(batch, None).await?;
+        let inserted: Vec<String> =
+            ids.into_iter().filter(|id| !outcome.duplicates.iter().any(|(new, _)| new == id)).collect();
+        if !inserted.is_empty() {
+            accepted_counter(kind).increment(inserted.len() as u64);
+            inner.backlog.store(true, Ordering::Relaxed);
+            inner.wake.notify_one();
+        }
+        Ok(inserted)
+    }
+
     /// Evaluates an order key or delivery identity expression on an event, as text.
     async fn key_of(
         &self,
@@ -567,6 +667,7 @@ impl Engine {
             flow: &flow.flow_var,
             execution: &Value::Null,
             item: None,
+            state: None,
         };
         match self.inner.evaluator.eval(expr, trigger, &scope).await {
             Ok(v) => Ok(flowgate_expr::to_text(&v)),
@@ -730,6 +831,98 @@ impl Engine {
         }
         let _ = store.update_bulk_job(&job, done, failed, Some(self.inner.clock.now_ms())).await;
         tracing::info!(job, done, failed, "Bulk job finished.");
+    }
+
+    /// Switches a flow on or off, on every node, at once: a switched-off flow's webhook
+    /// answers 404, its e-mail address refuses mail, its schedule or poll stops. Switching a
+    /// schedule back on does not run the slots it missed while it was off.
+    ///
+    /// # Errors
+    /// No such integration or flow, or the store.
+    pub async fn set_active(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+        active: bool,
+    ) -> Result<(), flowgate_store::Error> {
+        let inner = &self.inner;
+        let ci = self.integration(tenant, integration).await?.ok_or(flowgate_store::Error::NotFound)?;
+        let f = ci.flows.get(flow).ok_or(flowgate_store::Error::NotFound)?;
+        let now = inner.clock.now_ms();
+        if active
+            && !inner.registry.is_active(f)
+            && let Some(schedule) = f.trigger.schedule()
+        {
+            let stored = inner.store.trigger_state(tenant, integration, flow).await?;
+            let mut state = stored
+                .and_then(|s| serde_json::from_str::<Value>(&s.state).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+            state["lastSlot"] = serde_json::json!(schedule.latest_at_or_before(now).unwrap_or(now));
+            let row = triggers::state_row(f, &state, now);
+            inner
+                .committer
+                .commit(WriteBatch { states: vec![row], ..WriteBatch::default() })
+                .await
+                .map_err(|e| flowgate_store::Error::Config(e.to_string()))?;
+        }
+        inner.store.set_flow_active(tenant, integration, flow, active, now).await?;
+        inner.registry.set_switch(tenant, integration, flow, active);
+        inner.trigger_wake.notify_one();
+        self.announce_integration(tenant, integration).await;
+        Ok(())
+    }
+
+    /// Whether a flow runs (its switch, else its document's `active`).
+    pub fn is_active(&self, flow: &CompiledFlow) -> bool {
+        self.inner.registry.is_active(flow)
+    }
+
+    /// What a schedule or poll flow keeps between firings (`lastSlot`, a poll's `cursor`, …),
+    /// without the remembered item ids (only their count, as `remembered`).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn trigger_state(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+    ) -> Result<Option<Value>, flowgate_store::Error> {
+        let Some(row) = self.inner.store.trigger_state(tenant, integration, flow).await? else { return Ok(None) };
+        let mut v: Value = serde_json::from_str(&row.state).unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            let remembered = o.remove("seen").and_then(|s| s.as_array().map(Vec::len)).unwrap_or(0);
+            o.insert("remembered".into(), remembered.into());
+            if let Some(t) = o.get("lastSlot").and_then(Value::as_i64) {
+                o.insert("lastSlot".into(), clock::rfc3339(t).into());
+            }
+            o.insert("updatedAt".into(), clock::rfc3339(row.updated_at).into());
+        }
+        Ok(Some(v))
+    }
+
+    /// Forgets a flow's trigger state: a poll starts over as on its first run (`firstRun`
+    /// decides whether what is there now runs); a schedule counts from now.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn reset_trigger_state(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+    ) -> Result<bool, flowgate_store::Error> {
+        let deleted = self.inner.store.delete_trigger_state(tenant, integration, flow).await?;
+        self.inner.registry.touch();
+        self.inner.trigger_wake.notify_one();
+        self.announce_integration(tenant, integration).await;
+        Ok(deleted)
+    }
+
+    /// Makes the scheduler look at the clock now (tests that move a manual clock).
+    pub fn wake_triggers(&self) {
+        self.inner.trigger_wake.notify_one();
     }
 
     /// Executions running on this node now.

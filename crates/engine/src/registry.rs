@@ -1,5 +1,6 @@
 //! The flows a node serves: the current version of every integration, older versions that
-//! executions still run on, and the webhook routing table.
+//! executions still run on, flows switched on or off through the API, and the routing tables
+//! of webhooks (per tenant) and inbound e-mail addresses (across tenants).
 //!
 //! Routing is the ingress hot path, so the table is an immutable map behind an `ArcSwap`:
 //! a lookup is a pointer load and two hash probes, with no lock; applying an integration
@@ -8,19 +9,71 @@
 use crate::compile::{CompiledFlow, CompiledIntegration, FlowTrigger};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Routes = HashMap<String, HashMap<String, Arc<CompiledFlow>>>;
+type FlowKey = (String, String, String);
 
-/// Compiled integrations and webhook routes.
+/// Compiled integrations and routes.
 #[derive(Default)]
 pub struct Registry {
     routes: ArcSwap<Routes>,
+    emails: ArcSwap<HashMap<String, Arc<CompiledFlow>>>,
     current: Mutex<HashMap<(String, String), Arc<CompiledIntegration>>>,
     versions: Mutex<HashMap<i64, Arc<CompiledIntegration>>>,
+    switches: Mutex<HashMap<FlowKey, bool>>,
+    /// Domain of derived e-mail addresses.
+    mail_domain: String,
+    /// Bumped on every change (the scheduler re-reads its flows when it moves).
+    generation: AtomicU64,
 }
 
 impl Registry {
+    /// An empty registry whose e-mail flows get addresses under `mail_domain`.
+    pub fn new(mail_domain: &str) -> Registry {
+        Registry { mail_domain: mail_domain.to_ascii_lowercase(), ..Registry::default() }
+    }
+
+    /// The domain of derived e-mail addresses.
+    pub fn mail_domain(&self) -> &str {
+        &self.mail_domain
+    }
+
+    /// Marks a change that is not in the registry itself (a trigger's state was reset).
+    pub fn touch(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes so far (any install, removal or switch).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether a flow runs: its switch if it was switched through the API, else the document's
+    /// `active`.
+    pub fn is_active(&self, f: &CompiledFlow) -> bool {
+        let key = (f.tenant.clone(), f.integration.clone(), f.slug.clone());
+        self.switches.lock().expect("registry lock").get(&key).copied().unwrap_or(f.active)
+    }
+
+    /// Replaces every switch (at start, and after events may have been missed).
+    pub fn set_switches(&self, all: impl IntoIterator<Item = (FlowKey, bool)>) {
+        *self.switches.lock().expect("registry lock") = all.into_iter().collect();
+        let current = self.current.lock().expect("registry lock");
+        self.rebuild(&current);
+    }
+
+    /// Switches one flow on or off.
+    pub fn set_switch(&self, tenant: &str, integration: &str, flow: &str, active: bool) {
+        self.switches
+            .lock()
+            .expect("registry lock")
+            .insert((tenant.to_owned(), integration.to_owned(), flow.to_owned()), active);
+        let current = self.current.lock().expect("registry lock");
+        self.rebuild(&current);
+    }
+
     /// Makes `ci` the current version of its integration.
     pub fn install(&self, ci: Arc<CompiledIntegration>) {
         let key = (ci.record.tenant_id.clone(), ci.record.slug.clone());
@@ -48,14 +101,33 @@ impl Registry {
 
     fn rebuild(&self, current: &HashMap<(String, String), Arc<CompiledIntegration>>) {
         let mut routes: Routes = HashMap::new();
+        let mut emails = HashMap::new();
         for ci in current.values() {
             for f in ci.flows.values() {
-                if let (true, FlowTrigger::Webhook(w)) = (f.active, &f.trigger) {
-                    routes.entry(ci.record.tenant_id.clone()).or_default().insert(w.path.clone(), f.clone());
+                if !self.is_active(f) {
+                    continue;
+                }
+                match &f.trigger {
+                    FlowTrigger::Webhook(w) => {
+                        routes.entry(ci.record.tenant_id.clone()).or_default().insert(w.path.clone(), f.clone());
+                    }
+                    FlowTrigger::Email(_) => {
+                        if let Some(a) = f.email_address(&self.mail_domain) {
+                            emails.insert(a, f.clone());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
         self.routes.store(Arc::new(routes));
+        self.emails.store(Arc::new(emails));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The active e-mail flow at `address` (any tenant; case-insensitive).
+    pub fn email_route(&self, address: &str) -> Option<Arc<CompiledFlow>> {
+        self.emails.load().get(&address.to_ascii_lowercase()).cloned()
     }
 
     /// The active webhook flow at `path` in `tenant`.

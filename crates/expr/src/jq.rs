@@ -13,7 +13,7 @@ use jaq_json::Val;
 use serde_json::{Map, Value};
 
 /// The variables bound in every expression, in the order they are passed to jaq.
-pub const GLOBALS: [&str; 6] = ["$trigger", "$steps", "$config", "$flow", "$execution", "$item"];
+pub const GLOBALS: [&str; 7] = ["$trigger", "$steps", "$config", "$flow", "$execution", "$item", "$state"];
 const STEPS: usize = 1;
 
 /// What an expression sees besides its input `.`.
@@ -31,6 +31,8 @@ pub struct Scope<'a> {
     pub execution: &'a Value,
     /// The current item inside a `foreach` (`$item`).
     pub item: Option<&'a Value>,
+    /// What a poll trigger keeps between polls (`$state`), in its request templates.
+    pub state: Option<&'a Value>,
 }
 
 impl Scope<'static> {
@@ -45,6 +47,7 @@ impl Scope<'static> {
             flow: &NULL,
             execution: &NULL,
             item: None,
+            state: None,
         }
     }
 }
@@ -52,7 +55,7 @@ impl Scope<'static> {
 /// Which variables an expression mentions.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Uses {
-    globals: [bool; 6],
+    globals: [bool; 7],
     /// When `$steps` is only used as `$steps.id` / `$steps["id"]`: those ids; else `None`.
     step_ids: Option<Vec<String>>,
 }
@@ -127,7 +130,7 @@ fn step_ref(after: &str) -> Option<&str> {
 #[derive(Clone)]
 pub struct Bound {
     pub(crate) input: Val,
-    pub(crate) vars: [Val; 6],
+    pub(crate) vars: [Val; 7],
 }
 
 impl Bound {
@@ -154,6 +157,7 @@ impl Bound {
                 pick(3, scope.flow),
                 pick(4, scope.execution),
                 scope.item.map_or(Val::Null, |v| pick(5, v)),
+                scope.state.map_or(Val::Null, |v| pick(6, v)),
             ],
         }
     }

@@ -24,11 +24,14 @@ fn evaluates_jq() {
 fn binds_globals_in_order() {
     let steps: Map<String, Value> = json!({"a": {"x": 1}, "only-active": 2}).as_object().unwrap().clone();
     let (t, c, f, e, i) = (json!("T"), json!({"k": "C"}), json!("F"), json!({"id": "E"}), json!("I"));
-    let scope = Scope { trigger: &t, steps: &steps, config: &c, flow: &f, execution: &e, item: Some(&i) };
-    let expr =
-        Expr::compile(r#"[$trigger, $steps.a.x, $steps["only-active"], $config.k, $flow, $execution.id, $item]"#)
-            .unwrap();
-    assert_eq!(expr.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["T", 1, 2, "C", "F", "E", "I"]));
+    let st = json!({"cursor": "S"});
+    let scope =
+        Scope { trigger: &t, steps: &steps, config: &c, flow: &f, execution: &e, item: Some(&i), state: Some(&st) };
+    let expr = Expr::compile(
+        r#"[$trigger, $steps.a.x, $steps["only-active"], $config.k, $flow, $execution.id, $item, $state.cursor]"#,
+    )
+    .unwrap();
+    assert_eq!(expr.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["T", 1, 2, "C", "F", "E", "I", "S"]));
     let all = Expr::compile("$steps | keys").unwrap();
     assert_eq!(all.eval(&json!(null), &scope, Budget::DEFAULT).unwrap(), json!(["a", "only-active"]));
 }

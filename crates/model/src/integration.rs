@@ -294,6 +294,7 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
     let mut flows = Vec::with_capacity(head.flows.len());
     let mut slugs: HashMap<String, usize> = HashMap::new();
     let mut hook_paths: HashMap<String, usize> = HashMap::new();
+    let mut mail_addresses: HashMap<String, usize> = HashMap::new();
     for (i, fv) in head.flows.iter().enumerate() {
         let at = root.key("flows").index(i);
         if !fv.is_object() {
@@ -323,6 +324,22 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
             diags.error(&at.key("concurrency"), "concurrency must be at least 1");
         }
         let trigger: Option<Trigger> = decode(&fhead.trigger, &at.key("trigger"), diags);
+        match &trigger {
+            Some(Trigger::Schedule(t)) => t.check(&at.key("trigger").key("schedule"), diags),
+            Some(Trigger::Email(t)) => {
+                t.check(&at.key("trigger").key("email"), diags);
+                if let Some(a) = &t.address
+                    && let Some(first) = mail_addresses.insert(a.to_ascii_lowercase(), i)
+                {
+                    diags.error(
+                        &at.key("trigger").key("email").key("address"),
+                        format!("e-mail address `{a}` is already used by flows[{first}]"),
+                    );
+                }
+            }
+            Some(Trigger::Poll(t)) => t.check(&at.key("trigger").key("poll"), diags),
+            _ => {}
+        }
         if let Some(Trigger::Webhook(w)) = &trigger {
             w.check(&at.key("trigger").key("webhook"), diags);
             if let Some(first) = hook_paths.insert(w.normalized_path(), i) {

@@ -10,7 +10,8 @@
 //! - [`diag`]: paths, positions and the problem list.
 //! - [`decode`]: typed decoding that collects problems instead of stopping.
 //! - [`integration`]: integrations, flows and config variables.
-//! - [`trigger`]: triggers (webhook, manual).
+//! - [`trigger`]: triggers (webhook, manual, schedule, email, poll).
+//! - [`schedule`]: when schedules fire (presets and cron in a time zone, DST included).
 //! - [`step`]: step options and the [`StepKind`] trait the `steps` crate implements.
 //! - [`duration`]: `100ms`, `5s`, `5min`, `1h`, `1d`.
 
@@ -20,6 +21,7 @@ pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod integration;
+pub mod schedule;
 pub mod source;
 pub mod step;
 pub mod trigger;
@@ -35,7 +37,10 @@ pub use integration::{
 };
 pub use source::{Document, Format};
 pub use step::{OnError, RetryPolicy, StepDef, StepKind, StepOptions};
-pub use trigger::{Method, RespondMode, Trigger, WebhookAuth, WebhookTrigger};
+pub use trigger::{
+    EmailTrigger, FirstRun, Method, Missed, Paginate, PollTrigger, RespondMode, ScheduleTrigger, Trigger, WebhookAuth,
+    WebhookTrigger,
+};
 
 /// The JSON Schema of integration documents whose steps are `S`.
 pub fn schema<S: StepKind>() -> schemars::Schema

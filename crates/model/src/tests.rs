@@ -66,7 +66,7 @@ fn decodes_a_valid_document() {
 
 #[test]
 fn reports_every_problem_with_its_location() {
-    let text = "integration: Acme\nflows:\n  - flow: one\n    trigger: { webhook: { path: x, metods: [POST] } }\n    steps:\n      - id: a\n        ecko: 1\n      - id: a\n        echo: 2\n        retrys: 3\n      - id: b\n        group:\n          - { id: a, echo: hi }\n  - flow: one\n    trigger: { schedule: {} }\n    steps: []\n";
+    let text = "integration: Acme\nflows:\n  - flow: one\n    trigger: { webhook: { path: x, metods: [POST] } }\n    steps:\n      - id: a\n        ecko: 1\n      - id: a\n        echo: 2\n        retrys: 3\n      - id: b\n        group:\n          - { id: a, echo: hi }\n  - flow: one\n    trigger: { scedule: {} }\n    steps: []\n";
     let (_, diags) = check(text);
     let text_of =
         |d: &Diagnostic| format!("{}:{} {} {}", d.line.unwrap_or(0), d.column.unwrap_or(0), d.path, d.message);
@@ -87,7 +87,7 @@ fn reports_every_problem_with_its_location() {
         "{all:#?}"
     );
     assert!(find("duplicate flow `one`").starts_with("14:"));
-    assert!(find("unknown kind `schedule`").contains("flows[1].trigger"));
+    assert!(find("unknown kind `scedule`").contains("flows[1].trigger"), "{all:#?}");
 }
 
 #[test]

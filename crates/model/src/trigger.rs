@@ -2,6 +2,7 @@
 
 use crate::diag::{Diags, Path};
 use crate::duration::Dur;
+
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,12 @@ pub enum Trigger {
     Webhook(WebhookTrigger),
     /// Only runs started through the API or CLI (`POST …/flows/<flow>/run`).
     Manual(ManualTrigger),
+    /// On a schedule: a preset (`every: 15min`) or a cron expression in a time zone.
+    Schedule(ScheduleTrigger),
+    /// A mail received by the built-in SMTP receiver (`flowgate serve --smtp-listen`).
+    Email(EmailTrigger),
+    /// On a schedule, an HTTP request whose new items each start an execution.
+    Poll(PollTrigger),
 }
 
 impl Trigger {
@@ -23,7 +30,230 @@ impl Trigger {
         match self {
             Trigger::Webhook(_) => "webhook",
             Trigger::Manual(_) => "manual",
+            Trigger::Schedule(_) => "schedule",
+            Trigger::Email(_) => "email",
+            Trigger::Poll(_) => "poll",
         }
+    }
+}
+
+/// What a schedule does about slots that passed while the server was down (or the flow was
+/// being applied): `skip` (default) runs none of them, `last` runs the latest once, `all`
+/// runs each (at most `maxMissed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Missed {
+    /// Run none of the missed slots; wait for the next one.
+    #[default]
+    Skip,
+    /// Run once, for the latest missed slot.
+    Last,
+    /// Run every missed slot, oldest first (at most `maxMissed`).
+    All,
+}
+
+/// Most missed slots `missed: all` runs by default.
+pub const DEFAULT_MAX_MISSED: u32 = 100;
+
+/// When a schedule fires. Exactly one of `every` and `cron`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ScheduleTrigger {
+    /// A preset aligned to the wall clock in `timezone`: `1min`, `5min`, `15min`, `1hr`,
+    /// `12hr`, `daily` (00:00), `weekly` (Monday 00:00), `monthly` (the 1st, 00:00); also any
+    /// number of minutes that divides an hour or of hours that divides a day (`10min`, `6hr`).
+    #[serde(default)]
+    pub every: Option<String>,
+    /// A cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with
+    /// seconds first. Names (`MON-FRI`, `JAN`), ranges, lists and steps are allowed.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// IANA time zone the schedule is read in (`Europe/Oslo`). Default `UTC`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Slots missed while the server was down: `skip` (default), `last` or `all`.
+    #[serde(default)]
+    pub missed: Missed,
+    /// Most missed slots `missed: all` runs (default 100).
+    #[serde(default)]
+    pub max_missed: Option<u32>,
+}
+
+impl ScheduleTrigger {
+    pub(crate) fn check(&self, path: &Path, diags: &mut Diags) {
+        check_timing(self.every.as_deref(), self.cron.as_deref(), self.timezone.as_deref(), path, diags);
+        if self.max_missed == Some(0) {
+            diags.error(&path.key("maxMissed"), "maxMissed must be at least 1");
+        }
+    }
+
+    /// The compiled schedule (`None` when the trigger does not check).
+    pub fn schedule(&self) -> Option<crate::schedule::Schedule> {
+        crate::schedule::Schedule::parse(self.every.as_deref(), self.cron.as_deref(), self.timezone.as_deref()).ok()
+    }
+}
+
+/// Reports a timing (`every` / `cron` / `timezone`) that does not parse, at the field at fault.
+fn check_timing(every: Option<&str>, cron: Option<&str>, timezone: Option<&str>, path: &Path, diags: &mut Diags) {
+    if let Err(e) = crate::schedule::Schedule::parse(every, cron, timezone) {
+        let at = if e.field.is_empty() { path.clone() } else { path.key(e.field) };
+        diags.error(&at, e.message);
+    }
+}
+
+/// A flow started by inbound e-mail.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct EmailTrigger {
+    /// The address mail for this flow is sent to, unique across all tenants. Default:
+    /// `<flow>.<integration>.<tenant>@<smtp-domain>`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Senders accepted (`*` matches any run of characters: `*@acme.example`). Default: all.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// jq expression giving a message's identity (e.g. `$trigger.body.messageId`): a repeat
+    /// within `dedupWindow` starts nothing. Default: none (every message runs).
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// How long an identity is remembered. Default 24h.
+    #[serde(default)]
+    pub dedup_window: Option<Dur>,
+}
+
+impl EmailTrigger {
+    pub(crate) fn check(&self, path: &Path, diags: &mut Diags) {
+        if let Some(a) = &self.address
+            && !is_mail_address(a)
+        {
+            diags.error(&path.key("address"), format!("invalid e-mail address `{a}`: expected local@domain"));
+        }
+        for (i, p) in self.allow_from.iter().enumerate() {
+            if p.trim().is_empty() {
+                diags.error(&path.key("allowFrom").index(i), "empty sender pattern");
+            }
+        }
+    }
+}
+
+/// True for `local@domain` with a plausible local part and domain (no spaces, one `@`).
+pub fn is_mail_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else { return false };
+    let ok =
+        |s: &str| !s.is_empty() && s.len() <= 200 && !s.chars().any(|c| c.is_whitespace() || "<>@,;\"\\".contains(c));
+    ok(local) && ok(domain) && (domain.contains('.') || domain == "localhost")
+}
+
+/// What a poll does on its first run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FirstRun {
+    /// Every item of the first poll starts an execution.
+    #[default]
+    All,
+    /// The first poll only records what is there; later items start executions.
+    Now,
+}
+
+/// How a poll follows pages.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Paginate {
+    /// jq expression on the response giving the next page's URL (null or empty: last page).
+    #[serde(default)]
+    pub next_url: Option<String>,
+    /// Follow the `Link` header's `rel="next"`.
+    #[serde(default)]
+    pub link_header: bool,
+    /// A page-number query parameter (`page`), counting from `start` (default 1).
+    #[serde(default)]
+    pub page_param: Option<String>,
+    /// An offset query parameter (`offset`), advanced by the number of items received.
+    #[serde(default)]
+    pub offset_param: Option<String>,
+    /// First page number (`pageParam`) or offset (`offsetParam`). Default 1 for pages, 0 for offsets.
+    #[serde(default)]
+    pub start: Option<u64>,
+    /// Most pages one poll fetches. Default 10.
+    #[serde(default)]
+    pub max_pages: Option<u32>,
+}
+
+/// Most pages a poll fetches by default.
+pub const DEFAULT_MAX_PAGES: u32 = 10;
+
+/// Polls an HTTP source at intervals and starts one execution per new item.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PollTrigger {
+    /// How often: a preset or interval as for schedules (`5min`). Or `cron`.
+    #[serde(default)]
+    pub every: Option<String>,
+    /// A cron expression instead of `every`.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// IANA time zone of `every`/`cron`. Default `UTC`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The request, with the options of the `http` step; templates see `$config` and the poll
+    /// state as `$state` (`$state.cursor`).
+    pub request: serde_json::Value,
+    /// jq expression on the response (`{status, headers, body}`) giving the list of items.
+    pub items: String,
+    /// jq expression on an item giving its identity: items seen before start nothing.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// jq expression on an item giving a value that grows (`.updatedAt`): only items with a
+    /// greater value than the greatest seen start executions; the greatest is `$state.cursor`.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Follow pagination.
+    #[serde(default)]
+    pub paginate: Option<Paginate>,
+    /// `all` (default): the first poll's items run; `now`: they are only recorded.
+    #[serde(default)]
+    pub first_run: FirstRun,
+    /// How many item ids are remembered (most recent first). Default 10000.
+    #[serde(default)]
+    pub remember: Option<u32>,
+}
+
+/// Item ids a poll remembers by default.
+pub const DEFAULT_REMEMBER: u32 = 10_000;
+
+impl PollTrigger {
+    pub(crate) fn check(&self, path: &Path, diags: &mut Diags) {
+        check_timing(self.every.as_deref(), self.cron.as_deref(), self.timezone.as_deref(), path, diags);
+        if self.id.is_none() && self.cursor.is_none() {
+            diags.error(path, "a poll needs `id` (dedupe by item identity) or `cursor` (only items past the last seen value), or both");
+        }
+        if !self.request.is_object() {
+            diags.error(&path.key("request"), "expected a request: { method, url, headers, query, … }");
+        }
+        if self.remember == Some(0) {
+            diags.error(&path.key("remember"), "remember must be at least 1");
+        }
+        if let Some(p) = &self.paginate {
+            let at = path.key("paginate");
+            let set = [p.next_url.is_some(), p.link_header, p.page_param.is_some(), p.offset_param.is_some()];
+            match set.iter().filter(|b| **b).count() {
+                0 => diags.error(&at, "set one of `nextUrl`, `linkHeader`, `pageParam` or `offsetParam`"),
+                1 => {}
+                _ => diags.error(&at, "set only one of `nextUrl`, `linkHeader`, `pageParam` or `offsetParam`"),
+            }
+            if p.max_pages == Some(0) {
+                diags.error(&at.key("maxPages"), "maxPages must be at least 1");
+            }
+        }
+    }
+
+    /// The compiled schedule (`None` when the trigger does not check).
+    pub fn schedule(&self) -> Option<crate::schedule::Schedule> {
+        crate::schedule::Schedule::parse(self.every.as_deref(), self.cron.as_deref(), self.timezone.as_deref()).ok()
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`hooks`]: `/hooks/{tenant}/{path}` and `/status/{id}`.
+//! - [`mail`]: inbound e-mail: the SMTP receiver's recipients and messages become executions.
 //! - [`api`]: the `/v1` routes (integrations, flows, executions, tokens, validate, OpenAPI).
 //! - [`auth`]: tokens, webhook credentials, status signatures.
 //! - [`error`]: the error body every failure uses.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hooks;
+// SMTP-PENDING pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod present;
@@ -84,6 +86,16 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Time budget of one expression evaluation.
     pub expression_timeout: Duration,
+    /// Address of the inbound SMTP receiver (off when unset).
+    pub smtp_listen: Option<SocketAddr>,
+    /// Domain of derived inbound e-mail addresses, and the receiver's name; default `localhost`.
+    pub smtp_domain: Option<String>,
+    /// Largest inbound e-mail message, in bytes.
+    pub max_email_bytes: usize,
+    /// Longest the scheduler sleeps between looks at the clock.
+    pub trigger_tick: Duration,
+    /// The clock (tests inject a manual one); default the system clock.
+    pub clock: Option<Arc<dyn flowgate_engine::Clock>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -99,7 +111,9 @@ impl std::fmt::Debug for Settings {
             .field("max_concurrency", &self.max_concurrency)
             .field("roles", &self.roles)
             .field("lease", &self.lease)
-            .finish()
+            .field("smtp_listen", &self.smtp_listen)
+            .field("smtp_domain", &self.smtp_domain)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,6 +138,11 @@ impl Default for Settings {
             backlog_every: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(10),
             expression_timeout: Duration::from_secs(1),
+            smtp_listen: None,
+            smtp_domain: None,
+            max_email_bytes: 25 * 1024 * 1024,
+            trigger_tick: Duration::from_secs(1),
+            clock: None,
         }
     }
 }
@@ -222,6 +241,7 @@ pub struct Bootstrap {
 pub struct Server {
     state: AppState,
     listener: TcpListener,
+    smtp: Option<TcpListener>,
     store: SharedStore,
     _lock: std::fs::File,
     /// Set when this start created the `default` tenant.
@@ -292,14 +312,29 @@ impl Server {
                     time: settings.expression_timeout,
                     ..flowgate_expr::Budget::DEFAULT
                 },
+                mail_domain: settings.smtp_domain.clone().unwrap_or_else(|| "localhost".into()),
+                trigger_tick: settings.trigger_tick,
                 ..EngineSettings::default()
             },
-            Arc::new(SystemClock),
+            settings.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
         )
         .await?;
+        let smtp = match settings.smtp_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartError::Io(format!("cannot listen for SMTP on {addr}"), e))?,
+            ),
+            None => None,
+        };
         metrics::handle();
         let state = AppState { engine, settings: Arc::new(settings), public_url: public_url.into(), status_key };
-        Ok(Server { state, listener, store, _lock: lock, bootstrap })
+        Ok(Server { state, listener, smtp, store, _lock: lock, bootstrap })
+    }
+
+    /// The SMTP receiver's address, when it is on.
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address bound.
@@ -322,7 +357,17 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let app = app(self.state.clone());
         tracing::info!(addr = %self.local_addr(), public_url = %self.state.public_url, "Flowgate is listening.");
+        let stop_smtp = tokio_util::sync::CancellationToken::new();
+        let smtp_task = self.smtp.map(|listener| {
+            let addr = listener.local_addr().ok();
+            tracing::info!(addr = ?addr, domain = %self.state.engine.registry().mail_domain(), "Receiving e-mail over SMTP.");
+            { let stop = stop_smtp.clone(); tokio::spawn(async move { let _ = (listener, stop); }) } // SMTP-PENDING
+        });
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        stop_smtp.cancel();
+        if let Some(t) = smtp_task {
+            let _ = t.await;
+        }
         tracing::info!("Stopping: finishing running executions.");
         self.state.engine.shutdown(self.state.settings.shutdown_grace).await;
         self.store.close().await;

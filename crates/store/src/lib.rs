@@ -111,6 +111,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an integration (its versions stay for executions that ran on them).
     async fn delete_integration(&self, tenant: &str, slug: &str) -> Result<bool>;
 
+    /// The state a schedule or poll flow keeps.
+    async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>>;
+    /// Forgets a flow's trigger state (a poll starts over as on its first run); false if none.
+    async fn delete_trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<bool>;
+    /// Every flow switched on or off through the API.
+    async fn flow_switches(&self) -> Result<Vec<FlowSwitch>>;
+    /// Switches a flow on or off (it wins over the document's `active`).
+    async fn set_flow_active(&self, tenant: &str, integration: &str, flow: &str, active: bool, now: i64) -> Result<()>;
+
     /// Commits a batch of writes in one transaction. New executions whose delivery identity
     /// was seen within its window are not inserted; the outcome names their first execution.
     async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome>;

@@ -128,8 +128,49 @@ pub struct NewVersion {
     pub document: String,
     /// Its active webhook flows.
     pub routes: Vec<Route>,
+    /// Its explicit inbound e-mail addresses (lower case), unique across tenants.
+    pub emails: Vec<EmailRoute>,
     /// Now.
     pub now: i64,
+}
+
+/// An explicit inbound e-mail address of a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRoute {
+    /// The address, lower case.
+    pub address: String,
+    /// The flow's slug.
+    pub flow: String,
+}
+
+/// What a schedule or poll keeps between firings (JSON the engine owns).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TriggerState {
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Flow slug.
+    pub flow: String,
+    /// The state, JSON.
+    pub state: String,
+    /// Last written.
+    pub updated_at: i64,
+}
+
+/// A flow switched on or off through the API.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FlowSwitch {
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Flow slug.
+    pub flow: String,
+    /// On or off.
+    pub active: bool,
+    /// When it was switched.
+    pub updated_at: i64,
 }
 
 /// A stored integration version.
@@ -458,6 +499,8 @@ pub struct WriteBatch {
     pub responses: Vec<Responded>,
     /// Events for the other nodes, sent when the batch commits.
     pub events: Vec<StoreEvent>,
+    /// Trigger states, written with the executions they account for.
+    pub states: Vec<TriggerState>,
 }
 
 impl WriteBatch {
@@ -468,6 +511,7 @@ impl WriteBatch {
             && self.logs.is_empty()
             && self.finishes.is_empty()
             && self.parks.is_empty()
+            && self.states.is_empty()
     }
 
     /// Moves everything from `other` into this batch.
@@ -478,6 +522,7 @@ impl WriteBatch {
         self.finishes.append(&mut other.finishes);
         self.parks.append(&mut other.parks);
         self.responses.append(&mut other.responses);
+        self.states.append(&mut other.states);
         for e in other.events.drain(..) {
             // "There is work" once per batch is enough.
             if e != StoreEvent::Work || !self.events.contains(&StoreEvent::Work) {

@@ -461,8 +461,10 @@ conformance!(one_batch_carries_every_kind_of_write, |store: SharedStore| async m
         parks: vec![Park { id: "p2".into(), owner: "w1".into(), run_after: T0 + 500 }],
         responses: vec![Responded { id: "p1".into(), response: "{\"ok\":true}".into() }],
         events: vec![StoreEvent::Work, StoreEvent::Finished { id: "p1".into() }],
+        states: vec![state(FLOW, "{}", T0)],
     };
     store.commit(&batch).await.unwrap();
+    assert!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().is_some());
 
     assert_eq!(row(&store, "n1").await.status(), Status::Queued);
     assert_eq!(row(&store, "n2").await.run_after, T0 + 10);
@@ -1376,4 +1378,115 @@ conformance!(issue_3_events_stay_within_their_schema, |ctx: Ctx| async move {
     store.notify(std::slice::from_ref(&marker)).await.unwrap();
     let got = recv_until(&mut rx, |e| *e == marker).await;
     assert!(!got.contains(&foreign), "an event of another schema arrived: {got:?}");
+});
+
+fn state(flow: &str, state: &str, at: i64) -> TriggerState {
+    TriggerState {
+        tenant_id: TENANT.into(),
+        integration: INTEGRATION.into(),
+        flow: flow.into(),
+        state: state.into(),
+        updated_at: at,
+    }
+}
+
+conformance!(trigger_state_commits_with_its_executions, |store: SharedStore| async move {
+    let v = setup(&store).await;
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap(), None);
+    // Alone: one statement.
+    store
+        .commit(&WriteBatch { states: vec![state(FLOW, r#"{"slot":1}"#, T0)], ..WriteBatch::default() })
+        .await
+        .unwrap();
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap(), Some(state(FLOW, r#"{"slot":1}"#, T0)));
+    // With executions, the last write of a flow in a batch wins.
+    let batch = WriteBatch {
+        inserts: vec![exec("s1", v, T0), exec("s2", v, T0)],
+        states: vec![
+            state(FLOW, r#"{"slot":2}"#, T0 + 1),
+            state("other", "{}", T0 + 1),
+            state(FLOW, r#"{"slot":3}"#, T0 + 2),
+        ],
+        ..WriteBatch::default()
+    };
+    store.commit(&batch).await.unwrap();
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().state, r#"{"slot":3}"#);
+    assert!(store.trigger_state(TENANT, INTEGRATION, "other").await.unwrap().is_some());
+    // A failed batch writes no state either.
+    let batch = WriteBatch {
+        inserts: vec![exec("s3", v, T0), exec("s1", v, T0)],
+        states: vec![state(FLOW, r#"{"slot":4}"#, T0 + 3)],
+        ..WriteBatch::default()
+    };
+    assert!(store.commit(&batch).await.is_err());
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().state, r#"{"slot":3}"#);
+    // Deduplicated inserts still write the state (the slot was taken before).
+    let keyed = |id: &str| NewExecution {
+        dedup: Some(Dedup { key: "slot:5".into(), expires_at: T0 + 1_000 }),
+        ..exec(id, v, T0)
+    };
+    store.commit(&WriteBatch { inserts: vec![keyed("k1")], ..WriteBatch::default() }).await.unwrap();
+    let out = store
+        .commit(&WriteBatch {
+            inserts: vec![keyed("k2")],
+            states: vec![state(FLOW, r#"{"slot":5}"#, T0 + 4)],
+            ..WriteBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.duplicates, vec![("k2".to_owned(), "k1".to_owned())]);
+    assert!(store.execution(None, "k2").await.unwrap().is_none());
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().state, r#"{"slot":5}"#);
+    // Reset.
+    assert!(store.delete_trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap());
+    assert!(!store.delete_trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap());
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap(), None);
+    // Deleting the integration deletes its states.
+    assert!(store.delete_integration(TENANT, INTEGRATION).await.unwrap());
+    assert_eq!(store.trigger_state(TENANT, INTEGRATION, "other").await.unwrap(), None);
+});
+
+conformance!(email_addresses_are_unique_across_tenants, |store: SharedStore| async move {
+    assert!(store.create_tenant(TENANT, "Acme", T0).await.unwrap());
+    assert!(store.create_tenant("globex", "Globex", T0).await.unwrap());
+    let with_mail = |tenant: &str, slug: &str, hash: &str, emails: &[(&str, &str)]| NewVersion {
+        emails: emails.iter().map(|(a, f)| EmailRoute { address: (*a).into(), flow: (*f).into() }).collect(),
+        ..new_version(tenant, slug, hash, &[])
+    };
+    store.put_integration(&with_mail(TENANT, "shop", "h1", &[("orders@in.example", "orders")])).await.unwrap();
+    // Another tenant: refused without naming the holder's flow.
+    let err = store.put_integration(&with_mail("globex", "crm", "h1", &[("orders@in.example", "leads")])).await;
+    match err {
+        Err(Error::Conflict(m)) => {
+            assert!(m.contains("orders@in.example") && m.contains("another tenant") && !m.contains("shop"), "{m}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(store.integration("globex", "crm").await.unwrap().is_none(), "nothing stored");
+    // Another integration of the same tenant: refused, naming it.
+    match store.put_integration(&with_mail(TENANT, "crm", "h1", &[("orders@in.example", "leads")])).await {
+        Err(Error::Conflict(m)) => assert!(m.contains("`orders` of integration `shop`"), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // The same integration may move the address to another flow; a new version replaces them.
+    store.put_integration(&with_mail(TENANT, "shop", "h2", &[("orders@in.example", "orders-v2")])).await.unwrap();
+    store.put_integration(&with_mail(TENANT, "shop", "h3", &[("sales@in.example", "orders")])).await.unwrap();
+    // The old address is free again.
+    store.put_integration(&with_mail("globex", "crm", "h1", &[("orders@in.example", "leads")])).await.unwrap();
+    // Deleting frees its addresses.
+    assert!(store.delete_integration("globex", "crm").await.unwrap());
+    store.put_integration(&with_mail(TENANT, "crm", "h1", &[("orders@in.example", "leads")])).await.unwrap();
+});
+
+conformance!(flow_switches_are_kept_per_flow, |store: SharedStore| async move {
+    setup(&store).await;
+    assert!(store.flow_switches().await.unwrap().is_empty());
+    store.set_flow_active(TENANT, INTEGRATION, "a", false, T0).await.unwrap();
+    store.set_flow_active(TENANT, INTEGRATION, "b", true, T0).await.unwrap();
+    store.set_flow_active(TENANT, INTEGRATION, "a", true, T0 + 1).await.unwrap();
+    let got: Vec<(String, bool, i64)> =
+        store.flow_switches().await.unwrap().into_iter().map(|s| (s.flow, s.active, s.updated_at)).collect();
+    assert_eq!(got, vec![("a".into(), true, T0 + 1), ("b".into(), true, T0)]);
+    assert!(store.delete_integration(TENANT, INTEGRATION).await.unwrap());
+    assert!(store.flow_switches().await.unwrap().is_empty());
 });

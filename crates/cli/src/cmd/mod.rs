@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod executions;
+pub mod flows;
 pub mod keys;
 pub mod run;
 pub mod schema;

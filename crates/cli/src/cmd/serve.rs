@@ -65,6 +65,15 @@ pub struct Args {
     /// Token of the `default` tenant, installed at start (else one is generated on first start).
     #[arg(long, env = "FLOWGATE_BOOTSTRAP_TOKEN", hide_env_values = true)]
     bootstrap_token: Option<String>,
+    /// Receive e-mail over SMTP on this address (e.g. 127.0.0.1:2525); off unless set.
+    #[arg(long, env = "FLOWGATE_SMTP_LISTEN")]
+    smtp_listen: Option<SocketAddr>,
+    /// Domain of the flows' derived inbound addresses (`<flow>.<integration>.<tenant>@DOMAIN`).
+    #[arg(long, env = "FLOWGATE_SMTP_DOMAIN", default_value = "localhost")]
+    smtp_domain: String,
+    /// Largest inbound e-mail message, in bytes.
+    #[arg(long, env = "FLOWGATE_MAX_EMAIL_BYTES", default_value_t = 25 * 1024 * 1024)]
+    max_email_bytes: usize,
     /// Log format: `text` or `json`.
     #[arg(long, env = "FLOWGATE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -95,6 +104,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         retention_count: a.retention_count,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
+        smtp_listen: a.smtp_listen,
+        smtp_domain: Some(a.smtp_domain),
+        max_email_bytes: a.max_email_bytes.max(1024),
         ..Settings::default()
     };
     let server = match Server::bind(settings).await {
@@ -113,6 +125,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     println!("Flowgate listening on http://{}", server.local_addr());
+    if let Some(addr) = server.smtp_addr() {
+        println!("Receiving e-mail on smtp://{addr}");
+    }
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

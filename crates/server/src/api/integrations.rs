@@ -37,9 +37,10 @@ fn flows_json(st: &AppState, ci: &CompiledIntegration) -> Value {
             json!({
                 "flow": f.slug,
                 "name": f.name,
-                "active": f.active,
-                "trigger": match &f.trigger { FlowTrigger::Webhook(_) => "webhook", FlowTrigger::Manual => "manual" },
+                "active": st.engine.is_active(f),
+                "trigger": f.trigger.kind(),
                 "webhookUrl": f.webhook().map(|w| st.webhook_url(&f.tenant, &w.path)),
+                "inboundEmailAddress": f.email_address(st.engine.registry().mail_domain()),
             })
         })
         .collect()
@@ -194,15 +195,51 @@ pub async fn flow(
             "respond": { "mode": w.respond.mode, "timeout": w.respond.timeout },
         }),
         (FlowTrigger::Manual, _) => json!({ "kind": "manual" }),
+        (FlowTrigger::Schedule(sc), _) => json!({
+            "kind": "schedule",
+            "schedule": sc.schedule.describe(),
+            "timezone": sc.schedule.timezone(),
+            "missed": sc.missed,
+            "maxMissed": sc.max_missed,
+        }),
+        (FlowTrigger::Email(e), _) => json!({
+            "kind": "email",
+            "address": f.email_address(st.engine.registry().mail_domain()),
+            "allowFrom": e.allow_from,
+        }),
+        (FlowTrigger::Poll(p), _) => json!({
+            "kind": "poll",
+            "schedule": p.schedule.describe(),
+            "timezone": p.schedule.timezone(),
+            "firstRun": p.first_run,
+            "maxPages": p.max_pages,
+        }),
+    };
+    let active = st.engine.is_active(f);
+    // The next slots a schedule or poll fires at (none while the flow is off).
+    let next_runs: Option<Vec<String>> = f.trigger.schedule().map(|sc| {
+        if active {
+            sc.upcoming(st.engine.clock().now_ms(), 5).into_iter().map(flowgate_engine::clock::rfc3339).collect()
+        } else {
+            Vec::new()
+        }
+    });
+    let state = match f.trigger.schedule() {
+        Some(_) => st.engine.trigger_state(&who.tenant_id, &slug, &flow).await?,
+        None => None,
     };
     Ok(axum::Json(json!({
         "integration": slug,
         "flow": f.slug,
         "name": f.name,
         "description": def.and_then(|d| d.description.clone()),
-        "active": f.active,
+        "active": active,
+        "activeInDefinition": f.active,
         "version": f.version,
         "trigger": trigger,
+        "nextRuns": next_runs,
+        "triggerState": state,
+        "inboundEmailAddress": f.email_address(st.engine.registry().mail_domain()),
         "steps": def.map(|d| d.steps.iter().map(|s| json!({ "id": s.id(), "kind": flowgate_model::StepKind::kind(&s.kind) })).collect::<Vec<_>>()),
         "webhookUrl": f.webhook().map(|w| st.webhook_url(&f.tenant, &w.path)),
         "lastRunAt": last_at,
@@ -308,4 +345,77 @@ pub async fn run(
             Ok(accepted())
         }
     }
+}
+
+/// `POST /v1/integrations/{slug}/flows/{flow}/activate` and `…/deactivate`: switches a flow on
+/// or off on every node at once (it wins over the document's `active`).
+pub async fn switch(st: AppState, tenant: &str, slug: &str, flow: &str, active: bool) -> ApiResult<Response> {
+    st.engine.set_active(tenant, slug, flow, active).await.map_err(|e| match e {
+        flowgate_store::Error::NotFound => ApiError::not_found(format!("no flow `{flow}` in `{slug}`")),
+        other => other.into(),
+    })?;
+    Ok(axum::Json(json!({ "integration": slug, "flow": flow, "active": active })).into_response())
+}
+
+/// `POST /v1/integrations/{slug}/flows/{flow}/activate`.
+pub async fn activate(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((slug, flow)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    switch(st, &who.tenant_id, &slug, &flow, true).await
+}
+
+/// `POST /v1/integrations/{slug}/flows/{flow}/deactivate`.
+pub async fn deactivate(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((slug, flow)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    switch(st, &who.tenant_id, &slug, &flow, false).await
+}
+
+/// The flow `flow` of `slug`, if it has a schedule or poll trigger.
+async fn timed_flow(st: &AppState, tenant: &str, slug: &str, flow: &str) -> ApiResult<()> {
+    let ci = st
+        .engine
+        .integration(tenant, slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
+    let f = ci.flows.get(flow).ok_or_else(|| ApiError::not_found(format!("no flow `{flow}` in `{slug}`")))?;
+    if f.trigger.schedule().is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_trigger_state",
+            format!(
+                "flow `{flow}` has a {} trigger, which keeps no state (only schedule and poll do)",
+                f.trigger.kind()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /v1/integrations/{slug}/flows/{flow}/state`: what a schedule or poll keeps (its last
+/// slot, a poll's cursor, counts and last error).
+pub async fn trigger_state(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((slug, flow)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    timed_flow(&st, &who.tenant_id, &slug, &flow).await?;
+    let state = st.engine.trigger_state(&who.tenant_id, &slug, &flow).await?;
+    Ok(axum::Json(json!({ "integration": slug, "flow": flow, "state": state })).into_response())
+}
+
+/// `DELETE /v1/integrations/{slug}/flows/{flow}/state`: forgets it; a poll starts over as on
+/// its first run.
+pub async fn reset_trigger_state(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((slug, flow)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    timed_flow(&st, &who.tenant_id, &slug, &flow).await?;
+    let existed = st.engine.reset_trigger_state(&who.tenant_id, &slug, &flow).await?;
+    Ok(axum::Json(json!({ "integration": slug, "flow": flow, "reset": existed })).into_response())
 }

@@ -16,6 +16,12 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/{slug}", put(integrations::put).get(integrations::get).delete(integrations::delete))
         .route("/integrations/{slug}/flows/{flow}", get(integrations::flow))
         .route("/integrations/{slug}/flows/{flow}/run", post(integrations::run))
+        .route("/integrations/{slug}/flows/{flow}/activate", post(integrations::activate))
+        .route("/integrations/{slug}/flows/{flow}/deactivate", post(integrations::deactivate))
+        .route(
+            "/integrations/{slug}/flows/{flow}/state",
+            get(integrations::trigger_state).delete(integrations::reset_trigger_state),
+        )
         .route("/validate", post(integrations::validate))
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get))

@@ -111,6 +111,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// The address bound.
     pub addr: std::net::SocketAddr,
+    /// The SMTP receiver's address, when the settings turned it on.
+    pub smtp: Option<std::net::SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     dir: Option<tempfile::TempDir>,
@@ -148,6 +150,23 @@ impl TestServer {
         TestServer::start_in(dir, database, tweak).await
     }
 
+    /// Another node on this server's PostgreSQL database (its own data directory); `None`
+    /// on SQLite, which one process owns.
+    pub async fn start_peer(&self, tweak: impl FnOnce(&mut flowgate_server::Settings)) -> Option<TestServer> {
+        let database = self.database.clone()?;
+        Some(TestServer::start_in(tempfile::tempdir().expect("tempdir"), Some(database), tweak).await)
+    }
+
+    /// Stops this server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(DEADLINE, task).await;
+        }
+    }
+
     async fn start_in(
         dir: tempfile::TempDir,
         database: Option<String>,
@@ -166,6 +185,7 @@ impl TestServer {
         tweak(&mut settings);
         let server = flowgate_server::Server::bind(settings).await.expect("server binds");
         let addr = server.local_addr();
+        let smtp = server.smtp_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -176,6 +196,7 @@ impl TestServer {
             token: TOKEN.into(),
             client,
             addr,
+            smtp,
             shutdown: Some(tx),
             task: Some(task),
             dir: Some(dir),

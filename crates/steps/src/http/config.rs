@@ -109,6 +109,10 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OP
 
 impl HttpConfig {
     pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+        Some(Compiled::Action(Box::new(self.compile_http(path, diags)?)))
+    }
+
+    pub(crate) fn compile_http(&self, path: &Path, diags: &mut Diags) -> Option<Http> {
         let method = self.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             diags.error(
@@ -178,6 +182,6 @@ impl HttpConfig {
         } else {
             super::run::BodyKind::None
         };
-        Some(Compiled::Action(Box::new(Http { method, spec, body_kind, success, idempotency_header })))
+        Some(Http { method, spec, body_kind, success, idempotency_header })
     }
 }

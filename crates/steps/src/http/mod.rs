@@ -22,3 +22,4 @@ mod run;
 mod tests;
 
 pub use config::{HttpConfig, IdempotencyKey, StatusSet};
+pub use run::{PageOverride, Request};

@@ -29,18 +29,72 @@ pub(crate) struct Http {
     pub(crate) idempotency_header: Option<http::HeaderName>,
 }
 
+/// Where a request goes instead of its own URL, and query parameters set on top of its own:
+/// the next page of a paginated source.
+#[derive(Debug, Clone, Default)]
+pub struct PageOverride {
+    /// The URL to fetch (absolute, or relative to the request's own URL).
+    pub url: Option<String>,
+    /// Query parameters replacing any of the same name.
+    pub query: Vec<(String, String)>,
+}
+
+/// An HTTP request with the `http` step's options, for callers other than a step (a poll
+/// trigger): same templates, same limits, same classification of failures.
+pub struct Request(Http, Duration);
+
+impl Request {
+    /// Decodes and compiles the `http` step's options found at `path`.
+    pub fn compile(value: &Value, path: &flowgate_model::Path, diags: &mut flowgate_model::Diags) -> Option<Request> {
+        let config: super::HttpConfig = flowgate_model::decode::decode(value, path, diags)?;
+        let mut http = config.compile_http(path, diags)?;
+        http.idempotency_header = None;
+        Some(Request(http, config.timeout.map_or(crate::plan::DEFAULT_STEP_TIMEOUT, |t| t.0)))
+    }
+
+    /// Longest one request may take (its `timeout`, default 30 s).
+    pub fn timeout(&self) -> Duration {
+        self.1
+    }
+
+    /// Sends it: the output is `{status, headers, body}`, as the `http` step's.
+    ///
+    /// # Errors
+    /// As the `http` step: classified failures.
+    pub async fn send(&self, input: &Value, cx: &mut StepCx<'_>, page: &PageOverride) -> Result<Value, StepError> {
+        self.0.send(input, cx, Some(page)).await
+    }
+}
+
 #[async_trait]
 impl Step for Http {
     async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        self.send(input, cx, None).await
+    }
+
+    fn side_effects(&self) -> bool {
+        true
+    }
+}
+
+impl Http {
+    async fn send(&self, input: &Value, cx: &mut StepCx<'_>, page: Option<&PageOverride>) -> Result<Value, StepError> {
         let spec = cx.evaluator.eval(&self.spec, input, &cx.scope).await?;
         let url = match &spec["url"] {
             Value::String(s) => s.clone(),
             other => to_text(other),
         };
-        let parsed = reqwest::Url::parse(&url)
+        let mut parsed = reqwest::Url::parse(&url)
             .ok()
             .filter(|u| u.scheme() == "http" || u.scheme() == "https")
             .ok_or_else(|| StepError::fatal("http_url", "invalid URL: expected an http:// or https:// URL"))?;
+        if let Some(next) = page.and_then(|p| p.url.as_deref()) {
+            parsed = parsed
+                .join(next)
+                .ok()
+                .filter(|u| u.scheme() == "http" || u.scheme() == "https")
+                .ok_or_else(|| StepError::fatal("http_url", "invalid next-page URL: expected an http(s) URL"))?;
+        }
         // Messages name the URL without its query and credentials, which may hold secrets.
         let url = shown_url(&parsed);
         let mut req = cx.http.request(self.method.clone(), parsed).timeout(cx.timeout);
@@ -54,11 +108,18 @@ impl Step for Http {
                 }
             }
         }
-        if let Value::Object(q) = &spec["query"] {
-            let pairs = pairs(q);
+        let own_query = page.is_none_or(|p| p.url.is_none());
+        if let (true, Value::Object(q)) = (own_query, &spec["query"]) {
+            let mut pairs = pairs(q);
+            if let Some(p) = page {
+                pairs.retain(|(k, _)| !p.query.iter().any(|(pk, _)| pk == k));
+            }
             if !pairs.is_empty() {
                 req = req.query(&pairs);
             }
+        }
+        if let Some(p) = page.filter(|p| !p.query.is_empty()) {
+            req = req.query(&p.query);
         }
         req = match self.body_kind {
             BodyKind::None => req,
@@ -102,10 +163,6 @@ impl Step for Http {
             });
         }
         Ok(json!({ "status": status, "headers": headers, "body": body }))
-    }
-
-    fn side_effects(&self) -> bool {
-        true
     }
 }
 

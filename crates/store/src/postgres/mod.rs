@@ -451,6 +451,28 @@ fn batch_statements<'a>(
         );
         out.push((Writes::Rows, qb));
     }
+    // One row per flow in a statement (ON CONFLICT cannot touch a row twice): the last wins.
+    let mut seen = HashSet::new();
+    let states: Vec<&TriggerState> = batch
+        .states
+        .iter()
+        .rev()
+        .filter(|t| seen.insert((t.tenant_id.as_str(), t.integration.as_str(), t.flow.as_str())))
+        .collect();
+    for chunk in states.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new("INSERT INTO trigger_state (tenant_id, integration, flow, state, updated_at) ");
+        qb.push_values(chunk.iter().copied(), |mut b, t| {
+            b.push_bind(&t.tenant_id)
+                .push_bind(&t.integration)
+                .push_bind(&t.flow)
+                .push_bind(&t.state)
+                .push_bind(t.updated_at);
+        });
+        qb.push(
+            " ON CONFLICT (tenant_id, integration, flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        );
+        out.push((Writes::Rows, qb));
+    }
     for payload in payloads(&batch.events) {
         let mut qb = QueryBuilder::new("SELECT pg_notify(");
         qb.push_bind(channel).push(", ").push_bind(payload).push(")");
@@ -676,6 +698,33 @@ impl Store for PgStore {
                 )));
             }
         }
+        if !new.emails.is_empty() {
+            // Addresses are unique across tenants: serialise applies that claim any.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext('email_routes'))")
+                .execute(&mut *tx)
+                .await?;
+        }
+        for email in &new.emails {
+            let holder: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT tenant_id, integration, flow FROM email_routes WHERE address = $1 \
+                 AND NOT (tenant_id = $2 AND integration = $3)",
+            )
+            .bind(&email.address)
+            .bind(&new.tenant_id)
+            .bind(&new.slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((tenant, integration, flow)) = holder {
+                tx.rollback().await?;
+                // Another tenant's flow is not named: tenants are sealed from each other.
+                let holder = if tenant == new.tenant_id {
+                    format!("flow `{flow}` of integration `{integration}`")
+                } else {
+                    "another tenant".to_owned()
+                };
+                return Err(Error::Conflict(format!("e-mail address `{}` is already used by {holder}", email.address)));
+            }
+        }
         let version: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM integration_versions WHERE tenant_id = $1 AND slug = $2",
         )
@@ -722,6 +771,21 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict_on_unique(e, || format!("webhook path `{}` is already used", route.path)))?;
+        }
+        sqlx::query("DELETE FROM email_routes WHERE tenant_id = $1 AND integration = $2")
+            .bind(&new.tenant_id)
+            .bind(&new.slug)
+            .execute(&mut *tx)
+            .await?;
+        for email in &new.emails {
+            sqlx::query("INSERT INTO email_routes (address, tenant_id, integration, flow) VALUES ($1, $2, $3, $4)")
+                .bind(&email.address)
+                .bind(&new.tenant_id)
+                .bind(&new.slug)
+                .bind(&email.flow)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_on_unique(e, || format!("e-mail address `{}` is already used", email.address)))?;
         }
         tx.commit().await?;
         Ok(PutOutcome::Created(VersionRecord {
@@ -781,13 +845,60 @@ impl Store for PgStore {
             .bind(slug)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM webhook_routes WHERE tenant_id = $1 AND integration = $2")
-            .bind(tenant)
-            .bind(slug)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["webhook_routes", "email_routes", "trigger_state", "flow_switches"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND integration = $2"))
+                .bind(tenant)
+                .bind(slug)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, flow, state, updated_at FROM trigger_state \
+             WHERE tenant_id = $1 AND integration = $2 AND flow = $3",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM trigger_state WHERE tenant_id = $1 AND integration = $2 AND flow = $3")
+            .bind(tenant)
+            .bind(integration)
+            .bind(flow)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn flow_switches(&self) -> Result<Vec<FlowSwitch>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, flow, active, updated_at FROM flow_switches ORDER BY tenant_id, integration, flow",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn set_flow_active(&self, tenant: &str, integration: &str, flow: &str, active: bool, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO flow_switches (tenant_id, integration, flow, active, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, integration, flow) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .bind(active)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome> {

@@ -260,6 +260,20 @@ fn batch_statements<'a>(batch: &'a WriteBatch, skip: &HashSet<&str>) -> Vec<(Wri
         );
         out.push((Writes::Rows, qb));
     }
+    for chunk in batch.states.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new("INSERT INTO trigger_state (tenant_id, integration, flow, state, updated_at) ");
+        qb.push_values(chunk, |mut b, t| {
+            b.push_bind(&t.tenant_id)
+                .push_bind(&t.integration)
+                .push_bind(&t.flow)
+                .push_bind(&t.state)
+                .push_bind(t.updated_at);
+        });
+        qb.push(
+            " ON CONFLICT (tenant_id, integration, flow) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        );
+        out.push((Writes::Rows, qb));
+    }
     out
 }
 
@@ -462,6 +476,25 @@ impl Store for SqliteStore {
                 )));
             }
         }
+        for email in &new.emails {
+            let holder: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT tenant_id, integration, flow FROM email_routes WHERE address = ? AND NOT (tenant_id = ? AND integration = ?)",
+            )
+            .bind(&email.address)
+            .bind(&new.tenant_id)
+            .bind(&new.slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((tenant, integration, flow)) = holder {
+                // Another tenant's flow is not named: tenants are sealed from each other.
+                let holder = if tenant == new.tenant_id {
+                    format!("flow `{flow}` of integration `{integration}`")
+                } else {
+                    "another tenant".to_owned()
+                };
+                return Err(Error::Conflict(format!("e-mail address `{}` is already used by {holder}", email.address)));
+            }
+        }
         let version: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM integration_versions WHERE tenant_id = ? AND slug = ?",
         )
@@ -505,6 +538,20 @@ impl Store for SqliteStore {
                 .bind(&route.path)
                 .bind(&new.slug)
                 .bind(&route.flow)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM email_routes WHERE tenant_id = ? AND integration = ?")
+            .bind(&new.tenant_id)
+            .bind(&new.slug)
+            .execute(&mut *tx)
+            .await?;
+        for email in &new.emails {
+            sqlx::query("INSERT INTO email_routes (address, tenant_id, integration, flow) VALUES (?, ?, ?, ?)")
+                .bind(&email.address)
+                .bind(&new.tenant_id)
+                .bind(&new.slug)
+                .bind(&email.flow)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -571,13 +618,60 @@ impl Store for SqliteStore {
             .bind(slug)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM webhook_routes WHERE tenant_id = ? AND integration = ?")
-            .bind(tenant)
-            .bind(slug)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["webhook_routes", "email_routes", "trigger_state", "flow_switches"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = ? AND integration = ?"))
+                .bind(tenant)
+                .bind(slug)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, flow, state, updated_at FROM trigger_state \
+             WHERE tenant_id = ? AND integration = ? AND flow = ?",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .fetch_optional(&self.writer)
+        .await?)
+    }
+
+    async fn delete_trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM trigger_state WHERE tenant_id = ? AND integration = ? AND flow = ?")
+            .bind(tenant)
+            .bind(integration)
+            .bind(flow)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn flow_switches(&self) -> Result<Vec<FlowSwitch>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, flow, active, updated_at FROM flow_switches ORDER BY tenant_id, integration, flow",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn set_flow_active(&self, tenant: &str, integration: &str, flow: &str, active: bool, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO flow_switches (tenant_id, integration, flow, active, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant_id, integration, flow) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .bind(active)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome> {

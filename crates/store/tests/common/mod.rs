@@ -219,6 +219,7 @@ pub fn new_version(tenant: &str, slug: &str, hash: &str, routes: &[(&str, &str)]
         source: format!("# {slug} {hash}\nflows: {{}}\n"),
         document: format!("{{\"slug\":\"{slug}\",\"hash\":\"{hash}\"}}"),
         routes: routes.iter().map(|(path, flow)| Route { path: (*path).into(), flow: (*flow).into() }).collect(),
+        emails: Vec::new(),
         now: T0,
     }
 }
