@@ -76,7 +76,7 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = client.get(format!("{base}/readyz")).timeout(Duration::from_secs(1)).send().await
             && r.status().is_success()
         {
             return;
@@ -94,7 +94,9 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    // Every call has a deadline: a request stuck on a server that stopped answering fails the
+    // test with a message instead of hanging it.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let mut child = Node(spawn_server(dir.path(), port));
     wait_ready(&client, &base).await;
 

@@ -490,7 +490,7 @@ impl Engine {
                 Some(expr) => {
                     Some(self.key_of(expr, &s.flow, &s.trigger).await?).filter(|k| !k.is_empty() && k != "null")
                 }
-                None => s.trigger["headers"]["idempotency-key"].as_str().filter(|k| !k.is_empty()).map(str::to_owned),
+                None => default_delivery_id(&s.trigger["headers"]),
             }
             .map(|key| (key, d.window)),
             _ => None,
@@ -958,6 +958,16 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "Could not hand executions back; their leases will expire."),
         }
     }
+}
+
+/// A webhook delivery's identity when the flow names none: its `Idempotency-Key`, else — for a
+/// Standard Webhooks delivery (signed, `webhook-signature`) — its `webhook-id`, which the
+/// sender keeps across its retries.
+fn default_delivery_id(headers: &Value) -> Option<String> {
+    let header = |name: &str| headers[name].as_str().filter(|k| !k.is_empty());
+    header("idempotency-key")
+        .map(str::to_owned)
+        .or_else(|| header("webhook-signature").and(header("webhook-id")).map(|id| format!("webhook-id:{id}")))
 }
 
 /// The accepted-events counter of a trigger kind, looked up once per kind (labelled lookups

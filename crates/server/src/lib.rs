@@ -24,7 +24,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod hooks;
-// SMTP-PENDING pub mod mail;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod present;
@@ -361,7 +361,7 @@ impl Server {
         let smtp_task = self.smtp.map(|listener| {
             let addr = listener.local_addr().ok();
             tracing::info!(addr = ?addr, domain = %self.state.engine.registry().mail_domain(), "Receiving e-mail over SMTP.");
-            { let stop = stop_smtp.clone(); tokio::spawn(async move { let _ = (listener, stop); }) } // SMTP-PENDING
+            tokio::spawn(mail::serve(self.state.clone(), listener, stop_smtp.clone()))
         });
         axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         stop_smtp.cancel();

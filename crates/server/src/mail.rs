@@ -41,8 +41,11 @@ impl MailHandler for Mail {
     }
 
     async fn deliver(&self, envelope: &Envelope, message: bytes::Bytes) -> Result<(), Reject> {
-        let parsed = flowgate_smtp::parse_message(&message)
-            .map_err(|e| Reject { code: 554, enhanced: "5.6.0", message: format!("the message cannot be parsed: {e}") })?;
+        let parsed = flowgate_smtp::parse_message(&message).map_err(|e| Reject {
+            code: 554,
+            enhanced: "5.6.0",
+            message: format!("the message cannot be parsed: {e}"),
+        })?;
         let engine = &self.state.engine;
         let received = flowgate_engine::clock::rfc3339(engine.clock().now_ms());
         // One execution per flow, with the recipients that led to it.

@@ -591,6 +591,27 @@ async fn repeated_deliveries_make_one_execution() {
     }
     assert_eq!(executions(&s, "dedup", "by-header").await.len(), 5);
 
+    // A Standard Webhooks delivery (signed): its `webhook-id` is its identity.
+    let signed = || {
+        s.post_hook("dedup/header")
+            .header("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+            .header("webhook-timestamp", "1674087231")
+            .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+            .json(&json!({ "type": "invoice.paid" }))
+    };
+    let answers = three_at_once(signed).await;
+    let first_signed = answers[0].1.clone();
+    assert!(answers.iter().all(|(st, id, _)| *st == 202 && *id == first_signed), "{answers:?}");
+    assert_eq!(answers.iter().filter(|a| a.2).count(), 2, "{answers:?}");
+    // A `webhook-id` without the scheme's signature is just a header.
+    for _ in 0..2 {
+        let (status, headers, _) =
+            send(s.post_hook("dedup/header").header("webhook-id", "plain").json(&json!({}))).await;
+        assert_eq!(status, 202);
+        assert!(headers.get("x-flowgate-duplicate").is_none());
+    }
+    assert_eq!(executions(&s, "dedup", "by-header").await.len(), 8);
+
     // A custom dedupKey from the body.
     let answers = three_at_once(|| s.post_hook("dedup/body").json(&json!({ "eventId": "evt-7", "n": 7 }))).await;
     let first = answers[0].1.clone();
