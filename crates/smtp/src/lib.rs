@@ -96,6 +96,9 @@ pub struct SmtpSettings {
     pub command_timeout: Duration,
     /// Most connections at once; more get `421` at once.
     pub max_connections: usize,
+    /// At shutdown, how long a conversation with a transaction open may go on to finish it
+    /// before it is told `421` (idle ones are told at once).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for SmtpSettings {
@@ -106,15 +109,18 @@ impl Default for SmtpSettings {
             max_recipients: 100,
             command_timeout: Duration::from_secs(300),
             max_connections: 256,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
 
-/// How long open conversations get to finish at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// After the grace, how long `serve` still waits for messages being delivered (and `421`s
+/// being sent) before it returns.
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves SMTP on `listener` until `shutdown` is cancelled; conversations are then told
-/// `421` at their next command (a message being delivered is finished first).
+/// Serves SMTP on `listener` until `shutdown` is cancelled. Idle conversations are then told
+/// `421` at once; one with a transaction open gets [`SmtpSettings::shutdown_grace`] to finish
+/// it first, and a message being delivered is never cut off.
 ///
 /// # Errors
 /// Never for a client's fault; only when the listener itself fails for good.
@@ -150,6 +156,6 @@ pub async fn serve(
         });
     }
     tracker.close();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await;
+    let _ = tokio::time::timeout(settings.shutdown_grace + DELIVERY_GRACE, tracker.wait()).await;
     Ok(())
 }

@@ -87,8 +87,9 @@ fn headers(message: &mail_parser::Message<'_>) -> Value {
     for (i, h) in message.headers().iter().enumerate() {
         let name = h.name().to_ascii_lowercase();
         let value = match h.value() {
-            HeaderValue::Text(t) => t.to_string(),
-            HeaderValue::TextList(l) => l.iter().map(|t| t.as_ref()).collect::<Vec<_>>().join(", "),
+            // Headers mail-parser keeps raw (`X-…`) still have their folding.
+            HeaderValue::Text(t) => unfold(t),
+            HeaderValue::TextList(l) => l.iter().map(|t| unfold(t)).collect::<Vec<_>>().join(", "),
             _ => raw.get(i).map(|(_, v)| unfold(v)).unwrap_or_default(),
         };
         match out.get_mut(&name) {
@@ -174,6 +175,64 @@ med fl=F8de\r\n";
     #[test]
     fn garbage_is_an_error() {
         assert!(parse_message(b"").is_err());
+        assert!(parse_message(b"\r\n\r\n").is_err());
+        assert!(parse_message(b"no header here, just words\r\n").is_err());
+    }
+
+    #[test]
+    fn repeated_headers_and_folding() {
+        let raw = b"From: a@b.example\r\nX-Tag: one\r\nX-Tag: two\r\nX-Tag: three\r\n\
+X-Long: first part\r\n\tsecond part\r\nReply-To: \"Help Desk\" <help@b.example>\r\n\
+In-Reply-To: <orig-1@b.example>\r\n\r\nbody\r\n";
+        let v = parse_message(raw).unwrap();
+        assert_eq!(v["headers"]["x-tag"], json!(["one", "two", "three"]));
+        assert_eq!(v["headers"]["x-long"], "first part second part");
+        assert_eq!(v["headers"]["from"], "a@b.example");
+        assert_eq!(v["replyTo"], json!({ "name": "Help Desk", "address": "help@b.example" }));
+        assert_eq!(v["inReplyTo"], "orig-1@b.example");
+        assert_eq!(v["to"], json!([]));
+        assert_eq!(v["text"].as_str().unwrap().trim_end(), "body");
+    }
+
+    #[test]
+    fn html_only_gets_a_derived_text() {
+        let raw = b"From: a@b.example\r\nSubject: =?iso-8859-1?q?R=E9sum=E9?= of the day\r\n\
+Content-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hello <b>there</b></p></body></html>\r\n";
+        let v = parse_message(raw).unwrap();
+        assert_eq!(v["subject"], "R\u{e9}sum\u{e9} of the day", "an encoded word, then plain text");
+        assert!(v["html"].as_str().unwrap().contains("<b>there</b>"));
+        let text = v["text"].as_str().unwrap();
+        assert!(text.contains("Hello there") && !text.contains('<'), "{text}");
+    }
+
+    #[test]
+    fn inline_images_with_a_filename_are_attachments() {
+        let raw = b"From: a@b.example\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/related; boundary=\"rel\"\r\n\r\n\
+--rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p><img src=\"cid:logo@b\"></p>\r\n\
+--rel\r\nContent-Type: image/png; name=\"logo.png\"\r\nContent-Transfer-Encoding: base64\r\n\
+Content-ID: <logo@b>\r\nContent-Disposition: inline; filename=\"logo.png\"\r\n\r\niVBORw0KGgo=\r\n\
+--rel--\r\n";
+        let v = parse_message(raw).unwrap();
+        let atts = v["attachments"].as_array().unwrap();
+        assert_eq!(atts.len(), 1, "{atts:?}");
+        assert_eq!(atts[0]["filename"], "logo.png");
+        assert_eq!(atts[0]["contentType"], "image/png");
+        assert_eq!(atts[0]["contentId"], "logo@b");
+        assert_eq!(atts[0]["size"], 8);
+        assert_eq!(atts[0]["content"], "iVBORw0KGgo=");
+        assert!(v["html"].as_str().unwrap().contains("cid:logo@b"));
+    }
+
+    #[test]
+    fn a_truncated_multipart_still_gives_what_it_has() {
+        let raw = b"From: a@b.example\r\nSubject: cut\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n\
+--b1\r\nContent-Type: text/plain\r\n\r\nthe first part\r\n--b1\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=x.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBER";
+        let v = parse_message(raw).unwrap();
+        assert_eq!(v["subject"], "cut");
+        assert_eq!(v["text"].as_str().unwrap().trim_end(), "the first part");
+        assert_eq!(v["size"], raw.len());
     }
 
     #[test]

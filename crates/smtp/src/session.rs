@@ -6,18 +6,25 @@
 //! command lines of [`MAX_COMMAND_LINE`] bytes, messages of `max_message_bytes` (never more
 //! held in memory: the rest of an oversized message is read and dropped, then refused), a
 //! number of recipients, and an idle timeout per command or line.
+//!
+//! At shutdown an idle conversation is told `421` at once; one with a transaction open gets
+//! `shutdown_grace` to finish it (a sender that is cut off mid-message has to send it again).
 
 use crate::{Envelope, MailHandler, Reject, SmtpSettings};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Longest command line (RFC 5321 asks for 512 at least; extensions make lines longer).
 pub const MAX_COMMAND_LINE: usize = 4096;
 /// Longest line inside a message; a longer one makes the message refused as too big.
 const MAX_DATA_LINE: usize = 1024 * 1024;
+/// Longest wait for a reply to leave: a client that stops reading must not hold a task forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A line as read.
 enum Line {
@@ -71,8 +78,14 @@ async fn reply<W: AsyncWrite + Unpin>(w: &mut W, code: u16, lines: &[&str]) -> s
         let sep = if i + 1 == lines.len() { ' ' } else { '-' };
         out.push_str(&format!("{code}{sep}{l}\r\n"));
     }
-    w.write_all(out.as_bytes()).await?;
-    w.flush().await
+    let write = async {
+        w.write_all(out.as_bytes()).await?;
+        w.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client does not read its replies")),
+    }
 }
 
 async fn reply_enhanced<W: AsyncWrite + Unpin>(
@@ -87,7 +100,23 @@ async fn reply_enhanced<W: AsyncWrite + Unpin>(
 async fn reject<W: AsyncWrite + Unpin>(w: &mut W, r: &Reject) -> std::io::Result<()> {
     // A reply line holds no line breaks: the text comes from the owner.
     let text: String = r.message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if !(400..600).contains(&r.code) {
+        // A refusal that reads as success or as nonsense would lose the message: make it
+        // temporary, so the sender keeps it and tries again.
+        tracing::warn!(code = r.code, message = %text, "A mail handler refused with a code that is not 4xx/5xx.");
+        return reply_enhanced(w, 451, "4.3.0", &text).await;
+    }
     reply_enhanced(w, r.code, r.enhanced, &text).await
+}
+
+/// Resolves when the conversation has to end for shutdown: as soon as it is asked for when no
+/// transaction is open, else at the end of the grace (counted from the first look at it).
+async fn stopping(shutdown: &CancellationToken, in_transaction: bool, grace: Duration, deadline: &mut Option<Instant>) {
+    shutdown.cancelled().await;
+    if in_transaction {
+        let at = *deadline.get_or_insert_with(|| Instant::now() + grace);
+        tokio::time::sleep_until(at).await;
+    }
 }
 
 /// Refuses a connection over the limit.
@@ -137,10 +166,13 @@ where
     reply(w, 220, &[&format!("{host} Flowgate ESMTP ready")]).await?;
     let mut helo: Option<String> = None;
     let mut tx = Transaction::default();
+    let mut stop_at: Option<Instant> = None;
+    let bye = format!("{host} shutting down, try again later");
     loop {
+        let in_transaction = tx.from.is_some();
         let line = tokio::select! {
-            _ = shutdown.cancelled() => {
-                return reply_enhanced(w, 421, "4.3.2", &format!("{host} shutting down, try again later")).await;
+            () = stopping(shutdown, in_transaction, settings.shutdown_grace, &mut stop_at) => {
+                return reply_enhanced(w, 421, "4.3.2", &bye).await;
             }
             l = tokio::time::timeout(settings.command_timeout, read_line(r, MAX_COMMAND_LINE)) => match l {
                 Err(_) => return reply_enhanced(w, 421, "4.4.2", &format!("{host} idle too long, closing")).await,
@@ -210,8 +242,16 @@ where
                 };
                 match parse_path(args, "TO:") {
                     Err(m) => reply_enhanced(w, 501, "5.5.4", &m).await?,
-                    Ok((addr, _)) if !plausible_address(&addr) => {
+                    // RFC 5321 §4.5.1: `<postmaster>` without a domain must be taken.
+                    Ok((addr, _)) if !plausible_address(&addr) && !addr.eq_ignore_ascii_case("postmaster") => {
                         reply_enhanced(w, 501, "5.1.3", &format!("invalid recipient address <{addr}>")).await?;
+                    }
+                    Ok((_, params)) if !params.is_empty() => {
+                        // No RCPT extension (DSN's NOTIFY, ORCPT) is announced.
+                        reply_enhanced(w, 555, "5.5.4", &format!("unsupported RCPT parameters `{params}`")).await?;
+                    }
+                    Ok((addr, _)) if tx.recipients.contains(&addr) => {
+                        reply_enhanced(w, 250, "2.1.5", "recipient OK (already given)").await?;
                     }
                     Ok(_) if tx.recipients.len() >= settings.max_recipients => {
                         reply_enhanced(w, 452, "4.5.3", "too many recipients").await?;
@@ -239,8 +279,9 @@ where
                     continue;
                 }
                 reply(w, 354, &["end data with <CR><LF>.<CR><LF>"]).await?;
-                let message = match read_data(r, settings).await? {
+                let message = match read_data(r, settings, shutdown, &mut stop_at).await? {
                     Data::Closed => return Ok(()),
+                    Data::Stopped => return reply_enhanced(w, 421, "4.3.2", &bye).await,
                     Data::TimedOut => {
                         return reply_enhanced(w, 421, "4.4.2", &format!("{host} idle too long, closing")).await;
                     }
@@ -284,18 +325,30 @@ enum Data {
     Message(bytes::Bytes),
     TooBig,
     TimedOut,
+    /// Shutdown, and the grace is over.
+    Stopped,
     Closed,
 }
 
 /// Reads the message up to the line `.`, dot-unstuffed, with CRLF line ends.
-async fn read_data<R: AsyncBufRead + Unpin>(r: &mut R, settings: &SmtpSettings) -> std::io::Result<Data> {
+async fn read_data<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    settings: &SmtpSettings,
+    shutdown: &CancellationToken,
+    stop_at: &mut Option<Instant>,
+) -> std::io::Result<Data> {
     let max = settings.max_message_bytes;
+    // A line longer than the whole limit already makes the message too big: hold no more.
+    let max_line = MAX_DATA_LINE.min(max);
     let mut out: Vec<u8> = Vec::new();
     let mut too_big = false;
     loop {
-        let line = match tokio::time::timeout(settings.command_timeout, read_line(r, MAX_DATA_LINE)).await {
-            Err(_) => return Ok(Data::TimedOut),
-            Ok(l) => l?,
+        let line = tokio::select! {
+            () = stopping(shutdown, true, settings.shutdown_grace, stop_at) => return Ok(Data::Stopped),
+            l = tokio::time::timeout(settings.command_timeout, read_line(r, max_line)) => match l {
+                Err(_) => return Ok(Data::TimedOut),
+                Ok(l) => l?,
+            },
         };
         let line = match line {
             Line::Closed => return Ok(Data::Closed),
@@ -340,26 +393,58 @@ fn parse_path(args: &str, prefix: &str) -> Result<(String, String), String> {
     Ok((addr.to_owned(), inner[end + 1..].trim().to_owned()))
 }
 
-/// `local@domain` without spaces, brackets or control characters.
+/// `local@domain`: a local part without spaces, brackets or control characters, and a domain
+/// of dot-separated labels (letters, digits, hyphens; any other non-ASCII letter for
+/// SMTPUTF8) or an address literal `[…]`. Lenient on the local part: it is the owner's.
 fn plausible_address(a: &str) -> bool {
     let Some((local, domain)) = a.rsplit_once('@') else { return false };
-    let clean = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>".contains(c));
-    clean(local) && clean(domain) && a.len() <= 320
+    let odd = |c: char| c.is_whitespace() || c.is_control() || "<>".contains(c);
+    let local_ok = !local.is_empty() && local.len() <= 64 && !local.chars().any(odd);
+    let domain_ok = match domain.strip_prefix('[') {
+        Some(literal) => literal.len() > 1 && literal.ends_with(']') && !literal.chars().any(odd),
+        None => {
+            let label_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !odd(c));
+            domain.len() <= 255
+                && domain
+                    .split('.')
+                    .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(label_char))
+        }
+    };
+    local_ok && domain_ok
 }
 
-/// `MAIL FROM` parameters: `SIZE` is checked; `BODY`, `SMTPUTF8` and others are accepted.
+fn bad_parameter(message: String) -> Reject {
+    Reject { code: 501, enhanced: "5.5.4", message }
+}
+
+/// `MAIL FROM` parameters of the announced extensions: `SIZE` (checked against `max`), `BODY`
+/// and `SMTPUTF8`. A malformed one is `501`; one of an extension not announced is `555`
+/// (RFC 5321 §4.1.1.11).
 fn mail_params(params: &str, max: usize) -> Result<(), Reject> {
     for p in params.split_whitespace() {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (p, None),
+        };
         if k.eq_ignore_ascii_case("SIZE") {
-            let size: u64 = v.parse().map_err(|_| Reject {
-                code: 501,
-                enhanced: "5.5.4",
-                message: format!("invalid SIZE `{v}`"),
-            })?;
-            if size > max as u64 {
+            let v = v.unwrap_or_default();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad_parameter(format!("invalid SIZE `{v}`")));
+            }
+            // All digits: only too many of them fail to parse, and that is too big too.
+            if v.parse::<u64>().map_or(true, |size| size > max as u64) {
                 return Err(Reject::too_big(max));
             }
+        } else if k.eq_ignore_ascii_case("BODY") {
+            if !v.is_some_and(|v| v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME")) {
+                return Err(bad_parameter(format!("invalid `{p}` (7BIT or 8BITMIME)")));
+            }
+        } else if k.eq_ignore_ascii_case("SMTPUTF8") {
+            if v.is_some() {
+                return Err(bad_parameter("SMTPUTF8 takes no value".into()));
+            }
+        } else {
+            return Err(Reject { code: 555, enhanced: "5.5.4", message: format!("unsupported parameter `{p}`") });
         }
     }
     Ok(())
@@ -379,9 +464,25 @@ mod tests {
         assert!(parse_path("TO:<a@b.c", "TO:").is_err());
         assert!(parse_path("<a@b.c>", "TO:").is_err());
         assert!(plausible_address("x@y.z") && !plausible_address("x y@z") && !plausible_address("nobody"));
-        assert!(mail_params("SIZE=100 BODY=8BITMIME", 100).is_ok());
+        for good in
+            ["a+tag@x.example", "o'neil@mail.x-y.example", "user@[192.0.2.1]", "jørgen@bølge.example", "a@localhost"]
+        {
+            assert!(plausible_address(good), "{good}");
+        }
+        for bad in
+            ["a@", "@b.example", "a@b..example", "a@.b", "a@b.", "a@-b.example", "a@b_c.example", "a@[]", "a\tb@c"]
+        {
+            assert!(!plausible_address(bad), "{bad}");
+        }
+        assert!(!plausible_address(&format!("{}@x.example", "l".repeat(65))));
+        assert!(mail_params("SIZE=100 BODY=8BITMIME SMTPUTF8", 100).is_ok());
+        assert!(mail_params("body=7bit", 100).is_ok());
         assert_eq!(mail_params("SIZE=101", 100).unwrap_err().code, 552);
-        assert_eq!(mail_params("SIZE=x", 100).unwrap_err().code, 501);
+        assert_eq!(mail_params("SIZE=99999999999999999999999", 100).unwrap_err().code, 552);
+        for malformed in ["SIZE=x", "SIZE=+5", "SIZE", "BODY=BINARYMIME", "BODY", "SMTPUTF8=yes"] {
+            assert_eq!(mail_params(malformed, 100).unwrap_err().code, 501, "{malformed}");
+        }
+        assert_eq!(mail_params("RET=HDRS", 100).unwrap_err().code, 555);
     }
 
     #[tokio::test]

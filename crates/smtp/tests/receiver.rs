@@ -42,13 +42,21 @@ impl MailHandler for Recorder {
 }
 
 async fn start(settings: SmtpSettings) -> (SocketAddr, Arc<Recorder>, CancellationToken) {
+    let (addr, rec, stop, _served) = start_serving(settings).await;
+    (addr, rec, stop)
+}
+
+/// [`start`], with the task of `serve` to see it return.
+async fn start_serving(
+    settings: SmtpSettings,
+) -> (SocketAddr, Arc<Recorder>, CancellationToken, tokio::task::JoinHandle<std::io::Result<()>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let rec = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
     let handler: Arc<dyn MailHandler> = rec.clone();
-    tokio::spawn(flowgate_smtp::serve(listener, handler, settings, stop.clone()));
-    (addr, rec, stop)
+    let served = tokio::spawn(flowgate_smtp::serve(listener, handler, settings, stop.clone()));
+    (addr, rec, stop, served)
 }
 
 fn settings() -> SmtpSettings {

@@ -42,7 +42,11 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         let verb = if v["created"].as_bool() == Some(true) { "applied as version" } else { "unchanged at version" };
         println!("{} {verb} {}", v["integration"].as_str().unwrap_or(&slug), v["version"]);
         for f in v["flows"].as_array().into_iter().flatten() {
-            let url = f["webhookUrl"].as_str().map(|u| format!("  {u}")).unwrap_or_default();
+            let url = f["webhookUrl"]
+                .as_str()
+                .or(f["inboundEmailAddress"].as_str())
+                .map(|u| format!("  {u}"))
+                .unwrap_or_default();
             println!("  flow {} ({}){url}", f["flow"].as_str().unwrap_or(""), f["trigger"].as_str().unwrap_or(""));
         }
     }))
