@@ -27,7 +27,7 @@ start_nodes() {
   for i in $(seq 0 $((n - 1))); do
     local port=$((BASE_PORT + i)) dir
     dir=$(mktemp -d)
-    FLOWGATE_BOOTSTRAP_TOKEN=$TOKEN FLOWGATE_LOG=warn FLOWGATE_DATABASE_URL=$db \
+    FLOWGATE_BOOTSTRAP_TOKEN=$TOKEN FLOWGATE_MASTER_KEY=$(printf "7f%.0s" $(seq 32)) FLOWGATE_LOG=warn FLOWGATE_DATABASE_URL=$db \
       "$BIN" serve --listen 127.0.0.1:$port --data-dir "$dir" "$@" >/dev/null 2>&1 &
     PIDS+=($!)
     wait_ready "http://127.0.0.1:$port"

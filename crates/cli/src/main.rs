@@ -33,8 +33,19 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Run a flow locally, without a server, and print each step's input and output.
     Run(cmd::run::Args),
+    /// Run a definition's test cases (`tests:`) locally, without a server.
+    Test(cmd::test::Args),
     /// Print the JSON Schema of the definition format.
     Schema,
+    /// Show, set config values of, or undeploy an integration's deployment.
+    #[command(subcommand)]
+    Deployment(cmd::deployment::Command),
+    /// List, show, diff or roll back an integration's versions.
+    #[command(subcommand)]
+    Versions(cmd::deployment::Versions),
+    /// Create or list tenants (with the server's admin token).
+    #[command(subcommand)]
+    Tenants(cmd::tenants::Command),
     /// Show, run, switch on or off a flow on a server; read or reset a poll's state.
     #[command(subcommand)]
     Flows(cmd::flows::Command),
@@ -74,10 +85,14 @@ fn main() -> ExitCode {
             Command::Validate(a) => cmd::validate::run(a).await,
             Command::Run(a) => cmd::run::run(a).await,
             Command::Schema => cmd::schema::run(),
+            Command::Test(a) => cmd::test::run(a).await,
+            Command::Deployment(c) => cmd::deployment::run(c).await,
+            Command::Versions(c) => cmd::deployment::versions(c).await,
+            Command::Tenants(c) => cmd::tenants::run(c).await,
             Command::Flows(c) => cmd::flows::run(c).await,
             Command::Executions(c) => cmd::executions::run(c).await,
             Command::Tokens(c) => cmd::tokens::run(c).await,
-            Command::Keys(c) => cmd::keys::run(c),
+            Command::Keys(c) => cmd::keys::run(c).await,
         }
     });
     match result {

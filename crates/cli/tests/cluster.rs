@@ -88,6 +88,8 @@ fn spawn_node(dir: &std::path::Path, port: u16, database: &str, roles: &str) -> 
         .arg(dir)
         .env("FLOWGATE_DATABASE_URL", database)
         .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
+        // Nodes sharing a database share the master key that seals its secrets.
+        .env("FLOWGATE_MASTER_KEY", "7f".repeat(32))
         .env("FLOWGATE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -30,6 +30,8 @@ pub struct Draft {
     pub hash: String,
     flows: Vec<DraftFlow>,
     config: Value,
+    /// Required config variables without a value: the integration cannot be live.
+    pub missing: Vec<String>,
 }
 
 struct DraftFlow {
@@ -107,6 +109,10 @@ pub enum FlowTrigger {
     Email(EmailSpec),
     /// An HTTP source polled on a schedule.
     Poll(Box<PollSpec>),
+    /// Runs when the integration is deployed, upgraded or reconfigured.
+    Deploy,
+    /// Runs when the integration is undeployed or deleted.
+    Undeploy,
 }
 
 impl FlowTrigger {
@@ -118,6 +124,8 @@ impl FlowTrigger {
             FlowTrigger::Schedule(_) => "schedule",
             FlowTrigger::Email(_) => "email",
             FlowTrigger::Poll(_) => "poll",
+            FlowTrigger::Deploy => "deploy",
+            FlowTrigger::Undeploy => "undeploy",
         }
     }
 
@@ -306,6 +314,12 @@ pub struct CompiledFlow {
     pub delivery: Delivery,
     /// The integration's rate limits.
     pub limits: Arc<HashMap<String, LimitSpec>>,
+    /// The integration is live: deployed, every required config value set. Only live
+    /// flows are triggered (webhooks, e-mail, schedules, polls).
+    pub live: bool,
+    /// Replaces the integration's secret values (secret config values, literal
+    /// credentials) in everything an execution records.
+    pub redactor: Arc<flowgate_secrets::Redactor>,
 }
 
 impl CompiledFlow {
@@ -337,6 +351,17 @@ pub struct CompiledIntegration {
     pub definition: Integration,
     /// Flows by slug, in document order.
     pub flows: IndexMap<String, Arc<CompiledFlow>>,
+    /// Deployed (else stored but undeployed).
+    pub deployed: bool,
+    /// Required config variables without a value.
+    pub missing: Vec<String>,
+}
+
+impl CompiledIntegration {
+    /// Live: deployed and every required value set.
+    pub fn live(&self) -> bool {
+        self.deployed && self.missing.is_empty()
+    }
 }
 
 /// The webhook URL of a path in a tenant.
@@ -349,17 +374,41 @@ pub fn webhook_url(public_url: &str, tenant: &str, path: &str) -> String {
 /// # Errors
 /// Every problem found, located.
 pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
+    compile_in(text, format, &Map::new())
+}
+
+/// Checks and compiles a document for a deployment whose config values are `values`
+/// (plaintext; each overrides the variable's default). Credentials that come from config
+/// values still unset do not make it invalid: the integration is not live until they are.
+///
+/// # Errors
+/// Every problem found, located.
+pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Result<Draft, Vec<Diagnostic>> {
     let doc = source::parse(text, format).map_err(|d| vec![d])?;
     let mut diags = Diags::new(doc.locations.clone());
     let definition = decode_integration::<flowgate_steps::StepConfig>(&doc, &mut diags);
     let Some(definition) = definition else { return Err(diags.into_vec()) };
-    let config = Value::Object(definition.default_config());
+    let mut config_map = definition.default_config();
+    for (k, v) in values {
+        if definition.config.contains_key(k) && !v.is_null() {
+            config_map.insert(k.clone(), v.clone());
+        }
+    }
+    let missing: Vec<String> = definition
+        .config
+        .iter()
+        .filter(|(name, var)| var.required && !config_map.contains_key(*name))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let config = Value::Object(config_map);
+    let flow_names: Vec<String> = definition.flows.iter().map(|f| f.flow.clone()).collect();
     let limit_names: Vec<String> = definition.limits.keys().cloned().collect();
     let mut flows = Vec::with_capacity(definition.flows.len());
     for (i, f) in definition.flows.iter().enumerate() {
         let at = Path::root().key("flows").index(i);
         let cx = PlanCx { retry: f.retry.as_ref(), limits: &limit_names };
         let steps = compile_steps(&f.steps, &cx, &at.key("steps"), &mut diags);
+        check_calls(&f.steps, &steps, &flow_names, &at.key("steps"), &mut diags);
         let order = if f.ordered {
             Some(Order { by: None, on_exhausted: f.on_exhausted })
         } else {
@@ -386,8 +435,13 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
             Delivery { order, concurrency: f.concurrency, dedup, diagnostics: f.diagnostics, retention: f.retention };
         let trigger = match &f.trigger {
             Trigger::Webhook(w) => {
-                let auth =
-                    resolve_auth(w.auth.as_ref(), &config, &at.key("trigger").key("webhook").key("auth"), &mut diags);
+                let auth = resolve_auth(
+                    w.auth.as_ref(),
+                    &config,
+                    !missing.is_empty(),
+                    &at.key("trigger").key("webhook").key("auth"),
+                    &mut diags,
+                );
                 FlowTrigger::Webhook(WebhookSpec {
                     path: w.normalized_path(),
                     methods: w.methods.clone(),
@@ -397,6 +451,8 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
                 })
             }
             Trigger::Manual(_) => FlowTrigger::Manual,
+            Trigger::Deploy(_) => FlowTrigger::Deploy,
+            Trigger::Undeploy(_) => FlowTrigger::Undeploy,
             Trigger::Schedule(t) => match t.schedule() {
                 Some(schedule) => FlowTrigger::Schedule(ScheduleSpec {
                     schedule,
@@ -467,11 +523,44 @@ pub fn compile(text: &str, format: Format) -> Result<Draft, Vec<Diagnostic>> {
     });
     hasher.update(text.as_bytes());
     let hash = hex::encode(hasher.finalize());
-    Ok(Draft { definition, document: doc.value, hash, flows, config })
+    Ok(Draft { definition, document: doc.value, hash, flows, config, missing })
+}
+
+/// Each `call` step names a flow of the integration.
+fn check_calls(
+    defs: &[flowgate_steps::StepDef],
+    compiled: &[CompiledStep],
+    flows: &[String],
+    path: &Path,
+    diags: &mut Diags,
+) {
+    for c in compiled {
+        if let flowgate_steps::Compiled::Call { flow, .. } = &c.body
+            && !flows.contains(flow)
+        {
+            let at = defs
+                .iter()
+                .find(|d| d.id() == c.id)
+                .map_or(path.clone(), |d| path.index(d.index).key("call").key("flow"));
+            diags.error(&at, format!("no flow `{flow}` in this integration (flows: {})", flows.join(", ")));
+        }
+        if let flowgate_steps::Compiled::Switch { cases, default } = &c.body {
+            // Nested steps: their paths are not kept here; report at the switch.
+            for steps in cases.iter().map(|(_, s)| s).chain(default.iter()) {
+                check_calls(&[], steps, flows, path, diags);
+            }
+        }
+    }
 }
 
 /// Resolves `{{ $config.x }}` in credentials now: they are fixed per deployment.
-fn resolve_auth(auth: Option<&WebhookAuth>, config: &Value, path: &Path, diags: &mut Diags) -> AuthSpec {
+fn resolve_auth(
+    auth: Option<&WebhookAuth>,
+    config: &Value,
+    values_missing: bool,
+    path: &Path,
+    diags: &mut Diags,
+) -> AuthSpec {
     let mut resolve = |s: &str, at: Path| -> String {
         if !s.contains("{{") {
             return s.to_owned();
@@ -492,7 +581,11 @@ fn resolve_auth(auth: Option<&WebhookAuth>, config: &Value, path: &Path, diags: 
         {
             Ok(Value::String(v)) if !v.is_empty() => v,
             Ok(Value::Null) | Ok(Value::String(_)) => {
-                diags.error(&at, "the credential is empty (is the config value set?)");
+                // Unset config values keep the integration from going live; only a
+                // deployment with every value set must give a credential.
+                if !values_missing {
+                    diags.error(&at, "the credential is empty (is the config value set?)");
+                }
                 String::new()
             }
             Ok(other) => flowgate_expr::to_text(&other),
@@ -570,8 +663,15 @@ impl Draft {
     }
 
     /// Binds the draft to its stored version.
-    pub fn into_compiled(self, record: VersionRecord, public_url: &str) -> CompiledIntegration {
+    pub fn into_compiled(
+        self,
+        record: VersionRecord,
+        public_url: &str,
+        deployed: bool,
+        redactor: Arc<flowgate_secrets::Redactor>,
+    ) -> CompiledIntegration {
         let tenant = record.tenant_id.clone();
+        let live = deployed && self.missing.is_empty();
         let limits: Arc<HashMap<String, LimitSpec>> = Arc::new(
             self.definition
                 .limits
@@ -619,19 +719,12 @@ impl Draft {
                     timeout: f.timeout,
                     delivery: f.delivery,
                     limits: limits.clone(),
+                    live,
+                    redactor: redactor.clone(),
                 };
                 (f.slug, Arc::new(compiled))
             })
             .collect();
-        CompiledIntegration { record, definition: self.definition, flows }
+        CompiledIntegration { record, definition: self.definition, flows, deployed, missing: self.missing }
     }
-}
-
-/// Compiles a stored version (its document is JSON that validated when applied).
-///
-/// # Errors
-/// When the document no longer validates (a newer Flowgate may be stricter).
-pub fn compile_record(record: VersionRecord, public_url: &str) -> Result<CompiledIntegration, Vec<Diagnostic>> {
-    let draft = compile(&record.document, Format::Json)?;
-    Ok(draft.into_compiled(record, public_url))
 }

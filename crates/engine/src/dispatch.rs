@@ -65,6 +65,7 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
                     created_at: c.created_at,
                     resumed: true,
                     permit,
+                    mocks: None,
                 };
                 inner.tracker.spawn(executor::run(inner.clone(), job));
             }

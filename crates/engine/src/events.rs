@@ -101,10 +101,9 @@ async fn reload_switches(inner: &Arc<Inner>) {
 async fn reload(inner: &Arc<Inner>, tenant: &str, slug: &str) {
     match inner.store.integration(tenant, slug).await {
         Ok(Some(record)) => {
-            if inner.registry.integration(tenant, slug).is_some_and(|ci| ci.record.id == record.id) {
-                return;
-            }
-            match crate::compile::compile_record(record, &inner.settings.public_url) {
+            // Rebuilt even when the version is the same: its deployment (config values, deployed
+            // or not) may be what changed.
+            match inner.build(record).await {
                 Ok(ci) => inner.registry.install(Arc::new(ci)),
                 Err(problems) => {
                     tracing::error!(

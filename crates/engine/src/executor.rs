@@ -45,6 +45,8 @@ pub(crate) struct Job {
     /// Claimed from the store (it may have a journal), rather than just inserted.
     pub resumed: bool,
     pub permit: OwnedSemaphorePermit,
+    /// Outputs of steps that are not run (flow tests).
+    pub mocks: Option<Arc<Map<String, Value>>>,
 }
 
 /// How the steps ended.
@@ -90,6 +92,10 @@ struct Execution {
     /// The current input equals the output of the last completed journal entry (or the
     /// trigger, before any): its entry then stores no input (see `StepRecord::input`).
     input_is_last_output: bool,
+    /// Outputs of steps that are not run (flow tests).
+    mocks: Option<Arc<Map<String, Value>>>,
+    /// How deep in a chain of `call` steps this execution is (0: not called).
+    depth: u64,
     /// When this round began (epoch ms): the event for the first round, the first journal
     /// entry of a later one (a manual retry); the flow's timeout counts from here.
     round_began: i64,
@@ -110,7 +116,9 @@ pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
 
 async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
     let _permit = job.permit;
+    let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
     let mut ex = Execution {
+        depth,
         execution_var: json!({ "id": job.id, "attempt": job.round, "trigger": job.trigger_kind, "createdAt": crate::clock::rfc3339(job.created_at) }),
         inner: inner.clone(),
         id: job.id,
@@ -126,6 +134,7 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         input_is_last_output: true,
         claimed: job.resumed,
         round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
+        mocks: job.mocks,
     };
     if job.resumed {
         if let Err(e) = ex.load_journal().await {
@@ -179,7 +188,12 @@ impl Execution {
                 if let Some(resp) = r.response.as_deref().and_then(|t| serde_json::from_str(t).ok()) {
                     self.response = Some(resp);
                 }
-                let out = r.output.as_deref().and_then(|o| serde_json::from_str(o).ok()).unwrap_or(Value::Null);
+                // Recorded outputs hold markers for secrets; the run needs the values back.
+                let out = r
+                    .output
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(&self.flow.redactor.restore_json_text(o)).ok())
+                    .unwrap_or(Value::Null);
                 self.completed.insert(r.step_id, out);
             } else if r.round == self.round {
                 let n = self.attempts.entry(r.step_id).or_default();
@@ -187,6 +201,14 @@ impl Execution {
             }
         }
         Ok(())
+    }
+
+    /// JSON text as it may be recorded: secret values replaced by markers.
+    fn redact(&self, json: String) -> String {
+        match self.flow.redactor.redact_json_text(&json) {
+            std::borrow::Cow::Borrowed(_) => json,
+            std::borrow::Cow::Owned(r) => r,
+        }
     }
 
     /// When the flow's timeout ends this execution (epoch ms), if it has one.
@@ -243,7 +265,27 @@ impl Execution {
                 Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
             }
         }
+        if let Some(out) = self.mocks.as_ref().and_then(|m| m.get(&step.id)).cloned() {
+            // A test's mock stands in for the step: no attempt, no side effect.
+            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+            self.outputs.insert(step.id.clone(), out.clone());
+            return Ok(out);
+        }
         match &step.body {
+            Compiled::Call { flow, input: body } => {
+                let action = crate::call::CallAction {
+                    inner: self.inner.clone(),
+                    parent: self.id.clone(),
+                    parent_flow: self.flow.slug.clone(),
+                    step: step.id.clone(),
+                    round: self.round,
+                    version_id: self.flow.version_id,
+                    flow: flow.clone(),
+                    input: body.clone(),
+                    depth: self.depth,
+                };
+                self.run_action(step, &action, input).await
+            }
             Compiled::Filter(cond) => match self.inner.evaluator.eval(cond, &input, &self.scope()).await {
                 Ok(v) => {
                     self.record(step, 1, "succeeded", &input, Some(&input), None, started);
@@ -347,7 +389,7 @@ impl Execution {
                     return Ok(out);
                 }
                 Err(error) => {
-                    tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %error.message, "Step attempt failed.");
+                    tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %self.flow.redactor.redact_text(&error.message), "Step attempt failed.");
                     if let (Some(limit), Some(after)) = (&step.limit, error.retry_after) {
                         // The target asked to slow down: the whole limit waits, not just this request.
                         self.pause_limit(limit, after).await;
@@ -401,8 +443,8 @@ impl Execution {
         started: i64,
     ) {
         // Most inputs are the previous step's output: not stored twice (about half the journal).
-        let input_json = (!self.input_is_last_output).then(|| input.to_string());
-        let output_json = output.map(Value::to_string);
+        let input_json = (!self.input_is_last_output).then(|| self.redact(input.to_string()));
+        let output_json = output.map(|o| self.redact(o.to_string()));
         if COMPLETED.contains(&status) {
             // The next step's input is this step's output.
             self.input_is_last_output = true;
@@ -417,7 +459,7 @@ impl Execution {
             status: status.to_owned(),
             input: input_json,
             output: output_json,
-            error: error.map(|e| serde_json::to_string(e).unwrap_or_default()),
+            error: error.map(|e| self.redact(serde_json::to_string(e).unwrap_or_default())),
             response: None,
             started_at: started,
             finished_at: self.inner.clock.now_ms(),
@@ -428,12 +470,16 @@ impl Execution {
 
     fn add_logs(&mut self, step_id: &str, logs: Vec<LogEntry>, at: i64) {
         for l in logs {
+            let message = match self.flow.redactor.redact_text(&l.message) {
+                std::borrow::Cow::Borrowed(_) => l.message,
+                std::borrow::Cow::Owned(m) => m,
+            };
             self.pending.logs.push(LogRecord {
                 execution_id: self.id.clone(),
                 at,
                 level: l.level,
                 step_id: Some(step_id.to_owned()),
-                message: l.message,
+                message,
             });
         }
     }
@@ -528,9 +574,9 @@ impl Execution {
             id: self.id.clone(),
             owner,
             status,
-            output: output.as_ref().map(Value::to_string),
-            response: self.response.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
-            error: error.as_ref().map(Value::to_string),
+            output: output.as_ref().map(|o| self.redact(o.to_string())),
+            response: self.response.as_ref().map(|r| self.redact(serde_json::to_string(r).unwrap_or_default())),
+            error: error.as_ref().map(|e| self.redact(e.to_string())),
             failed_step,
             finished_at: now,
             holds_order: blocks,

@@ -9,6 +9,8 @@
 //! # Layout
 //! - [`compile`]: documents → compiled flows (validation shares it).
 //! - [`registry`]: compiled versions and the webhook routing table.
+//! - [`deploy`]: deployments, config values, sealed secrets and lifecycle flows.
+//! - [`testing`]: flow tests (`tests:`) on a throwaway engine.
 //! - [`committer`]: group commit of all writes.
 //! - [`executor`]: running one execution.
 //! - `dispatch`: claiming queued work, renewing leases, the leader's work.
@@ -20,13 +22,16 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+mod call;
 pub mod clock;
 pub mod committer;
 pub mod compile;
+pub mod deploy;
 mod dispatch;
 mod events;
 mod executor;
 pub mod registry;
+pub mod testing;
 mod triggers;
 pub mod waiters;
 
@@ -99,6 +104,11 @@ pub struct EngineSettings {
     /// Longest the scheduler sleeps between looks at the clock (a wall-clock change or an
     /// injected clock is noticed within it).
     pub trigger_tick: Duration,
+    /// Seals and opens secrets at rest (config values, literal credentials); default: a key
+    /// made for this process only (fine for throwaway engines, not for a server).
+    pub sealer: Option<flowgate_secrets::Sealer>,
+    /// Run `deploy`/`undeploy` flows when deployments change (off for flow tests).
+    pub lifecycle: bool,
 }
 
 impl Default for EngineSettings {
@@ -122,6 +132,8 @@ impl Default for EngineSettings {
             backlog_every: Duration::from_secs(2),
             mail_domain: "localhost".into(),
             trigger_tick: Duration::from_secs(1),
+            sealer: None,
+            lifecycle: true,
         }
     }
 }
@@ -190,6 +202,20 @@ pub struct Submission {
     pub replay_of: Option<String>,
     /// What the submitter waits for.
     pub wait: Wait,
+    /// The less common parts.
+    pub options: SubmitOptions,
+}
+
+/// The less common parts of a [`Submission`].
+#[derive(Default, Clone)]
+pub struct SubmitOptions {
+    /// The execution whose `call` step submits this one.
+    pub parent: Option<String>,
+    /// The event's identity and window, in place of the flow's (a `call` step's child).
+    pub identity: Option<(String, Duration)>,
+    /// Step outputs used instead of running those steps (flow tests). Such executions run on
+    /// this node at once, whatever the flow's ordering or cap.
+    pub mocks: Option<Arc<serde_json::Map<String, Value>>>,
 }
 
 pub(crate) struct Inner {
@@ -219,6 +245,8 @@ pub(crate) struct Inner {
     trigger_wake: Notify,
     /// This node holds the leadership (set by the leader loop).
     leading: AtomicBool,
+    /// Seals and opens secrets at rest.
+    sealer: flowgate_secrets::Sealer,
 }
 
 impl Inner {
@@ -251,13 +279,22 @@ impl Inner {
         let _ = self.committer.commit(WriteBatch { finishes: vec![finish], ..WriteBatch::default() }).await;
     }
 
+    /// Compiles a stored version for the integration's deployment (its config values).
+    pub(crate) async fn build(&self, record: VersionRecord) -> Result<CompiledIntegration, Vec<Diagnostic>> {
+        let deployment =
+            self.store.deployment(&record.tenant_id, &record.slug).await.map_err(|e| {
+                vec![Diagnostic { path: String::new(), line: None, column: None, message: e.to_string() }]
+            })?;
+        deploy::build(record, deployment.as_ref(), &self.sealer, &self.settings.public_url)
+    }
+
     /// The compiled flow of a version, compiling the version if this node has not yet.
     async fn flow_for(&self, version_id: i64, flow: &str) -> Option<Arc<CompiledFlow>> {
         if let Some(ci) = self.registry.version(version_id) {
             return ci.flows.get(flow).cloned();
         }
         let record = self.store.version(version_id).await.ok()??;
-        match compile::compile_record(record, &self.settings.public_url) {
+        match self.build(record).await {
             Ok(ci) => {
                 let ci = Arc::new(ci);
                 self.registry.remember(ci.clone());
@@ -291,6 +328,10 @@ impl Engine {
         let committer_closed = CancellationToken::new();
         let (committer, committer_task) = Committer::start(store.clone(), committer_closed.clone());
         let registry = Registry::new(&settings.mail_domain);
+        let sealer = settings
+            .sealer
+            .clone()
+            .unwrap_or_else(|| flowgate_secrets::Sealer::new(flowgate_secrets::MasterKey::generate()));
         let inner = Arc::new(Inner {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
             http: flowgate_steps::util::http_client(),
@@ -314,6 +355,7 @@ impl Engine {
             committer_task: Mutex::new(Some(committer_task)),
             trigger_wake: Notify::new(),
             leading: AtomicBool::new(false),
+            sealer: sealer.clone(),
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.
@@ -324,7 +366,7 @@ impl Engine {
         }
         for record in inner.store.all_integrations().await? {
             let (tenant, slug) = (record.tenant_id.clone(), record.slug.clone());
-            match compile::compile_record(record, &inner.settings.public_url) {
+            match inner.build(record).await {
                 Ok(ci) => inner.registry.install(Arc::new(ci)),
                 Err(diags) => {
                     tracing::error!(tenant, integration = slug, problems = ?diags, "A stored integration no longer compiles; it is not served.")
@@ -380,53 +422,110 @@ impl Engine {
         compile::compile(text, format)
     }
 
-    /// Checks, stores and serves a definition in `tenant`. An unchanged document keeps its
-    /// version.
+    /// Checks, stores and serves a definition in `tenant`, and deploys it there (with its
+    /// defaults the first time; an upgrade keeps the deployment's values and, when the
+    /// integration is live, runs its `deploy` flows). An unchanged document keeps its version.
+    /// Literal credentials are sealed, not stored in the text.
     ///
     /// # Errors
-    /// Problems in the document, a webhook path taken by another integration, or the store.
+    /// Problems in the document, a webhook path or address taken elsewhere, or the store.
     pub async fn apply(
         &self,
         tenant: &str,
         text: &str,
         format: Format,
     ) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
+        let inner = &self.inner;
         let draft = compile::compile(text, format).map_err(ApplyError::Invalid)?;
+        let slug = draft.definition.integration.clone();
+        // A document read from the API holds markers for the current literal credentials.
+        let current = inner.store.integration(tenant, &slug).await?;
+        let text = match &current {
+            Some(cur) if text.contains(flowgate_secrets::MARKER_PREFIX) => {
+                let literals = deploy::open_literals(&inner.sealer, cur).map_err(ApplyError::Conflict)?;
+                deploy::restore_source(text, &literals)
+            }
+            _ => text.to_owned(),
+        };
+        if text.contains(flowgate_secrets::MARKER_PREFIX) {
+            return Err(ApplyError::Invalid(vec![Diagnostic {
+                path: String::new(),
+                line: None,
+                column: None,
+                message: "the document holds a secret marker («secret:…») this integration does not have: write the \
+                          credential itself, or apply the document as read from the current version"
+                    .into(),
+            }]));
+        }
+        let draft =
+            if current.is_some() { compile::compile(&text, format).map_err(ApplyError::Invalid)? } else { draft };
+        let mut document = draft.document.clone();
+        let literals = deploy::extract_literals(&mut document);
+        let now = inner.clock.now_ms();
         let new = NewVersion {
             tenant_id: tenant.to_owned(),
-            slug: draft.definition.integration.clone(),
+            slug: slug.clone(),
             hash: draft.hash.clone(),
             format: match format {
                 Format::Yaml => "yaml",
                 Format::Json => "json",
             }
             .to_owned(),
-            source: text.to_owned(),
-            document: draft.document.to_string(),
+            source: deploy::redact_source(&text, &literals),
+            document: document.to_string(),
             routes: draft.routes(),
             emails: draft.emails(),
-            now: self.inner.clock.now_ms(),
+            secrets: deploy::seal_literals(&inner.sealer, tenant, &slug, &literals),
+            now,
         };
-        let outcome = self.inner.store.put_integration(&new).await.map_err(|e| match e {
+        let outcome = inner.store.put_integration(&new).await.map_err(|e| match e {
             flowgate_store::Error::Conflict(m) => ApplyError::Conflict(m),
             other => ApplyError::Store(other),
         })?;
-        if let (PutOutcome::Unchanged(r), Some(ci)) = (&outcome, self.inner.registry.integration(tenant, &new.slug))
+        if let (PutOutcome::Unchanged(r), Some(ci)) = (&outcome, inner.registry.integration(tenant, &slug))
             && ci.record.id == r.id
         {
             return Ok((outcome, ci));
         }
-        let ci = Arc::new(draft.into_compiled(outcome.record().clone(), &self.inner.settings.public_url));
-        self.inner.registry.install(ci.clone());
-        self.announce_integration(tenant, &new.slug).await;
+        let deployment = match inner.store.deployment(tenant, &slug).await? {
+            Some(d) => d,
+            None => {
+                let d = flowgate_store::Deployment {
+                    tenant_id: tenant.to_owned(),
+                    integration: slug.clone(),
+                    config: "{}".into(),
+                    deployed: true,
+                    deployed_version: None,
+                    updated_at: now,
+                };
+                inner.store.put_deployment(&d).await?;
+                d
+            }
+        };
+        let ci = deploy::build(outcome.record().clone(), Some(&deployment), &inner.sealer, &inner.settings.public_url)
+            .map_err(ApplyError::Invalid)?;
+        let ci = Arc::new(ci);
+        inner.registry.install(ci.clone());
+        self.announce_integration(tenant, &slug).await;
+        if ci.live() && deployment.deployed_version != Some(ci.record.id) {
+            let reason = if deployment.deployed_version.is_some() { "upgrade" } else { "deploy" };
+            self.run_lifecycle(&ci, "deploy", reason, deployment).await?;
+        }
         Ok((outcome, ci))
     }
 
-    /// Deletes an integration: its webhooks stop at once; its history stays.
+    /// Deletes an integration: its webhooks stop at once, its `undeploy` flows run (when it
+    /// was live); its history stays.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn delete(&self, tenant: &str, slug: &str) -> Result<bool, flowgate_store::Error> {
+        if let Some(ci) = self.integration(tenant, slug).await?
+            && ci.live()
+            && let Some(d) = self.inner.store.deployment(tenant, slug).await?
+        {
+            self.run_lifecycle(&ci, "undeploy", "delete", d).await?;
+        }
         let deleted = self.inner.store.delete_integration(tenant, slug).await?;
         self.inner.registry.remove(tenant, slug);
         self.announce_integration(tenant, slug).await;
@@ -451,7 +550,7 @@ impl Engine {
             return Ok(Some(ci));
         }
         let Some(record) = self.inner.store.integration(tenant, slug).await? else { return Ok(None) };
-        Ok(compile::compile_record(record, &self.inner.settings.public_url).ok().map(|ci| {
+        Ok(self.inner.build(record).await.ok().map(|ci| {
             let ci = Arc::new(ci);
             self.inner.registry.install(ci.clone());
             ci
@@ -486,6 +585,7 @@ impl Engine {
             Some(Order { by: Some(expr), .. }) => Some(self.key_of(expr, &s.flow, &s.trigger).await?),
         };
         let dedup_key = match (&delivery.dedup, s.kind) {
+            _ if s.options.identity.is_some() => s.options.identity.clone(),
             (Some(d), "webhook" | "email") => match &d.key {
                 Some(expr) => {
                     Some(self.key_of(expr, &s.flow, &s.trigger).await?).filter(|k| !k.is_empty() && k != "null")
@@ -510,7 +610,14 @@ impl Engine {
         }
         let id = uuid::Uuid::now_v7().to_string();
         // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
-        let permit = if delivery.gated() { None } else { inner.permits.clone().try_acquire_owned().ok() };
+        let permit = if s.options.mocks.is_some() {
+            // A test run carries its mocks in memory: it must run here.
+            inner.permits.clone().acquire_owned().await.ok()
+        } else if delivery.gated() {
+            None
+        } else {
+            inner.permits.clone().try_acquire_owned().ok()
+        };
         let leased = permit.is_some();
         let new = NewExecution {
             id: id.clone(),
@@ -530,6 +637,7 @@ impl Engine {
             order_key,
             max_running: delivery.concurrency.map(i64::from),
             dedup: dedup_key.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
+            parent_id: s.options.parent.clone(),
         };
         let waiter = (s.wait != Wait::No).then(|| inner.waiters.register(&id, s.wait));
         let mut batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
@@ -541,7 +649,7 @@ impl Engine {
         // hangs up after the event is durable must not leave it leased and never run.
         let start: committer::AfterCommit = {
             let (inner, id, flow, trigger) = (inner.clone(), id.clone(), s.flow, s.trigger);
-            let kind = s.kind;
+            let (kind, mocks) = (s.kind, s.options.mocks);
             Box::new(move |outcome: &flowgate_store::CommitOutcome| {
                 if outcome.duplicates.iter().any(|(new, _)| *new == id) {
                     return; // a repeated delivery: nothing was inserted (the permit is dropped)
@@ -557,6 +665,7 @@ impl Engine {
                             created_at: now,
                             resumed: false,
                             permit,
+                            mocks,
                         };
                         inner.tracker.spawn(executor::run(inner.clone(), job));
                     }
@@ -631,6 +740,7 @@ impl Engine {
                 order_key,
                 max_running: delivery.concurrency.map(i64::from),
                 dedup: e.identity.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
+                parent_id: None,
             });
         }
         let ids: Vec<String> = batch.inserts.iter().map(|e| e.id.clone()).collect();
@@ -703,6 +813,20 @@ impl Engine {
         }
     }
 
+    /// Like [`Engine::outcome_of`], but only the end counts (not a `respond` answer).
+    pub(crate) async fn outcome_of_end(&self, id: &str, timeout: Duration) -> Option<SyncOutcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.outcome_of(id, deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+                Some(o @ SyncOutcome::Finished { .. }) => return Some(o),
+                Some(SyncOutcome::Responded(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Gives up waiting for an execution's answer.
     pub fn forget_waiter(&self, id: &str) {
         self.inner.waiters.remove(id);
@@ -740,6 +864,7 @@ impl Engine {
                 auth_label: row.auth_label,
                 replay_of: Some(row.id),
                 wait: Wait::No,
+                options: Default::default(),
             })
             .await?)
     }

@@ -50,9 +50,12 @@ impl Registry {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Whether a flow runs: its switch if it was switched through the API, else the document's
-    /// `active`.
+    /// Whether a flow runs: never while its integration is not live; else its switch if it was
+    /// switched through the API, else the document's `active`.
     pub fn is_active(&self, f: &CompiledFlow) -> bool {
+        if !f.live {
+            return false;
+        }
         let key = (f.tenant.clone(), f.integration.clone(), f.slug.clone());
         self.switches.lock().expect("registry lock").get(&key).copied().unwrap_or(f.active)
     }

@@ -26,6 +26,7 @@ async fn run(e: &Engine, f: Arc<CompiledFlow>, trigger: Value) -> (String, SyncO
             auth_label: None,
             replay_of: None,
             wait: Wait::FirstAnswer,
+            options: Default::default(),
         })
         .await
         .unwrap();
@@ -104,6 +105,7 @@ async fn issue_2_abandoned_submit_still_runs() {
         auth_label: None,
         replay_of: None,
         wait: Wait::No,
+        options: Default::default(),
     });
     // Poll once (the event is queued for commit), then drop the future.
     assert!(futures_poll_once(fut).await.is_none());

@@ -37,6 +37,10 @@ pub struct IntegrationDoc<F> {
     pub limits: IndexMap<String, RateLimit>,
     /// The flows.
     pub flows: Vec<F>,
+    /// Test cases of the flows (`flowgate test`): a trigger event, mocked step outputs and
+    /// what to expect.
+    #[serde(default)]
+    pub tests: Vec<crate::tests_def::FlowTest>,
 }
 
 /// An integration with typed flows.
@@ -178,6 +182,16 @@ fn yes() -> bool {
     true
 }
 
+fn type_name(t: ConfigType) -> &'static str {
+    match t {
+        ConfigType::String => "string",
+        ConfigType::Number => "number",
+        ConfigType::Boolean => "boolean",
+        ConfigType::Json => "JSON value",
+        ConfigType::Secret => "string (secret)",
+    }
+}
+
 /// Types of config variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -211,9 +225,29 @@ pub struct ConfigVar {
     /// What it is for.
     #[serde(default)]
     pub description: Option<String>,
+    /// The only values it may take.
+    #[serde(default)]
+    pub allowed: Option<Vec<Value>>,
 }
 
 impl ConfigVar {
+    /// Checks a value for this variable: its type and, when set, the allowed values.
+    ///
+    /// # Errors
+    /// What is wrong (never the value itself: it may be a secret).
+    pub fn check_value(&self, v: &Value) -> Result<(), String> {
+        if !self.accepts(v) {
+            return Err(format!("expected a {}", type_name(self.kind)));
+        }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(v)
+        {
+            let shown: Vec<String> = allowed.iter().map(Value::to_string).collect();
+            return Err(format!("not one of the allowed values ({})", shown.join(", ")));
+        }
+        Ok(())
+    }
+
     fn accepts(&self, v: &Value) -> bool {
         match self.kind {
             ConfigType::String | ConfigType::Secret => v.is_string(),
@@ -267,6 +301,18 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
             && !var.accepts(d)
         {
             diags.error(&at.key("default"), format!("default does not match the type {:?}", var.kind).to_lowercase());
+        } else if let Some(d) = &var.default
+            && let Err(m) = var.check_value(d)
+        {
+            diags.error(&at.key("default"), format!("default is {m}"));
+        }
+        for (j, a) in var.allowed.iter().flatten().enumerate() {
+            if !var.accepts(a) {
+                diags.error(
+                    &at.key("allowed").index(j),
+                    format!("allowed value does not match the type {}", type_name(var.kind)),
+                );
+            }
         }
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || name.starts_with(|c: char| c.is_ascii_digit())
@@ -370,6 +416,9 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
             });
         }
     }
+    for (i, t) in head.tests.iter().enumerate() {
+        t.check(&root.key("tests").index(i), &flows, diags);
+    }
     Some(Integration {
         integration: head.integration,
         name: head.name,
@@ -377,5 +426,6 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         config: head.config,
         limits: head.limits,
         flows,
+        tests: head.tests,
     })
 }

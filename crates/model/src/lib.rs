@@ -14,6 +14,7 @@
 //! - [`schedule`]: when schedules fire (presets and cron in a time zone, DST included).
 //! - [`step`]: step options and the [`StepKind`] trait the `steps` crate implements.
 //! - [`duration`]: `100ms`, `5s`, `5min`, `1h`, `1d`.
+//! - [`tests_def`]: flow test cases (`tests:`) and their checks.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod integration;
 pub mod schedule;
 pub mod source;
 pub mod step;
+pub mod tests_def;
 pub mod trigger;
 
 #[cfg(test)]

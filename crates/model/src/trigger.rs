@@ -22,6 +22,10 @@ pub enum Trigger {
     Email(EmailTrigger),
     /// On a schedule, an HTTP request whose new items each start an execution.
     Poll(PollTrigger),
+    /// When the integration is deployed, upgraded or its config changes.
+    Deploy(ManualTrigger),
+    /// When the integration is undeployed or deleted.
+    Undeploy(ManualTrigger),
 }
 
 impl Trigger {
@@ -33,6 +37,8 @@ impl Trigger {
             Trigger::Schedule(_) => "schedule",
             Trigger::Email(_) => "email",
             Trigger::Poll(_) => "poll",
+            Trigger::Deploy(_) => "deploy",
+            Trigger::Undeploy(_) => "undeploy",
         }
     }
 }

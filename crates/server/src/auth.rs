@@ -70,6 +70,31 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The server administrator, from the admin token (`FLOWGATE_ADMIN_TOKEN`, or the one made on
+/// first start): may create and list tenants, nothing inside them.
+pub struct Admin;
+
+/// The setting holding the admin token's hash.
+pub const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let denied = || ApiError::unauthorized().header(http::header::WWW_AUTHENTICATE, "Bearer");
+        let token = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| scheme_value(v.as_bytes(), b"bearer"))
+            .ok_or_else(denied)?;
+        let expected =
+            state.engine.store().setting(ADMIN_TOKEN_SETTING).await.map_err(ApiError::internal)?.ok_or_else(denied)?;
+        let given = hash_token(std::str::from_utf8(token).unwrap_or("").trim());
+        if secret_eq(given.as_bytes(), expected.as_bytes()) { Ok(Admin) } else { Err(denied()) }
+    }
+}
+
 /// Outcome of a webhook credential check.
 pub enum HookAuth {
     /// Accepted; the label of the API key used, if any.

@@ -117,6 +117,7 @@ async fn handle(
             auth_label,
             replay_of: None,
             wait: if sync { Wait::FirstAnswer } else { Wait::No },
+            options: Default::default(),
         })
         .await
         .map_err(submit_error)?;

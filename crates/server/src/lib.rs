@@ -96,6 +96,12 @@ pub struct Settings {
     pub trigger_tick: Duration,
     /// The clock (tests inject a manual one); default the system clock.
     pub clock: Option<Arc<dyn flowgate_engine::Clock>>,
+    /// The master key sealing secrets at rest (`FLOWGATE_MASTER_KEY`); default: the key file
+    /// `master.key` in the data directory, made on first start.
+    pub master_key: Option<String>,
+    /// The server administrator's token (`FLOWGATE_ADMIN_TOKEN`); default: made on first
+    /// start and written to `admin-token` in the data directory.
+    pub admin_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -143,6 +149,8 @@ impl Default for Settings {
             max_email_bytes: 25 * 1024 * 1024,
             trigger_tick: Duration::from_secs(1),
             clock: None,
+            master_key: None,
+            admin_token: None,
         }
     }
 }
@@ -246,6 +254,8 @@ pub struct Server {
     _lock: std::fs::File,
     /// Set when this start created the `default` tenant.
     pub bootstrap: Option<Bootstrap>,
+    /// Set when this start made the admin token (shown once).
+    pub admin: Option<Bootstrap>,
 }
 
 impl Server {
@@ -266,26 +276,11 @@ impl Server {
         if lock.try_lock().is_err() {
             return Err(StartError::Locked(settings.data_dir.clone()));
         }
-        let store: SharedStore = match settings.database.as_deref() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Arc::new(PgStore::connect(url, settings.pool_size).await?)
-            }
-            Some(url) if !url.is_empty() && !url.starts_with("sqlite:") => {
-                return Err(StartError::Config(format!(
-                    "unsupported database URL `{}`: expected postgres://… or sqlite://…",
-                    url.split(['@', '?']).next().unwrap_or("")
-                )));
-            }
-            other => {
-                let path = match other {
-                    None | Some("") => settings.data_dir.join("flowgate.db"),
-                    Some(url) => PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
-                };
-                Arc::new(SqliteStore::open(&path, settings.durability).await?)
-            }
-        };
+        let store = open_store(&settings).await?;
         let shared: SharedStore = store.clone();
+        let sealer = load_sealer(&shared, &settings).await?;
         let bootstrap = bootstrap(&shared, &settings).await?;
+        let admin = bootstrap_admin(&shared, &settings).await?;
         let key_hex = shared.init_setting("status_key", &hex::encode(random_bytes(32))).await?;
         let status_key: Arc<[u8]> =
             hex::decode(key_hex).map_err(|_| StartError::Config("corrupt status_key setting".into()))?.into();
@@ -313,6 +308,7 @@ impl Server {
                     ..flowgate_expr::Budget::DEFAULT
                 },
                 mail_domain: settings.smtp_domain.clone().unwrap_or_else(|| "localhost".into()),
+                sealer: Some(sealer),
                 trigger_tick: settings.trigger_tick,
                 ..EngineSettings::default()
             },
@@ -329,7 +325,7 @@ impl Server {
         };
         metrics::handle();
         let state = AppState { engine, settings: Arc::new(settings), public_url: public_url.into(), status_key };
-        Ok(Server { state, listener, smtp, store, _lock: lock, bootstrap })
+        Ok(Server { state, listener, smtp, store, _lock: lock, bootstrap, admin })
     }
 
     /// The SMTP receiver's address, when it is on.
@@ -376,10 +372,96 @@ impl Server {
     }
 }
 
+/// Opens the store the settings name (PostgreSQL, or SQLite in the data directory), running
+/// its migrations. The caller holds the data directory's lock when it is SQLite.
+///
+/// # Errors
+/// An unsupported URL, or the store.
+pub async fn open_store(settings: &Settings) -> Result<SharedStore, StartError> {
+    let store: SharedStore = match settings.database.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PgStore::connect(url, settings.pool_size).await?)
+        }
+        Some(url) if !url.is_empty() && !url.starts_with("sqlite:") => {
+            return Err(StartError::Config(format!(
+                "unsupported database URL `{}`: expected postgres://… or sqlite://…",
+                url.split(['@', '?']).next().unwrap_or("")
+            )));
+        }
+        other => {
+            let path = match other {
+                None | Some("") => settings.data_dir.join("flowgate.db"),
+                Some(url) => PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")),
+            };
+            Arc::new(SqliteStore::open(&path, settings.durability).await?)
+        }
+    };
+    Ok(store)
+}
+
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
     rand::rng().fill_bytes(&mut b);
     b
+}
+
+/// The setting naming the master key the database's secrets are sealed with.
+pub const MASTER_KEY_SETTING: &str = "master_key_fingerprint";
+
+/// The master key (with the keys of an unfinished rotation, `master.key.next` and
+/// `master.key.old`, so every value opens), checked against the one the database was first
+/// used with: a node with another key would seal values no other node can open.
+async fn load_sealer(store: &SharedStore, settings: &Settings) -> Result<flowgate_secrets::Sealer, StartError> {
+    use flowgate_secrets::{KeySource, MasterKey, Sealer};
+    let (key, source) = MasterKey::load(settings.master_key.as_deref(), &settings.data_dir)
+        .map_err(|e| StartError::Config(format!("master key: {e}")))?;
+    if let KeySource::File { path, created: true } = &source {
+        tracing::info!(path = %path.display(), "Created the master key that seals secrets at rest; back it up.");
+    }
+    let mut previous = Vec::new();
+    for extra in ["master.key.next", "master.key.old"] {
+        let path = settings.data_dir.join(extra);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            match MasterKey::parse(&text) {
+                Ok(k) => previous.push(k),
+                Err(e) => return Err(StartError::Config(format!("{}: {e}", path.display()))),
+            }
+        }
+    }
+    let fingerprint = key.fingerprint();
+    let known: Vec<String> =
+        std::iter::once(fingerprint.clone()).chain(previous.iter().map(MasterKey::fingerprint)).collect();
+    let recorded = store.init_setting(MASTER_KEY_SETTING, &fingerprint).await?;
+    if !known.contains(&recorded) {
+        return Err(StartError::Config(format!(
+            "this database's secrets are sealed with master key {recorded}, but this node has key {fingerprint}: \
+             set FLOWGATE_MASTER_KEY (or the data directory's master.key) to the key of the other nodes"
+        )));
+    }
+    if recorded != fingerprint {
+        // A rotation was left half done: the data may be under either key; keep both.
+        tracing::warn!(recorded, current = %fingerprint, "Master key rotation not finished; run `flowgate keys rotate-master` again.");
+    }
+    Ok(Sealer::new(key).with_previous(previous))
+}
+
+/// The admin token: installed from the settings on any start, else made on first start.
+async fn bootstrap_admin(store: &SharedStore, settings: &Settings) -> Result<Option<Bootstrap>, StartError> {
+    if let Some(token) = &settings.admin_token {
+        store.put_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash_token(token)).await?;
+        return Ok(None);
+    }
+    if store.setting(auth::ADMIN_TOKEN_SETTING).await?.is_some() {
+        return Ok(None);
+    }
+    let token = format!("fga_{}", &auth::new_token()[4..]);
+    let stored = store.init_setting(auth::ADMIN_TOKEN_SETTING, &auth::hash_token(&token)).await?;
+    if stored != auth::hash_token(&token) {
+        return Ok(None); // another node made it at the same moment
+    }
+    let file = settings.data_dir.join("admin-token");
+    write_private(&file, &token).map_err(|e| StartError::Io(file.display().to_string(), e))?;
+    Ok(Some(Bootstrap { token, generated: true, file: Some(file) }))
 }
 
 /// On first start: the `default` tenant and its admin token. A token given in the settings is
@@ -423,7 +505,8 @@ async fn create_token(store: &SharedStore, tenant: &str, name: &str, token: &str
     Ok(())
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path`, readable by its owner only (mode 0600 on unix).
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.create(true).write(true).truncate(true);

@@ -68,7 +68,15 @@ impl MailHandler for Mail {
                 "receivedAt": received,
             });
             let submitted = engine
-                .submit(Submission { flow, trigger, kind: "email", auth_label: None, replay_of: None, wait: Wait::No })
+                .submit(Submission {
+                    flow,
+                    trigger,
+                    kind: "email",
+                    auth_label: None,
+                    replay_of: None,
+                    wait: Wait::No,
+                    options: Default::default(),
+                })
                 .await;
             match submitted {
                 Ok(s) => tracing::debug!(execution_id = %s.id, duplicate = s.duplicate, "Mail accepted."),

@@ -29,6 +29,7 @@ pub fn summary(r: &ExecutionRow) -> Value {
         "finishedAt": time(r.finished_at),
         "failedStep": r.failed_step,
         "replayOf": r.replay_of,
+        "parentExecutionId": r.parent_id,
         "cancelRequested": r.cancel_requested,
         "orderKey": r.order_key,
         // A failed execution still holding its order key blocks the executions after it.

@@ -76,6 +76,8 @@ async fn reply<W: AsyncWrite + Unpin>(w: &mut W, code: u16, lines: &[&str]) -> s
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
         let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+        // Replies quote the client at times (an address, a parameter): no stray CR in them.
+        let l: String = l.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         out.push_str(&format!("{code}{sep}{l}\r\n"));
     }
     let write = async {

@@ -96,7 +96,20 @@ impl Client {
     }
 
     async fn send(&mut self, text: &str) {
-        self.w.write_all(text.as_bytes()).await.unwrap();
+        self.send_bytes(text.as_bytes()).await;
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).await.unwrap();
+    }
+
+    /// Whether the server closed the connection (no more replies).
+    async fn closed(&mut self) -> bool {
+        let mut rest = String::new();
+        tokio::time::timeout(Duration::from_secs(5), self.r.read_line(&mut rest))
+            .await
+            .unwrap()
+            .map_or(true, |n| n == 0)
     }
 
     async fn cmd(&mut self, line: &str) -> String {
@@ -299,4 +312,211 @@ async fn python_smtplib_sends_a_multipart_message() {
     // A text part travels with CRLF line ends (its canonical form), whatever the sender had.
     assert_eq!(atts[1]["content"], b64(b"sku;qty\r\nA-1;10\r\n"));
     assert!(v["headers"]["mime-version"].is_string(), "{}", v["headers"]);
+}
+
+#[tokio::test]
+async fn bare_lf_dot_lines_and_a_second_message() {
+    let (addr, rec, _stop) = start(settings()).await;
+    let (mut c, _) = Client::connect(addr).await;
+    // Bare LF after commands too.
+    c.send("ehlo lf.test\n").await;
+    assert!(c.reply().await.ends_with("250 ENHANCEDSTATUSCODES"));
+    assert_eq!(code(&c.cmd("MAIL FROM:<a@acme.example> BODY=8BITMIME SMTPUTF8").await), "250");
+    assert!(c.cmd("RCPT TO:<orders@in.example.com>").await.starts_with("250"));
+    assert!(c.cmd("RCPT TO:<orders@in.example.com>").await.starts_with("250"), "a repeat is no error");
+    assert_eq!(code(&c.cmd("DATA").await), "354");
+    c.send("Subject: lf\n\nline one\n..\n...two\n. not the end\nend.\n.\n").await;
+    assert!(c.reply().await.starts_with("250 2.0.0"));
+    // The second message on the same connection, with CRLF, an empty body and an 8-bit byte.
+    c.cmd("MAIL FROM:<b@acme.example>").await;
+    c.cmd("RCPT TO:<sales@in.example.com>").await;
+    c.cmd("DATA").await;
+    c.send_bytes(b"Subject: two\r\nX-Bytes: \xe6\xf8\xe5\r\n\r\n.\r\n").await;
+    assert!(c.reply().await.starts_with("250"));
+    let d = rec.delivered.lock().unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].0.recipients, vec!["orders@in.example.com"], "one recipient, given twice");
+    assert_eq!(d[0].1, b"Subject: lf\r\n\r\nline one\r\n.\r\n..two\r\n not the end\r\nend.\r\n");
+    assert_eq!(
+        (d[1].0.from.as_str(), d[1].0.recipients.as_slice()),
+        ("b@acme.example", &["sales@in.example.com".to_owned()][..])
+    );
+    assert_eq!(d[1].1, b"Subject: two\r\nX-Bytes: \xe6\xf8\xe5\r\n\r\n");
+}
+
+#[tokio::test]
+async fn addresses_and_parameters_are_checked() {
+    let (addr, rec, _stop) = start(settings()).await;
+    let (mut c, _) = Client::connect(addr).await;
+    c.cmd("EHLO check.test").await;
+    for bad in
+        ["<a@>", "<@acme.example>", "<a@acme..example>", "<a b@acme.example>", "<a@acme.example", "<<a@acme.example>>"]
+    {
+        assert_eq!(code(&c.cmd(&format!("MAIL FROM:{bad}")).await), "501", "{bad}");
+    }
+    assert!(c.cmd("MAIL FROM:<a@acme.example> SIZE=abc").await.starts_with("501 5.5.4"));
+    assert!(c.cmd("MAIL FROM:<a@acme.example> BODY=BINARYMIME").await.starts_with("501 5.5.4"));
+    assert!(c.cmd("MAIL FROM:<a@acme.example> RET=HDRS").await.starts_with("555 5.5.4"), "DSN is not offered");
+    assert!(c.cmd("MAIL FROM:<@relay.example:a@acme.example>").await.starts_with("250"), "a source route is dropped");
+    assert!(c.cmd("RCPT TO:<>").await.starts_with("501"));
+    assert!(c.cmd("RCPT TO:<orders@in.example.com> NOTIFY=NEVER").await.starts_with("555"));
+    assert!(c.cmd("RCPT TO:<Postmaster>").await.starts_with("550 5.1.1"), "taken, then refused by the owner");
+    assert!(c.cmd("RCPT TO: <orders@in.example.com>").await.starts_with("250"), "a space after the colon");
+    assert!(c.cmd("DATA now").await.starts_with("501"));
+    assert!(c.cmd("HELO").await.starts_with("501"));
+    assert!(c.cmd("").await.starts_with("500 5.5.2"));
+    c.cmd("RSET").await;
+    assert_eq!(code(&c.cmd("DATA").await), "503", "RSET ended the transaction");
+    assert!(rec.delivered.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_closed_mid_message_delivers_nothing() {
+    let (addr, rec, _stop) = start(settings()).await;
+    let (mut c, _) = Client::connect(addr).await;
+    c.cmd("EHLO cut.test").await;
+    c.cmd("MAIL FROM:<a@acme.example>").await;
+    c.cmd("RCPT TO:<orders@in.example.com>").await;
+    c.cmd("DATA").await;
+    c.send("Subject: cut\r\n\r\nhalf a mess").await;
+    drop(c);
+    // A moment for the receiver to see the end of the connection.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The receiver is still there; the half message was not delivered.
+    let (mut c, _) = Client::connect(addr).await;
+    assert_eq!(code(&c.cmd("NOOP").await), "250");
+    assert!(rec.delivered.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn junk_gets_5xx_and_never_breaks_the_receiver() {
+    const PIECES: &[&[u8]] = &[
+        b"MAIL",
+        b"RCPT",
+        b"EHLO",
+        b"HELO",
+        b"RSET",
+        b"VRFY",
+        b"NOOP",
+        b"HELP",
+        b"DATA x",
+        b"FROM:",
+        b"TO:",
+        b"<",
+        b">",
+        b"<>",
+        b"@",
+        b":",
+        b" ",
+        b"=",
+        b"SIZE=",
+        b"999999999999999999999999",
+        b"\x00",
+        b"\xff\xfe",
+        b"\xc3\x28",
+        b"\r",
+        b"\t",
+        b".",
+        b"..",
+        "æøå".as_bytes(),
+        b"a@b.example",
+        b"%s%n",
+        b"\x1b[2J",
+    ];
+    let (addr, _rec, _stop) = start(settings()).await;
+    let (mut c, _) = Client::connect(addr).await;
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % n
+    };
+    let mut junk = Vec::new();
+    let lines = 300;
+    for _ in 0..lines {
+        for _ in 0..next(8) {
+            junk.extend_from_slice(PIECES[next(PIECES.len())]);
+        }
+        if next(50) == 0 {
+            junk.extend(std::iter::repeat_n(b'z', 5000));
+        }
+        junk.extend_from_slice(b"\r\n");
+    }
+    c.send_bytes(&junk).await;
+    c.send("NOOP\r\n").await;
+    for i in 0..lines {
+        let r = c.reply().await;
+        assert!(r.len() >= 4 && matches!(&r[..1], "2" | "5"), "reply {i} to junk: {r:?}");
+    }
+    assert_eq!(code(&c.reply().await), "250", "the NOOP after the junk");
+    let (mut other, greeting) = Client::connect(addr).await;
+    assert!(greeting.starts_with("220"));
+    assert_eq!(code(&other.cmd("QUIT").await), "221");
+    assert!(other.closed().await);
+}
+
+#[tokio::test]
+async fn shutdown_gives_open_transactions_their_grace() {
+    let grace = Duration::from_millis(400);
+    let (addr, rec, stop, served) = start_serving(SmtpSettings { shutdown_grace: grace, ..settings() }).await;
+    let (mut idle, _) = Client::connect(addr).await;
+    idle.cmd("EHLO idle.test").await;
+    let (mut busy, _) = Client::connect(addr).await;
+    busy.cmd("EHLO busy.test").await;
+    busy.cmd("MAIL FROM:<a@acme.example>").await;
+    busy.cmd("RCPT TO:<orders@in.example.com>").await;
+    let (mut stalled, _) = Client::connect(addr).await;
+    stalled.cmd("EHLO stalled.test").await;
+    stalled.cmd("MAIL FROM:<a@acme.example>").await;
+    stalled.cmd("RCPT TO:<orders@in.example.com>").await;
+    assert_eq!(code(&stalled.cmd("DATA").await), "354");
+    stalled.send("Subject: never finished\r\n").await;
+
+    let asked = tokio::time::Instant::now();
+    stop.cancel();
+    assert!(idle.reply().await.starts_with("421 4.3.2"), "idle: at once");
+    assert!(asked.elapsed() < grace);
+    // The open transaction may finish, and is told 421 only after.
+    assert_eq!(code(&busy.cmd("DATA").await), "354");
+    busy.send("Subject: just in time\r\n\r\nok\r\n.\r\n").await;
+    assert!(busy.reply().await.starts_with("250"));
+    assert!(busy.reply().await.starts_with("421 4.3.2"), "no transaction left: at once");
+    // The stalled one is cut off at the end of the grace.
+    assert!(stalled.reply().await.starts_with("421 4.3.2"));
+    assert!(asked.elapsed() >= grace);
+    tokio::time::timeout(Duration::from_secs(5), served).await.unwrap().unwrap().unwrap();
+    assert!(asked.elapsed() < grace * 3, "serve returns once the conversations are over");
+    assert_eq!(rec.delivered.lock().unwrap().len(), 1);
+    assert!(idle.closed().await && busy.closed().await && stalled.closed().await);
+}
+
+/// `swaks` (a Perl SMTP test tool) as a third client, where it is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaks_sends_a_message() {
+    if std::process::Command::new("swaks").arg("--version").output().is_err() {
+        eprintln!("skipped: swaks not found");
+        return;
+    }
+    let (addr, rec, _stop) = start(settings()).await;
+    let server = addr.to_string();
+    let out = tokio::process::Command::new("swaks")
+        .args([
+            "--server",
+            &server,
+            "--helo",
+            "swaks.test",
+            "--from",
+            "s@acme.example",
+            "--to",
+            "orders@in.example.com",
+        ])
+        .args(["--header", "Subject: via swaks", "--body", "hello from swaks\n.line with a dot", "--pipeline"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "swaks: {}", String::from_utf8_lossy(&out.stdout));
+    let (envelope, raw) = rec.delivered.lock().unwrap()[0].clone();
+    assert_eq!((envelope.from.as_str(), envelope.helo.as_str()), ("s@acme.example", "swaks.test"));
+    let v = parse_message(&raw).unwrap();
+    assert_eq!(v["subject"], "via swaks");
+    assert_eq!(v["text"].as_str().unwrap().trim_end(), "hello from swaks\r\n.line with a dot");
 }

@@ -8,11 +8,12 @@
 //!
 //! # Layout
 //! - [`plan`]: compiling steps into [`CompiledStep`]s.
-//! - [`http`], [`transform`], [`filter`], [`switch`], [`log`], [`respond`]: the kinds.
+//! - [`http`], [`transform`], [`filter`], [`switch`], [`log`], [`respond`], [`call`]: the kinds.
 //! - [`util`]: helpers shared by kinds (template compilation, the HTTP client).
 
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod filter;
 pub mod http;
 pub mod log;
@@ -55,10 +56,12 @@ pub enum StepConfig {
     Log(log::LogConfig),
     /// Answers the webhook's caller.
     Respond(respond::RespondConfig),
+    /// Runs another flow of the integration and waits for its result.
+    Call(call::CallConfig),
 }
 
 impl StepKind for StepConfig {
-    const KINDS: &'static [&'static str] = &["http", "transform", "filter", "switch", "log", "respond"];
+    const KINDS: &'static [&'static str] = &["http", "transform", "filter", "switch", "log", "respond", "call"];
 
     fn decode(kind: &str, value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
         Some(match kind {
@@ -68,6 +71,7 @@ impl StepKind for StepConfig {
             "switch" => StepConfig::Switch(switch::SwitchConfig::decode(value, path, diags)?),
             "log" => StepConfig::Log(log::LogConfig::decode(value, path, diags)?),
             "respond" => StepConfig::Respond(flowgate_model::decode::decode(value, path, diags)?),
+            "call" => StepConfig::Call(flowgate_model::decode::decode(value, path, diags)?),
             _ => return None,
         })
     }
@@ -80,6 +84,7 @@ impl StepKind for StepConfig {
             StepConfig::Switch(_) => "switch",
             StepConfig::Log(_) => "log",
             StepConfig::Respond(_) => "respond",
+            StepConfig::Call(_) => "call",
         }
     }
 
@@ -98,6 +103,7 @@ impl StepKind for StepConfig {
             ("switch", switch::SwitchConfig::schema(g)),
             ("log", log::LogConfig::schema(g)),
             ("respond", g.subschema_for::<respond::RespondConfig>()),
+            ("call", g.subschema_for::<call::CallConfig>()),
         ]
     }
 }

@@ -40,6 +40,13 @@ pub enum Compiled {
     Action(Box<dyn Step>),
     /// Ends the execution as `filtered` unless the condition holds; passes its input on.
     Filter(Arc<Template>),
+    /// Starts a child execution of another flow and waits for its result.
+    Call {
+        /// The flow's slug (same integration).
+        flow: String,
+        /// The child's `$trigger.body`.
+        input: Arc<Template>,
+    },
     /// Runs the first case whose condition holds, else the default.
     Switch {
         /// Conditions and their steps, in order.
@@ -78,9 +85,11 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
         StepConfig::Switch(c) => c.compile(cx, &at, diags),
         StepConfig::Log(c) => c.compile(&at, diags),
         StepConfig::Respond(c) => c.compile(&at, diags),
+        StepConfig::Call(c) => c.compile(&at, diags),
     };
     let timeout = o.timeout.map(|d| d.0).or_else(|| match &s.kind {
         StepConfig::Http(c) => c.timeout.map(|d| d.0),
+        StepConfig::Call(c) => Some(c.wait()),
         _ => None,
     });
     if o.when.is_some() && when.is_none() {

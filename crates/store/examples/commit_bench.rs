@@ -33,6 +33,7 @@ async fn main() {
                     order_key: None,
                     max_running: None,
                     dedup: None,
+                    parent_id: None,
                 })
                 .collect();
             store.commit(&WriteBatch { inserts, ..Default::default() }).await.unwrap();

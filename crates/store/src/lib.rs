@@ -111,6 +111,25 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an integration (its versions stay for executions that ran on them).
     async fn delete_integration(&self, tenant: &str, slug: &str) -> Result<bool>;
 
+    /// The deployment of an integration.
+    async fn deployment(&self, tenant: &str, integration: &str) -> Result<Option<Deployment>>;
+    /// Every deployment (to compile every integration at start).
+    async fn deployments(&self) -> Result<Vec<Deployment>>;
+    /// Creates or replaces a deployment.
+    async fn put_deployment(&self, d: &Deployment) -> Result<()>;
+    /// Every version of an integration, newest first.
+    async fn versions(&self, tenant: &str, slug: &str) -> Result<Vec<VersionRecord>>;
+    /// The executions the `call` steps of `parent` started, oldest first.
+    async fn children(&self, tenant: &str, parent: &str) -> Result<Vec<ExecutionRow>>;
+    /// Writes a server-wide setting.
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Re-seals every sealed text (deployment configs, version secrets) in one transaction:
+    /// `reseal` gets each and returns its new text; an error leaves everything as it was.
+    async fn reseal_all(
+        &self,
+        reseal: &(dyn for<'s> Fn(Sealed<'s>) -> std::result::Result<String, String> + Send + Sync),
+    ) -> Result<u64>;
+
     /// The state a schedule or poll flow keeps.
     async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>>;
     /// Forgets a flow's trigger state (a poll starts over as on its first run); false if none.

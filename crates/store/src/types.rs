@@ -130,8 +130,40 @@ pub struct NewVersion {
     pub routes: Vec<Route>,
     /// Its explicit inbound e-mail addresses (lower case), unique across tenants.
     pub emails: Vec<EmailRoute>,
+    /// The document's literal credentials, sealed.
+    pub secrets: Option<String>,
     /// Now.
     pub now: i64,
+}
+
+/// A sealed text the store keeps, for master key rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed<'a> {
+    /// `deployment` (a config object) or `version` (a version's literal credentials).
+    pub kind: &'static str,
+    /// Owner.
+    pub tenant: &'a str,
+    /// Integration slug.
+    pub integration: &'a str,
+    /// The text.
+    pub text: &'a str,
+}
+
+/// An integration installed in its tenant.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Deployment {
+    /// Owner.
+    pub tenant_id: String,
+    /// Integration slug.
+    pub integration: String,
+    /// Config values, a JSON object; secret values sealed.
+    pub config: String,
+    /// Deployed (else undeployed: stored, not live).
+    pub deployed: bool,
+    /// The version its `deploy` flows last ran for.
+    pub deployed_version: Option<i64>,
+    /// Last changed.
+    pub updated_at: i64,
 }
 
 /// An explicit inbound e-mail address of a flow.
@@ -194,6 +226,9 @@ pub struct VersionRecord {
     pub document: String,
     /// When it was applied.
     pub created_at: i64,
+    /// The document's literal credentials, sealed (source and document hold markers).
+    #[serde(skip)]
+    pub secrets: Option<String>,
 }
 
 /// What `put_integration` did.
@@ -251,6 +286,8 @@ pub struct NewExecution {
     pub max_running: Option<i64>,
     /// The delivery's identity, for idempotent ingress.
     pub dedup: Option<Dedup>,
+    /// The execution whose `call` step started this one.
+    pub parent_id: Option<String>,
 }
 
 /// A delivery's identity: a repeat before `expires_at` gets the first execution.
@@ -583,6 +620,8 @@ pub struct ExecutionRow {
     pub order_key: Option<String>,
     /// Whether it holds its order group (queued, running, or failed and blocking).
     pub holds_order: bool,
+    /// The execution whose `call` step started this one.
+    pub parent_id: Option<String>,
 }
 
 impl ExecutionRow {

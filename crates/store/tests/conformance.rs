@@ -1490,3 +1490,83 @@ conformance!(flow_switches_are_kept_per_flow, |store: SharedStore| async move {
     assert!(store.delete_integration(TENANT, INTEGRATION).await.unwrap());
     assert!(store.flow_switches().await.unwrap().is_empty());
 });
+
+fn deployment(tenant: &str, integration: &str, config: &str, deployed: bool, at: i64) -> Deployment {
+    Deployment {
+        tenant_id: tenant.into(),
+        integration: integration.into(),
+        config: config.into(),
+        deployed,
+        deployed_version: None,
+        updated_at: at,
+    }
+}
+
+conformance!(deployments_versions_and_children, |store: SharedStore| async move {
+    let v1 = setup(&store).await;
+    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap(), None);
+    store.put_deployment(&deployment(TENANT, INTEGRATION, r#"{"a":1}"#, true, T0)).await.unwrap();
+    let d = Deployment { deployed_version: Some(v1), ..deployment(TENANT, INTEGRATION, r#"{"a":2}"#, false, T0 + 1) };
+    store.put_deployment(&d).await.unwrap();
+    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap(), Some(d.clone()));
+    assert_eq!(store.deployments().await.unwrap(), vec![d]);
+
+    // Versions, newest first, with their sealed secrets.
+    let v2 = store
+        .put_integration(&NewVersion {
+            secrets: Some("fgs1:k:x".into()),
+            ..new_version(TENANT, INTEGRATION, "h2", &[])
+        })
+        .await
+        .unwrap()
+        .record()
+        .clone();
+    assert_eq!(v2.secrets.as_deref(), Some("fgs1:k:x"));
+    let all = store.versions(TENANT, INTEGRATION).await.unwrap();
+    assert_eq!(all.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(all[0].secrets.as_deref(), Some("fgs1:k:x"));
+    assert_eq!(store.version(v2.id).await.unwrap().unwrap().secrets.as_deref(), Some("fgs1:k:x"));
+    assert!(store.versions("globex", INTEGRATION).await.unwrap().is_empty());
+
+    // Children of a call step.
+    insert(&store, vec![exec("parent", v1, T0)]).await;
+    insert(
+        &store,
+        vec![
+            NewExecution { parent_id: Some("parent".into()), ..exec("child-1", v1, T0) },
+            NewExecution { parent_id: Some("parent".into()), ..exec("child-2", v1, T0) },
+        ],
+    )
+    .await;
+    let kids = store.children(TENANT, "parent").await.unwrap();
+    assert_eq!(kids.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), vec!["child-1", "child-2"]);
+    assert_eq!(kids[0].parent_id.as_deref(), Some("parent"));
+    assert!(store.children("globex", "parent").await.unwrap().is_empty(), "tenants are sealed");
+
+    // Settings.
+    store.put_setting("k", "1").await.unwrap();
+    store.put_setting("k", "2").await.unwrap();
+    assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("2"));
+
+    // Re-sealing touches every sealed text in one go; a failure changes nothing.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let n = store
+        .reseal_all(&|s: Sealed<'_>| {
+            seen.lock().unwrap().push((s.kind, s.text.to_owned()));
+            Ok(format!("re:{}", s.text))
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "{:?}", seen.lock().unwrap());
+    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap().unwrap().config, r#"re:{"a":2}"#);
+    assert_eq!(store.version(v2.id).await.unwrap().unwrap().secrets.as_deref(), Some("re:fgs1:k:x"));
+    let failed =
+        store.reseal_all(&|s: Sealed<'_>| if s.kind == "version" { Err("no".into()) } else { Ok("x".into()) }).await;
+    assert!(failed.is_err());
+    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap().unwrap().config, r#"re:{"a":2}"#, "rolled back");
+
+    // Deleting the integration deletes its deployment; versions stay for its executions.
+    assert!(store.delete_integration(TENANT, INTEGRATION).await.unwrap());
+    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap(), None);
+    assert!(store.version(v1).await.unwrap().is_some());
+});

@@ -1,11 +1,14 @@
 //! One file per subcommand, each with `Args` and `run`.
 
 pub mod apply;
+pub mod deployment;
 pub mod executions;
 pub mod flows;
 pub mod keys;
 pub mod run;
 pub mod schema;
 pub mod serve;
+pub mod tenants;
+pub mod test;
 pub mod tokens;
 pub mod validate;

@@ -89,7 +89,15 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         "receivedAt": flowgate_engine::clock::rfc3339(flowgate_engine::Clock::now_ms(&SystemClock)),
     });
     let submitted = engine
-        .submit(Submission { flow, trigger: event, kind: "test", auth_label: None, replay_of: None, wait: Wait::End })
+        .submit(Submission {
+            flow,
+            trigger: event,
+            kind: "test",
+            auth_label: None,
+            replay_of: None,
+            wait: Wait::End,
+            options: Default::default(),
+        })
         .await?;
     let waiter = submitted.waiter.context("no waiter")?;
     let outcome = tokio::time::timeout(Duration::from_secs(a.timeout), waiter).await.context("the run timed out")??;

@@ -74,6 +74,14 @@ pub struct Args {
     /// Largest inbound e-mail message, in bytes.
     #[arg(long, env = "FLOWGATE_MAX_EMAIL_BYTES", default_value_t = 25 * 1024 * 1024)]
     max_email_bytes: usize,
+    /// The master key sealing secrets at rest (64 hex or base64 of 32 bytes); default: the
+    /// data directory's master.key, made on first start. Nodes sharing a database need the same.
+    #[arg(long, env = "FLOWGATE_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// The server administrator's token (creates tenants); default: made on first start and
+    /// written to the data directory's admin-token.
+    #[arg(long, env = "FLOWGATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "FLOWGATE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -107,6 +115,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         smtp_listen: a.smtp_listen,
         smtp_domain: Some(a.smtp_domain),
         max_email_bytes: a.max_email_bytes.max(1024),
+        master_key: a.master_key,
+        admin_token: a.admin_token,
         ..Settings::default()
     };
     let server = match Server::bind(settings).await {
@@ -120,6 +130,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         && b.generated
     {
         println!("Created tenant `default` with an admin API token (shown once):\n\n    {}\n", b.token);
+        if let Some(f) = &b.file {
+            println!("It is also in {} (mode 0600).", f.display());
+        }
+    }
+    if let Some(b) = &server.admin {
+        println!("Created the server admin token (manages tenants; shown once):\n\n    {}\n", b.token);
         if let Some(f) = &b.file {
             println!("It is also in {} (mode 0600).", f.display());
         }

@@ -56,6 +56,7 @@ fn integration_json(st: &AppState, ci: &CompiledIntegration) -> Value {
         "hash": ci.record.hash,
         "createdAt": flowgate_engine::clock::rfc3339(ci.record.created_at),
         "flows": flows_json(st, ci),
+        "deployment": { "deployed": ci.deployed, "live": ci.live(), "missing": ci.missing },
     })
 }
 
@@ -195,6 +196,8 @@ pub async fn flow(
             "respond": { "mode": w.respond.mode, "timeout": w.respond.timeout },
         }),
         (FlowTrigger::Manual, _) => json!({ "kind": "manual" }),
+        (FlowTrigger::Deploy, _) => json!({ "kind": "deploy" }),
+        (FlowTrigger::Undeploy, _) => json!({ "kind": "undeploy" }),
         (FlowTrigger::Schedule(sc), _) => json!({
             "kind": "schedule",
             "schedule": sc.schedule.describe(),
@@ -259,6 +262,17 @@ pub async fn flow(
     .into_response())
 }
 
+/// 409: the integration is stored but not live (undeployed, or required values unset).
+pub fn not_live(ci: &CompiledIntegration) -> ApiError {
+    let why = if !ci.deployed {
+        "it is undeployed (PUT …/deployment deploys it)".to_owned()
+    } else {
+        format!("required config values are not set: {}", ci.missing.join(", "))
+    };
+    ApiError::new(StatusCode::CONFLICT, "not_live", format!("integration `{}` is not live: {why}", ci.record.slug))
+        .details(json!({ "deployed": ci.deployed, "missing": ci.missing }))
+}
+
 fn auth_mode(a: &flowgate_engine::AuthSpec) -> &'static str {
     match a {
         flowgate_engine::AuthSpec::None => "none",
@@ -310,6 +324,9 @@ pub async fn run(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
     let f = ci.flows.get(&flow).ok_or_else(|| ApiError::not_found(format!("no flow `{flow}` in `{slug}`")))?.clone();
+    if !ci.live() {
+        return Err(not_live(&ci));
+    }
     let kind = if matches!(f.trigger, FlowTrigger::Manual) { "manual" } else { "test" };
     let event = run_event(&f, req.body, req.headers, req.query, st.engine.clock().now_ms());
     let submitted = st
@@ -321,6 +338,7 @@ pub async fn run(
             auth_label: None,
             replay_of: None,
             wait: if q.wait { Wait::End } else { Wait::No },
+            options: Default::default(),
         })
         .await
         .map_err(crate::hooks::submit_error)?;
@@ -418,4 +436,30 @@ pub async fn reset_trigger_state(
     timed_flow(&st, &who.tenant_id, &slug, &flow).await?;
     let existed = st.engine.reset_trigger_state(&who.tenant_id, &slug, &flow).await?;
     Ok(axum::Json(json!({ "integration": slug, "flow": flow, "reset": existed })).into_response())
+}
+
+/// `?name=` of a test run.
+#[derive(Deserialize, Default)]
+pub struct TestQuery {
+    /// Only this test case.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /v1/integrations/{slug}/test`: runs the integration's test cases (`tests:`) with its
+/// deployment's config values, on a throwaway engine: nothing is recorded in the tenant and
+/// mocked steps are not run.
+pub async fn test(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(slug): Path<String>,
+    ApiQuery(q): ApiQuery<TestQuery>,
+) -> ApiResult<Response> {
+    let report = st
+        .engine
+        .test_integration(&who.tenant_id, &slug, q.name.as_deref())
+        .await
+        .map_err(ApiError::invalid_definition)?
+        .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
+    Ok(axum::Json(json!({ "integration": slug, "passed": report.passed, "results": report.results })).into_response())
 }

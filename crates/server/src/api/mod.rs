@@ -1,8 +1,10 @@
 //! The REST API under `/v1` (DESIGN §5): per-tenant bearer tokens, JSON in and out, errors as
 //! `{"error": {"code", "message", "details"}}`.
 
+pub mod deployments;
 pub mod executions;
 pub mod integrations;
+pub mod tenants;
 pub mod tokens;
 
 use crate::AppState;
@@ -14,6 +16,16 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/integrations", get(integrations::list))
         .route("/integrations/{slug}", put(integrations::put).get(integrations::get).delete(integrations::delete))
+        .route(
+            "/integrations/{slug}/deployment",
+            get(deployments::get).put(deployments::put).delete(deployments::delete),
+        )
+        .route("/integrations/{slug}/versions", get(deployments::list_versions))
+        .route("/integrations/{slug}/versions/{n}", get(deployments::get_version))
+        .route("/integrations/{slug}/versions/{a}/diff/{b}", get(deployments::diff))
+        .route("/integrations/{slug}/versions/{n}/rollback", post(deployments::rollback))
+        .route("/integrations/{slug}/test", post(integrations::test))
+        .route("/tenants", get(tenants::list).post(tenants::create))
         .route("/integrations/{slug}/flows/{flow}", get(integrations::flow))
         .route("/integrations/{slug}/flows/{flow}/run", post(integrations::run))
         .route("/integrations/{slug}/flows/{flow}/activate", post(integrations::activate))

@@ -154,6 +154,12 @@ impl TestServer {
     /// on SQLite, which one process owns.
     pub async fn start_peer(&self, tweak: impl FnOnce(&mut flowgate_server::Settings)) -> Option<TestServer> {
         let database = self.database.clone()?;
+        // Nodes sharing a database share its master key.
+        let key = self.dir.as_ref().and_then(|d| std::fs::read_to_string(d.path().join("master.key")).ok());
+        let tweak = move |s: &mut flowgate_server::Settings| {
+            s.master_key = key;
+            tweak(s);
+        };
         Some(TestServer::start_in(tempfile::tempdir().expect("tempdir"), Some(database), tweak).await)
     }
 

@@ -40,9 +40,10 @@ const MAX_PAYLOAD: usize = 7000;
 /// Columns of [`ExecutionRow`], with the version number joined in.
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
-     e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order";
+     e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
+     e.parent_id";
 const VERSION_COLUMNS: &str =
-    "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at";
+    "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at, v.secrets";
 const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of";
 
 /// The PostgreSQL store.
@@ -318,7 +319,7 @@ fn batch_statements<'a>(
         let mut qb = QueryBuilder::new(
             "INSERT INTO executions (id, tenant_id, integration, flow, version_id, status, lease_owner, lease_until, \
              trigger_kind, trigger, auth_label, run_after, created_at, started_at, replay_of, order_key, holds_order, \
-             max_running) ",
+             max_running, parent_id) ",
         );
         qb.push_values(chunk.iter().copied(), |mut b, e| {
             let started = (e.status == Status::Running).then_some(e.created_at);
@@ -339,7 +340,8 @@ fn batch_statements<'a>(
                 .push_bind(&e.replay_of)
                 .push_bind(&e.order_key)
                 .push_bind(e.order_key.is_some())
-                .push_bind(e.max_running);
+                .push_bind(e.max_running)
+                .push_bind(&e.parent_id);
         });
         out.push((Writes::Rows, qb));
     }
@@ -733,8 +735,8 @@ impl Store for PgStore {
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO integration_versions (tenant_id, slug, version, hash, format, source, document, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO integration_versions (tenant_id, slug, version, hash, format, source, document, created_at, secrets) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&new.tenant_id)
         .bind(&new.slug)
@@ -744,6 +746,7 @@ impl Store for PgStore {
         .bind(&new.source)
         .bind(&new.document)
         .bind(new.now)
+        .bind(&new.secrets)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
@@ -798,6 +801,7 @@ impl Store for PgStore {
             source: new.source.clone(),
             document: new.document.clone(),
             created_at: new.now,
+            secrets: new.secrets.clone(),
         }))
     }
 
@@ -845,7 +849,7 @@ impl Store for PgStore {
             .bind(slug)
             .execute(&mut *tx)
             .await?;
-        for table in ["webhook_routes", "email_routes", "trigger_state", "flow_switches"] {
+        for table in ["webhook_routes", "email_routes", "trigger_state", "flow_switches", "deployments"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND integration = $2"))
                 .bind(tenant)
                 .bind(slug)
@@ -854,6 +858,110 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn deployment(&self, tenant: &str, integration: &str) -> Result<Option<Deployment>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
+             WHERE tenant_id = $1 AND integration = $2",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
+             ORDER BY tenant_id, integration",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn put_deployment(&self, d: &Deployment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployments (tenant_id, integration, config, deployed, deployed_version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, integration) DO UPDATE SET config = excluded.config, \
+             deployed = excluded.deployed, deployed_version = excluded.deployed_version, updated_at = excluded.updated_at",
+        )
+        .bind(&d.tenant_id)
+        .bind(&d.integration)
+        .bind(&d.config)
+        .bind(d.deployed)
+        .bind(d.deployed_version)
+        .bind(d.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn versions(&self, tenant: &str, slug: &str) -> Result<Vec<VersionRecord>> {
+        let rows: Vec<VersionRecord> = sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM integration_versions v WHERE v.tenant_id = $1 AND v.slug = $2 ORDER BY v.version DESC"
+        ))
+        .bind(tenant)
+        .bind(slug)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn children(&self, tenant: &str, parent: &str) -> Result<Vec<ExecutionRow>> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
+             WHERE e.parent_id = $1 AND e.tenant_id = $2 ORDER BY e.seq"
+        );
+        Ok(sqlx::query_as(&sql).bind(parent).bind(tenant).fetch_all(&self.pool).await?)
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn reseal_all(
+        &self,
+        reseal: &(dyn for<'s> Fn(Sealed<'s>) -> std::result::Result<String, String> + Send + Sync),
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        let deployments: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT tenant_id, integration, config FROM deployments").fetch_all(&mut *tx).await?;
+        for (tenant, integration, text) in deployments {
+            let new = reseal(Sealed { kind: "deployment", tenant: &tenant, integration: &integration, text: &text })
+                .map_err(Error::Config)?;
+            sqlx::query("UPDATE deployments SET config = $1 WHERE tenant_id = $2 AND integration = $3")
+                .bind(new)
+                .bind(&tenant)
+                .bind(&integration)
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        let versions: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT id, tenant_id, slug, secrets FROM integration_versions WHERE secrets IS NOT NULL")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, tenant, integration, text) in versions {
+            let new = reseal(Sealed { kind: "version", tenant: &tenant, integration: &integration, text: &text })
+                .map_err(Error::Config)?;
+            sqlx::query("UPDATE integration_versions SET secrets = $1 WHERE id = $2")
+                .bind(new)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {

@@ -21,7 +21,8 @@ use std::time::Duration;
 /// Columns of [`ExecutionRow`], with the version number joined in.
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
-     e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order";
+     e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
+     e.parent_id";
 
 /// How hard SQLite works to make each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,7 +136,7 @@ fn batch_statements<'a>(batch: &'a WriteBatch, skip: &HashSet<&str>) -> Vec<(Wri
         let mut qb = QueryBuilder::new(
             "INSERT INTO executions (id, tenant_id, integration, flow, version_id, status, lease_owner, lease_until, \
              trigger_kind, trigger, auth_label, run_after, created_at, started_at, replay_of, order_key, holds_order, \
-             max_running) ",
+             max_running, parent_id) ",
         );
         qb.push_values(chunk.iter().copied(), |mut b, e| {
             let started = (e.status == Status::Running).then_some(e.created_at);
@@ -156,7 +157,8 @@ fn batch_statements<'a>(batch: &'a WriteBatch, skip: &HashSet<&str>) -> Vec<(Wri
                 .push_bind(&e.replay_of)
                 .push_bind(&e.order_key)
                 .push_bind(e.order_key.is_some())
-                .push_bind(e.max_running);
+                .push_bind(e.max_running)
+                .push_bind(&e.parent_id);
         });
         out.push((Writes::Rows, qb));
     }
@@ -296,6 +298,7 @@ struct VersionRow {
     source: String,
     document: String,
     created_at: i64,
+    secrets: Option<String>,
 }
 
 impl From<VersionRow> for VersionRecord {
@@ -310,12 +313,13 @@ impl From<VersionRow> for VersionRecord {
             source: r.source,
             document: r.document,
             created_at: r.created_at,
+            secrets: r.secrets,
         }
     }
 }
 
 const VERSION_COLUMNS: &str =
-    "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at";
+    "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at, v.secrets";
 
 async fn execution_in<'e, E>(exec: E, tenant: Option<&str>, id: &str) -> Result<Option<ExecutionRow>>
 where
@@ -503,8 +507,8 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO integration_versions (tenant_id, slug, version, hash, format, source, document, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO integration_versions (tenant_id, slug, version, hash, format, source, document, created_at, secrets) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&new.tenant_id)
         .bind(&new.slug)
@@ -514,6 +518,7 @@ impl Store for SqliteStore {
         .bind(&new.source)
         .bind(&new.document)
         .bind(new.now)
+        .bind(&new.secrets)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
@@ -566,6 +571,7 @@ impl Store for SqliteStore {
             source: new.source.clone(),
             document: new.document.clone(),
             created_at: new.now,
+            secrets: new.secrets.clone(),
         }))
     }
 
@@ -618,7 +624,7 @@ impl Store for SqliteStore {
             .bind(slug)
             .execute(&mut *tx)
             .await?;
-        for table in ["webhook_routes", "email_routes", "trigger_state", "flow_switches"] {
+        for table in ["webhook_routes", "email_routes", "trigger_state", "flow_switches", "deployments"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = ? AND integration = ?"))
                 .bind(tenant)
                 .bind(slug)
@@ -627,6 +633,110 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn deployment(&self, tenant: &str, integration: &str) -> Result<Option<Deployment>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
+             WHERE tenant_id = ? AND integration = ?",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .fetch_optional(&self.writer)
+        .await?)
+    }
+
+    async fn deployments(&self) -> Result<Vec<Deployment>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
+             ORDER BY tenant_id, integration",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn put_deployment(&self, d: &Deployment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployments (tenant_id, integration, config, deployed, deployed_version, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, integration) DO UPDATE SET config = excluded.config, \
+             deployed = excluded.deployed, deployed_version = excluded.deployed_version, updated_at = excluded.updated_at",
+        )
+        .bind(&d.tenant_id)
+        .bind(&d.integration)
+        .bind(&d.config)
+        .bind(d.deployed)
+        .bind(d.deployed_version)
+        .bind(d.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn versions(&self, tenant: &str, slug: &str) -> Result<Vec<VersionRecord>> {
+        let rows: Vec<VersionRow> = sqlx::query_as(&format!(
+            "SELECT {VERSION_COLUMNS} FROM integration_versions v WHERE v.tenant_id = ? AND v.slug = ? ORDER BY v.version DESC"
+        ))
+        .bind(tenant)
+        .bind(slug)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn children(&self, tenant: &str, parent: &str) -> Result<Vec<ExecutionRow>> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
+             WHERE e.parent_id = ? AND e.tenant_id = ? ORDER BY e.seq"
+        );
+        Ok(sqlx::query_as(&sql).bind(parent).bind(tenant).fetch_all(&self.reader).await?)
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn reseal_all(
+        &self,
+        reseal: &(dyn for<'s> Fn(Sealed<'s>) -> std::result::Result<String, String> + Send + Sync),
+    ) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let mut n = 0;
+        let deployments: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT tenant_id, integration, config FROM deployments").fetch_all(&mut *tx).await?;
+        for (tenant, integration, text) in deployments {
+            let new = reseal(Sealed { kind: "deployment", tenant: &tenant, integration: &integration, text: &text })
+                .map_err(Error::Config)?;
+            sqlx::query("UPDATE deployments SET config = ? WHERE tenant_id = ? AND integration = ?")
+                .bind(new)
+                .bind(&tenant)
+                .bind(&integration)
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        let versions: Vec<(i64, String, String, String)> =
+            sqlx::query_as("SELECT id, tenant_id, slug, secrets FROM integration_versions WHERE secrets IS NOT NULL")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, tenant, integration, text) in versions {
+            let new = reseal(Sealed { kind: "version", tenant: &tenant, integration: &integration, text: &text })
+                .map_err(Error::Config)?;
+            sqlx::query("UPDATE integration_versions SET secrets = ? WHERE id = ?")
+                .bind(new)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {

@@ -220,6 +220,7 @@ pub fn new_version(tenant: &str, slug: &str, hash: &str, routes: &[(&str, &str)]
         document: format!("{{\"slug\":\"{slug}\",\"hash\":\"{hash}\"}}"),
         routes: routes.iter().map(|(path, flow)| Route { path: (*path).into(), flow: (*flow).into() }).collect(),
         emails: Vec::new(),
+        secrets: None,
         now: T0,
     }
 }
@@ -255,6 +256,7 @@ pub fn exec(id: &str, version_id: i64, run_after: i64) -> NewExecution {
         order_key: None,
         max_running: None,
         dedup: None,
+        parent_id: None,
     }
 }
 

@@ -1,0 +1,146 @@
+//! `flowgate deployment get|set|undeploy` and `flowgate versions list|show|diff|rollback`:
+//! an integration's deployment in the caller's tenant, and its versions.
+
+use crate::client::{Conn, done, print_json};
+use clap::Subcommand;
+use serde_json::{Map, Value, json};
+use std::process::ExitCode;
+
+/// Deployment commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show the deployment: live or not, missing values, config (secrets only as set), the
+    /// lifecycle flows' last runs.
+    Get {
+        /// Integration slug.
+        integration: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Set config values and deploy (runs the `deploy` flows once it is live).
+    Set {
+        /// Integration slug.
+        integration: String,
+        /// A value, `name=value` (JSON if it parses as JSON, else text; repeatable).
+        #[arg(long = "config", value_name = "NAME=VALUE")]
+        config: Vec<String>,
+        /// A secret value, `name=value`, read as text (repeatable).
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secrets: Vec<String>,
+        /// Unset a value (repeatable).
+        #[arg(long = "unset", value_name = "NAME")]
+        unset: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Undeploy (stored, not live; runs the `undeploy` flows).
+    Undeploy {
+        /// Integration slug.
+        integration: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Version commands.
+#[derive(Subcommand)]
+pub enum Versions {
+    /// List an integration's versions, newest first.
+    List {
+        /// Integration slug.
+        integration: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Print a version's source.
+    Show {
+        /// Integration slug.
+        integration: String,
+        /// Version number.
+        version: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// A unified diff between two versions.
+    Diff {
+        /// Integration slug.
+        integration: String,
+        /// From this version.
+        from: i64,
+        /// To this version.
+        to: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Apply an earlier version again, as a new version.
+    Rollback {
+        /// Integration slug.
+        integration: String,
+        /// The version to go back to.
+        version: i64,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
+    use reqwest::Method;
+    Ok(match c {
+        Command::Get { integration, conn } => {
+            done(conn.call(Method::GET, &format!("/v1/integrations/{integration}/deployment"), None).await?, print_json)
+        }
+        Command::Set { integration, config, secrets, unset, conn } => {
+            let mut values: Map<String, Value> = crate::cmd::test::config_values(&config)?;
+            for p in secrets {
+                let Some((k, v)) = p.split_once('=') else { anyhow::bail!("--secret expects `name=value`") };
+                values.insert(k.trim().to_owned(), json!(v));
+            }
+            for k in unset {
+                values.insert(k, Value::Null);
+            }
+            let body = json!({ "config": values }).to_string();
+            let path = format!("/v1/integrations/{integration}/deployment");
+            done(conn.call(Method::PUT, &path, Some(("application/json", body))).await?, |v| {
+                let state = if v["live"] == true { "live" } else { "not live" };
+                println!("{integration} deployed (version {}): {state}", v["version"]);
+            })
+        }
+        Command::Undeploy { integration, conn } => {
+            done(conn.call(Method::DELETE, &format!("/v1/integrations/{integration}/deployment"), None).await?, |_| {
+                println!("{integration} undeployed")
+            })
+        }
+    })
+}
+
+pub async fn versions(c: Versions) -> anyhow::Result<ExitCode> {
+    use reqwest::Method;
+    Ok(match c {
+        Versions::List { integration, conn } => {
+            done(conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions"), None).await?, |v| {
+                for item in v["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "v{}  {}  {}{}",
+                        item["version"],
+                        item["createdAt"].as_str().unwrap_or(""),
+                        &item["hash"].as_str().unwrap_or("")[..12.min(item["hash"].as_str().unwrap_or("").len())],
+                        if item["current"] == true { "  (current)" } else { "" }
+                    );
+                }
+            })
+        }
+        Versions::Show { integration, version, conn } => done(
+            conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions/{version}"), None).await?,
+            |v| print!("{}", v["source"].as_str().unwrap_or("")),
+        ),
+        Versions::Diff { integration, from, to, conn } => done(
+            conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions/{from}/diff/{to}"), None).await?,
+            |v| print!("{}", v["diff"].as_str().unwrap_or("")),
+        ),
+        Versions::Rollback { integration, version, conn } => done(
+            conn.call(Method::POST, &format!("/v1/integrations/{integration}/versions/{version}/rollback"), None)
+                .await?,
+            |v| println!("{integration}: version {} now has the content of version {version}", v["version"]),
+        ),
+    })
+}

@@ -1,0 +1,107 @@
+//! The `call` step: a child execution of another flow of the same integration version, and
+//! the wait for its result.
+//!
+//! The child is submitted with the identity `call:<parent>:<step>:<round>`, so however often
+//! the step runs (a retry after a timeout, a resume after a crash) it starts one child per
+//! round and then waits for that one. The child records its parent (`parent_id`), and its
+//! `$trigger.call` says who called it and how deep the chain is; chains deeper than
+//! [`MAX_DEPTH`] are refused, so a flow calling itself cannot run away.
+
+use crate::{Engine, Inner, Submission, SubmitOptions, SyncOutcome, Wait};
+use async_trait::async_trait;
+use flowgate_expr::Template;
+use flowgate_steps::{Step, StepCx, StepError};
+use flowgate_store::Status;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest chain of calls.
+pub const MAX_DEPTH: u64 = 8;
+/// How long a child's identity is remembered.
+const CHILD_IDENTITY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// One `call` step of one execution.
+pub(crate) struct CallAction {
+    pub inner: Arc<Inner>,
+    pub parent: String,
+    pub parent_flow: String,
+    pub step: String,
+    pub round: i64,
+    pub version_id: i64,
+    pub flow: String,
+    pub input: Arc<Template>,
+    /// The parent's own depth (0 for an execution no call started).
+    pub depth: u64,
+}
+
+#[async_trait]
+impl Step for CallAction {
+    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        if self.depth + 1 > MAX_DEPTH {
+            return Err(StepError::fatal("call_depth", format!("calls nest deeper than {MAX_DEPTH} flows")));
+        }
+        let body = cx.evaluator.eval(&self.input, input, &cx.scope).await?;
+        let flow = self.inner.flow_for(self.version_id, &self.flow).await.ok_or_else(|| {
+            StepError::fatal("call_flow", format!("no flow `{}` in this integration version", self.flow))
+        })?;
+        let trigger = json!({
+            "body": body,
+            "call": {
+                "parentExecutionId": self.parent,
+                "parentFlow": self.parent_flow,
+                "parentStep": self.step,
+                "depth": self.depth + 1,
+            },
+        });
+        let engine = Engine { inner: self.inner.clone() };
+        let identity = format!("call:{}:{}:{}", self.parent, self.step, self.round);
+        let submitted = engine
+            .submit(Submission {
+                flow,
+                trigger,
+                kind: "call",
+                auth_label: None,
+                replay_of: None,
+                wait: Wait::End,
+                options: SubmitOptions {
+                    parent: Some(self.parent.clone()),
+                    identity: Some((identity, CHILD_IDENTITY)),
+                    mocks: None,
+                },
+            })
+            .await
+            .map_err(|e| StepError::retryable("call_submit", format!("cannot start `{}`: {e}", self.flow)))?;
+        let child = submitted.id.clone();
+        let outcome = match submitted.waiter {
+            Some(w) => match tokio::time::timeout(cx.timeout, w).await {
+                Ok(Ok(o)) => Some(o),
+                _ => None,
+            },
+            // Started by an earlier attempt: read it from the store.
+            None => engine.outcome_of_end(&child, cx.timeout).await,
+        };
+        let Some(SyncOutcome::Finished { status, output, error, .. }) = outcome else {
+            engine.forget_waiter(&child);
+            return Err(StepError {
+                details: Some(json!({ "executionId": child })),
+                ..StepError::retryable("call_timeout", format!("`{}` ({child}) has not finished yet", self.flow))
+            });
+        };
+        match status {
+            Status::Succeeded => Ok(output.unwrap_or(Value::Null)),
+            Status::Filtered => Ok(output.unwrap_or(Value::Null)),
+            other => {
+                let code = error.as_ref().and_then(|e| e["code"].as_str()).unwrap_or("unknown").to_owned();
+                Err(StepError {
+                    details: Some(json!({ "executionId": child, "status": other.as_str(), "error": code })),
+                    ..StepError::fatal("call_failed", format!("`{}` ({child}) ended {}", self.flow, other.as_str()))
+                })
+            }
+        }
+    }
+
+    fn side_effects(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,267 @@
+//! Flow tests (`tests:` in a document): each case runs its flow on a throwaway engine (a
+//! temporary SQLite file, no scheduler, no lifecycle flows) with its trigger event, the
+//! mocked steps' outputs used instead of running them, and its expectations checked.
+//!
+//! `flowgate test FILE` runs them without a server; `POST /v1/integrations/{slug}/test` runs
+//! a stored integration's with its deployment's config values. Nothing of a test run is kept.
+
+use crate::{Engine, EngineSettings, Submission, SubmitOptions, SyncOutcome, SystemClock, Wait};
+use flowgate_expr::{Scope, Template, truthy};
+use flowgate_model::tests_def::{FlowTest, differences};
+use flowgate_model::{Diagnostic, Format};
+use flowgate_store::Store;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest one test case may run.
+const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a test run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    /// Every case passed.
+    pub passed: bool,
+    /// Each case.
+    pub results: Vec<TestResult>,
+}
+
+/// One case.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    /// Its name.
+    pub name: String,
+    /// Its flow.
+    pub flow: String,
+    /// All its expectations held.
+    pub passed: bool,
+    /// How the execution ended.
+    pub status: String,
+    /// What did not hold.
+    pub failures: Vec<Failure>,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// An expectation that did not hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// Where: `status`, `steps.<id>.<path>`, `output.<path>`, `respond.<path>`, `jq[<n>]`.
+    pub path: String,
+    /// What was expected.
+    pub expected: Value,
+    /// What there was.
+    pub actual: Value,
+    /// In words.
+    pub message: String,
+}
+
+/// Runs the test cases of a document (all, or the one named `only`) with config `values`.
+///
+/// # Errors
+/// The document's problems, when it does not validate.
+pub async fn run_tests(
+    text: &str,
+    format: Format,
+    values: &Map<String, Value>,
+    only: Option<&str>,
+) -> Result<TestReport, Vec<Diagnostic>> {
+    let draft = crate::compile::compile(text, format)?;
+    let tests: Vec<FlowTest> =
+        draft.definition.tests.iter().filter(|t| only.is_none_or(|n| n == t.name)).cloned().collect();
+    let slug = draft.definition.integration.clone();
+    let problem = |m: String| vec![Diagnostic { path: String::new(), line: None, column: None, message: m }];
+    let dir = tempfile::tempdir().map_err(|e| problem(format!("cannot make a temporary directory: {e}")))?;
+    let store = flowgate_store::sqlite::SqliteStore::open(
+        &dir.path().join("test.db"),
+        flowgate_store::sqlite::Durability::Normal,
+    )
+    .await
+    .map_err(|e| problem(e.to_string()))?;
+    store.create_tenant("test", "Test", 0).await.map_err(|e| problem(e.to_string()))?;
+    let engine = Engine::start(
+        Arc::new(store),
+        EngineSettings {
+            public_url: "http://localhost:8080".into(),
+            leader: false,
+            lifecycle: false,
+            ..EngineSettings::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+    .map_err(|e| problem(e.to_string()))?;
+    let applied = engine.apply("test", text, format).await;
+    if let Err(e) = applied {
+        engine.shutdown(Duration::from_millis(100)).await;
+        return Err(match e {
+            crate::ApplyError::Invalid(p) => p,
+            other => problem(other.to_string()),
+        });
+    }
+    if !values.is_empty()
+        && let Err(e) = engine.put_deployment("test", &slug, values).await
+    {
+        engine.shutdown(Duration::from_millis(100)).await;
+        return Err(problem(format!("config values: {e:?}")));
+    }
+    let mut results = Vec::new();
+    for t in &tests {
+        results.push(run_case(&engine, &slug, t).await);
+    }
+    engine.shutdown(Duration::from_secs(1)).await;
+    Ok(TestReport { passed: results.iter().all(|r| r.passed), results })
+}
+
+async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
+    let started = Instant::now();
+    let mut result = TestResult {
+        name: t.name.clone(),
+        flow: t.flow.clone(),
+        passed: false,
+        status: "error".into(),
+        failures: Vec::new(),
+        duration_ms: 0,
+    };
+    let fail = |result: &mut TestResult, path: &str, expected: Value, actual: Value, message: String| {
+        result.failures.push(Failure { path: path.into(), expected, actual, message });
+    };
+    let Some(flow) =
+        engine.integration("test", slug).await.ok().flatten().and_then(|ci| ci.flows.get(&t.flow).cloned())
+    else {
+        fail(&mut result, "flow", json!(t.flow), Value::Null, format!("no flow `{}`", t.flow));
+        return result;
+    };
+    let headers: Map<String, Value> =
+        t.trigger.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let event = json!({
+        "method": "POST",
+        "path": flow.webhook().map(|w| w.path.clone()),
+        "headers": headers,
+        "query": t.trigger.query,
+        "body": t.trigger.body,
+        "receivedAt": crate::clock::rfc3339(engine.clock().now_ms()),
+    });
+    let mocks: Map<String, Value> = t.mocks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let submitted = engine
+        .submit(Submission {
+            flow: flow.clone(),
+            trigger: event.clone(),
+            kind: "test",
+            auth_label: None,
+            replay_of: None,
+            wait: Wait::End,
+            options: SubmitOptions { mocks: Some(Arc::new(mocks)), ..SubmitOptions::default() },
+        })
+        .await;
+    let submitted = match submitted {
+        Ok(s) => s,
+        Err(e) => {
+            fail(&mut result, "run", Value::Null, Value::Null, format!("the run could not start: {e}"));
+            return result;
+        }
+    };
+    let Some(waiter) = submitted.waiter else { return result };
+    let outcome = match tokio::time::timeout(CASE_TIMEOUT, waiter).await {
+        Ok(Ok(SyncOutcome::Finished { status, output, error, response })) => (status, output, error, response),
+        _ => {
+            fail(&mut result, "run", Value::Null, Value::Null, format!("the run did not end within {CASE_TIMEOUT:?}"));
+            return result;
+        }
+    };
+    let (status, output, error, response) = outcome;
+    result.status = status.as_str().to_owned();
+    // The last completed output of each step.
+    let mut outputs = Map::new();
+    if let Ok(journal) = engine.store().journal(&submitted.id).await {
+        for r in journal {
+            if matches!(r.status.as_str(), "succeeded" | "skipped" | "continued")
+                && let Some(o) = r.output.as_deref().and_then(|o| serde_json::from_str(o).ok())
+            {
+                outputs.insert(r.step_id, o);
+            }
+        }
+    }
+    let expect = &t.expect;
+    let want_status = expect.status.clone().unwrap_or_else(|| "succeeded".into());
+    if result.status != want_status {
+        let why = error.as_ref().and_then(|e| e["message"].as_str()).map(|m| format!(": {m}")).unwrap_or_default();
+        let got = result.status.clone();
+        fail(&mut result, "status", json!(want_status), json!(got), format!("the run ended {got}{why}"));
+    }
+    for (id, want) in &expect.steps {
+        let got = outputs.get(id).cloned().unwrap_or(Value::Null);
+        for (at, e, a) in differences(want, &got) {
+            let path = if at == "." { format!("steps.{id}") } else { format!("steps.{id}.{at}") };
+            fail(&mut result, &path, e, a, format!("step `{id}` output differs"));
+        }
+    }
+    let output = output.unwrap_or(Value::Null);
+    if let Some(want) = &expect.output {
+        for (at, e, a) in differences(want, &output) {
+            let path = if at == "." { "output".to_owned() } else { format!("output.{at}") };
+            fail(&mut result, &path, e, a, "the output differs".into());
+        }
+    }
+    let response = response.map(|r| json!({ "status": r.status, "headers": r.headers, "body": r.body }));
+    if let Some(want) = &expect.respond {
+        let got = response.clone().unwrap_or(Value::Null);
+        for (at, e, a) in differences(want, &got) {
+            let path = if at == "." { "respond".to_owned() } else { format!("respond.{at}") };
+            fail(&mut result, &path, e, a, "the respond answer differs".into());
+        }
+    }
+    let execution = json!({ "id": submitted.id, "status": result.status, "response": response, "error": error });
+    for (i, src) in expect.jq.iter().enumerate() {
+        let scope = Scope {
+            trigger: &event,
+            steps: &outputs,
+            config: &flow.config,
+            flow: &flow.flow_var,
+            execution: &execution,
+            item: None,
+            state: None,
+        };
+        let verdict = match Template::expr(src) {
+            Ok(t) => t.eval(&output, &scope, flowgate_expr::Budget::DEFAULT).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match verdict {
+            Ok(v) if truthy(&v) => {}
+            Ok(v) => fail(&mut result, &format!("jq[{i}]"), json!(true), v, format!("`{src}` does not hold")),
+            Err(e) => fail(&mut result, &format!("jq[{i}]"), json!(true), Value::Null, format!("`{src}` failed: {e}")),
+        }
+    }
+    result.passed = result.failures.is_empty();
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+impl Engine {
+    /// Runs the test cases of a stored integration with its deployment's config values, on
+    /// a throwaway engine (nothing is recorded in the tenant).
+    ///
+    /// # Errors
+    /// No such integration, secrets that cannot be opened, or the document's problems.
+    pub async fn test_integration(
+        &self,
+        tenant: &str,
+        slug: &str,
+        only: Option<&str>,
+    ) -> Result<Option<TestReport>, Vec<Diagnostic>> {
+        let problem = |m: String| vec![Diagnostic { path: String::new(), line: None, column: None, message: m }];
+        let Some(record) = self.inner.store.integration(tenant, slug).await.map_err(|e| problem(e.to_string()))? else {
+            return Ok(None);
+        };
+        let literals = crate::deploy::open_literals(&self.inner.sealer, &record).map_err(problem)?;
+        let text = flowgate_secrets::Redactor::new(literals).restore_text(&record.source).into_owned();
+        let values = match self.inner.store.deployment(tenant, slug).await.map_err(|e| problem(e.to_string()))? {
+            Some(d) => crate::deploy::open_values(&self.inner.sealer, &d).map_err(problem)?,
+            None => Map::new(),
+        };
+        let format = if record.format == "json" { Format::Json } else { Format::Yaml };
+        run_tests(&text, format, &values, only).await.map(Some)
+    }
+}
