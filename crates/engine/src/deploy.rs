@@ -457,7 +457,12 @@ impl crate::Engine {
         inner.registry.install(rebuilt.clone());
         self.announce_integration(tenant, slug).await;
         if rebuilt.live() {
-            let reason = if existing.as_ref().is_some_and(|d| d.deployed) { "config" } else { "deploy" };
+            // First time live: a deploy; live before: its configuration changed.
+            let reason = if existing.as_ref().is_some_and(|d| d.deployed && d.deployed_version.is_some()) {
+                "config"
+            } else {
+                "deploy"
+            };
             self.run_lifecycle(&rebuilt, "deploy", reason, deployment).await?;
         }
         Ok(rebuilt)

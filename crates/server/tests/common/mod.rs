@@ -163,6 +163,14 @@ impl TestServer {
         Some(TestServer::start_in(tempfile::tempdir().expect("tempdir"), Some(database), tweak).await)
     }
 
+    /// The data directory, when the server runs on SQLite (its database file is in it).
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        if self.database.is_some() {
+            return None;
+        }
+        self.dir.as_ref().map(|d| d.path().to_path_buf())
+    }
+
     /// Stops this server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
