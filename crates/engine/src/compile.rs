@@ -355,6 +355,9 @@ pub struct CompiledIntegration {
     pub deployed: bool,
     /// Required config variables without a value.
     pub missing: Vec<String>,
+    /// Which state of the deployment it was built from (its `updated_at`): of two builds of
+    /// one version, the registry keeps the later.
+    pub stamp: i64,
 }
 
 impl CompiledIntegration {
@@ -725,6 +728,6 @@ impl Draft {
                 (f.slug, Arc::new(compiled))
             })
             .collect();
-        CompiledIntegration { record, definition: self.definition, flows, deployed, missing: self.missing }
+        CompiledIntegration { record, definition: self.definition, flows, deployed, missing: self.missing, stamp: 0 }
     }
 }

@@ -177,6 +177,12 @@ pub fn reseal_item(sealer: &Sealer, item: flowgate_store::Sealed<'_>) -> Result<
     }
 }
 
+/// A deployment's next `updated_at`: now, but always after the last one, so it orders the
+/// deployment's changes whatever the clocks of the nodes that made them.
+pub fn next_stamp(now: i64, previous: i64) -> i64 {
+    now.max(previous + 1)
+}
+
 /// Compiles a stored version for its deployment: literal credentials put back, config values
 /// opened, the redactor made from every secret value.
 ///
@@ -207,7 +213,9 @@ pub fn build(
     }
     let redactor = Arc::new(Redactor::new(secrets));
     let deployed = deployment.is_none_or(|d| d.deployed);
-    Ok(draft.into_compiled(record, public_url, deployed, redactor))
+    let mut ci = draft.into_compiled(record, public_url, deployed, redactor);
+    ci.stamp = deployment.map_or(0, |d| d.updated_at);
+    Ok(ci)
 }
 
 /// Puts the current version's literal credentials back into a document's text that still
@@ -380,7 +388,7 @@ impl crate::Engine {
             }
         }
         deployment.deployed_version = if event == "deploy" { Some(ci.record.id) } else { None };
-        deployment.updated_at = self.inner.clock.now_ms();
+        deployment.updated_at = next_stamp(self.inner.clock.now_ms(), deployment.updated_at);
         self.inner.store.put_deployment(&deployment).await?;
         Ok(ids)
     }
@@ -448,7 +456,7 @@ impl crate::Engine {
             config: seal_values(&inner.sealer, tenant, slug, vars, &merged),
             deployed: true,
             deployed_version: existing.as_ref().and_then(|d| d.deployed_version),
-            updated_at: now,
+            updated_at: next_stamp(now, existing.as_ref().map_or(0, |d| d.updated_at)),
         };
         inner.store.put_deployment(&deployment).await?;
         let rebuilt = build(ci.record.clone(), Some(&deployment), &inner.sealer, &inner.settings.public_url)
@@ -482,7 +490,7 @@ impl crate::Engine {
         }
         let was_live = ci.live();
         d.deployed = false;
-        d.updated_at = inner.clock.now_ms();
+        d.updated_at = next_stamp(inner.clock.now_ms(), d.updated_at);
         inner.store.put_deployment(&d).await?;
         let rebuilt = build(ci.record.clone(), Some(&d), &inner.sealer, &inner.settings.public_url)
             .map_err(|p| DeployError::Store(flowgate_store::Error::Config(format!("{p:?}"))))?;

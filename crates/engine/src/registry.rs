@@ -80,10 +80,18 @@ impl Registry {
     /// Makes `ci` the current version of its integration.
     pub fn install(&self, ci: Arc<CompiledIntegration>) {
         let key = (ci.record.tenant_id.clone(), ci.record.slug.clone());
-        self.versions.lock().expect("registry lock").insert(ci.record.id, ci.clone());
+        {
+            let mut versions = self.versions.lock().expect("registry lock");
+            // Executions of this version run on the build of the latest deployment state.
+            if versions.get(&ci.record.id).is_none_or(|v| v.stamp <= ci.stamp) {
+                versions.insert(ci.record.id, ci.clone());
+            }
+        }
         let mut current = self.current.lock().expect("registry lock");
-        // Two applies racing: the later version wins whatever order they finish in.
-        if current.get(&key).is_some_and(|c| c.record.version > ci.record.version) {
+        // Two applies racing: the later version wins whatever order they finish in; of two
+        // builds of one version, the one from the later deployment state (a reload that read
+        // the deployment before a change must not undo it).
+        if current.get(&key).is_some_and(|c| (c.record.version, c.stamp) > (ci.record.version, ci.stamp)) {
             return;
         }
         current.insert(key, ci);
@@ -92,7 +100,10 @@ impl Registry {
 
     /// Caches an older version (executions may still run on it).
     pub fn remember(&self, ci: Arc<CompiledIntegration>) {
-        self.versions.lock().expect("registry lock").insert(ci.record.id, ci);
+        let mut versions = self.versions.lock().expect("registry lock");
+        if versions.get(&ci.record.id).is_none_or(|v| v.stamp <= ci.stamp) {
+            versions.insert(ci.record.id, ci);
+        }
     }
 
     /// Removes an integration's current version (its webhooks stop answering).

@@ -90,7 +90,11 @@ async fn emit(world: &World, event: &str, body: Value) -> Vec<u16> {
     let mut out = Vec::new();
     for s in subs.iter().filter(|s| s["event"] == event) {
         let r = client.post(s["url"].as_str().unwrap()).header("X-Acme-Key", &secret).json(&body).send().await.unwrap();
-        out.push(r.status().as_u16());
+        let status = r.status().as_u16();
+        if status != 202 {
+            eprintln!("[acme] {event} answered {status}: {}", r.text().await.unwrap_or_default());
+        }
+        out.push(status);
     }
     out
 }
