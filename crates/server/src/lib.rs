@@ -17,6 +17,8 @@
 //! - [`openapi`]: the API description.
 
 #![warn(missing_docs)]
+// The OpenAPI document is one `json!` literal.
+#![recursion_limit = "512"]
 // ApiError is large, but errors are the cold path; boxing would only add noise.
 #![allow(clippy::result_large_err)]
 

@@ -129,7 +129,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(b) = &server.bootstrap
         && b.generated
     {
-        println!("Created tenant `default` with an admin API token (shown once):\n\n    {}\n", b.token);
+        println!("Created tenant `default` and its API token (shown once):\n\n    {}\n", b.token);
         if let Some(f) = &b.file {
             println!("It is also in {} (mode 0600).", f.display());
         }
