@@ -849,8 +849,20 @@ impl Engine {
     /// # Errors
     /// Not found, or the store.
     pub async fn replay(&self, tenant: &str, id: &str) -> Result<Submitted, ReplayError> {
+        self.replay_on(tenant, id, false).await
+    }
+
+    /// Like [`Engine::replay`]; with `original`, on the version the execution ran on.
+    ///
+    /// # Errors
+    /// Not found, or the store.
+    pub async fn replay_on(&self, tenant: &str, id: &str, original: bool) -> Result<Submitted, ReplayError> {
         let row = self.inner.store.execution(Some(tenant), id).await?.ok_or(flowgate_store::Error::NotFound)?;
-        let current = self.integration(tenant, &row.integration).await?.and_then(|ci| ci.flows.get(&row.flow).cloned());
+        let current = if original {
+            None
+        } else {
+            self.integration(tenant, &row.integration).await?.and_then(|ci| ci.flows.get(&row.flow).cloned())
+        };
         let flow = match current {
             Some(f) => f,
             None => self.inner.flow_for(row.version_id, &row.flow).await.ok_or(flowgate_store::Error::NotFound)?,

@@ -231,6 +231,15 @@ async fn versions_are_pinned_diffed_and_rolled_back() {
     assert_eq!(r["output"], "v2");
     assert_eq!(s.execution(r["executionId"].as_str().unwrap()).await["version"], 2);
     assert_eq!(s.execution(&id).await["version"], 1, "the old execution stays on its version");
+    // A replay runs on the latest version, or on the original one when asked.
+    for (query, want) in [("", 2), ("?version=original", 1)] {
+        let (status, _, v) = send(s.api(Method::POST, &format!("/v1/executions/{id}/replay{query}"))).await;
+        assert_eq!(status, 202, "{v}");
+        let replay = s.wait_for(v["executionId"].as_str().unwrap(), "filtered").await;
+        assert_eq!(replay["version"], want, "replay{query}");
+    }
+    let (status, _, v) = send(s.api(Method::POST, &format!("/v1/executions/{id}/replay?version=v9"))).await;
+    assert_eq!(status, 400, "{v}");
 
     let (status, _, v) = send(s.api(Method::POST, "/v1/integrations/ver/versions/1/rollback")).await;
     assert_eq!((status, v["version"].clone(), v["rolledBackTo"].clone()), (201, json!(3), json!(1)), "{v}");
@@ -375,11 +384,19 @@ async fn two_tenants_deploy_with_their_own_values_and_urls() {
     get(&globex, &json!(failed)).await;
     assert_eq!(erp_g.hits("/webhooks"), 2);
 
-    // Changing a value re-runs the deploy flow (reason: config); undeploy runs `undeploy`.
+    // Changing a value re-runs the deploy flow (reason: config), and so does an upgrade
+    // (a changed document applied to a live deployment, which keeps its values).
     let (status, _) = deploy(&s, &acme, "erp", json!({ "greeting": "hallo" })).await;
     assert_eq!(status, 200);
     erp_a.wait_hits("/webhooks", 2).await;
     assert_eq!(erp_a.requests("/webhooks")[1].json()["reason"], "config");
+    let (status, v) =
+        apply_as(&s, &acme, &erp_doc().replace("'$trigger.body' }", "'$trigger.body | . + {v: 2}' }")).await;
+    assert_eq!((status, v["version"].clone(), v["deployment"]["live"].clone()), (201, json!(2), json!(true)), "{v}");
+    erp_a.wait_hits("/webhooks", 3).await;
+    assert_eq!(erp_a.requests("/webhooks")[2].json()["reason"], "upgrade");
+    let (_, _, a) = send(s.client.post(url("acme", "erp/customers")).json(&json!({ "id": 9 }))).await;
+    assert_eq!(get(&acme, &a["executionId"]).await["output"], json!({ "greeting": "hallo", "id": 9 }), "values kept");
     let (status, _, v) =
         send(s.client.delete(format!("{}/v1/integrations/erp/deployment", s.url)).bearer_auth(&acme)).await;
     assert_eq!((status, v["live"].clone(), v["deployed"].clone()), (200, json!(false), json!(false)), "{v}");

@@ -54,9 +54,10 @@ pub(crate) async fn run(engine: &Engine, flow: &Arc<CompiledFlow>, mut state: Va
             events
         }
         Err(e) => {
-            tracing::warn!(flow = %flow.slug, integration = %flow.integration, error_code = %e.code, error = %e.message, "Poll failed; the next one tries again.");
+            tracing::warn!(flow = %flow.slug, integration = %flow.integration, error_code = %e.code, error = %flow.redactor.redact_text(&e.message), "Poll failed; the next one tries again.");
             state["lastStatus"] = json!("error");
-            state["lastError"] = json!({ "code": e.code, "message": e.message, "at": crate::clock::rfc3339(started) });
+            let message = flow.redactor.redact_text(&e.message).into_owned();
+            state["lastError"] = json!({ "code": e.code, "message": message, "at": crate::clock::rfc3339(started) });
             state["failures"] = json!(state["failures"].as_u64().unwrap_or(0) + 1);
             Vec::new()
         }

@@ -79,9 +79,29 @@ pub async fn retry(State(st): State<AppState>, Caller(who): Caller, Path(id): Pa
     Ok((StatusCode::ACCEPTED, axum::Json(present::summary(&row))).into_response())
 }
 
+/// `?version=` of a replay.
+#[derive(serde::Deserialize, Default)]
+pub struct ReplayQuery {
+    /// `latest` (default): the flow's current version; `original`: the one it ran on.
+    #[serde(default)]
+    version: Option<String>,
+}
+
 /// `POST /v1/executions/{id}/replay`: a new execution from the start with the same trigger.
-pub async fn replay(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
-    let submitted = st.engine.replay(&who.tenant_id, &id).await.map_err(|e| match e {
+pub async fn replay(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<ReplayQuery>,
+) -> ApiResult<Response> {
+    let original = match q.version.as_deref() {
+        None | Some("latest") => false,
+        Some("original") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("unknown version `{other}`: expected latest or original")));
+        }
+    };
+    let submitted = st.engine.replay_on(&who.tenant_id, &id, original).await.map_err(|e| match e {
         flowgate_engine::ReplayError::Store(e) => not_found_as(&id)(e),
         flowgate_engine::ReplayError::Submit(e) => ApiError::unavailable(e.to_string()),
     })?;
