@@ -42,6 +42,9 @@ struct DraftFlow {
     steps: Vec<CompiledStep>,
     timeout: Option<Duration>,
     delivery: Delivery,
+    log_source: Option<String>,
+    notify_emails: Vec<String>,
+    notify_on_recovery: bool,
 }
 
 /// How a flow's executions are delivered: order, concurrency, deduplication, what is kept.
@@ -240,6 +243,8 @@ pub struct WebhookSpec {
     pub methods: Vec<Method>,
     /// Caller authentication.
     pub auth: AuthSpec,
+    /// Signature verification of each delivery (with `auth`: both must pass).
+    pub verify: Option<crate::verify::VerifySpec>,
     /// Declared query parameters.
     pub query: IndexMap<String, QueryParam>,
     /// How the caller is answered.
@@ -320,6 +325,12 @@ pub struct CompiledFlow {
     /// Replaces the integration's secret values (secret config values, literal
     /// credentials) in everything an execution records.
     pub redactor: Arc<flowgate_secrets::Redactor>,
+    /// The log source its events stream to.
+    pub log_source: Option<String>,
+    /// Who is told by e-mail when an execution fails for good.
+    pub notify_emails: Vec<String>,
+    /// Tell them too when it succeeds again after a failure.
+    pub notify_on_recovery: bool,
 }
 
 impl CompiledFlow {
@@ -449,6 +460,13 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
                     path: w.normalized_path(),
                     methods: w.methods.clone(),
                     auth,
+                    verify: crate::verify::compile(
+                        w.verify.as_ref(),
+                        &config,
+                        !missing.is_empty(),
+                        &at.key("trigger").key("webhook").key("verify"),
+                        &mut diags,
+                    ),
                     query: w.query.clone(),
                     respond: w.respond.clone(),
                 })
@@ -513,6 +531,15 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
             steps,
             timeout: f.timeout.map(|d| d.0),
             delivery,
+            log_source: f.log_source.clone(),
+            notify_emails: f
+                .notify_emails
+                .as_deref()
+                .map(|l| {
+                    l.split([',', ';', '\n']).map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect()
+                })
+                .unwrap_or_default(),
+            notify_on_recovery: f.notify_on_recovery,
         });
     }
     if !diags.is_empty() {
@@ -724,6 +751,9 @@ impl Draft {
                     limits: limits.clone(),
                     live,
                     redactor: redactor.clone(),
+                    log_source: f.log_source,
+                    notify_emails: f.notify_emails,
+                    notify_on_recovery: f.notify_on_recovery,
                 };
                 (f.slug, Arc::new(compiled))
             })

@@ -43,7 +43,15 @@ async fn handle(inner: &Arc<Inner>, event: StoreEvent) {
             inner.registry.touch();
             inner.trigger_wake.notify_one();
         }
+        StoreEvent::LogSources { .. } => {
+            if let Ok(all) = inner.store.all_log_sources().await {
+                inner.log_sinks.reload(all).await;
+            }
+        }
         StoreEvent::Resync => {
+            if let Ok(all) = inner.store.all_log_sources().await {
+                inner.log_sinks.reload(all).await;
+            }
             inner.backlog.store(true, Ordering::Relaxed);
             inner.wake.notify_one();
             reload_switches(inner).await;

@@ -62,6 +62,13 @@ enum Flow {
     Parked { run_after: i64 },
     /// The journal could not be made durable; leave the lease to expire and resume later.
     Interrupted,
+    /// Parked in `waiting` (for a delivery): the store holds it; nothing more to write.
+    Waiting,
+}
+
+/// The failed step named in an execution's error.
+fn failed_step_of(error: &Option<Value>) -> Option<String> {
+    error.as_ref().and_then(|e| e["step"].as_str()).map(str::to_owned)
 }
 
 /// Journal statuses that mean "done, reuse the output".
@@ -147,6 +154,19 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         }
     }
     let started = Instant::now();
+    inner.emit(crate::logs::Emit {
+        flow: &ex.flow,
+        execution: &ex.id,
+        step: None,
+        event: if job.resumed { "execution.resumed" } else { "execution.started" },
+        level: flowgate_sinks::Level::Info,
+        message: format!("{} {}", ex.flow.slug, if job.resumed { "resumed" } else { "started" }),
+        duration_ms: None,
+        fields: serde_json::Map::from_iter([
+            ("trigger".to_owned(), json!(job.trigger_kind)),
+            ("attempt".to_owned(), json!(ex.round)),
+        ]),
+    });
     let outcome = {
         let flow = ex.flow.clone();
         let ex_deadline = ex.deadline();
@@ -203,6 +223,179 @@ impl Execution {
         Ok(())
     }
 
+    /// The `webhook` step: queue the delivery durably; with `wait`, wait for it (inline a
+    /// little, then parked in `waiting`, holding no worker).
+    async fn run_webhook(
+        &mut self,
+        step: &CompiledStep,
+        spec: &flowgate_steps::webhook::WebhookSpec,
+        input: Value,
+        started: i64,
+    ) -> Result<Value, Flow> {
+        if !spec.enabled {
+            let out = json!({ "status": "disabled" });
+            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+            self.outputs.insert(step.id.clone(), out.clone());
+            return Ok(out);
+        }
+        let request = match self.inner.evaluator.eval(&spec.request, &input, &self.scope()).await {
+            Ok(r) => r,
+            Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
+        };
+        if let Err(m) = crate::deliveries::check_request(&request) {
+            return self.fail(step, 1, &input, StepError::fatal("webhook_request", m), started);
+        }
+        let id = format!("{}:{}:{}", self.id, step.id, self.round);
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &self.flow,
+            id.clone(),
+            Some(&self.id),
+            Some(&step.id),
+            "webhook",
+            &spec.name,
+            &request,
+            &spec.delays,
+        );
+        let message = d.message_id.clone();
+        // A resumed step finds its delivery there: the insert is ignored.
+        self.pending.deliveries.push(d);
+        if !self.flush().await {
+            return Err(Flow::Interrupted);
+        }
+        self.inner.delivery_wake.notify_one();
+        if !spec.wait {
+            let out = json!({ "deliveryId": id, "webhookId": message, "status": "queued" });
+            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+            self.outputs.insert(step.id.clone(), out.clone());
+            return Ok(out);
+        }
+        let inline_until = Instant::now() + self.inner.settings.inline_backoff_max;
+        loop {
+            let d = match self.inner.store.delivery(&self.flow.tenant, &id).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return self.fail(
+                        step,
+                        1,
+                        &input,
+                        StepError::fatal("webhook_lost", "the delivery is gone"),
+                        started,
+                    );
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match d.status.as_str() {
+                "delivered" => {
+                    let response = d.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
+                    let out = json!({ "deliveryId": id, "webhookId": message, "status": "delivered", "attempts": d.attempts, "response": response });
+                    self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+                    self.outputs.insert(step.id.clone(), out.clone());
+                    return Ok(out);
+                }
+                "failed" => {
+                    let error = StepError {
+                        details: Some(json!({ "deliveryId": id, "attempts": d.attempts, "lastStatus": d.last_status })),
+                        ..StepError::fatal(
+                            "webhook_failed",
+                            format!(
+                                "`{}` was not delivered after {} attempts: {}",
+                                spec.name,
+                                d.attempts,
+                                d.last_error.unwrap_or_default()
+                            ),
+                        )
+                    };
+                    return self.fail(step, 1, &input, error, started);
+                }
+                _ if Instant::now() < inline_until => tokio::time::sleep(Duration::from_millis(25)).await,
+                _ => {
+                    // Retried over minutes or hours: wait without a worker.
+                    if !self.flush().await {
+                        return Err(Flow::Interrupted);
+                    }
+                    let owner = self.inner.settings.node_id.clone();
+                    match self.inner.store.wait_for_delivery(&self.id, &owner, &id).await {
+                        Ok(true) => return Err(Flow::Waiting),
+                        Ok(false) => continue, // it ended meanwhile
+                        Err(_) => return Err(Flow::Interrupted),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues the flow's e-mail notification (with the finish: durable) when it failed for
+    /// good, or succeeded again after a failure (`notifyOnRecovery`).
+    async fn notify(&mut self, status: Status, error: Option<&Value>, failed_step: Option<String>) {
+        let f = self.flow.clone();
+        if f.notify_emails.is_empty() {
+            return;
+        }
+        let event = match status {
+            Status::Failed => "failed",
+            Status::Succeeded if f.notify_on_recovery => {
+                // A recovery: the flow's previous run ended badly.
+                match self.inner.store.last_run(&f.tenant, &f.integration, &f.slug).await {
+                    Ok(Some(prev)) if prev.id != self.id && prev.status == "failed" => "recovered",
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let link = format!("{}/v1/executions/{}", self.inner.settings.public_url, self.id);
+        let message = error.and_then(|e| e["message"].as_str()).unwrap_or("").to_owned();
+        let code = error.and_then(|e| e["code"].as_str()).unwrap_or("").to_owned();
+        let subject = match event {
+            "failed" => format!("[Flowgate] {} / {} failed", f.integration, f.slug),
+            _ => format!("[Flowgate] {} / {} succeeds again", f.integration, f.slug),
+        };
+        let text = match event {
+            "failed" => format!(
+                "An execution of flow {} (integration {}, tenant {}) failed after its retries.\n\nExecution: {}\nFailed step: {}\nError: {} {}\n\n{}\n",
+                f.slug,
+                f.integration,
+                f.tenant,
+                self.id,
+                failed_step.as_deref().unwrap_or("-"),
+                code,
+                message,
+                link
+            ),
+            _ => format!(
+                "Flow {} (integration {}, tenant {}) succeeded again after a failure.\n\nExecution: {}\n{}\n",
+                f.slug, f.integration, f.tenant, self.id, link
+            ),
+        };
+        let request = json!({
+            "to": f.notify_emails,
+            "subject": self.flow.redactor.redact_text(&subject),
+            "text": self.flow.redactor.redact_text(&text),
+            "event": event,
+            "executionId": self.id,
+            "failedStep": failed_step,
+            "error": { "code": code },
+            "link": link,
+        });
+        let id = format!("{}:notify:{}:{event}", self.id, self.round);
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &f,
+            id,
+            Some(&self.id),
+            None,
+            "notification",
+            &subject,
+            &request,
+            &crate::mail::NOTIFY_SCHEDULE,
+        );
+        self.pending.deliveries.push(d);
+        self.inner.delivery_wake.notify_one();
+    }
+
     /// JSON text as it may be recorded: secret values replaced by markers.
     fn redact(&self, json: String) -> String {
         match self.flow.redactor.redact_json_text(&json) {
@@ -245,8 +438,67 @@ impl Execution {
         })
     }
 
-    /// Runs one step; `Ok` carries its output, `Err` how the execution ends here.
+    /// Runs one step with its hooks; `Ok` carries its output, `Err` how the execution ends.
     async fn run_step(&mut self, step: &CompiledStep, input: Value) -> Result<Value, Flow> {
+        let hooks = (!self.completed.contains_key(&step.id)).then(|| step.hooks.clone()).flatten();
+        if let Some(spec) = hooks.as_ref().and_then(|h| h.on_start.as_ref()) {
+            self.hook(step, spec, "start", &input).await;
+        }
+        let out = self.run_step_body(step, input).await?;
+        if let Some(spec) = hooks.as_ref().and_then(|h| h.on_complete.as_ref()) {
+            self.hook(step, spec, "complete", &out).await;
+        }
+        Ok(out)
+    }
+
+    /// Queues a step hook's webhook (with the journal: durable, once per round).
+    async fn hook(
+        &mut self,
+        step: &CompiledStep,
+        spec: &flowgate_steps::webhook::WebhookSpec,
+        event: &str,
+        data: &Value,
+    ) {
+        if !spec.enabled {
+            return;
+        }
+        let payload = json!({
+            "event": format!("step.{event}ed").replace("startted", "started").replace("completeed", "completed"),
+            "step": step.id,
+            "execution": self.execution_var,
+            "integration": self.flow.integration,
+            "flow": self.flow.slug,
+            "data": data,
+        });
+        let request = match self.inner.evaluator.eval(&spec.request, &payload, &self.scope()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(step_id = %step.id, error = %e, "A step hook's webhook cannot be made; it is not sent.");
+                return;
+            }
+        };
+        if let Err(m) = crate::deliveries::check_request(&request) {
+            tracing::warn!(step_id = %step.id, error = %m, "A step hook's webhook is invalid; it is not sent.");
+            return;
+        }
+        let id = format!("{}:{}:{}:{event}", self.id, step.id, self.round);
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &self.flow,
+            id,
+            Some(&self.id),
+            Some(&step.id),
+            "webhook",
+            &spec.name,
+            &request,
+            &spec.delays,
+        );
+        self.pending.deliveries.push(d);
+        self.inner.delivery_wake.notify_one();
+    }
+
+    /// Runs one step; `Ok` carries its output, `Err` how the execution ends here.
+    async fn run_step_body(&mut self, step: &CompiledStep, input: Value) -> Result<Value, Flow> {
         if let Some(out) = self.completed.get(&step.id) {
             let out = out.clone();
             self.outputs.insert(step.id.clone(), out.clone());
@@ -272,6 +524,49 @@ impl Execution {
             return Ok(out);
         }
         match &step.body {
+            Compiled::Webhook(spec) => self.run_webhook(step, spec, input, started).await,
+            Compiled::Email(spec) => {
+                let message = match self.inner.evaluator.eval(&spec.message, &input, &self.scope()).await {
+                    Ok(m) => m,
+                    Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
+                };
+                let recipients = |v: &Value| match v {
+                    Value::String(s) => !s.trim().is_empty(),
+                    Value::Array(a) => !a.is_empty(),
+                    _ => false,
+                };
+                if !recipients(&message["to"]) {
+                    return self.fail(
+                        step,
+                        1,
+                        &input,
+                        StepError::fatal("email_request", "the e-mail has no recipient (`to`)"),
+                        started,
+                    );
+                }
+                let id = format!("{}:{}:{}", self.id, step.id, self.round);
+                let subject = message["subject"].as_str().unwrap_or("").to_owned();
+                let d = crate::deliveries::new_delivery(
+                    &self.inner,
+                    &self.flow,
+                    id.clone(),
+                    Some(&self.id),
+                    Some(&step.id),
+                    "email",
+                    &subject,
+                    &message,
+                    &spec.delays,
+                );
+                self.pending.deliveries.push(d);
+                if !self.flush().await {
+                    return Err(Flow::Interrupted);
+                }
+                self.inner.delivery_wake.notify_one();
+                let out = json!({ "deliveryId": id, "status": "queued" });
+                self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+                self.outputs.insert(step.id.clone(), out.clone());
+                Ok(out)
+            }
             Compiled::Call { flow, input: body } => {
                 let action = crate::call::CallAction {
                     inner: self.inner.clone(),
@@ -350,6 +645,7 @@ impl Execution {
                     timeout: step.timeout,
                     logs: Vec::new(),
                     response: None,
+                    outbound: &self.inner.settings.outbound,
                 };
                 let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
                     Ok(r) => r,
@@ -421,6 +717,20 @@ impl Execution {
         error: StepError,
         started: i64,
     ) -> Result<Value, Flow> {
+        self.inner.emit(crate::logs::Emit {
+            flow: &self.flow,
+            execution: &self.id,
+            step: Some(&step.id),
+            event: "step.failed",
+            level: if step.on_error == OnError::Continue {
+                flowgate_sinks::Level::Warn
+            } else {
+                flowgate_sinks::Level::Error
+            },
+            message: format!("step {} failed: {}", step.id, error.message),
+            duration_ms: Some((self.inner.clock.now_ms() - started).max(0) as u64),
+            fields: crate::logs::error_fields(&error.code, Some(attempt)),
+        });
         if step.on_error == OnError::Continue {
             let out = error.to_output();
             self.record(step, attempt, "continued", input, Some(&out), Some(&error), started);
@@ -474,6 +784,16 @@ impl Execution {
                 std::borrow::Cow::Borrowed(_) => l.message,
                 std::borrow::Cow::Owned(m) => m,
             };
+            self.inner.emit(crate::logs::Emit {
+                flow: &self.flow,
+                execution: &self.id,
+                step: Some(step_id),
+                event: "log",
+                level: crate::logs::level(&l.level),
+                message: message.clone(),
+                duration_ms: None,
+                fields: serde_json::Map::new(),
+            });
             self.pending.logs.push(LogRecord {
                 execution_id: self.id.clone(),
                 at,
@@ -556,6 +876,7 @@ impl Execution {
                 self.flush().await;
                 return;
             }
+            Some(Flow::Waiting) => return,
         };
         let delivery = &self.flow.delivery;
         let blocks =
@@ -585,7 +906,9 @@ impl Execution {
         if self.claimed {
             self.pending.events.push(StoreEvent::Finished { id: self.id.clone() });
         }
-        if delivery.gated() {
+        let gated = delivery.gated();
+        self.notify(status, error.as_ref(), failed_step_of(&error)).await;
+        if gated {
             // The next of its order key, or a slot under its cap, is free: claim again.
             self.pending.events.push(StoreEvent::Work);
             self.inner.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -595,6 +918,29 @@ impl Execution {
         }
         metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str())
             .increment(1);
+        let mut fields = serde_json::Map::new();
+        if let Some(e) = &error {
+            fields.insert("errorCode".into(), e["code"].clone());
+            fields.insert("failedStep".into(), e["step"].clone());
+        }
+        self.inner.emit(crate::logs::Emit {
+            flow: &self.flow,
+            execution: &self.id,
+            step: None,
+            event: match status {
+                Status::Succeeded => "execution.succeeded",
+                Status::Failed => "execution.failed",
+                Status::Filtered => "execution.filtered",
+                _ => "execution.cancelled",
+            },
+            level: if status == Status::Failed { flowgate_sinks::Level::Error } else { flowgate_sinks::Level::Info },
+            message: match &error {
+                Some(e) => format!("{} {}: {}", self.flow.slug, status.as_str(), e["message"].as_str().unwrap_or("")),
+                None => format!("{} {}", self.flow.slug, status.as_str()),
+            },
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+            fields,
+        });
         metrics::histogram!("flowgate_execution_duration_seconds").record(started.elapsed().as_secs_f64());
         let response = self.response.take();
         self.inner.waiters.answer(&self.id, SyncOutcome::Finished { status, output, error, response });

@@ -17,6 +17,7 @@
 //! - `events`: what other nodes tell this one (new work, answers, cancels, changes).
 //! - `triggers`: the scheduler: schedules and polls fire on the leader.
 //! - [`waiters`]: sync callers.
+//! - [`verify`]: signed webhooks (Standard Webhooks, GitHub, Stripe, generic HMAC).
 //! - [`backoff`], [`clock`]: retry delays and time.
 
 #![warn(missing_docs)]
@@ -26,13 +27,17 @@ mod call;
 pub mod clock;
 pub mod committer;
 pub mod compile;
+pub mod deliveries;
 pub mod deploy;
 mod dispatch;
 mod events;
 mod executor;
+mod logs;
+mod mail;
 pub mod registry;
 pub mod testing;
 mod triggers;
+pub mod verify;
 pub mod waiters;
 
 #[cfg(test)]
@@ -109,6 +114,10 @@ pub struct EngineSettings {
     pub sealer: Option<flowgate_secrets::Sealer>,
     /// Run `deploy`/`undeploy` flows when deployments change (off for flow tests).
     pub lifecycle: bool,
+    /// Sends e-mail (the `email` step, notifications); none: those deliveries fail.
+    pub mailer: Option<flowgate_mailer::Mailer>,
+    /// Which addresses outbound requests may reach.
+    pub outbound: flowgate_steps::outbound::OutboundPolicy,
 }
 
 impl Default for EngineSettings {
@@ -134,6 +143,8 @@ impl Default for EngineSettings {
             trigger_tick: Duration::from_secs(1),
             sealer: None,
             lifecycle: true,
+            mailer: None,
+            outbound: flowgate_steps::outbound::OutboundPolicy::default(),
         }
     }
 }
@@ -247,6 +258,10 @@ pub(crate) struct Inner {
     leading: AtomicBool,
     /// Seals and opens secrets at rest.
     sealer: flowgate_secrets::Sealer,
+    /// Wakes the delivery loop (a new delivery, a resend, a free slot).
+    delivery_wake: Notify,
+    /// The tenants' log sources.
+    log_sinks: logs::LogSinks,
 }
 
 impl Inner {
@@ -334,7 +349,7 @@ impl Engine {
             .unwrap_or_else(|| flowgate_secrets::Sealer::new(flowgate_secrets::MasterKey::generate()));
         let inner = Arc::new(Inner {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
-            http: flowgate_steps::util::http_client(),
+            http: flowgate_steps::util::http_client_with(&settings.outbound),
             permits: Arc::new(Semaphore::new(if settings.workers { settings.max_concurrency } else { 0 })),
             store,
             settings,
@@ -356,6 +371,8 @@ impl Engine {
             trigger_wake: Notify::new(),
             leading: AtomicBool::new(false),
             sealer: sealer.clone(),
+            delivery_wake: Notify::new(),
+            log_sinks: logs::LogSinks::default(),
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.
@@ -377,6 +394,7 @@ impl Engine {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
             tokio::spawn(dispatch::renew_loop(inner.clone()));
         }
+        inner.log_sinks.reload(inner.store.all_log_sources().await?).await;
         match inner.store.flow_switches().await {
             Ok(all) => {
                 inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))
@@ -386,6 +404,7 @@ impl Engine {
         if inner.settings.leader {
             tokio::spawn(dispatch::leader_loop(inner.clone()));
             tokio::spawn(triggers::scheduler_loop(inner.clone()));
+            tokio::spawn(deliveries::delivery_loop(inner.clone()));
         }
         tokio::spawn(dispatch::backlog_loop(inner.clone()));
         if let Some(events) = inner.store.subscribe() {
@@ -1060,6 +1079,40 @@ impl Engine {
     /// Makes the scheduler look at the clock now (tests that move a manual clock).
     pub fn wake_triggers(&self) {
         self.inner.trigger_wake.notify_one();
+    }
+
+    /// A delivery with its attempts (never its request: it holds credentials).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn delivery_view(&self, tenant: &str, id: &str) -> Result<Option<Value>, flowgate_store::Error> {
+        let Some(d) = self.inner.store.delivery(tenant, id).await? else { return Ok(None) };
+        let attempts = self.inner.store.delivery_attempts(id).await?;
+        Ok(Some(deliveries::present(&d, &attempts)))
+    }
+
+    /// An execution's deliveries with their attempts.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn deliveries_of(&self, execution: &str) -> Result<Vec<Value>, flowgate_store::Error> {
+        let mut out = Vec::new();
+        for d in self.inner.store.deliveries_of(execution).await? {
+            let attempts = self.inner.store.delivery_attempts(&d.id).await?;
+            out.push(deliveries::present(&d, &attempts));
+        }
+        Ok(out)
+    }
+
+    /// Sends a delivered or failed delivery again, with the same message id.
+    ///
+    /// # Errors
+    /// Not found, still pending, or the store.
+    pub async fn resend(&self, tenant: &str, id: &str) -> Result<Value, flowgate_store::Error> {
+        let d = self.inner.store.resend_delivery(tenant, id, self.inner.clock.now_ms()).await?;
+        self.inner.delivery_wake.notify_one();
+        let attempts = self.inner.store.delivery_attempts(id).await?;
+        Ok(deliveries::present(&d, &attempts))
     }
 
     /// Executions running on this node now.

@@ -96,6 +96,15 @@ pub struct FlowDoc<T, St> {
     /// retention).
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// Comma-separated addresses told by e-mail when an execution fails for good.
+    #[serde(default)]
+    pub notify_emails: Option<String>,
+    /// Also tell them when the flow succeeds again after a failure.
+    #[serde(default)]
+    pub notify_on_recovery: bool,
+    /// The tenant's log source (`PUT /v1/log-sources/{name}`) this flow's events stream to.
+    #[serde(default)]
+    pub log_source: Option<String>,
 }
 
 /// What happens to an ordered key when its head fails for good.
@@ -366,6 +375,19 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
                 "set `ordered: true` (one order for the whole flow) or `orderBy` (an order per key), not both",
             );
         }
+        if let Some(list) = &fhead.notify_emails {
+            for a in list.split([',', ';', '\n']).map(str::trim).filter(|a| !a.is_empty()) {
+                let addr = a.rsplit_once('<').map_or(a, |(_, r)| r.trim_end_matches('>'));
+                if !crate::trigger::is_mail_address(addr) {
+                    diags.error(&at.key("notifyEmails"), format!("invalid e-mail address `{a}`"));
+                }
+            }
+        }
+        if let Some(ls) = &fhead.log_source
+            && !is_slug(ls)
+        {
+            diags.error(&at.key("logSource"), format!("invalid log source name `{ls}`: expected a slug"));
+        }
         if fhead.concurrency == Some(0) {
             diags.error(&at.key("concurrency"), "concurrency must be at least 1");
         }
@@ -413,6 +435,9 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
                 concurrency: fhead.concurrency,
                 diagnostics: fhead.diagnostics,
                 retention: fhead.retention,
+                notify_emails: fhead.notify_emails,
+                notify_on_recovery: fhead.notify_on_recovery,
+                log_source: fhead.log_source,
             });
         }
     }

@@ -15,6 +15,7 @@
 //! - [`step`]: step options and the [`StepKind`] trait the `steps` crate implements.
 //! - [`duration`]: `100ms`, `5s`, `5min`, `1h`, `1d`.
 //! - [`tests_def`]: flow test cases (`tests:`) and their checks.
+//! - [`outbound`]: outbound webhooks (the `webhook` step and step hooks).
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod integration;
+pub mod outbound;
 pub mod schedule;
 pub mod source;
 pub mod step;

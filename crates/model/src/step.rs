@@ -145,10 +145,13 @@ pub struct StepOptions {
     /// Longest one attempt may take. Default depends on the kind (http: 30s).
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// Webhooks sent when the step starts and when it completes.
+    #[serde(default)]
+    pub hooks: Option<crate::outbound::StepHooks>,
 }
 
 /// The option keys, beside which a step has exactly one kind key.
-pub const OPTION_KEYS: [&str; 7] = ["id", "name", "description", "when", "retry", "onError", "timeout"];
+pub const OPTION_KEYS: [&str; 8] = ["id", "name", "description", "when", "retry", "onError", "timeout", "hooks"];
 
 /// One step: its options and its kind's config.
 #[derive(Debug, Clone)]
@@ -211,6 +214,14 @@ fn decode_step<S: StepKind>(value: &Value, index: usize, path: &Path, diags: &mu
     if let Some(o) = &options {
         if let Some(r) = &o.retry {
             r.check(&path.key("retry"), diags);
+        }
+        if let Some(h) = &o.hooks {
+            if let Some(w) = &h.on_start {
+                w.check(&path.key("hooks").key("onStart"), diags);
+            }
+            if let Some(w) = &h.on_complete {
+                w.check(&path.key("hooks").key("onComplete"), diags);
+            }
         }
         check_id(&o.id, path, diags);
     }

@@ -1,6 +1,7 @@
 //! Webhook ingress, `/hooks/{tenant}/{path}` (stage 1, DESIGN §5).
 //!
-//! Routes the request with a lock-free lookup, authenticates it, turns it into a trigger
+//! Routes the request with a lock-free lookup, authenticates it, checks its signature (when
+//! the trigger has `verify`, over the raw body), turns it into a trigger
 //! event, and has the engine commit it (group commit) before answering: 202 with the
 //! execution id and a status URL (`async`), or the execution's answer (`sync`).
 //! Also serves the status URLs, which are capability URLs signed with the server's key.
@@ -105,6 +106,13 @@ async fn handle(
         )
         .details(json!({ "limit": st.settings.max_body_bytes }))
     })?;
+    // The signature covers the raw body exactly as received: checked before any parsing.
+    if let Some(verify) = &hook.verify
+        && let Err(refused) = verify.check(&headers, &body, st.engine.clock().now_ms())
+    {
+        tracing::debug!(tenant, path, scheme = verify.scheme(), %refused, "webhook signature refused");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", refused.to_string()));
+    }
     let query = query_object(hook, &query_pairs)?;
     let event = trigger_event(hook, &method, path, &headers, query, &body, st.engine.clock().now_ms())?;
     let sync = hook.respond.mode == RespondMode::Sync;

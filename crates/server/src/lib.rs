@@ -104,6 +104,11 @@ pub struct Settings {
     /// The server administrator's token (`FLOWGATE_ADMIN_TOKEN`); default: made on first
     /// start and written to `admin-token` in the data directory.
     pub admin_token: Option<String>,
+    /// SMTP relay for outgoing mail (`smtp://user:pass@host:port`, `smtp+starttls://…`,
+    /// `smtps://…`); default: none (e-mail steps and notifications fail).
+    pub smtp_relay: Option<String>,
+    /// Which addresses outbound requests may reach (refuse internal ones; allow-list).
+    pub outbound: flowgate_steps::outbound::OutboundPolicy,
 }
 
 impl std::fmt::Debug for Settings {
@@ -153,6 +158,8 @@ impl Default for Settings {
             clock: None,
             master_key: None,
             admin_token: None,
+            smtp_relay: None,
+            outbound: flowgate_steps::outbound::OutboundPolicy::default(),
         }
     }
 }
@@ -311,6 +318,15 @@ impl Server {
                 },
                 mail_domain: settings.smtp_domain.clone().unwrap_or_else(|| "localhost".into()),
                 sealer: Some(sealer),
+                mailer: match settings.smtp_relay.as_deref().filter(|u| !u.is_empty()) {
+                    None => None,
+                    Some(url) => Some(
+                        flowgate_mailer::SmtpConfig::from_url(url)
+                            .and_then(flowgate_mailer::Mailer::new)
+                            .map_err(|e| StartError::Config(format!("--smtp-relay: {e}")))?,
+                    ),
+                },
+                outbound: settings.outbound.clone(),
                 trigger_tick: settings.trigger_tick,
                 ..EngineSettings::default()
             },

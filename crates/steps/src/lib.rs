@@ -14,14 +14,17 @@
 #![warn(missing_docs)]
 
 pub mod call;
+pub mod email;
 pub mod filter;
 pub mod http;
 pub mod log;
+pub mod outbound;
 pub mod plan;
 pub mod respond;
 pub mod switch;
 pub mod transform;
 pub mod util;
+pub mod webhook;
 
 pub use plan::{Compiled, CompiledStep, PlanCx, compile_steps};
 
@@ -58,10 +61,15 @@ pub enum StepConfig {
     Respond(respond::RespondConfig),
     /// Runs another flow of the integration and waits for its result.
     Call(call::CallConfig),
+    /// POSTs JSON to an endpoint, durably, retried on a schedule.
+    Webhook(webhook::OutboundWebhookStep),
+    /// Sends an e-mail, durably, retried.
+    Email(email::EmailConfig),
 }
 
 impl StepKind for StepConfig {
-    const KINDS: &'static [&'static str] = &["http", "transform", "filter", "switch", "log", "respond", "call"];
+    const KINDS: &'static [&'static str] =
+        &["http", "transform", "filter", "switch", "log", "respond", "call", "webhook", "email"];
 
     fn decode(kind: &str, value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
         Some(match kind {
@@ -72,6 +80,12 @@ impl StepKind for StepConfig {
             "log" => StepConfig::Log(log::LogConfig::decode(value, path, diags)?),
             "respond" => StepConfig::Respond(flowgate_model::decode::decode(value, path, diags)?),
             "call" => StepConfig::Call(flowgate_model::decode::decode(value, path, diags)?),
+            "email" => StepConfig::Email(flowgate_model::decode::decode(value, path, diags)?),
+            "webhook" => {
+                let w: flowgate_model::outbound::OutboundWebhook = flowgate_model::decode::decode(value, path, diags)?;
+                w.check(path, diags);
+                StepConfig::Webhook(webhook::OutboundWebhookStep(w))
+            }
             _ => return None,
         })
     }
@@ -85,6 +99,8 @@ impl StepKind for StepConfig {
             StepConfig::Log(_) => "log",
             StepConfig::Respond(_) => "respond",
             StepConfig::Call(_) => "call",
+            StepConfig::Webhook(_) => "webhook",
+            StepConfig::Email(_) => "email",
         }
     }
 
@@ -104,6 +120,8 @@ impl StepKind for StepConfig {
             ("log", log::LogConfig::schema(g)),
             ("respond", g.subschema_for::<respond::RespondConfig>()),
             ("call", g.subschema_for::<call::CallConfig>()),
+            ("webhook", g.subschema_for::<flowgate_model::outbound::OutboundWebhook>()),
+            ("email", g.subschema_for::<email::EmailConfig>()),
         ]
     }
 }
@@ -186,6 +204,8 @@ pub struct StepCx<'a> {
     pub logs: Vec<LogEntry>,
     /// The response produced by the step, if any.
     pub response: Option<Response>,
+    /// Which addresses requests may reach.
+    pub outbound: &'a outbound::OutboundPolicy,
 }
 
 /// One runnable step kind.

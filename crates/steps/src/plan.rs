@@ -23,6 +23,8 @@ pub struct CompiledStep {
     pub timeout: Duration,
     /// The integration's rate limit this step takes a token from before each attempt.
     pub limit: Option<String>,
+    /// Webhooks sent when it starts and completes.
+    pub hooks: Option<Arc<crate::webhook::CompiledHooks>>,
     /// What the step does.
     pub body: Compiled,
 }
@@ -40,6 +42,10 @@ pub enum Compiled {
     Action(Box<dyn Step>),
     /// Ends the execution as `filtered` unless the condition holds; passes its input on.
     Filter(Arc<Template>),
+    /// Sends an outbound webhook (durably; the engine delivers it).
+    Webhook(Arc<crate::webhook::WebhookSpec>),
+    /// Sends an e-mail (durably; the engine delivers it).
+    Email(Arc<crate::email::EmailSpec>),
     /// Starts a child execution of another flow and waits for its result.
     Call {
         /// The flow's slug (same integration).
@@ -86,7 +92,16 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
         StepConfig::Log(c) => c.compile(&at, diags),
         StepConfig::Respond(c) => c.compile(&at, diags),
         StepConfig::Call(c) => c.compile(&at, diags),
+        StepConfig::Webhook(c) => c.compile(&at, diags),
+        StepConfig::Email(c) => c.compile(&at, diags),
     };
+    let hooks = o.hooks.as_ref().map(|h| {
+        let at = path.key("hooks");
+        Arc::new(crate::webhook::CompiledHooks {
+            on_start: h.on_start.as_ref().and_then(|w| crate::webhook::compile(w, &at.key("onStart"), diags)),
+            on_complete: h.on_complete.as_ref().and_then(|w| crate::webhook::compile(w, &at.key("onComplete"), diags)),
+        })
+    });
     let timeout = o.timeout.map(|d| d.0).or_else(|| match &s.kind {
         StepConfig::Http(c) => c.timeout.map(|d| d.0),
         StepConfig::Call(c) => Some(c.wait()),
@@ -117,6 +132,7 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
         on_error: o.on_error,
         timeout: timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
         limit,
+        hooks,
         body: body?,
     })
 }

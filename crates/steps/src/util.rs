@@ -52,8 +52,21 @@ pub fn install_tls() {
 /// # Panics
 /// When the TLS backend cannot be set up (a build problem, not a run-time one).
 pub fn http_client() -> reqwest::Client {
+    http_client_with(&crate::outbound::OutboundPolicy::default())
+}
+
+/// Like [`http_client`], resolving names through `policy` (internal addresses dropped when
+/// it says so).
+///
+/// # Panics
+/// When the TLS backend cannot be set up (a build problem, not a run-time one).
+pub fn http_client_with(policy: &crate::outbound::OutboundPolicy) -> reqwest::Client {
     install_tls();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if policy.deny_private {
+        builder = builder.dns_resolver(policy.resolver());
+    }
+    builder
         .user_agent(concat!("flowgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))

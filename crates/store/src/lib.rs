@@ -130,6 +130,41 @@ pub trait Store: Send + Sync + 'static {
         reseal: &(dyn for<'s> Fn(Sealed<'s>) -> std::result::Result<String, String> + Send + Sync),
     ) -> Result<u64>;
 
+    /// Claims up to `limit` pending deliveries that are due: their next attempt moves `lease`
+    /// ms on, so a node that dies mid-send leaves them to be tried again.
+    async fn due_deliveries(&self, now: i64, lease: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Records an attempt and the delivery's new state; when it ended (delivered or failed)
+    /// and an execution waits for it, queues that execution again and returns its id.
+    async fn finish_attempt(&self, id: &str, outcome: &AttemptOutcome, now: i64) -> Result<Option<String>>;
+    /// Parks execution `execution` (leased to `owner`) in `waiting` until delivery `delivery`
+    /// ends — unless it already ended: then nothing changes and it returns false.
+    async fn wait_for_delivery(&self, execution: &str, owner: &str, delivery: &str) -> Result<bool>;
+    /// How many deliveries of `kind` a flow had delivered since `since` (rate limits).
+    async fn count_deliveries(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+        kind: &str,
+        since: i64,
+    ) -> Result<i64>;
+    /// A delivery.
+    async fn delivery(&self, tenant: &str, id: &str) -> Result<Option<DeliveryRecord>>;
+    /// An execution's deliveries, oldest first.
+    async fn deliveries_of(&self, execution: &str) -> Result<Vec<DeliveryRecord>>;
+    /// A delivery's attempts, in order.
+    async fn delivery_attempts(&self, id: &str) -> Result<Vec<DeliveryAttempt>>;
+    /// Sends a delivered or failed delivery again (same message id): pending, due now.
+    async fn resend_delivery(&self, tenant: &str, id: &str, now: i64) -> Result<DeliveryRecord>;
+    /// Creates or replaces a log source.
+    async fn put_log_source(&self, source: &LogSourceRecord) -> Result<()>;
+    /// A tenant's log sources.
+    async fn log_sources(&self, tenant: &str) -> Result<Vec<LogSourceRecord>>;
+    /// Every log source (to start their sinks).
+    async fn all_log_sources(&self) -> Result<Vec<LogSourceRecord>>;
+    /// Deletes a log source; false if none.
+    async fn delete_log_source(&self, tenant: &str, name: &str) -> Result<bool>;
+
     /// The state a schedule or poll flow keeps.
     async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>>;
     /// Forgets a flow's trigger state (a poll starts over as on its first run); false if none.

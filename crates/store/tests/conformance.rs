@@ -462,9 +462,25 @@ conformance!(one_batch_carries_every_kind_of_write, |store: SharedStore| async m
         responses: vec![Responded { id: "p1".into(), response: "{\"ok\":true}".into() }],
         events: vec![StoreEvent::Work, StoreEvent::Finished { id: "p1".into() }],
         states: vec![state(FLOW, "{}", T0)],
+        deliveries: vec![NewDelivery {
+            id: "p1:a:1".into(),
+            tenant_id: TENANT.into(),
+            integration: INTEGRATION.into(),
+            flow: FLOW.into(),
+            execution_id: Some("p1".into()),
+            step_id: Some("a".into()),
+            kind: "webhook".into(),
+            name: "crm".into(),
+            request: "{}".into(),
+            message_id: "msg_1".into(),
+            schedule: "[0]".into(),
+            next_at: T0,
+            created_at: T0,
+        }],
     };
     store.commit(&batch).await.unwrap();
     assert!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().is_some());
+    assert_eq!(store.deliveries_of("p1").await.unwrap().len(), 1);
 
     assert_eq!(row(&store, "n1").await.status(), Status::Queued);
     assert_eq!(row(&store, "n2").await.run_after, T0 + 10);

@@ -82,6 +82,17 @@ pub struct Args {
     /// written to the data directory's admin-token.
     #[arg(long, env = "FLOWGATE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// SMTP relay for outgoing mail (e-mail steps, failure notifications):
+    /// `smtp://[user:pass@]host[:port]`, `smtp+starttls://…` or `smtps://…`, `?from=…`.
+    #[arg(long, env = "FLOWGATE_SMTP_RELAY", hide_env_values = true)]
+    smtp_relay: Option<String>,
+    /// Refuse outbound requests (http steps, polls, webhooks) to loopback, private and
+    /// link-local addresses (for multi-tenant hosting).
+    #[arg(long, env = "FLOWGATE_OUTBOUND_DENY_PRIVATE")]
+    outbound_deny_private: bool,
+    /// Hosts and networks allowed anyway, comma-separated (`erp.internal,10.1.0.0/16`).
+    #[arg(long, env = "FLOWGATE_OUTBOUND_ALLOW", default_value = "")]
+    outbound_allow: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "FLOWGATE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -116,6 +127,17 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         smtp_domain: Some(a.smtp_domain),
         max_email_bytes: a.max_email_bytes.max(1024),
         master_key: a.master_key,
+        smtp_relay: a.smtp_relay,
+        outbound: flowgate_steps::outbound::OutboundPolicy {
+            deny_private: a.outbound_deny_private,
+            allow: match flowgate_steps::outbound::OutboundPolicy::parse_allow(&a.outbound_allow) {
+                Ok(list) => list,
+                Err(e) => {
+                    eprintln!("error: --outbound-allow: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            },
+        },
         admin_token: a.admin_token,
         ..Settings::default()
     };

@@ -131,6 +131,7 @@ async fn fetch(
             timeout: spec.request.timeout(),
             logs: Vec::new(),
             response: None,
+            outbound: &inner.settings.outbound,
         };
         let response = spec.request.send(&Value::Null, &mut cx, &page).await?;
         pages += 1;

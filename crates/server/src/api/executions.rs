@@ -66,8 +66,10 @@ pub async fn get(State(st): State<AppState>, Caller(who): Caller, Path(id): Path
     flowgate_store::fill_inputs(&mut steps, &row.trigger);
     let logs = store.logs(&id).await?;
     let children = store.children(&who.tenant_id, &id).await?;
+    let deliveries = st.engine.deliveries_of(&id).await?;
     let mut v = present::detail(&row, &steps, &logs);
     v["children"] = children.iter().map(present::summary).collect();
+    v["deliveries"] = serde_json::Value::Array(deliveries);
     v["statusUrl"] = json!(st.status_url(&id));
     Ok(axum::Json(v).into_response())
 }

@@ -4,6 +4,7 @@
 pub mod deployments;
 pub mod executions;
 pub mod integrations;
+pub mod outbound;
 pub mod tenants;
 pub mod tokens;
 
@@ -26,6 +27,13 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/{slug}/versions/{n}/rollback", post(deployments::rollback))
         .route("/integrations/{slug}/test", post(integrations::test))
         .route("/tenants", get(tenants::list).post(tenants::create))
+        .route("/deliveries/{id}", get(outbound::get))
+        .route("/deliveries/{id}/resend", post(outbound::resend))
+        .route("/log-sources", get(outbound::list_sources))
+        .route(
+            "/log-sources/{name}",
+            get(outbound::get_source).put(outbound::put_source).delete(outbound::delete_source),
+        )
         .route("/integrations/{slug}/flows/{flow}", get(integrations::flow))
         .route("/integrations/{slug}/flows/{flow}/run", post(integrations::run))
         .route("/integrations/{slug}/flows/{flow}/activate", post(integrations::activate))

@@ -97,6 +97,9 @@ impl Http {
         }
         // Messages name the URL without its query and credentials, which may hold secrets.
         let url = shown_url(&parsed);
+        cx.outbound
+            .check_url(&parsed)
+            .map_err(|m| StepError::fatal("http_refused", format!("{} {url}: {m}", self.method)))?;
         let mut req = cx.http.request(self.method.clone(), parsed).timeout(cx.timeout);
         if let Some(h) = &self.idempotency_header {
             req = req.header(h, cx.idempotency_key);

@@ -38,6 +38,7 @@ async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
     let Compiled::Action(step) = &plan[0].body else { panic!() };
     let evaluator = Evaluator::new(Budget::DEFAULT, 1);
     let client = crate::util::http_client();
+    let policy = crate::outbound::OutboundPolicy::default();
     let mut cx = StepCx {
         scope: Scope::empty(),
         evaluator: &evaluator,
@@ -46,6 +47,7 @@ async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
         timeout: Duration::from_secs(5),
         logs: vec![],
         response: None,
+        outbound: &policy,
     };
     step.run(&input, &mut cx).await
 }

@@ -276,6 +276,31 @@ fn batch_statements<'a>(batch: &'a WriteBatch, skip: &HashSet<&str>) -> Vec<(Wri
         );
         out.push((Writes::Rows, qb));
     }
+    for chunk in batch.deliveries.chunks(MAX_ROWS) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO deliveries (id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, \
+             message_id, schedule, status, next_at, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, d| {
+            b.push_bind(&d.id)
+                .push_bind(&d.tenant_id)
+                .push_bind(&d.integration)
+                .push_bind(&d.flow)
+                .push_bind(&d.execution_id)
+                .push_bind(&d.step_id)
+                .push_bind(&d.kind)
+                .push_bind(&d.name)
+                .push_bind(&d.request)
+                .push_bind(&d.message_id)
+                .push_bind(&d.schedule)
+                .push_bind("pending")
+                .push_bind(d.next_at)
+                .push_bind(d.created_at)
+                .push_bind(d.created_at);
+        });
+        qb.push(" ON CONFLICT (id) DO NOTHING");
+        out.push((Writes::Rows, qb));
+    }
     out
 }
 
@@ -737,6 +762,191 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn due_deliveries(&self, now: i64, lease: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        Ok(sqlx::query_as(
+            "UPDATE deliveries SET next_at = ? WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?) RETURNING id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at",
+        )
+        .bind(now + lease)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    async fn finish_attempt(&self, id: &str, outcome: &AttemptOutcome, now: i64) -> Result<Option<String>> {
+        let mut tx = self.writer.begin().await?;
+        let a = &outcome.attempt;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, latency_ms, excerpt, error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING",
+        )
+        .bind(id)
+        .bind(a.attempt)
+        .bind(a.at)
+        .bind(a.status_code)
+        .bind(a.latency_ms)
+        .bind(&a.excerpt)
+        .bind(&a.error)
+        .execute(&mut *tx)
+        .await?;
+        let row: Option<(bool, Option<String>)> = sqlx::query_as(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?, response = COALESCE(?, response), updated_at = ? WHERE id = ? RETURNING waiting, execution_id",
+        )
+        .bind(&outcome.status)
+        .bind(a.attempt)
+        .bind(outcome.next_at)
+        .bind(a.status_code)
+        .bind(&a.error)
+        .bind(&outcome.response)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut woken = None;
+        if let Some((true, Some(execution))) = row
+            && outcome.status != "pending"
+        {
+            let r = sqlx::query(
+                "UPDATE executions SET status = 'queued', run_after = ? WHERE id = ? AND status = 'waiting'",
+            )
+            .bind(now)
+            .bind(&execution)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() > 0 {
+                woken = Some(execution);
+            }
+        }
+        tx.commit().await?;
+        Ok(woken)
+    }
+
+    async fn wait_for_delivery(&self, execution: &str, owner: &str, delivery: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query("UPDATE deliveries SET waiting = 1 WHERE id = ? AND status = 'pending'")
+            .bind(delivery)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let r = sqlx::query(
+            "UPDATE executions SET status = 'waiting', lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'running'",
+        )
+        .bind(execution)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            // The lease was lost: leave everything to the new holder.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn count_deliveries(
+        &self,
+        tenant: &str,
+        integration: &str,
+        flow: &str,
+        kind: &str,
+        since: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = ? AND integration = ? AND flow = ? AND kind = ? AND status = 'delivered' AND updated_at >= ?")
+            .bind(tenant)
+            .bind(integration)
+            .bind(flow)
+            .bind(kind)
+            .bind(since)
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    async fn delivery(&self, tenant: &str, id: &str) -> Result<Option<DeliveryRecord>> {
+        Ok(sqlx::query_as("SELECT id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at FROM deliveries WHERE id = ? AND tenant_id = ?")
+            .bind(id)
+            .bind(tenant)
+            .fetch_optional(&self.writer)
+            .await?)
+    }
+
+    async fn deliveries_of(&self, execution: &str) -> Result<Vec<DeliveryRecord>> {
+        Ok(sqlx::query_as("SELECT id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at FROM deliveries WHERE execution_id = ? ORDER BY created_at, id")
+            .bind(execution)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn delivery_attempts(&self, id: &str) -> Result<Vec<DeliveryAttempt>> {
+        Ok(sqlx::query_as(
+            "SELECT delivery_id, attempt, at, status_code, latency_ms, excerpt, error FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn resend_delivery(&self, tenant: &str, id: &str, now: i64) -> Result<DeliveryRecord> {
+        let row: Option<DeliveryRecord> = sqlx::query_as(
+            "UPDATE deliveries SET status = 'pending', next_at = ?, updated_at = ? WHERE id = ? AND tenant_id = ? AND status IN ('delivered', 'failed') RETURNING id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(r) => Ok(r),
+            None => match self.delivery(tenant, id).await? {
+                None => Err(Error::NotFound),
+                Some(d) => Err(Error::Conflict(format!(
+                    "the delivery is {}; only a delivered or failed one can be resent",
+                    d.status
+                ))),
+            },
+        }
+    }
+
+    async fn put_log_source(&self, s: &LogSourceRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO log_sources (tenant_id, name, config, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
+        )
+        .bind(&s.tenant_id)
+        .bind(&s.name)
+        .bind(&s.config)
+        .bind(s.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn log_sources(&self, tenant: &str) -> Result<Vec<LogSourceRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, name, config, updated_at FROM log_sources WHERE tenant_id = ? ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn all_log_sources(&self) -> Result<Vec<LogSourceRecord>> {
+        Ok(sqlx::query_as("SELECT tenant_id, name, config, updated_at FROM log_sources ORDER BY tenant_id, name")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn delete_log_source(&self, tenant: &str, name: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM log_sources WHERE tenant_id = ? AND name = ?")
+            .bind(tenant)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() > 0)
     }
 
     async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {
@@ -1217,7 +1427,7 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let row = execution_in(&mut *tx, Some(tenant), id).await?.ok_or(Error::NotFound)?;
         match row.status() {
-            Status::Queued => {
+            Status::Queued | Status::Waiting => {
                 sqlx::query(
                     "UPDATE executions SET status = 'cancelled', finished_at = ?, holds_order = 0 WHERE id = ?",
                 )

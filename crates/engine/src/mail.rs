@@ -1,0 +1,194 @@
+//! E-mail deliveries: the `email` step's messages and the flows' failure notifications,
+//! sent through the server's SMTP relay (`--smtp-relay`) by the delivery loop.
+//!
+//! Notifications are rate-limited per flow: at most [`NOTIFY_LIMIT`] individual messages per
+//! [`NOTIFY_WINDOW`]; past that, a failure is folded into one digest for the window, sent when
+//! the window ends ("12 more executions failed between … and …"). An outage of a busy flow
+//! sends a handful of mails, not thousands.
+
+use crate::Inner;
+use crate::deliveries::Sent;
+use base64::Engine as _;
+use flowgate_mailer::{Email, EmailAttachment};
+use flowgate_store::{DeliveryRecord, ExecutionFilter, WriteBatch};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Delays before each attempt of a notification.
+pub(crate) const NOTIFY_SCHEDULE: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_secs(30),
+    Duration::from_secs(300),
+    Duration::from_secs(1800),
+    Duration::from_secs(7200),
+    Duration::from_secs(18000),
+];
+/// Individual notifications of one flow per window before the rest go into a digest.
+pub(crate) const NOTIFY_LIMIT: i64 = 5;
+/// The notification window.
+pub(crate) const NOTIFY_WINDOW: i64 = 3_600_000;
+
+/// Sends one e-mail delivery.
+pub(crate) async fn send(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Sent {
+    let Some(mailer) = &inner.settings.mailer else {
+        return Sent::failed("no SMTP relay is configured on this server (--smtp-relay)", false);
+    };
+    let email = match d.kind.as_str() {
+        "notification" if req["digest"] == true => digest(inner, d, req).await,
+        "notification" => match folded(inner, d, req).await {
+            Some(sent) => return sent,
+            None => notification(d, req),
+        },
+        _ => match email(d, req) {
+            Ok(e) => e,
+            Err(m) => return Sent::failed(m, true),
+        },
+    };
+    let started = Instant::now();
+    match mailer.send(&email).await {
+        Ok(id) => Sent::delivered(started, json!({ "messageId": id })),
+        Err(e) => {
+            let mut sent = Sent::failed(e.message.clone(), !e.retryable);
+            sent.status = e.code;
+            sent.latency_ms = started.elapsed().as_millis() as i64;
+            sent
+        }
+    }
+}
+
+/// The `email` step's message, as its template gave it.
+fn email(d: &DeliveryRecord, req: &Value) -> Result<Email, String> {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut attachments = Vec::new();
+    for (i, a) in req["attachments"].as_array().into_iter().flatten().enumerate() {
+        let content = match (&a["content"], &a["text"]) {
+            (Value::String(b64), _) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| format!("attachment {i}: `content` is not base64 (use `text` for text)"))?,
+            (_, Value::String(t)) => t.clone().into_bytes(),
+            (_, other) if !other.is_null() => other.to_string().into_bytes(),
+            _ => return Err(format!("attachment {i} has no `content` (base64) or `text`")),
+        };
+        attachments.push(EmailAttachment {
+            filename: a["filename"].as_str().unwrap_or("attachment").to_owned(),
+            content_type: a["contentType"].as_str().unwrap_or("application/octet-stream").to_owned(),
+            content,
+        });
+    }
+    Ok(Email {
+        from: req["from"].as_str().map(str::to_owned),
+        to: list(&req["to"]),
+        cc: list(&req["cc"]),
+        bcc: list(&req["bcc"]),
+        reply_to: req["replyTo"].as_str().map(str::to_owned),
+        subject: req["subject"].as_str().unwrap_or("").to_owned(),
+        text: req["text"].as_str().map(str::to_owned),
+        html: req["html"].as_str().map(str::to_owned),
+        attachments,
+        headers: headers(d),
+    })
+}
+
+fn headers(d: &DeliveryRecord) -> Vec<(String, String)> {
+    let mut h = vec![("X-Flowgate-Delivery".to_owned(), d.message_id.clone())];
+    if let Some(e) = &d.execution_id {
+        h.push(("X-Flowgate-Execution".to_owned(), e.clone()));
+    }
+    h
+}
+
+fn notification(d: &DeliveryRecord, req: &Value) -> Email {
+    Email {
+        to: req["to"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        subject: req["subject"].as_str().unwrap_or("[Flowgate]").to_owned(),
+        text: req["text"].as_str().map(str::to_owned),
+        headers: headers(d),
+        ..Email::default()
+    }
+}
+
+/// When this flow's notifications already reached the window's limit: folds this one into
+/// the window's digest (made once, sent when the window ends) and says it was handled.
+async fn folded(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Option<Sent> {
+    let now = inner.clock.now_ms();
+    let sent = inner
+        .store
+        .count_deliveries(&d.tenant_id, &d.integration, &d.flow, "notification", now - NOTIFY_WINDOW)
+        .await
+        .ok()?;
+    if sent < NOTIFY_LIMIT || req["event"] != "failed" {
+        return None;
+    }
+    let window = now / NOTIFY_WINDOW;
+    let id = format!("digest:{}:{}:{}:{window}", d.tenant_id, d.integration, d.flow);
+    let request = json!({
+        "digest": true,
+        "to": req["to"],
+        "from": window * NOTIFY_WINDOW,
+        "until": (window + 1) * NOTIFY_WINDOW,
+        "integration": d.integration,
+        "flow": d.flow,
+        "link": req["link"],
+    });
+    let mut digest = flowgate_store::NewDelivery {
+        id: id.clone(),
+        tenant_id: d.tenant_id.clone(),
+        integration: d.integration.clone(),
+        flow: d.flow.clone(),
+        execution_id: None,
+        step_id: None,
+        kind: "notification".into(),
+        name: format!("[Flowgate] {} / {}: failures digest", d.integration, d.flow),
+        request: inner.sealer.seal_str(&request.to_string(), &crate::deliveries::aad(&id)),
+        message_id: crate::deliveries::message_id(&id),
+        schedule: json!(NOTIFY_SCHEDULE.iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>()).to_string(),
+        next_at: (window + 1) * NOTIFY_WINDOW,
+        created_at: now,
+    };
+    digest.next_at = digest.next_at.max(now);
+    // Made once per window (the id): later failures only count in it.
+    let _ = inner.committer.commit(WriteBatch { deliveries: vec![digest], ..WriteBatch::default() }).await;
+    Some(Sent::delivered(Instant::now(), json!({ "digestedInto": id })))
+}
+
+/// The digest of a window: how many executions of the flow failed in it, the latest ones.
+async fn digest(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Email {
+    let (from, until) = (req["from"].as_i64().unwrap_or(0), req["until"].as_i64().unwrap_or(0));
+    let filter = ExecutionFilter {
+        tenant: d.tenant_id.clone(),
+        integration: Some(d.integration.clone()),
+        flow: Some(d.flow.clone()),
+        status: Some("failed".into()),
+        from: Some(from),
+        to: Some(until),
+        ids: Vec::new(),
+        through_seq: None,
+    };
+    let (count, _) = inner.store.count_executions(&filter).await.unwrap_or((0, 0));
+    let latest = inner.store.execution_ids(&filter, 0, 20).await.unwrap_or_default();
+    let t = crate::clock::rfc3339;
+    let mut text = format!(
+        "{count} executions of flow {} (integration {}) failed between {} and {}.\n\
+         Only the first {NOTIFY_LIMIT} of a window are sent one by one; this digest covers the rest.\n\n",
+        d.flow,
+        d.integration,
+        t(from),
+        t(until)
+    );
+    for (_, id) in latest {
+        text.push_str(&format!("  {id}\n"));
+    }
+    Email {
+        to: req["to"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        subject: d.name.clone(),
+        text: Some(text),
+        headers: headers(d),
+        ..Email::default()
+    }
+}

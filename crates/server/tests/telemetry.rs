@@ -1,0 +1,330 @@
+//! Telling people and SIEMs (issue 7): the `email` step and failure / recovery notifications
+//! received by a real SMTP server (Python's aiosmtpd, started here) and checked as MIME, the
+//! notification digest past the per-window limit (a manual clock moves the window), and flow
+//! events streamed to log sources received by a UDP syslog socket, an HTTP collector and a
+//! file — with secrets redacted.
+
+#[macro_use]
+mod common;
+
+use axum::extract::State;
+use common::{TestServer, eventually, send};
+use flowgate_engine::{Clock, ManualClock};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The aiosmtpd process, killed when the test ends.
+struct SmtpSink {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aiosmtpd() -> bool {
+    let ok = || Command::new("python3").args(["-c", "import aiosmtpd"]).output().is_ok_and(|o| o.status.success());
+    if ok() {
+        return true;
+    }
+    let _ = Command::new("python3").args(["-m", "pip", "install", "--quiet", "aiosmtpd"]).output();
+    ok()
+}
+
+impl SmtpSink {
+    fn start() -> Option<SmtpSink> {
+        if !aiosmtpd() {
+            eprintln!("skipped: aiosmtpd not available (pip install aiosmtpd)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
+        let child = Command::new("python3")
+            .args([script, &port.to_string(), dir.path().to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(SmtpSink { child, dir, port })
+    }
+
+    /// Every message received so far, parsed: (envelope, parsed MIME).
+    fn messages(&self) -> Vec<(Value, Value)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let base = self.dir.path().join(format!("msg-{n}"));
+            let (Ok(env), Ok(raw)) = (std::fs::read_to_string(base.with_extension("json")), std::fs::read(base.with_extension("eml")))
+            else {
+                break;
+            };
+            out.push((serde_json::from_str(&env).unwrap(), flowgate_smtp::parse_message(&raw).unwrap()));
+        }
+        out
+    }
+}
+
+const NOTES: &str = r#"
+integration: notes
+config:
+  ownerEmail: { type: string, default: "owner@acme.example" }
+flows:
+  - flow: mailer
+    trigger: { webhook: { path: notes/mail } }
+    steps:
+      - id: mail
+        email:
+          to: "{{ $config.ownerEmail }}, Team <team@acme.example>"
+          bcc: [ "audit@acme.example" ]
+          subject: "Order {{ $trigger.body.order }} – bekreftet ✓"
+          text: "Order {{ $trigger.body.order }} is confirmed."
+          html: "<p>Order <b>{{ $trigger.body.order }}</b> is confirmed.</p>"
+          attachments: [ { filename: order.csv, contentType: text/csv, text: "order;qty\n{{ $trigger.body.order }};2\n" } ]
+  - flow: broken
+    notifyEmails: "ops@acme.example, Dev Team <dev@acme.example>"
+    notifyOnRecovery: true
+    trigger: { webhook: { path: notes/broken } }
+    steps:
+      - id: check
+        transform: 'if $trigger.body.fail then error("the ERP refused order \($trigger.body.n)") else . end'
+"#;
+
+async fn start_on(clock: Arc<ManualClock>, sink: &SmtpSink) -> TestServer {
+    let relay = format!("smtp://127.0.0.1:{}?from=Flowgate%20%3Cflows%40example.com%3E", sink.port);
+    TestServer::start_with(move |s| {
+        s.clock = Some(clock);
+        s.trigger_tick = Duration::from_millis(20);
+        s.smtp_relay = Some(relay);
+    })
+    .await
+}
+
+async fn hook(s: &TestServer, path: &str, body: Value) -> String {
+    let (status, _, v) = send(s.post_hook(path).json(&body)).await;
+    assert_eq!(status, 202, "{v}");
+    v["executionId"].as_str().unwrap().to_owned()
+}
+
+async fn wait_mails(sink: &SmtpSink, n: usize) -> Vec<(Value, Value)> {
+    eventually(&format!("{n} e-mails"), || async {
+        let m = sink.messages();
+        (m.len() >= n).then_some(m)
+    })
+    .await
+}
+
+backends!(email_steps_and_notifications_reach_a_real_smtp_server);
+async fn email_steps_and_notifications_reach_a_real_smtp_server() {
+    let Some(sink) = SmtpSink::start() else { return };
+    let clock = Arc::new(ManualClock::new(1_767_571_200_000));
+    let s = start_on(clock.clone(), &sink).await;
+    s.apply(NOTES).await;
+
+    // The email step.
+    let id = hook(&s, "notes/mail", json!({ "order": 42 })).await;
+    let ex = s.wait_for(&id, "succeeded").await;
+    assert_eq!(ex["output"]["status"], "queued");
+    let mails = wait_mails(&sink, 1).await;
+    let (env, m) = &mails[0];
+    assert_eq!(env["rcpt_tos"], json!(["owner@acme.example", "team@acme.example", "audit@acme.example"]));
+    assert_eq!(m["subject"], "Order 42 – bekreftet ✓");
+    assert_eq!(m["from"]["address"], "flows@example.com");
+    assert_eq!(m["to"].as_array().unwrap().len(), 2);
+    assert!(m["headers"].get("bcc").is_none(), "bcc is not in the headers");
+    assert_eq!(m["text"].as_str().unwrap().trim(), "Order 42 is confirmed.");
+    assert!(m["html"].as_str().unwrap().contains("<b>42</b>"));
+    assert_eq!(m["attachments"][0]["filename"], "order.csv");
+    assert_eq!(m["headers"]["x-flowgate-execution"], id.as_str());
+    let delivery = eventually("the e-mail's delivery to be recorded", || async {
+        let ex = s.execution(&id).await;
+        (ex["deliveries"][0]["status"] == "delivered").then_some(ex["deliveries"][0].clone())
+    })
+    .await;
+    assert_eq!(delivery["kind"], "email");
+
+    // A failure: the operators are told, with what failed and where to look.
+    let failed = hook(&s, "notes/broken", json!({ "fail": true, "n": 1 })).await;
+    s.wait_for(&failed, "failed").await;
+    let mails = wait_mails(&sink, 2).await;
+    let (env, m) = &mails[1];
+    assert_eq!(env["rcpt_tos"], json!(["ops@acme.example", "dev@acme.example"]));
+    assert_eq!(m["subject"], "[Flowgate] notes / broken failed");
+    let text = m["text"].as_str().unwrap();
+    for want in [failed.as_str(), "Failed step: check", "expression_error", "the ERP refused order 1", &format!("/v1/executions/{failed}")] {
+        assert!(text.contains(want), "`{want}` is not in: {text}");
+    }
+    // The flow recovers: told once more.
+    let ok = hook(&s, "notes/broken", json!({ "fail": false })).await;
+    s.wait_for(&ok, "succeeded").await;
+    let mails = wait_mails(&sink, 3).await;
+    assert_eq!(mails[2].1["subject"], "[Flowgate] notes / broken succeeds again");
+    let ok2 = hook(&s, "notes/broken", json!({ "fail": false })).await;
+    s.wait_for(&ok2, "succeeded").await;
+
+    // An outage: after the window's limit, failures go into one digest, sent when the
+    // window ends.
+    for n in 2..=9 {
+        let id = hook(&s, "notes/broken", json!({ "fail": true, "n": n })).await;
+        s.wait_for(&id, "failed").await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let individual = sink.messages().iter().filter(|(_, m)| m["subject"] == "[Flowgate] notes / broken failed").count();
+    assert!(individual <= 5, "at most 5 individual failure mails per window, got {individual}");
+    assert_eq!(sink.messages().len(), 2 + individual, "nothing else yet: {:#?}", sink.messages());
+    clock.advance(Duration::from_secs(3600));
+    let all = eventually("the digest", || async {
+        let m = sink.messages();
+        m.iter().any(|(_, m)| m["subject"].as_str().is_some_and(|s| s.contains("failures digest"))).then_some(m)
+    })
+    .await;
+    let digest = &all.iter().find(|(_, m)| m["subject"].as_str().unwrap().contains("digest")).unwrap().1;
+    let text = digest["text"].as_str().unwrap();
+    assert!(text.contains("executions of flow broken (integration notes) failed between"), "{text}");
+    assert!(clock.now_ms() > 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Log sources
+// ---------------------------------------------------------------------------------------
+
+const LOGGED: &str = r#"
+integration: logged
+config:
+  token: { type: secret, default: "tok-secret-55555" }
+flows:
+  - flow: to-syslog
+    logSource: siem-udp
+    trigger: { webhook: { path: logged/syslog } }
+    steps:
+      - id: note
+        log: { level: warn, message: "calling the ERP with {{ $config.token }} for {{ $trigger.body.n }}" }
+      - id: shaky
+        transform: 'error("nope")'
+        onError: continue
+  - flow: to-http
+    logSource: siem-http
+    trigger: { webhook: { path: logged/http } }
+    steps: [ { id: note, log: "hello {{ $trigger.body.n }}" } ]
+  - flow: to-file
+    logSource: siem-file
+    trigger: { webhook: { path: logged/file } }
+    steps: [ { id: boom, transform: 'error("broken")' } ]
+"#;
+
+#[derive(Default, Clone)]
+struct Collector {
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn collector() -> (Collector, String) {
+    let c = Collector::default();
+    let app = axum::Router::new()
+        .route(
+            "/ingest",
+            axum::routing::post(|State(c): State<Collector>, body: String| async move {
+                for l in body.lines().filter(|l| !l.trim().is_empty()) {
+                    c.lines.lock().unwrap().push(serde_json::from_str(l).unwrap());
+                }
+                "ok"
+            }),
+        )
+        .with_state(c.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (c, url)
+}
+
+fn file_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+backends!(flow_events_stream_to_log_sources);
+/// A flow's events — started, each log line, each step error, the end with its duration —
+/// reach its tenant's log source as RFC 5424 syslog over UDP, as ndjson over HTTP, or as
+/// JSON lines in a file; the secret in a log line arrives as a marker; the API shows each
+/// source's counters.
+async fn flow_events_stream_to_log_sources() {
+    let s = TestServer::start().await;
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let udp_addr = udp.local_addr().unwrap();
+    let (http, http_url) = collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file: PathBuf = dir.path().join("siem/flowgate.jsonl");
+    for (name, config) in [
+        ("siem-udp", json!({ "syslog": { "url": format!("udp://{udp_addr}"), "appName": "flowgate-test" } })),
+        ("siem-http", json!({ "http": { "url": http_url, "batchSize": 10, "flushMs": 50 } })),
+        ("siem-file", json!({ "file": { "path": file.to_str().unwrap() } })),
+    ] {
+        let (status, _, v) = send(s.api(reqwest::Method::PUT, &format!("/v1/log-sources/{name}")).json(&config)).await;
+        assert_eq!(status, 200, "{name}: {v}");
+    }
+    let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/log-sources/bad").json(&json!({ "syslog": { "url": "ftp://x" } }))).await;
+    assert_eq!(status, 422, "{v}");
+    s.apply(LOGGED).await;
+
+    let id = hook(&s, "logged/syslog", json!({ "n": 1 })).await;
+    s.wait_for(&id, "succeeded").await;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 9000];
+    while got.len() < 4 {
+        let n = tokio::time::timeout(Duration::from_secs(5), udp.recv(&mut buf)).await.expect("syslog datagrams").unwrap();
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let find = |event: &str| got.iter().find(|g| g.contains(&format!("event=\"{event}\""))).unwrap_or_else(|| panic!("no {event} in {got:#?}")).clone();
+    let started = find("execution.started");
+    assert!(started.starts_with("<14>1 "), "user.info: {started}");
+    assert!(started.contains(" flowgate-test "), "{started}");
+    assert!(started.contains(&format!("executionId=\"{id}\"")) && started.contains("tenant=\"default\""), "{started}");
+    let log = find("log");
+    assert!(log.starts_with("<12>1 "), "user.warning: {log}");
+    assert!(log.contains("calling the ERP with «secret:lit0» for 1") || log.contains("«secret:"), "redacted: {log}");
+    assert!(!log.contains("tok-secret-55555"), "{log}");
+    let failed = find("step.failed");
+    assert!(failed.contains("step=\"shaky\""), "{failed}");
+    let done = find("execution.succeeded");
+    assert!(done.contains("durationMs=\""), "{done}");
+
+    let id = hook(&s, "logged/http", json!({ "n": 2 })).await;
+    s.wait_for(&id, "succeeded").await;
+    let lines = eventually("the HTTP collector to get the records", || async {
+        let l = http.lines.lock().unwrap().clone();
+        (l.len() >= 3).then_some(l)
+    })
+    .await;
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["execution.started", "log", "execution.succeeded"]);
+    assert_eq!((lines[1]["message"].clone(), lines[1]["level"].clone()), (json!("hello 2"), json!("info")));
+    assert_eq!((lines[1]["flow"].clone(), lines[1]["step"].clone()), (json!("to-http"), json!("note")));
+    assert!(lines[2]["durationMs"].as_u64().is_some(), "{:?}", lines[2]);
+
+    let id = hook(&s, "logged/file", json!({})).await;
+    s.wait_for(&id, "failed").await;
+    let lines = eventually("the file to get the records", || async {
+        let l = file_lines(&file);
+        (l.len() >= 3).then_some(l)
+    })
+    .await;
+    assert_eq!(lines.last().unwrap()["event"], "execution.failed");
+    assert_eq!(lines.last().unwrap()["level"], "error");
+
+    let listed = s.get_json("/v1/log-sources").await;
+    let http_stats = listed["items"].as_array().unwrap().iter().find(|x| x["name"] == "siem-http").unwrap()["stats"].clone();
+    assert!(http_stats["sent"].as_u64().unwrap_or(0) >= 3, "{listed:#}");
+    assert_eq!(http_stats["dropped"], 0);
+    let (status, _, _) = send(s.api(reqwest::Method::DELETE, "/v1/log-sources/siem-file")).await;
+    assert_eq!(status, 204);
+}
