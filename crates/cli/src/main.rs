@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (embedded SQLite in the data directory).
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// Apply an integration definition (YAML or JSON) to a server.
     Apply(cmd::apply::Args),
     /// Check a definition locally and list every problem with its location.
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(a) => cmd::serve::run(a).await,
+            Command::Serve(a) => cmd::serve::run(*a).await,
             Command::Apply(a) => cmd::apply::run(a).await,
             Command::Validate(a) => cmd::validate::run(a).await,
             Command::Run(a) => cmd::run::run(a).await,

@@ -200,6 +200,23 @@ async fn rotating_the_master_key_keeps_every_secret() {
     let push =
         || client.post(format!("{base}/hooks/default/vault/push")).bearer_auth(VAULT_KEY).json(&json!({})).send();
     assert_eq!(push().await.unwrap().status(), 202);
+    // A log source with a collector token and the tenant's SMTP password are sealed too.
+    let r = client
+        .put(format!("{base}/v1/log-sources/siem"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "http": { "url": format!("{up}/logs"), "headers": { "Authorization": "Bearer siem-token-5150" } } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client
+        .put(format!("{base}/v1/smtp"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "url": "smtp+starttls://flows%40acme.example:smtp-pw-9090@127.0.0.1:2525" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
 
     // Refused while the server runs (it holds the data directory).
@@ -208,7 +225,7 @@ async fn rotating_the_master_key_keeps_every_secret() {
     drop(node);
     let rotated = flowgate(&["keys", "rotate-master", "--data-dir", dir.path().to_str().unwrap()]);
     assert!(rotated.status.success(), "{}", text(&rotated));
-    assert!(text(&rotated).contains("Re-sealed 2 stored secret sets"), "{}", text(&rotated));
+    assert!(text(&rotated).contains("Re-sealed 4 stored secret sets"), "{}", text(&rotated));
     let new_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
     assert_ne!(new_key, old_key);
     assert_eq!(std::fs::read_to_string(dir.path().join("master.key.old")).unwrap(), old_key);
@@ -223,12 +240,17 @@ async fn rotating_the_master_key_keeps_every_secret() {
         assert!(Instant::now() < deadline, "the pushes did not arrive");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for (_, auth, _) in seen.seen.lock().unwrap().iter() {
+    for (_, auth, _) in seen.seen.lock().unwrap().iter().filter(|(p, _, _)| p == "/push") {
         assert_eq!(auth, &format!("Bearer {VAULT_TOKEN}"), "the secret opens after the rotation");
     }
+    let get = |path: &str| client.get(format!("{base}{path}")).bearer_auth(TOKEN).send();
+    let sources: serde_json::Value = get("/v1/log-sources").await.unwrap().json().await.unwrap();
+    assert_eq!(sources["items"][0]["config"]["http"]["headers"]["Authorization"], "«redacted»", "{sources}");
+    let smtp: serde_json::Value = get("/v1/smtp").await.unwrap().json().await.unwrap();
+    assert_eq!((smtp["source"].clone(), smtp["passwordSet"].clone()), (json!("tenant"), json!(true)), "{smtp}");
     for name in ["flowgate.db", "flowgate.db-wal"] {
         if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
-            for secret in [VAULT_KEY, VAULT_TOKEN] {
+            for secret in [VAULT_KEY, VAULT_TOKEN, "siem-token-5150", "smtp-pw-9090"] {
                 assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in {name}");
             }
         }

@@ -94,6 +94,8 @@ pub(crate) async fn delivery_loop(inner: Arc<Inner>) {
                             let Ok(permit) = slots.clone().acquire_owned().await else { return };
                             let inner = inner.clone();
                             tokio::spawn(async move {
+                                let _one_at_a_time =
+                                    if d.kind == "notification" { Some(inner.notify_gate.lock().await) } else { None };
                                 attempt(&inner, d).await;
                                 drop(permit);
                                 inner.delivery_wake.notify_one();

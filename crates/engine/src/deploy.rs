@@ -63,25 +63,53 @@ pub fn extract_literals(document: &mut Value) -> Vec<(String, String)> {
             }
         }
     }
-    if let Some(flows) = document.get_mut("flows").and_then(Value::as_array_mut) {
-        for flow in flows {
-            let Some(auth) = flow.pointer_mut("/trigger/webhook/auth").and_then(Value::as_object_mut) else { continue };
-            for (mode, spec) in auth.iter_mut() {
-                match mode.as_str() {
-                    "header" => spec.get_mut("value").into_iter().for_each(&mut take),
-                    "bearer" => spec.get_mut("token").into_iter().for_each(&mut take),
-                    "basic" => spec.get_mut("password").into_iter().for_each(&mut take),
-                    "apiKey" => {
-                        for key in spec.get_mut("keys").and_then(Value::as_array_mut).into_iter().flatten() {
-                            key.get_mut("secret").into_iter().for_each(&mut take);
+    if let Some(flows) = document.get_mut("flows") {
+        credentials(flows, &mut take);
+    }
+    found
+}
+
+/// Walks a flow (its trigger, steps, nested steps and hooks) and hands every literal
+/// credential slot to `take`: inbound `auth` and `verify` secrets, outbound webhooks' `auth`.
+fn credentials(v: &mut Value, take: &mut impl FnMut(&mut Value)) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(|x| credentials(x, take)),
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match (key.as_str(), child.as_object_mut()) {
+                    ("auth", Some(modes)) => {
+                        for (mode, spec) in modes.iter_mut() {
+                            match mode.as_str() {
+                                "header" => spec.get_mut("value").into_iter().for_each(&mut *take),
+                                "bearer" => spec.get_mut("token").into_iter().for_each(&mut *take),
+                                "basic" => spec.get_mut("password").into_iter().for_each(&mut *take),
+                                "clientSecret" | "standardWebhooks" => {
+                                    spec.get_mut("secret").into_iter().for_each(&mut *take)
+                                }
+                                "apiKey" => {
+                                    for key in spec.get_mut("keys").and_then(Value::as_array_mut).into_iter().flatten()
+                                    {
+                                        key.get_mut("secret").into_iter().for_each(&mut *take);
+                                    }
+                                }
+                                _ => {}
+                            }
                         }
                     }
-                    _ => {}
+                    ("verify", Some(schemes)) => {
+                        for spec in schemes.values_mut() {
+                            spec.get_mut("secret").into_iter().for_each(&mut *take);
+                            for s in spec.get_mut("secrets").and_then(Value::as_array_mut).into_iter().flatten() {
+                                take(s);
+                            }
+                        }
+                    }
+                    _ => credentials(child, take),
                 }
             }
         }
+        _ => {}
     }
-    found
 }
 
 /// The source text with each literal's value replaced by its marker.
@@ -162,6 +190,15 @@ pub fn reseal_item(sealer: &Sealer, item: flowgate_store::Sealed<'_>) -> Result<
         "version" => {
             sealer.reseal(item.text, literals_aad(item.tenant, item.integration).as_bytes()).map_err(|e| e.to_string())
         }
+        "delivery" => sealer
+            .reseal(item.text, crate::deliveries::aad(item.integration).as_bytes())
+            .map_err(|e| format!("delivery {}: {e}", item.integration)),
+        "logSource" => sealer
+            .reseal(item.text, crate::logs::aad(item.tenant, item.integration).as_bytes())
+            .map_err(|e| format!("log source {}: {e}", item.integration)),
+        "smtp" => sealer
+            .reseal(item.text, crate::mail::smtp_aad(item.tenant).as_bytes())
+            .map_err(|e| format!("SMTP settings of {}: {e}", item.tenant)),
         _ => {
             let mut map: Map<String, Value> = serde_json::from_str(item.text).map_err(|e| e.to_string())?;
             for (name, v) in map.iter_mut() {
@@ -254,6 +291,17 @@ mod tests {
             ]
         });
         let literals = extract_literals(&mut doc);
+        let mut outbound = json!({ "flows": [{
+            "trigger": { "webhook": { "verify": { "github": { "secrets": ["gh-old-1", "gh-new-2"] } } } },
+            "steps": [
+                { "id": "a", "webhook": { "auth": { "standardWebhooks": { "secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5" } } } },
+                { "id": "b", "forEach": { "steps": [ { "id": "c", "hooks": { "onComplete": { "auth": { "clientSecret": { "secret": "cs-333" } } } } } ] } },
+                { "id": "d", "webhook": { "auth": { "basic": { "username": "u", "password": "{{ $config.p }}" } } } }
+            ]
+        }] });
+        let found: Vec<String> = extract_literals(&mut outbound).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(found, ["gh-old-1", "gh-new-2", "whsec_c2VjcmV0LXNpZ25pbmcta2V5", "cs-333"]);
+        assert_eq!(outbound["flows"][0]["steps"][2]["webhook"]["auth"]["basic"]["password"], "{{ $config.p }}");
         assert_eq!(
             literals,
             vec![

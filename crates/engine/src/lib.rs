@@ -118,6 +118,10 @@ pub struct EngineSettings {
     pub mailer: Option<flowgate_mailer::Mailer>,
     /// Which addresses outbound requests may reach.
     pub outbound: flowgate_steps::outbound::OutboundPolicy,
+    /// Where `file` log sources may write: a relative path lands in `<log_dir>/<tenant>/`,
+    /// an absolute one must be inside `log_dir`. None: anywhere (embedding only; the server
+    /// always sets it).
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineSettings {
@@ -145,6 +149,7 @@ impl Default for EngineSettings {
             lifecycle: true,
             mailer: None,
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
+            log_dir: None,
         }
     }
 }
@@ -260,6 +265,10 @@ pub(crate) struct Inner {
     sealer: flowgate_secrets::Sealer,
     /// Wakes the delivery loop (a new delivery, a resend, a free slot).
     delivery_wake: Notify,
+    /// Notifications are sent one at a time: each one's rate-limit check sees the ones before.
+    notify_gate: tokio::sync::Mutex<()>,
+    /// Tenants' own mailers, with the sealed settings they were made from.
+    tenant_mailers: std::sync::Mutex<HashMap<String, (String, flowgate_mailer::Mailer)>>,
     /// The tenants' log sources.
     log_sinks: logs::LogSinks,
 }
@@ -372,6 +381,8 @@ impl Engine {
             leading: AtomicBool::new(false),
             sealer: sealer.clone(),
             delivery_wake: Notify::new(),
+            notify_gate: tokio::sync::Mutex::new(()),
+            tenant_mailers: std::sync::Mutex::new(HashMap::new()),
             log_sinks: logs::LogSinks::default(),
         });
         if !inner.store.shared() {
@@ -394,7 +405,7 @@ impl Engine {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
             tokio::spawn(dispatch::renew_loop(inner.clone()));
         }
-        inner.log_sinks.reload(inner.store.all_log_sources().await?).await;
+        inner.log_sinks.reload(inner.store.all_log_sources().await?, &inner.sealer).await;
         match inner.store.flow_switches().await {
             Ok(all) => {
                 inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))

@@ -6,8 +6,13 @@
 //! runs) and reloads them when they change anywhere. Sending never waits: a sink that cannot
 //! keep up drops records and counts them (its stats are in the API). Messages and fields go
 //! through the flow's redactor first.
+//!
+//! A log source's config is sealed at rest (HTTP headers carry collector tokens) and shown
+//! with header values and URL queries masked. For multi-tenant hosting, `file` sources stay
+//! inside the server's log directory and network sources obey the outbound policy.
 
 use crate::{CompiledFlow, Inner};
+use flowgate_secrets::Sealer;
 use flowgate_sinks::{Level, LogEvent, Sink, SinkConfig, SinkOptions, SinkStats};
 use flowgate_store::LogSourceRecord;
 use serde_json::{Map, Value, json};
@@ -22,10 +27,10 @@ pub(crate) struct LogSinks {
 
 impl LogSinks {
     /// Brings the running sinks in line with the stored log sources.
-    pub(crate) async fn reload(&self, records: Vec<LogSourceRecord>) {
+    pub(crate) async fn reload(&self, records: Vec<LogSourceRecord>, sealer: &Sealer) {
         let wanted: HashMap<(String, String), SinkConfig> = records
             .into_iter()
-            .filter_map(|r| match serde_json::from_str::<SinkConfig>(&r.config) {
+            .filter_map(|r| match open_config(sealer, &r) {
                 Ok(c) => Some(((r.tenant_id, r.name), c)),
                 Err(e) => {
                     tracing::warn!(tenant = %r.tenant_id, name = %r.name, error = %e, "A stored log source does not parse.");
@@ -143,11 +148,13 @@ impl crate::Engine {
     /// # Errors
     /// A config that does not validate, or the store.
     pub async fn put_log_source(&self, tenant: &str, name: &str, config: &SinkConfig) -> Result<(), String> {
+        let config = self.confine(tenant, config.clone()).await?;
         config.validate()?;
+        let plain = serde_json::to_string(&config).map_err(|e| e.to_string())?;
         let record = LogSourceRecord {
             tenant_id: tenant.to_owned(),
             name: name.to_owned(),
-            config: serde_json::to_string(config).map_err(|e| e.to_string())?,
+            config: self.inner.sealer.seal_str(&plain, &aad(tenant, name)),
             updated_at: self.inner.clock.now_ms(),
         };
         self.inner.store.put_log_source(&record).await.map_err(|e| e.to_string())?;
@@ -177,7 +184,7 @@ impl crate::Engine {
             .await?
             .into_iter()
             .map(|r| {
-                let config: Value = serde_json::from_str(&r.config).unwrap_or(Value::Null);
+                let config = open_config(&self.inner.sealer, &r).map_or(Value::Null, |c| masked(&c));
                 json!({
                     "name": r.name,
                     "config": config,
@@ -195,11 +202,70 @@ impl crate::Engine {
 
     async fn reload_log_sources(&self, tenant: &str) {
         if let Ok(all) = self.inner.store.all_log_sources().await {
-            self.inner.log_sinks.reload(all).await;
+            self.inner.log_sinks.reload(all, &self.inner.sealer).await;
         }
         let event = flowgate_store::StoreEvent::LogSources { tenant: tenant.to_owned() };
         if let Err(e) = self.inner.store.notify(&[event]).await {
             tracing::warn!(error = %e, "Could not tell the other nodes about a changed log source.");
         }
     }
+}
+
+impl crate::Engine {
+    /// Keeps a log source where this server lets tenants write and connect.
+    async fn confine(&self, tenant: &str, config: SinkConfig) -> Result<SinkConfig, String> {
+        let policy = &self.inner.settings.outbound;
+        match config {
+            SinkConfig::File { path } => {
+                let Some(root) = &self.inner.settings.log_dir else { return Ok(SinkConfig::File { path }) };
+                let asked = std::path::Path::new(&path);
+                if asked.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                    return Err(format!("invalid file path `{path}`: `..` is not allowed"));
+                }
+                let full = if asked.is_absolute() { asked.to_path_buf() } else { root.join(tenant).join(asked) };
+                if !full.starts_with(root) {
+                    return Err(format!(
+                        "invalid file path `{path}`: log files are written inside {} (give a relative path)",
+                        root.display()
+                    ));
+                }
+                Ok(SinkConfig::File { path: full.to_string_lossy().into_owned() })
+            }
+            SinkConfig::Syslog { ref url, .. } | SinkConfig::Http { ref url, .. } => {
+                let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+                let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+                let port = parsed.port_or_known_default().unwrap_or(514);
+                policy.check_host(&host, port).await?;
+                Ok(config)
+            }
+        }
+    }
+}
+
+/// The associated data a log source's sealed config is bound to.
+pub(crate) fn aad(tenant: &str, name: &str) -> String {
+    format!("log-source/{tenant}/{name}")
+}
+
+fn open_config(sealer: &Sealer, r: &LogSourceRecord) -> Result<SinkConfig, String> {
+    let text = sealer.open_str(&r.config, &aad(&r.tenant_id, &r.name)).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// A config as the API shows it: header values and URL queries masked (they carry tokens).
+fn masked(config: &SinkConfig) -> Value {
+    let mut v = serde_json::to_value(config).unwrap_or(Value::Null);
+    if let Some(inner) = v.as_object_mut().and_then(|m| m.values_mut().next()).and_then(Value::as_object_mut) {
+        if let Some(Value::Object(headers)) = inner.get_mut("headers") {
+            for value in headers.values_mut() {
+                *value = json!("«redacted»");
+            }
+        }
+        if let Some(Value::String(url)) = inner.get_mut("url")
+            && let Some((base, _)) = url.split_once('?')
+        {
+            *url = format!("{base}?«redacted»");
+        }
+    }
+    v
 }

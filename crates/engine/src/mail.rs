@@ -1,5 +1,6 @@
 //! E-mail deliveries: the `email` step's messages and the flows' failure notifications,
-//! sent through the server's SMTP relay (`--smtp-relay`) by the delivery loop.
+//! sent by the delivery loop through the tenant's own SMTP server when it set one
+//! (`PUT /v1/smtp`, sealed at rest) and otherwise the server's relay (`--smtp-relay`).
 //!
 //! Notifications are rate-limited per flow: at most [`NOTIFY_LIMIT`] individual messages per
 //! [`NOTIFY_WINDOW`]; past that, a failure is folded into one digest for the window, sent when
@@ -30,8 +31,15 @@ pub(crate) const NOTIFY_WINDOW: i64 = 3_600_000;
 
 /// Sends one e-mail delivery.
 pub(crate) async fn send(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Sent {
-    let Some(mailer) = &inner.settings.mailer else {
-        return Sent::failed("no SMTP relay is configured on this server (--smtp-relay)", false);
+    let mailer = match mailer_for(inner, &d.tenant_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return Sent::failed(
+                "no SMTP server is set for this tenant (PUT /v1/smtp) nor on this server (--smtp-relay)",
+                false,
+            );
+        }
+        Err(m) => return Sent::failed(m, false),
     };
     let email = match d.kind.as_str() {
         "notification" if req["digest"] == true => digest(inner, d, req).await,
@@ -53,6 +61,79 @@ pub(crate) async fn send(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Sent
             sent.latency_ms = started.elapsed().as_millis() as i64;
             sent
         }
+    }
+}
+
+/// The settings key of a tenant's SMTP server.
+fn smtp_key(tenant: &str) -> String {
+    format!("smtp/{tenant}")
+}
+
+/// The associated data a tenant's sealed SMTP settings are bound to.
+pub(crate) fn smtp_aad(tenant: &str) -> String {
+    format!("smtp/{tenant}")
+}
+
+/// The mailer of a tenant: its own SMTP server, else the server's relay. Its settings are
+/// read on each send (mail is rare; a change on any node takes effect at once) and the
+/// mailer (a connection pool) is kept while they stay the same.
+async fn mailer_for(inner: &Inner, tenant: &str) -> Result<Option<flowgate_mailer::Mailer>, String> {
+    let sealed = inner.store.setting(&smtp_key(tenant)).await.map_err(|e| e.to_string())?.unwrap_or_default();
+    if sealed.is_empty() {
+        return Ok(inner.settings.mailer.clone());
+    }
+    if let Some((text, m)) = inner.tenant_mailers.lock().expect("mailers lock").get(tenant)
+        && *text == sealed
+    {
+        return Ok(Some(m.clone()));
+    }
+    let config = open_smtp(inner, tenant, &sealed)?;
+    let mailer = flowgate_mailer::Mailer::new(config).map_err(|e| format!("the tenant's SMTP settings: {e}"))?;
+    inner.tenant_mailers.lock().expect("mailers lock").insert(tenant.to_owned(), (sealed, mailer.clone()));
+    Ok(Some(mailer))
+}
+
+fn open_smtp(inner: &Inner, tenant: &str, sealed: &str) -> Result<flowgate_mailer::SmtpConfig, String> {
+    let text =
+        inner.sealer.open_str(sealed, &smtp_aad(tenant)).map_err(|e| format!("cannot open the SMTP settings: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+impl crate::Engine {
+    /// Sets (or with `None` removes) a tenant's own SMTP server, sealed at rest.
+    ///
+    /// # Errors
+    /// Settings that do not make a mailer, a host the outbound policy refuses, the store.
+    pub async fn put_tenant_smtp(
+        &self,
+        tenant: &str,
+        config: Option<&flowgate_mailer::SmtpConfig>,
+    ) -> Result<(), String> {
+        let Some(config) = config else {
+            return self.inner.store.put_setting(&smtp_key(tenant), "").await.map_err(|e| e.to_string());
+        };
+        flowgate_mailer::Mailer::new(config.clone())?;
+        self.inner.settings.outbound.check_host(&config.host, config.port).await?;
+        let plain = serde_json::to_string(config).map_err(|e| e.to_string())?;
+        let sealed = self.inner.sealer.seal_str(&plain, &smtp_aad(tenant));
+        self.inner.store.put_setting(&smtp_key(tenant), &sealed).await.map_err(|e| e.to_string())
+    }
+
+    /// A tenant's own SMTP server, if it set one.
+    ///
+    /// # Errors
+    /// The store, or settings that no longer open.
+    pub async fn tenant_smtp(&self, tenant: &str) -> Result<Option<flowgate_mailer::SmtpConfig>, String> {
+        let sealed = self.inner.store.setting(&smtp_key(tenant)).await.map_err(|e| e.to_string())?.unwrap_or_default();
+        if sealed.is_empty() {
+            return Ok(None);
+        }
+        open_smtp(&self.inner, tenant, &sealed).map(Some)
+    }
+
+    /// Whether the server has a relay of its own (the fallback of tenants without one).
+    pub fn has_smtp_relay(&self) -> bool {
+        self.inner.settings.mailer.is_some()
     }
 }
 

@@ -109,6 +109,9 @@ pub struct Settings {
     pub smtp_relay: Option<String>,
     /// Which addresses outbound requests may reach (refuse internal ones; allow-list).
     pub outbound: flowgate_steps::outbound::OutboundPolicy,
+    /// Where `file` log sources write (each tenant in its own folder); default: `logs` in
+    /// the data directory.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -160,6 +163,7 @@ impl Default for Settings {
             admin_token: None,
             smtp_relay: None,
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
+            log_dir: None,
         }
     }
 }
@@ -327,6 +331,7 @@ impl Server {
                     ),
                 },
                 outbound: settings.outbound.clone(),
+                log_dir: Some(settings.log_dir.clone().unwrap_or_else(|| settings.data_dir.join("logs"))),
                 trigger_tick: settings.trigger_tick,
                 ..EngineSettings::default()
             },

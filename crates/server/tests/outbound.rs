@@ -297,6 +297,14 @@ async fn internal_addresses_can_be_refused() {
     assert_eq!(ex["error"]["code"], "webhook_failed", "{ex:#}");
     assert!(ex["deliveries"][0]["lastError"].as_str().unwrap().contains("internal addresses are refused"), "{ex:#}");
     assert_eq!(up.hits("/x") + up.hits("/y"), 0);
+    // Log sources too: a syslog or HTTP collector on an internal address is refused.
+    for config in
+        [json!({ "syslog": { "url": "udp://127.0.0.1:514" } }), json!({ "http": { "url": "http://localhost:9/in" } })]
+    {
+        let (status, _, v) = send(guarded.api(reqwest::Method::PUT, "/v1/log-sources/siem").json(&config)).await;
+        assert_eq!(status, 422, "{config}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("internal addresses are refused"), "{v}");
+    }
 
     let allowed = TestServer::start_with(|s| {
         s.trigger_tick = Duration::from_millis(20);
@@ -307,4 +315,11 @@ async fn internal_addresses_can_be_refused() {
     let id = hook(&allowed, "guarded/out", json!({})).await;
     allowed.wait_for(&id, "succeeded").await;
     assert_eq!((up.hits("/x"), up.hits("/y")), (1, 1));
+    let (status, _, v) = send(
+        allowed
+            .api(reqwest::Method::PUT, "/v1/log-sources/siem")
+            .json(&json!({ "syslog": { "url": "udp://127.0.0.1:514" } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
 }

@@ -67,7 +67,8 @@ impl SmtpSink {
         let mut out = Vec::new();
         for n in 1.. {
             let base = self.dir.path().join(format!("msg-{n}"));
-            let (Ok(env), Ok(raw)) = (std::fs::read_to_string(base.with_extension("json")), std::fs::read(base.with_extension("eml")))
+            let (Ok(env), Ok(raw)) =
+                (std::fs::read_to_string(base.with_extension("json")), std::fs::read(base.with_extension("eml")))
             else {
                 break;
             };
@@ -163,7 +164,13 @@ async fn email_steps_and_notifications_reach_a_real_smtp_server() {
     assert_eq!(env["rcpt_tos"], json!(["ops@acme.example", "dev@acme.example"]));
     assert_eq!(m["subject"], "[Flowgate] notes / broken failed");
     let text = m["text"].as_str().unwrap();
-    for want in [failed.as_str(), "Failed step: check", "expression_error", "the ERP refused order 1", &format!("/v1/executions/{failed}")] {
+    for want in [
+        failed.as_str(),
+        "Failed step: check",
+        "expression_error",
+        "the ERP refused order 1",
+        &format!("/v1/executions/{failed}"),
+    ] {
         assert!(text.contains(want), "`{want}` is not in: {text}");
     }
     // The flow recovers: told once more.
@@ -194,6 +201,72 @@ async fn email_steps_and_notifications_reach_a_real_smtp_server() {
     let text = digest["text"].as_str().unwrap();
     assert!(text.contains("executions of flow broken (integration notes) failed between"), "{text}");
     assert!(clock.now_ms() > 0);
+}
+
+backends!(a_tenant_sends_through_its_own_smtp_server);
+/// A tenant sets its own SMTP server (the server has no relay): its e-mail steps go through
+/// it; the password is never shown; bad settings are refused; removing it leaves a clear
+/// error on the next e-mail.
+async fn a_tenant_sends_through_its_own_smtp_server() {
+    let Some(sink) = SmtpSink::start() else { return };
+    let s = TestServer::start_with(|s| s.trigger_tick = Duration::from_millis(20)).await;
+    assert_eq!(s.get_json("/v1/smtp").await["source"], "none");
+
+    // The password is kept sealed and never shown.
+    let with_password = json!({ "url": "smtps://mailer%40acme.example:hunter2-smtp-pw@smtp.acme.example", "from": "Acme <flows@acme.example>" });
+    let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/smtp").json(&with_password)).await;
+    assert_eq!(status, 200, "{v}");
+    let shown = s.get_json("/v1/smtp").await;
+    assert_eq!(
+        (shown["source"].clone(), shown["port"].clone(), shown["security"].clone()),
+        (json!("tenant"), json!(465), json!("tls"))
+    );
+    assert_eq!(shown["passwordSet"], true);
+    assert!(!shown.to_string().contains("hunter2-smtp-pw") && !v.to_string().contains("hunter2-smtp-pw"), "{shown}");
+    if let Some(data) = s.data_dir() {
+        for f in std::fs::read_dir(&data).unwrap().flatten().filter(|f| f.path().is_file()) {
+            assert!(
+                !String::from_utf8_lossy(&std::fs::read(f.path()).unwrap()).contains("hunter2-smtp-pw"),
+                "{}",
+                f.path().display()
+            );
+        }
+    }
+    for bad in [
+        json!({ "url": "http://mail.example" }),
+        json!({ "host": "mail.example" }),
+        json!({ "url": "smtp://x", "host": "y" }),
+    ] {
+        let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/smtp").json(&bad)).await;
+        assert_eq!(status, 422, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_smtp");
+    }
+
+    // Its e-mails go through its server.
+    let fields = json!({ "host": "127.0.0.1", "port": sink.port, "security": "none", "from": "Acme Flows <flows@acme.example>" });
+    let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/smtp").json(&fields)).await;
+    assert_eq!(status, 200, "{v}");
+    s.apply(NOTES).await;
+    let id = hook(&s, "notes/mail", json!({ "order": 7 })).await;
+    s.wait_for(&id, "succeeded").await;
+    let mails = wait_mails(&sink, 1).await;
+    assert_eq!(mails[0].1["from"]["address"], "flows@acme.example");
+    assert_eq!(mails[0].1["subject"], "Order 7 – bekreftet ✓");
+
+    // Without it (and no relay) the e-mail's attempt fails, saying why; it is retried later
+    // (settings get fixed).
+    let (status, _, _) = send(s.api(reqwest::Method::DELETE, "/v1/smtp")).await;
+    assert_eq!(status, 204);
+    let id = hook(&s, "notes/mail", json!({ "order": 8 })).await;
+    s.wait_for(&id, "succeeded").await;
+    let d = eventually("the e-mail's attempt to fail", || async {
+        let ex = s.execution(&id).await;
+        (ex["deliveries"][0]["attempts"] == 1).then_some(ex["deliveries"][0].clone())
+    })
+    .await;
+    assert_eq!(d["status"], "pending", "{d}");
+    assert!(d["lastError"].as_str().unwrap().contains("no SMTP server is set for this tenant"), "{d}");
+    assert_eq!(sink.messages().len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -227,6 +300,7 @@ flows:
 #[derive(Default, Clone)]
 struct Collector {
     lines: Arc<Mutex<Vec<Value>>>,
+    authorization: Arc<Mutex<Vec<String>>>,
 }
 
 async fn collector() -> (Collector, String) {
@@ -234,12 +308,16 @@ async fn collector() -> (Collector, String) {
     let app = axum::Router::new()
         .route(
             "/ingest",
-            axum::routing::post(|State(c): State<Collector>, body: String| async move {
-                for l in body.lines().filter(|l| !l.trim().is_empty()) {
-                    c.lines.lock().unwrap().push(serde_json::from_str(l).unwrap());
-                }
-                "ok"
-            }),
+            axum::routing::post(
+                |State(c): State<Collector>, headers: axum::http::HeaderMap, body: String| async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    c.authorization.lock().unwrap().push(auth.to_owned());
+                    for l in body.lines().filter(|l| !l.trim().is_empty()) {
+                        c.lines.lock().unwrap().push(serde_json::from_str(l).unwrap());
+                    }
+                    "ok"
+                },
+            ),
         )
         .with_state(c.clone());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -258,22 +336,49 @@ backends!(flow_events_stream_to_log_sources);
 /// JSON lines in a file; the secret in a log line arrives as a marker; the API shows each
 /// source's counters.
 async fn flow_events_stream_to_log_sources() {
-    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().to_path_buf();
+    let s = TestServer::start_with(move |s| s.log_dir = Some(log_dir)).await;
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let udp_addr = udp.local_addr().unwrap();
     let (http, http_url) = collector().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file: PathBuf = dir.path().join("siem/flowgate.jsonl");
+    // A relative path lands in the tenant's folder of the server's log directory.
+    let file: PathBuf = dir.path().join("default/siem/flowgate.jsonl");
+    let http_config = json!({ "http": {
+        "url": format!("{http_url}?key=collector-key-888"),
+        "headers": { "Authorization": "Bearer collector-token-777" },
+        "batchSize": 10,
+        "flushMs": 50,
+    } });
     for (name, config) in [
         ("siem-udp", json!({ "syslog": { "url": format!("udp://{udp_addr}"), "appName": "flowgate-test" } })),
-        ("siem-http", json!({ "http": { "url": http_url, "batchSize": 10, "flushMs": 50 } })),
-        ("siem-file", json!({ "file": { "path": file.to_str().unwrap() } })),
+        ("siem-http", http_config),
+        ("siem-file", json!({ "file": { "path": "siem/flowgate.jsonl" } })),
     ] {
         let (status, _, v) = send(s.api(reqwest::Method::PUT, &format!("/v1/log-sources/{name}")).json(&config)).await;
         assert_eq!(status, 200, "{name}: {v}");
     }
-    let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/log-sources/bad").json(&json!({ "syslog": { "url": "ftp://x" } }))).await;
-    assert_eq!(status, 422, "{v}");
+    // Bad configs are refused with what is wrong; a tenant cannot write outside its folder.
+    for bad in [
+        json!({ "syslog": { "url": "ftp://x" } }),
+        json!({ "file": { "path": "/etc/flowgate-evil.log" } }),
+        json!({ "file": { "path": "../other-tenant/x.log" } }),
+    ] {
+        let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/log-sources/bad").json(&bad)).await;
+        assert_eq!(status, 422, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_log_source", "{v}");
+    }
+    // The collector's credentials are never shown, nor stored in the clear.
+    let shown = s.get_json("/v1/log-sources/siem-http").await;
+    assert_eq!(shown["config"]["http"]["headers"]["Authorization"], "«redacted»", "{shown}");
+    assert!(!shown.to_string().contains("collector-key-888"), "{shown}");
+    if let Some(data) = s.data_dir() {
+        for f in std::fs::read_dir(&data).unwrap().flatten().filter(|f| f.path().is_file()) {
+            let bytes = std::fs::read(f.path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("collector-token-777"), "{} holds the collector token", f.path().display());
+        }
+    }
     s.apply(LOGGED).await;
 
     let id = hook(&s, "logged/syslog", json!({ "n": 1 })).await;
@@ -281,10 +386,16 @@ async fn flow_events_stream_to_log_sources() {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 9000];
     while got.len() < 4 {
-        let n = tokio::time::timeout(Duration::from_secs(5), udp.recv(&mut buf)).await.expect("syslog datagrams").unwrap();
+        let n =
+            tokio::time::timeout(Duration::from_secs(5), udp.recv(&mut buf)).await.expect("syslog datagrams").unwrap();
         got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    let find = |event: &str| got.iter().find(|g| g.contains(&format!("event=\"{event}\""))).unwrap_or_else(|| panic!("no {event} in {got:#?}")).clone();
+    let find = |event: &str| {
+        got.iter()
+            .find(|g| g.contains(&format!("event=\"{event}\"")))
+            .unwrap_or_else(|| panic!("no {event} in {got:#?}"))
+            .clone()
+    };
     let started = find("execution.started");
     assert!(started.starts_with("<14>1 "), "user.info: {started}");
     assert!(started.contains(" flowgate-test "), "{started}");
@@ -310,6 +421,7 @@ async fn flow_events_stream_to_log_sources() {
     assert_eq!((lines[1]["message"].clone(), lines[1]["level"].clone()), (json!("hello 2"), json!("info")));
     assert_eq!((lines[1]["flow"].clone(), lines[1]["step"].clone()), (json!("to-http"), json!("note")));
     assert!(lines[2]["durationMs"].as_u64().is_some(), "{:?}", lines[2]);
+    assert!(http.authorization.lock().unwrap().iter().all(|a| a == "Bearer collector-token-777"));
 
     let id = hook(&s, "logged/file", json!({})).await;
     s.wait_for(&id, "failed").await;
@@ -322,7 +434,8 @@ async fn flow_events_stream_to_log_sources() {
     assert_eq!(lines.last().unwrap()["level"], "error");
 
     let listed = s.get_json("/v1/log-sources").await;
-    let http_stats = listed["items"].as_array().unwrap().iter().find(|x| x["name"] == "siem-http").unwrap()["stats"].clone();
+    let http_stats =
+        listed["items"].as_array().unwrap().iter().find(|x| x["name"] == "siem-http").unwrap()["stats"].clone();
     assert!(http_stats["sent"].as_u64().unwrap_or(0) >= 3, "{listed:#}");
     assert_eq!(http_stats["dropped"], 0);
     let (status, _, _) = send(s.api(reqwest::Method::DELETE, "/v1/log-sources/siem-file")).await;

@@ -67,6 +67,26 @@ impl OutboundPolicy {
         }
     }
 
+    /// Checks a host (and what it resolves to) a connection is about to be made to — for
+    /// clients that are not reqwest (syslog over UDP/TCP).
+    ///
+    /// # Errors
+    /// A refused address, or a name that does not resolve.
+    pub async fn check_host(&self, host: &str, port: u16) -> Result<(), String> {
+        if !self.deny_private || self.host_allowed(host) {
+            return Ok(());
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return if self.allows_ip(ip) { Ok(()) } else { Err(refused(host)) };
+        }
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.collect();
+        match addrs.iter().find(|a| !self.allows_ip(a.ip())) {
+            Some(a) => Err(refused(&format!("{host} is {}", a.ip()))),
+            None => Ok(()),
+        }
+    }
+
     /// A DNS resolver that drops refused addresses (names on the allow-list resolve freely).
     pub fn resolver(&self) -> Arc<GuardedResolver> {
         Arc::new(GuardedResolver { policy: self.clone() })

@@ -151,11 +151,13 @@ pub struct NewVersion {
 /// A sealed text the store keeps, for master key rotation.
 #[derive(Debug, Clone, Copy)]
 pub struct Sealed<'a> {
-    /// `deployment` (a config object) or `version` (a version's literal credentials).
+    /// `deployment` (a config object), `version` (a version's literal credentials),
+    /// `delivery` (an outbound request), `logSource` (a log source's config) or `smtp` (a
+    /// tenant's SMTP settings).
     pub kind: &'static str,
     /// Owner.
     pub tenant: &'a str,
-    /// Integration slug.
+    /// Integration slug; a delivery's id; a log source's name.
     pub integration: &'a str,
     /// The text.
     pub text: &'a str,

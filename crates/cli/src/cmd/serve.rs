@@ -93,6 +93,10 @@ pub struct Args {
     /// Hosts and networks allowed anyway, comma-separated (`erp.internal,10.1.0.0/16`).
     #[arg(long, env = "FLOWGATE_OUTBOUND_ALLOW", default_value = "")]
     outbound_allow: String,
+    /// Where `file` log sources write, each tenant in its own folder (default: `logs` in
+    /// the data directory).
+    #[arg(long, env = "FLOWGATE_LOG_DIR")]
+    log_dir: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "FLOWGATE_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -128,6 +132,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         max_email_bytes: a.max_email_bytes.max(1024),
         master_key: a.master_key,
         smtp_relay: a.smtp_relay,
+        log_dir: a.log_dir,
         outbound: flowgate_steps::outbound::OutboundPolicy {
             deny_private: a.outbound_deny_private,
             allow: match flowgate_steps::outbound::OutboundPolicy::parse_allow(&a.outbound_allow) {

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route("/deliveries/{id}", get(outbound::get))
         .route("/deliveries/{id}/resend", post(outbound::resend))
+        .route("/smtp", get(outbound::get_smtp).put(outbound::put_smtp).delete(outbound::delete_smtp))
         .route("/log-sources", get(outbound::list_sources))
         .route(
             "/log-sources/{name}",

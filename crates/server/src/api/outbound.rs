@@ -1,5 +1,5 @@
 //! Outbound deliveries (webhooks, e-mails, notifications): read one with its attempts,
-//! resend it; and the tenant's log sources (SIEM sinks).
+//! resend it; the tenant's own SMTP server; and the tenant's log sources (SIEM sinks).
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, parse_json};
@@ -78,5 +78,97 @@ pub async fn delete_source(
     if !st.engine.delete_log_source(&who.tenant_id, &name).await? {
         return Err(ApiError::not_found(format!("no log source `{name}`")));
     }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The body of `PUT /v1/smtp`: a URL, or the fields.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SmtpBody {
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<flowgate_mailer::Security>,
+    username: Option<String>,
+    password: Option<String>,
+    from: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+impl SmtpBody {
+    fn config(self) -> Result<flowgate_mailer::SmtpConfig, String> {
+        if let Some(url) = &self.url {
+            if self.host.is_some()
+                || self.port.is_some()
+                || self.security.is_some()
+                || self.username.is_some()
+                || self.password.is_some()
+            {
+                return Err("give either `url` or the fields (`host`, `port`, `security`, …), not both".into());
+            }
+            let mut c = flowgate_mailer::SmtpConfig::from_url(url)?;
+            if let Some(from) = self.from {
+                c.from = from;
+            }
+            if self.timeout_ms.is_some() {
+                c.timeout_ms = self.timeout_ms;
+            }
+            return Ok(c);
+        }
+        let host = self.host.filter(|h| !h.trim().is_empty()).ok_or("`host` (or `url`) is required")?;
+        let security = self.security.unwrap_or(flowgate_mailer::Security::StartTls);
+        let from = self
+            .from
+            .or_else(|| self.username.clone().filter(|u| u.contains('@')))
+            .ok_or("`from` is required (the sender address)")?;
+        Ok(flowgate_mailer::SmtpConfig {
+            host,
+            port: self.port.unwrap_or(security.default_port()),
+            security,
+            username: self.username,
+            password: self.password,
+            from,
+            timeout_ms: self.timeout_ms,
+        })
+    }
+}
+
+/// The SMTP settings as shown: everything but the password.
+fn smtp_view(c: Option<&flowgate_mailer::SmtpConfig>, relay: bool) -> serde_json::Value {
+    match c {
+        Some(c) => json!({
+            "source": "tenant",
+            "host": c.host,
+            "port": c.port,
+            "security": c.security,
+            "username": c.username,
+            "passwordSet": c.password.is_some(),
+            "from": c.from,
+            "timeoutMs": c.timeout_ms,
+        }),
+        None => json!({ "source": if relay { "server" } else { "none" } }),
+    }
+}
+
+/// `GET /v1/smtp`: the tenant's SMTP server (never its password), or which one it uses.
+pub async fn get_smtp(State(st): State<AppState>, Caller(who): Caller) -> ApiResult<Response> {
+    let c = st.engine.tenant_smtp(&who.tenant_id).await.map_err(ApiError::internal)?;
+    Ok(axum::Json(smtp_view(c.as_ref(), st.engine.has_smtp_relay())).into_response())
+}
+
+/// `PUT /v1/smtp`: `{"url": "smtp+starttls://user:pass@host:587?from=…"}` or `{"host", "port",
+/// "security": "starttls"|"tls"|"none", "username", "password", "from"}`; e-mail steps and
+/// notifications of the tenant go through it.
+pub async fn put_smtp(State(st): State<AppState>, Caller(who): Caller, ApiBody(body): ApiBody) -> ApiResult<Response> {
+    let body: SmtpBody = parse_json(&body)?;
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_smtp", m);
+    let config = body.config().map_err(invalid)?;
+    st.engine.put_tenant_smtp(&who.tenant_id, Some(&config)).await.map_err(invalid)?;
+    Ok(axum::Json(smtp_view(Some(&config), st.engine.has_smtp_relay())).into_response())
+}
+
+/// `DELETE /v1/smtp`: back to the server's relay.
+pub async fn delete_smtp(State(st): State<AppState>, Caller(who): Caller) -> ApiResult<Response> {
+    st.engine.put_tenant_smtp(&who.tenant_id, None).await.map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -985,6 +985,41 @@ impl Store for PgStore {
                 .await?;
             n += 1;
         }
+        let deliveries: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, tenant_id, request FROM deliveries").fetch_all(&mut *tx).await?;
+        for (id, tenant, text) in deliveries {
+            let new = reseal(Sealed { kind: "delivery", tenant: &tenant, integration: &id, text: &text })
+                .map_err(Error::Config)?;
+            sqlx::query("UPDATE deliveries SET request = $1 WHERE id = $2")
+                .bind(new)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        let sources: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT tenant_id, name, config FROM log_sources").fetch_all(&mut *tx).await?;
+        for (tenant, name, text) in sources {
+            let new = reseal(Sealed { kind: "logSource", tenant: &tenant, integration: &name, text: &text })
+                .map_err(Error::Config)?;
+            sqlx::query("UPDATE log_sources SET config = $1 WHERE tenant_id = $2 AND name = $3")
+                .bind(new)
+                .bind(&tenant)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            n += 1;
+        }
+        let smtp: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM settings WHERE key LIKE 'smtp/%' AND value <> ''")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (key, text) in smtp {
+            let tenant = key.trim_start_matches("smtp/");
+            let new = reseal(Sealed { kind: "smtp", tenant, integration: "", text: &text }).map_err(Error::Config)?;
+            sqlx::query("UPDATE settings SET value = $1 WHERE key = $2").bind(new).bind(&key).execute(&mut *tx).await?;
+            n += 1;
+        }
         tx.commit().await?;
         Ok(n)
     }
