@@ -58,6 +58,15 @@ enum Command {
     /// Webhook API keys.
     #[command(subcommand)]
     Keys(cmd::keys::Command),
+    /// Inspect or resend outbound deliveries (webhooks, e-mails).
+    #[command(subcommand)]
+    Deliveries(cmd::outbound::Deliveries),
+    /// List, set or delete the tenant's log sources (syslog, HTTP, file).
+    #[command(subcommand, name = "log-sources")]
+    LogSources(cmd::outbound::LogSources),
+    /// Show, set or unset the tenant's own SMTP server.
+    #[command(subcommand)]
+    Smtp(cmd::outbound::Smtp),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +102,9 @@ fn main() -> ExitCode {
             Command::Executions(c) => cmd::executions::run(c).await,
             Command::Tokens(c) => cmd::tokens::run(c).await,
             Command::Keys(c) => cmd::keys::run(c).await,
+            Command::Deliveries(c) => cmd::outbound::deliveries(c).await,
+            Command::LogSources(c) => cmd::outbound::log_sources(c).await,
+            Command::Smtp(c) => cmd::outbound::smtp(c).await,
         }
     });
     match result {
@@ -101,5 +113,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks over every subcommand (clashing ids, bad conflicts),
+    /// which otherwise only fire when that subcommand is run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

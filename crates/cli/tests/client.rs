@@ -1,6 +1,7 @@
 //! The client commands against a real server process: `apply` the triggers example, `flows run
 //! --input … --wait` a manual flow and a test run of a poll flow, `flows get`, `flows
-//! deactivate`/`activate`, `flows state`/`reset-state` and `executions list`.
+//! deactivate`/`activate`, `flows state`/`reset-state` and `executions list`; `deliveries get`/
+//! `resend`, `log-sources set`/`list`/`delete` and `smtp set`/`get`/`unset`.
 
 use serde_json::Value;
 use std::process::{Child, Command, Output, Stdio};
@@ -47,15 +48,14 @@ fn ok(o: Output) -> String {
     stdout(&o)
 }
 
-#[test]
-fn client_commands_manage_flows() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts a server on a free port in `dir`; returns it and its base URL.
+fn start(dir: &std::path::Path) -> (Node, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _node = Node(
+    let node = Node(
         Command::new(env!("CARGO_BIN_EXE_flowgate"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir.path())
+            .arg(dir)
             .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
             .env("FLOWGATE_LOG", "warn")
             .stdout(Stdio::null())
@@ -68,6 +68,13 @@ fn client_commands_manage_flows() {
         assert!(Instant::now() < deadline, "the server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (node, base)
+}
+
+#[test]
+fn client_commands_manage_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, base) = start(dir.path());
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/triggers.yaml");
     let applied = ok(flowgate(&base, &["apply", "-f", example]));
     assert!(applied.contains("triggers-demo applied as version 1"), "{applied}");
@@ -119,4 +126,70 @@ fn client_commands_manage_flows() {
 
     let listed = ok(flowgate(&base, &["executions", "list", "--flow", "by-hand"]));
     assert_eq!(listed.lines().filter(|l| l.contains("triggers-demo/by-hand")).count(), 2, "{listed}");
+}
+
+#[test]
+fn client_commands_manage_what_a_tenant_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, base) = start(dir.path());
+    // A webhook to a port nobody listens on, tried once: the delivery fails for good.
+    let closed = free_port();
+    let doc = dir.path().join("tell.yaml");
+    std::fs::write(
+        &doc,
+        format!(
+            "integration: tell\nflows:\n  - flow: ping\n    trigger: {{ manual: {{}} }}\n    logSource: audit\n    steps:\n      - id: push\n        webhook: {{ name: Ping, endpoint: \"http://127.0.0.1:{closed}/hook\", schedule: [0s] }}\n"
+        ),
+    )
+    .unwrap();
+    let set = ok(flowgate(&base, &["log-sources", "set", "audit", "--file", "audit.ndjson"]));
+    assert!(set.contains("log source audit set"), "{set}");
+    ok(flowgate(&base, &["apply", "-f", doc.to_str().unwrap()]));
+    let out = ok(flowgate(&base, &["flows", "run", "tell", "ping", "--wait"]));
+    let v: Value = serde_json::from_str(&out).expect("JSON result");
+    assert_eq!(v["output"]["status"], "queued", "{v}");
+    let delivery = v["output"]["deliveryId"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let got: Value = serde_json::from_str(&ok(flowgate(&base, &["deliveries", "get", &delivery]))).unwrap();
+        if got["status"] == "failed" {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the delivery did not fail: {got}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(got["attempts"], 1, "{got}");
+    assert_eq!(got["history"].as_array().map(Vec::len), Some(1), "{got}");
+    assert!(got["lastError"].as_str().unwrap_or("").contains("connect"), "{got}");
+    let resent = ok(flowgate(&base, &["deliveries", "resend", &delivery]));
+    assert!(resent.contains(&delivery) && resent.contains("pending"), "{resent}");
+    let missing = flowgate(&base, &["deliveries", "get", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+
+    // The run's events reached the file source, in the tenant's folder of the log directory.
+    let file = dir.path().join("logs").join("default").join("audit.ndjson");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&file).unwrap_or_default().contains("execution.succeeded") {
+        assert!(Instant::now() < deadline, "no records in {}", file.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listed = ok(flowgate(&base, &["log-sources", "list"]));
+    assert!(listed.starts_with("audit  file  sent "), "{listed}");
+    assert!(ok(flowgate(&base, &["log-sources", "delete", "audit"])).contains("deleted"));
+    assert_eq!(flowgate(&base, &["log-sources", "get", "audit"]).status.code(), Some(1));
+
+    // The tenant's own SMTP server: shown without its password.
+    assert!(ok(flowgate(&base, &["smtp", "get"])).starts_with("none"));
+    let set = ok(flowgate(
+        &base,
+        &["smtp", "set", "smtp+starttls://ann:s3cret@mail.acme.example:587?from=flows%40acme.example"],
+    ));
+    assert!(set.contains("mail.acme.example:587 (starttls), from flows@acme.example, user ann"), "{set}");
+    assert!(!set.contains("s3cret"), "{set}");
+    let bad = flowgate(&base, &["smtp", "set", "ftp://mail.acme.example"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_smtp"), "{}", String::from_utf8_lossy(&bad.stderr));
+    ok(flowgate(&base, &["smtp", "unset"]));
+    assert!(ok(flowgate(&base, &["smtp", "get"])).starts_with("none"));
 }

@@ -104,6 +104,22 @@ pub fn spec() -> Value {
             "/v1/executions/replay": { "post": op("Bulk replay: run matching executions again from the start", "executions", &[],
                 Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job (200 with a count for a dry run)")) },
             "/v1/bulk/{id}": { "get": op("A bulk job's progress", "executions", &["id"], None, ("200", "The job")) },
+            "/v1/deliveries/{id}": { "get": op("An outbound delivery (webhook or e-mail): status, next attempt, every attempt with status code, latency and response excerpt", "deliveries", &["id"], None, ("200", "The delivery")) },
+            "/v1/deliveries/{id}/resend": { "post": op("Send a delivered or failed delivery again, with the same webhook-id", "deliveries", &["id"], None, ("202", "Queued again")) },
+            "/v1/smtp": {
+                "get": op("The tenant's SMTP server (never its password), or which relay it uses (source: tenant|server|none)", "notifications", &[], None, ("200", "The SMTP settings")),
+                "put": op("Set the tenant's SMTP server: a URL or the fields; e-mail steps and notifications go through it", "notifications", &[],
+                    Some(json_body(json!({ "url": { "type": "string" }, "host": { "type": "string" }, "port": { "type": "integer" }, "security": { "type": "string", "enum": ["starttls", "tls", "none"] }, "username": { "type": "string" }, "password": { "type": "string" }, "from": { "type": "string" }, "timeoutMs": { "type": "integer" } }))),
+                    ("200", "The SMTP settings (422 when invalid)")),
+                "delete": op("Forget the tenant's SMTP server: back to the server's relay", "notifications", &[], None, ("204", "Forgotten")),
+            },
+            "/v1/log-sources": { "get": op("The tenant's log sources with their counters (sent, dropped, failures)", "log-sources", &[], None, ("200", "The log sources")) },
+            "/v1/log-sources/{name}": {
+                "get": op("A log source (header values and URL queries redacted)", "log-sources", &["name"], None, ("200", "The log source")),
+                "put": op("Create or replace a log source: syslog (udp/tcp), http (NDJSON batches) or file", "log-sources", &["name"],
+                    Some(json_body(json!({ "syslog": { "type": "object" }, "http": { "type": "object" }, "file": { "type": "object" } }))), ("200", "The log source (422 when invalid)")),
+                "delete": op("Delete a log source", "log-sources", &["name"], None, ("204", "Deleted")),
+            },
             "/v1/tokens": {
                 "get": op("List API tokens", "tokens", &[], None, ("200", "Tokens (never the secrets)")),
                 "post": op("Create an API token (shown once)", "tokens", &[], Some(json_body(json!({ "name": { "type": "string" } }))), ("201", "The token")),

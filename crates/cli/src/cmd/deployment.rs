@@ -57,7 +57,9 @@ pub enum Versions {
         /// Integration slug.
         integration: String,
         /// Version number.
-        version: i64,
+        // Not named `version`: that id is the `--version` flag's.
+        #[arg(value_name = "VERSION")]
+        number: i64,
         #[command(flatten)]
         conn: Conn,
     },
@@ -77,7 +79,8 @@ pub enum Versions {
         /// Integration slug.
         integration: String,
         /// The version to go back to.
-        version: i64,
+        #[arg(value_name = "VERSION")]
+        number: i64,
         #[command(flatten)]
         conn: Conn,
     },
@@ -129,18 +132,18 @@ pub async fn versions(c: Versions) -> anyhow::Result<ExitCode> {
                 }
             })
         }
-        Versions::Show { integration, version, conn } => done(
-            conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions/{version}"), None).await?,
+        Versions::Show { integration, number, conn } => done(
+            conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions/{number}"), None).await?,
             |v| print!("{}", v["source"].as_str().unwrap_or("")),
         ),
         Versions::Diff { integration, from, to, conn } => done(
             conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions/{from}/diff/{to}"), None).await?,
             |v| print!("{}", v["diff"].as_str().unwrap_or("")),
         ),
-        Versions::Rollback { integration, version, conn } => done(
-            conn.call(Method::POST, &format!("/v1/integrations/{integration}/versions/{version}/rollback"), None)
+        Versions::Rollback { integration, number, conn } => done(
+            conn.call(Method::POST, &format!("/v1/integrations/{integration}/versions/{number}/rollback"), None)
                 .await?,
-            |v| println!("{integration}: version {} now has the content of version {version}", v["version"]),
+            |v| println!("{integration}: version {} now has the content of version {number}", v["version"]),
         ),
     })
 }

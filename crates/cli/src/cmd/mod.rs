@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod executions;
 pub mod flows;
 pub mod keys;
+pub mod outbound;
 pub mod run;
 pub mod schema;
 pub mod serve;
