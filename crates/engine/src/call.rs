@@ -1,5 +1,6 @@
-//! The `call` step: a child execution of another flow of the same integration version, and
-//! the wait for its result.
+//! The `call` step: a child execution of another flow — of the same integration version, or
+//! of the current, live version of another integration of the tenant — and the wait for its
+//! result.
 //!
 //! The child is submitted with the identity `call:<parent>:<step>:<round>`, so however often
 //! the step runs (a retry after a timeout, a resume after a crash) it starts one child per
@@ -26,6 +27,10 @@ pub(crate) struct CallAction {
     pub inner: Arc<Inner>,
     pub parent: String,
     pub parent_flow: String,
+    /// The parent's tenant: a called integration is looked up there only.
+    pub tenant: String,
+    /// The called flow's integration, when it is another one.
+    pub integration: Option<String>,
     pub step: String,
     pub round: i64,
     pub version_id: i64,
@@ -42,9 +47,27 @@ impl Step for CallAction {
             return Err(StepError::fatal("call_depth", format!("calls nest deeper than {MAX_DEPTH} flows")));
         }
         let body = cx.evaluator.eval(&self.input, input, &cx.scope).await?;
-        let flow = self.inner.flow_for(self.version_id, &self.flow).await.ok_or_else(|| {
-            StepError::fatal("call_flow", format!("no flow `{}` in this integration version", self.flow))
-        })?;
+        let flow = match &self.integration {
+            None => self.inner.flow_for(self.version_id, &self.flow).await.ok_or_else(|| {
+                StepError::fatal("call_flow", format!("no flow `{}` in this integration version", self.flow))
+            })?,
+            Some(slug) => {
+                let ci =
+                    self.inner.registry.integration(&self.tenant, slug).ok_or_else(|| {
+                        StepError::fatal("call_flow", format!("no integration `{slug}` in this tenant"))
+                    })?;
+                if !ci.live() {
+                    // It may be deployed (or given its missing values) soon.
+                    return Err(StepError::retryable(
+                        "call_not_live",
+                        format!("integration `{slug}` is not live (undeployed or missing config values)"),
+                    ));
+                }
+                ci.flows.get(&self.flow).cloned().ok_or_else(|| {
+                    StepError::fatal("call_flow", format!("no flow `{}` in integration `{slug}`", self.flow))
+                })?
+            }
+        };
         let trigger = json!({
             "body": body,
             "call": {

@@ -565,7 +565,9 @@ fn check_calls(
     diags: &mut Diags,
 ) {
     for c in compiled {
-        if let flowgate_steps::Compiled::Call { flow, .. } = &c.body
+        // A flow of another integration is looked up when the step runs: that one may be
+        // applied later, and changes on its own.
+        if let flowgate_steps::Compiled::Call { integration: None, flow, .. } = &c.body
             && !flows.contains(flow)
         {
             let at = defs

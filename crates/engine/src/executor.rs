@@ -567,11 +567,13 @@ impl Execution {
                 self.outputs.insert(step.id.clone(), out.clone());
                 Ok(out)
             }
-            Compiled::Call { flow, input: body } => {
+            Compiled::Call { integration, flow, input: body } => {
                 let action = crate::call::CallAction {
                     inner: self.inner.clone(),
                     parent: self.id.clone(),
                     parent_flow: self.flow.slug.clone(),
+                    tenant: self.flow.tenant.clone(),
+                    integration: integration.clone().filter(|i| *i != self.flow.integration),
                     step: step.id.clone(),
                     round: self.round,
                     version_id: self.flow.version_id,

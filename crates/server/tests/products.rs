@@ -494,3 +494,70 @@ async fn call_steps_run_linked_child_executions() {
         "{one}"
     );
 }
+
+const CALLER: &str = r#"
+integration: caller
+flows:
+  - flow: price
+    trigger: { manual: {} }
+    steps:
+      - id: vat
+        call: { integration: tools, flow: vat, input: { net: "{{ .body.net }}" } }
+        retry: { attempts: 1 }
+      - id: out
+        transform: '{ gross: $steps.vat.gross }'
+"#;
+
+const TOOLS: &str = r#"
+integration: tools
+config:
+  rate: { type: number, required: true }
+flows:
+  - flow: vat
+    trigger: { manual: {} }
+    steps:
+      - id: add
+        transform: '{ gross: (.body.net * (1 + $config.rate)) }'
+"#;
+
+backends!(call_steps_reach_a_shared_integration_of_the_tenant);
+/// `call: { integration, flow }` runs a flow of another integration of the same tenant, on
+/// its current live version: missing → a clear failure; not live → retryable `call_not_live`;
+/// live → the child's output. Another tenant's caller cannot reach it.
+async fn call_steps_reach_a_shared_integration_of_the_tenant() {
+    let s = start().await;
+    s.apply(CALLER).await;
+    let failed = |r: &Value, code: &str| {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["error"]["code"], code, "{r}");
+    };
+    let r = s.run_flow("caller", "price", json!({ "net": 100 })).await;
+    failed(&r, "call_flow");
+    assert!(r["error"]["message"].as_str().unwrap().contains("no integration `tools`"), "{r}");
+
+    s.apply(TOOLS).await; // stored, not live: `rate` has no value
+    let r = s.run_flow("caller", "price", json!({ "net": 100 })).await;
+    failed(&r, "call_not_live");
+    let (status, v) = deploy(&s, &s.token, "tools", json!({ "rate": 0.25 })).await;
+    assert_eq!(status, 200, "{v}");
+    let r = s.run_flow("caller", "price", json!({ "net": 100 })).await;
+    assert_eq!((r["status"].clone(), r["output"].clone()), (json!("succeeded"), json!({ "gross": 125 })), "{r}");
+    let parent = s.execution(r["executionId"].as_str().unwrap()).await;
+    let child = s.execution(parent["children"][0]["id"].as_str().unwrap()).await;
+    assert_eq!((child["integration"].clone(), child["flow"].clone()), (json!("tools"), json!("vat")), "{child:#}");
+    assert_eq!(child["parentExecutionId"], parent["id"]);
+
+    // Sealed per tenant: the same caller in tenant b finds no `tools`.
+    let b = tenant(&s, "tenant-b").await;
+    let (status, v) = apply_as(&s, &b, CALLER).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, _, r) = send(
+        s.client
+            .post(format!("{}/v1/integrations/caller/flows/price/run?wait=true&timeout=10", s.url))
+            .bearer_auth(&b)
+            .json(&json!({ "body": { "net": 100 } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    failed(&r, "call_flow");
+}

@@ -48,7 +48,9 @@ pub enum Compiled {
     Email(Arc<crate::email::EmailSpec>),
     /// Starts a child execution of another flow and waits for its result.
     Call {
-        /// The flow's slug (same integration).
+        /// Another integration of the tenant (its slug); none: the same one.
+        integration: Option<String>,
+        /// The flow's slug.
         flow: String,
         /// The child's `$trigger.body`.
         input: Arc<Template>,

@@ -1,10 +1,14 @@
-//! `call`: runs another flow of the same integration with a payload and waits for its result,
-//! as a linked child execution.
+//! `call`: runs another flow — of the same integration, or of another (shared) integration of
+//! the tenant — with a payload and waits for its result, as a linked child execution.
 //!
 //! ```yaml
 //! - id: enriched
 //!   call: { flow: enrich-customer, input: { id: "{{ .id }}" }, timeout: 5m }
+//! - id: shared
+//!   call: { integration: common-tools, flow: lookup-vat, input: { country: NO } }
 //! ```
+//! A flow of the same integration runs on the caller's version; one of another integration on
+//! that integration's current version, which must be live.
 //! The child's trigger is `{body: <input>}` (default input: the step's input), its kind
 //! `call`, and it records this execution as its parent. Output: the child's output. A failed
 //! child fails the step (`call_failed`); a child still running after `timeout` (default 10
@@ -28,7 +32,10 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(600);
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct CallConfig {
-    /// A flow of the same integration (its slug).
+    /// Another integration of the tenant whose flow is called (its slug). Default: this one.
+    #[serde(default)]
+    pub integration: Option<String>,
+    /// The flow's slug.
     pub flow: String,
     /// The child's `$trigger.body`; may embed `{{ expr }}`. Default: the step's input.
     #[serde(default)]
@@ -43,8 +50,13 @@ impl CallConfig {
         if !is_slug(&self.flow) {
             diags.error(&path.key("flow"), format!("invalid flow slug `{}`", self.flow));
         }
+        if let Some(i) = &self.integration
+            && !is_slug(i)
+        {
+            diags.error(&path.key("integration"), format!("invalid integration slug `{i}`"));
+        }
         let input = util::template(&self.input.clone().unwrap_or_else(|| json!("{{ . }}")), &path.key("input"), diags)?;
-        Some(Compiled::Call { flow: self.flow.clone(), input })
+        Some(Compiled::Call { integration: self.integration.clone(), flow: self.flow.clone(), input })
     }
 
     /// How long an attempt waits.
