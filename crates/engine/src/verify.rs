@@ -95,6 +95,42 @@ impl VerifySpec {
         }
     }
 
+    /// What the API shows of it: the scheme, how many secrets are accepted, the tolerance and
+    /// (for `hmac`) the header and algorithm — never a secret.
+    pub fn describe(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("scheme".into(), Value::from(self.scheme()));
+        m.insert("secrets".into(), Value::from(self.keys.len()));
+        let tolerance = match &self.scheme {
+            Scheme::StandardWebhooks { tolerance } | Scheme::Stripe { tolerance } => Some(*tolerance),
+            Scheme::Hmac(h) => {
+                m.insert("header".into(), Value::from(h.header.as_str()));
+                let algorithm = match h.algorithm {
+                    Algorithm::Sha1 => "sha1",
+                    Algorithm::Sha256 => "sha256",
+                    Algorithm::Sha512 => "sha512",
+                };
+                m.insert("algorithm".into(), Value::from(algorithm));
+                m.insert(
+                    "encoding".into(),
+                    Value::from(match h.encoding {
+                        Encoding::Hex => "hex",
+                        Encoding::Base64 => "base64",
+                    }),
+                );
+                if let Some((header, _)) = &h.timestamp {
+                    m.insert("timestampHeader".into(), Value::from(header.as_str()));
+                }
+                h.timestamp.as_ref().map(|(_, t)| *t)
+            }
+            Scheme::Github => None,
+        };
+        if let Some(t) = tolerance {
+            m.insert("toleranceSeconds".into(), Value::from(t.as_secs()));
+        }
+        Value::Object(m)
+    }
+
     /// Checks a delivery: its headers and raw body, at `now_ms` (the engine's clock).
     ///
     /// # Errors

@@ -220,6 +220,13 @@ fn tamper(body: &str, i: usize) -> String {
 backends!(standard_webhooks);
 async fn standard_webhooks() {
     let (s, clock) = start_at(T0).await;
+    // The flow shows how it is verified, never the secrets.
+    let flow = s.get_json("/v1/integrations/signed/flows/sw-rotate").await;
+    assert_eq!(
+        flow["trigger"]["verify"],
+        json!({ "scheme": "standardWebhooks", "secrets": 2, "toleranceSeconds": 60 }),
+        "{flow:#}"
+    );
 
     // The specification's example, signed here: the published signature, accepted.
     let (id, body) = ("msg_p5jXN8AQM9LWM0D4loKWxJek", r#"{"test": 2432232314}"#);
@@ -411,6 +418,14 @@ async fn stripe() {
 backends!(generic_hmac);
 async fn generic_hmac() {
     let (s, clock) = start_at(T0).await;
+    let flow = s.get_json("/v1/integrations/signed/flows/generic").await;
+    assert_eq!(
+        flow["trigger"]["verify"],
+        json!({ "scheme": "hmac", "secrets": 1, "header": "x-signature", "algorithm": "sha512", "encoding": "base64",
+                "timestampHeader": "x-timestamp", "toleranceSeconds": 120 }),
+        "{flow:#}"
+    );
+    assert!(!flow.to_string().contains("GENERIC_SECRET"), "{flow}");
     let body = r#"{"event":"invoice.paid","amount":41}"#;
     // sha512, base64, `v1=` prefix, over `{timestamp}.{body}` (the default with a timestamp).
     let sign = |ts: &str, body: &str| {

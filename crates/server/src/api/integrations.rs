@@ -193,6 +193,7 @@ pub async fn flow(
             "path": w.path,
             "methods": w.methods,
             "auth": auth_mode(&w.auth),
+            "verify": w.verify.as_ref().map(|v| v.describe()),
             "respond": { "mode": w.respond.mode, "timeout": w.respond.timeout },
         }),
         (FlowTrigger::Manual, _) => json!({ "kind": "manual" }),
