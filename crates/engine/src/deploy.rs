@@ -104,12 +104,28 @@ fn credentials(v: &mut Value, take: &mut impl FnMut(&mut Value)) {
                             }
                         }
                     }
+                    // Request headers (http steps, polls, webhooks) that carry credentials.
+                    ("headers", Some(headers)) => {
+                        for (name, value) in headers.iter_mut() {
+                            if is_credential_header(name) {
+                                take(value);
+                            }
+                        }
+                    }
                     _ => credentials(child, take),
                 }
             }
         }
         _ => {}
     }
+}
+
+/// Whether a header's value is a credential: `Authorization`, `Cookie`, API keys, and any
+/// name saying token, secret, password or key.
+fn is_credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(n.as_str(), "authorization" | "proxy-authorization" | "cookie")
+        || ["token", "secret", "password", "key", "signature"].iter().any(|w| n.contains(w))
 }
 
 /// The source text with each literal's value replaced by its marker.
@@ -296,11 +312,18 @@ mod tests {
             "steps": [
                 { "id": "a", "webhook": { "auth": { "standardWebhooks": { "secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5" } } } },
                 { "id": "b", "forEach": { "steps": [ { "id": "c", "hooks": { "onComplete": { "auth": { "clientSecret": { "secret": "cs-333" } } } } } ] } },
-                { "id": "d", "webhook": { "auth": { "basic": { "username": "u", "password": "{{ $config.p }}" } } } }
+                { "id": "d", "webhook": { "auth": { "basic": { "username": "u", "password": "{{ $config.p }}" } } } },
+                { "id": "e", "http": { "url": "http://erp", "headers": {
+                    "Authorization": "Bearer erp-literal-4", "X-Api-Key": "ak-555", "Accept": "application/json",
+                    "X-Auth-Token": "Bearer {{ $config.t }}" } } }
             ]
         }] });
         let found: Vec<String> = extract_literals(&mut outbound).into_iter().map(|(_, v)| v).collect();
-        assert_eq!(found, ["gh-old-1", "gh-new-2", "whsec_c2VjcmV0LXNpZ25pbmcta2V5", "cs-333"]);
+        assert_eq!(
+            found,
+            ["gh-old-1", "gh-new-2", "whsec_c2VjcmV0LXNpZ25pbmcta2V5", "cs-333", "Bearer erp-literal-4", "ak-555"]
+        );
+        assert_eq!(outbound["flows"][0]["steps"][3]["http"]["headers"]["Accept"], "application/json");
         assert_eq!(outbound["flows"][0]["steps"][2]["webhook"]["auth"]["basic"]["password"], "{{ $config.p }}");
         assert_eq!(
             literals,

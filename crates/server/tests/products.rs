@@ -56,6 +56,8 @@ async fn apply_as(s: &TestServer, token: &str, yaml: &str) -> (u16, Value) {
 
 const SECRET_TOKEN: &str = "tok_9f8e7d6c5b4a3210fedcba";
 const LITERAL_KEY: &str = "literal-key-0123456789";
+/// A credential written literally in an http step's headers.
+const LITERAL_HEADER: &str = "hdr-literal-abcdef987";
 
 fn secrets_doc(base: &str) -> String {
     r#"
@@ -79,12 +81,13 @@ flows:
         http:
           method: POST
           url: "{{ $config.base }}/push"
-          headers: { Authorization: "Bearer {{ $steps.token.token }}" }
+          headers: { Authorization: "Bearer {{ $steps.token.token }}", X-Partner-Key: LITHDR }
           json: { token: "{{ $steps.token.token }}", n: "{{ .n }}" }
         retry: { attempts: 1 }
 "#
     .replace("BASE", base)
     .replace("LITERAL", LITERAL_KEY)
+    .replace("LITHDR", LITERAL_HEADER)
 }
 
 backends!(secrets_are_sealed_at_rest_and_never_shown);
@@ -140,6 +143,7 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
             "the real token goes out"
         );
         assert_eq!(p.json()["token"], SECRET_TOKEN, "resumed with the value, not the marker");
+        assert_eq!(p.header("x-partner-key"), Some(LITERAL_HEADER), "the literal header goes out");
     }
 
     // Nothing shows the plaintext.
@@ -152,7 +156,9 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
         s.get_json("/v1/integrations/vault/flows/sync").await.to_string(),
     ];
     for text in &shown {
-        assert!(!text.contains(SECRET_TOKEN) && !text.contains(LITERAL_KEY), "a secret is shown: {text}");
+        for secret in [SECRET_TOKEN, LITERAL_KEY, LITERAL_HEADER] {
+            assert!(!text.contains(secret), "{secret} is shown: {text}");
+        }
     }
     assert_eq!(ex["steps"][0]["output"]["token"], "«secret:config.apiToken»", "{ex:#}");
     assert!(ex["logs"][0]["message"].as_str().unwrap().contains("«secret:config.apiToken»"), "{ex:#}");
@@ -163,7 +169,7 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
     if let Some(dir) = s.data_dir() {
         for name in ["flowgate.db", "flowgate.db-wal"] {
             if let Ok(bytes) = std::fs::read(dir.join(name)) {
-                for secret in [SECRET_TOKEN, LITERAL_KEY] {
+                for secret in [SECRET_TOKEN, LITERAL_KEY, LITERAL_HEADER] {
                     assert!(
                         !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                         "{secret} is in {name} in plaintext"
