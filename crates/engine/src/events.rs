@@ -45,12 +45,12 @@ async fn handle(inner: &Arc<Inner>, event: StoreEvent) {
         }
         StoreEvent::LogSources { .. } => {
             if let Ok(all) = inner.store.all_log_sources().await {
-                inner.log_sinks.reload(all, &inner.sealer).await;
+                inner.log_sinks.reload(all, &inner.sealer, &inner.settings.outbound).await;
             }
         }
         StoreEvent::Resync => {
             if let Ok(all) = inner.store.all_log_sources().await {
-                inner.log_sinks.reload(all, &inner.sealer).await;
+                inner.log_sinks.reload(all, &inner.sealer, &inner.settings.outbound).await;
             }
             inner.backlog.store(true, Ordering::Relaxed);
             inner.wake.notify_one();

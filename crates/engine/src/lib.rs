@@ -405,7 +405,7 @@ impl Engine {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
             tokio::spawn(dispatch::renew_loop(inner.clone()));
         }
-        inner.log_sinks.reload(inner.store.all_log_sources().await?, &inner.sealer).await;
+        inner.log_sinks.reload(inner.store.all_log_sources().await?, &inner.sealer, &inner.settings.outbound).await;
         match inner.store.flow_switches().await {
             Ok(all) => {
                 inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))

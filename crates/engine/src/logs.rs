@@ -17,7 +17,7 @@ use flowgate_sinks::{Level, LogEvent, Sink, SinkConfig, SinkOptions, SinkStats};
 use flowgate_store::LogSourceRecord;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The running sinks, by (tenant, name).
 #[derive(Default)]
@@ -27,7 +27,18 @@ pub(crate) struct LogSinks {
 
 impl LogSinks {
     /// Brings the running sinks in line with the stored log sources.
-    pub(crate) async fn reload(&self, records: Vec<LogSourceRecord>, sealer: &Sealer) {
+    pub(crate) async fn reload(
+        &self,
+        records: Vec<LogSourceRecord>,
+        sealer: &Sealer,
+        policy: &flowgate_steps::outbound::OutboundPolicy,
+    ) {
+        // Under `--outbound-deny-private`, every connection a sink makes is held to the policy
+        // (not only the URL checked when the source was saved).
+        let guard: Option<flowgate_sinks::AddressGuard> = policy.deny_private.then(|| {
+            let policy = policy.clone();
+            Arc::new(move |host: &str, ip: std::net::IpAddr| policy.allows(host, ip)) as flowgate_sinks::AddressGuard
+        });
         let wanted: HashMap<(String, String), SinkConfig> = records
             .into_iter()
             .filter_map(|r| match open_config(sealer, &r) {
@@ -53,7 +64,7 @@ impl LogSinks {
                 if sinks.contains_key(&key) {
                     continue;
                 }
-                match Sink::start(config.clone(), SinkOptions::default()) {
+                match Sink::start(config.clone(), SinkOptions { guard: guard.clone(), ..SinkOptions::default() }) {
                     Ok(sink) => {
                         sinks.insert(key, (config, sink));
                     }
@@ -202,7 +213,7 @@ impl crate::Engine {
 
     async fn reload_log_sources(&self, tenant: &str) {
         if let Ok(all) = self.inner.store.all_log_sources().await {
-            self.inner.log_sinks.reload(all, &self.inner.sealer).await;
+            self.inner.log_sinks.reload(all, &self.inner.sealer, &self.inner.settings.outbound).await;
         }
         let event = flowgate_store::StoreEvent::LogSources { tenant: tenant.to_owned() };
         if let Err(e) = self.inner.store.notify(&[event]).await {

@@ -8,7 +8,7 @@
 
 use crate::config;
 use crate::event::LogEvent;
-use crate::sink::{Ctx, Wake};
+use crate::sink::{AddressGuard, Ctx, Wake};
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
@@ -34,8 +34,26 @@ pub(crate) struct Target {
     headers: HeaderMap,
 }
 
+/// The system resolver, keeping only the addresses the guard allows.
+struct GuardedResolver(AddressGuard);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let kept: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| guard(&host, a.ip())).collect();
+            if kept.is_empty() {
+                return Err(format!("{host}: its addresses are refused on this server (internal)").into());
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 impl Target {
-    pub fn new(url: &str, headers: &BTreeMap<String, String>) -> Result<Target, String> {
+    pub fn new(url: &str, headers: &BTreeMap<String, String>, guard: Option<AddressGuard>) -> Result<Target, String> {
         let url = config::parse_http_url(url)?;
         let mut map = HeaderMap::new();
         map.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
@@ -47,7 +65,11 @@ impl Target {
         }
         // reqwest is built without a default TLS provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(guard) = guard {
+            builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver(guard)));
+        }
+        let client = builder
             .user_agent(concat!("flowgate/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

@@ -24,5 +24,5 @@ mod syslog;
 
 pub use config::SinkConfig;
 pub use event::{Level, LogEvent};
-pub use sink::{Redact, Sink, SinkOptions, SinkStats};
+pub use sink::{AddressGuard, Redact, Sink, SinkOptions, SinkStats};
 pub use syslog::{FIELDS_SD_ID, MAX_DATAGRAM, SD_ID, format_syslog};

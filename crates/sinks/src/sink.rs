@@ -40,11 +40,17 @@ pub struct SinkOptions {
     pub max_retry: Duration,
     /// Applied to the message and string fields before formatting.
     pub redact: Option<Redact>,
+    /// Which resolved addresses syslog and HTTP deliveries may connect to (`host`, address);
+    /// none: any. Checked on every connection, so a name re-pointed inside is refused.
+    pub guard: Option<AddressGuard>,
 }
+
+/// Decides whether a host name, resolved to an address, may be reached.
+pub type AddressGuard = Arc<dyn Fn(&str, std::net::IpAddr) -> bool + Send + Sync>;
 
 impl Default for SinkOptions {
     fn default() -> Self {
-        SinkOptions { queue: DEFAULT_QUEUE, max_retry: DEFAULT_MAX_RETRY, redact: None }
+        SinkOptions { queue: DEFAULT_QUEUE, max_retry: DEFAULT_MAX_RETRY, redact: None, guard: None }
     }
 }
 
@@ -126,13 +132,14 @@ impl Sink {
                     app_name: app_name.unwrap_or_else(|| config::DEFAULT_APP_NAME.to_string()),
                     hostname: hostname.unwrap_or_else(syslog::local_hostname),
                 };
+                let guard = options.guard.clone();
                 match target.transport {
-                    Transport::Udp => runtime.spawn(syslog::run_udp(ctx, target, header)),
-                    Transport::Tcp => runtime.spawn(syslog::run_tcp(ctx, target, header)),
+                    Transport::Udp => runtime.spawn(syslog::run_udp(ctx, target, header, guard)),
+                    Transport::Tcp => runtime.spawn(syslog::run_tcp(ctx, target, header, guard)),
                 }
             }
             SinkConfig::Http { url, headers, batch_size, flush_ms } => {
-                let target = http::Target::new(&url, &headers)?;
+                let target = http::Target::new(&url, &headers, options.guard.clone())?;
                 let batch_size = batch_size.unwrap_or(config::DEFAULT_BATCH_SIZE);
                 let flush = Duration::from_millis(flush_ms.unwrap_or(config::DEFAULT_FLUSH_MS));
                 runtime.spawn(http::run(ctx, target, batch_size, flush))

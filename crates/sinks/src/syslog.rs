@@ -6,7 +6,7 @@
 
 use crate::config::SyslogTarget;
 use crate::event::{LogEvent, rfc3339_ms};
-use crate::sink::{Ctx, Wake};
+use crate::sink::{AddressGuard, Ctx, Wake};
 use serde_json::Value;
 use socket2::SockRef;
 use std::fmt::Write as _;
@@ -141,15 +141,26 @@ fn truncate(text: &mut String, max: usize) {
     }
 }
 
-async fn resolve(target: &SyslogTarget) -> io::Result<SocketAddr> {
-    tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", target.host)))
+/// The collector's first address the guard allows.
+async fn resolve(target: &SyslogTarget, guard: Option<&AddressGuard>) -> io::Result<SocketAddr> {
+    let mut any = false;
+    for addr in tokio::net::lookup_host((target.host.as_str(), target.port)).await? {
+        any = true;
+        if guard.is_none_or(|g| g(&target.host, addr.ip())) {
+            return Ok(addr);
+        }
+    }
+    Err(match any {
+        true => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{}: its addresses are refused on this server (internal)", target.host),
+        ),
+        false => io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", target.host)),
+    })
 }
 
-async fn open_udp(target: &SyslogTarget) -> io::Result<UdpSocket> {
-    let addr = resolve(target).await?;
+async fn open_udp(target: &SyslogTarget, guard: Option<&AddressGuard>) -> io::Result<UdpSocket> {
+    let addr = resolve(target, guard).await?;
     let local: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let socket = UdpSocket::bind(local).await?;
     // Connected, so errors the collector's host reports (port unreachable) come back to us.
@@ -160,7 +171,7 @@ async fn open_udp(target: &SyslogTarget) -> io::Result<UdpSocket> {
 /// Delivers over UDP. A record is sent once (retried immediately once, since a send may fail
 /// with an error left over from an earlier datagram); when that fails too it is dropped and
 /// the socket is set up again — re-resolving the host — before the next record.
-pub(crate) async fn run_udp(mut ctx: Ctx, target: SyslogTarget, header: Header) {
+pub(crate) async fn run_udp(mut ctx: Ctx, target: SyslogTarget, header: Header, guard: Option<AddressGuard>) {
     let mut socket: Option<UdpSocket> = None;
     let mut backoff = ctx.first_backoff();
     let mut batch = Vec::with_capacity(BATCH);
@@ -174,7 +185,7 @@ pub(crate) async fn run_udp(mut ctx: Ctx, target: SyslogTarget, header: Header) 
             }
         }
         let Some(open) = &socket else {
-            match open_udp(&target).await {
+            match open_udp(&target, guard.as_ref()).await {
                 Ok(s) => {
                     socket = Some(s);
                     backoff = ctx.first_backoff();
@@ -226,7 +237,7 @@ pub(crate) async fn run_udp(mut ctx: Ctx, target: SyslogTarget, header: Header) 
 /// Delivers over TCP with octet-counting framing. Records stay with the task while the
 /// collector is unreachable — new ones queue behind them until the queue is full — and the
 /// connection is retried with a doubling backoff.
-pub(crate) async fn run_tcp(mut ctx: Ctx, target: SyslogTarget, header: Header) {
+pub(crate) async fn run_tcp(mut ctx: Ctx, target: SyslogTarget, header: Header, guard: Option<AddressGuard>) {
     let mut stream: Option<TcpStream> = None;
     let mut backoff = ctx.first_backoff();
     let mut batch = Vec::with_capacity(BATCH);
@@ -252,8 +263,9 @@ pub(crate) async fn run_tcp(mut ctx: Ctx, target: SyslogTarget, header: Header) 
             stream = None;
         }
         let Some(open) = &mut stream else {
-            let connect =
-                tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((target.host.as_str(), target.port)));
+            let connect = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                TcpStream::connect(resolve(&target, guard.as_ref()).await?).await
+            });
             let result = tokio::select! {
                 _ = ctx.aborted() => return ctx.abandon(batch.len()),
                 r = connect => r,

@@ -223,3 +223,27 @@ async fn an_unreachable_target_is_retried_with_backoff() {
     assert!(!sink.flush(Duration::from_millis(30)).await, "flush reports the timeout");
     sink.stop_within(Duration::ZERO).await;
 }
+
+#[tokio::test]
+async fn a_guard_keeps_deliveries_off_refused_addresses() {
+    let (collector, url) = collector(vec![]).await;
+    // By name (`localhost`), so the check is on what the name resolves to.
+    let url = url.replace("127.0.0.1", "localhost");
+    let refuse_loopback: flowgate_sinks::AddressGuard = Arc::new(|_, ip| !ip.is_loopback());
+    let options = SinkOptions { guard: Some(refuse_loopback), ..fast_retries() };
+    let sink = Sink::start(http(&url, 1, 10), options).unwrap();
+    sink.send(event("log", Level::Info, "kept out"));
+    assert!(eventually(WAIT, || sink.stats().failed_attempts >= 2).await, "{:?}", sink.stats());
+    let stats = sink.stats();
+    assert!(stats.last_error.as_deref().unwrap_or("").contains("refused"), "{stats:?}");
+    assert_eq!(collector.request_count(), 0, "nothing reached the collector");
+    sink.stop().await;
+
+    // The same guard allowing the address: delivered.
+    let allow_all: flowgate_sinks::AddressGuard = Arc::new(|_, _| true);
+    let sink = Sink::start(http(&url, 1, 10), SinkOptions { guard: Some(allow_all), ..fast_retries() }).unwrap();
+    sink.send(event("log", Level::Info, "let in"));
+    assert!(sink.flush(WAIT).await, "{:?}", sink.stats());
+    assert_eq!(collector.accepted_bodies().len(), 1);
+    sink.stop().await;
+}

@@ -165,3 +165,28 @@ async fn tcp_keeps_records_while_the_collector_is_down() {
     assert!(stats.sent >= 3);
     sink.stop().await;
 }
+
+#[tokio::test]
+async fn a_guard_keeps_udp_and_tcp_off_refused_addresses() {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refuse_loopback: flowgate_sinks::AddressGuard = std::sync::Arc::new(|_, ip| !ip.is_loopback());
+    let options = || SinkOptions {
+        guard: Some(refuse_loopback.clone()),
+        max_retry: Duration::from_millis(20),
+        ..SinkOptions::default()
+    };
+    for url in [
+        format!("udp://localhost:{}", udp.local_addr().unwrap().port()),
+        format!("tcp://localhost:{}", tcp.local_addr().unwrap().port()),
+    ] {
+        let sink = Sink::start(syslog(url.clone()), options()).unwrap();
+        sink.send(event("log", Level::Info, "kept out"));
+        assert!(eventually(WAIT, || sink.stats().last_error.is_some()).await, "{url}: {:?}", sink.stats());
+        assert!(sink.stats().last_error.unwrap().contains("refused"), "{url}: {:?}", sink.stats());
+        sink.stop().await;
+    }
+    let mut buf = [0u8; 100];
+    assert!(tokio::time::timeout(Duration::from_millis(200), udp.recv_from(&mut buf)).await.is_err(), "no datagram");
+    assert!(tokio::time::timeout(Duration::from_millis(200), tcp.accept()).await.is_err(), "no connection");
+}

@@ -38,6 +38,11 @@ impl OutboundPolicy {
         self.allow.iter().any(|a| a == &host.to_ascii_lowercase())
     }
 
+    /// Whether `host`, resolved to `ip`, may be reached (an allowed name reaches any address).
+    pub fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        self.host_allowed(host) || self.allows_ip(ip)
+    }
+
     /// Whether `ip` may be reached.
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
         if !self.deny_private || !internal(ip) {
