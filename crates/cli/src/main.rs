@@ -8,9 +8,11 @@ mod client;
 mod cmd;
 
 // Request handling allocates many small, short-lived objects across threads; mimalloc
-// handles that pattern with far less contention than the system allocator.
+// handles that pattern with far less contention than the system allocator. The wrapper
+// measures what each expression evaluation holds, for its memory budget (flowgate-expr).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: flowgate_expr::memory::Metered<mimalloc::MiMalloc> =
+    flowgate_expr::memory::Metered(mimalloc::MiMalloc);
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -77,8 +79,10 @@ fn main() -> ExitCode {
     }
     let runtime = builder
         .enable_all()
-        // Deeply nested JSON is converted and dropped recursively; leave room.
-        .thread_stack_size(8 * 1024 * 1024)
+        // Deeply nested values are converted, compared and dropped recursively, and
+        // expressions run inline here: leave room (flowgate-expr needs 8 MiB free, else it
+        // moves to a fresh stack). Only the pages touched are ever committed.
+        .thread_stack_size(16 * 1024 * 1024)
         .build();
     let runtime = match runtime {
         Ok(r) => r,

@@ -1,58 +1,91 @@
-//! Conversions between `serde_json::Value` (what the rest of Flowgate holds) and jaq's `Val`.
+//! Conversions between `serde_json::Value` (what the rest of Flowgate holds) and the values
+//! expressions run on ([`crate::value::Val`]).
 //!
-//! Results are converted with a depth cap: an expression can build arbitrarily deep values
-//! (`reduce range(1e5) as $i (null; [.])`) and everything downstream (serialisation, the
-//! journal, HTTP bodies) recurses over them.
+//! Both directions are metered like any other operation (converting a 10 MiB input costs
+//! as much as a long expression, and it is counted against the same budget), and results
+//! are converted with a depth cap: everything downstream (serialisation, the journal, HTTP
+//! bodies) recurses over them.
 
 use crate::EvalError;
-use jaq_json::{Num, Val};
+use crate::sandbox;
+use crate::value::Val;
+use jaq_json::{Num, Val as Raw};
 use serde_json::{Map, Number, Value};
 
-/// Deepest value an expression may return.
-pub const MAX_OUTPUT_DEPTH: usize = 256;
+/// Deepest value an expression may return: the deepest nesting `serde_json` reads back by
+/// default (127), so whatever is journaled can be read again on resume.
+pub const MAX_OUTPUT_DEPTH: usize = 127;
 
-/// Converts a JSON value into a jaq value.
+/// Converts a JSON value into a value for expressions.
 pub fn to_val(v: &Value) -> Val {
+    let mut depth = 0;
+    let raw = to_raw(v, 0, &mut depth);
+    Val::new(raw, depth)
+}
+
+/// Converts `v` (found `at` levels down), recording the deepest level seen.
+fn to_raw(v: &Value, at: u16, deepest: &mut u16) -> Raw {
+    if matches!(v, Value::Array(_) | Value::Object(_)) {
+        *deepest = (*deepest).max(at + 1);
+    }
     match v {
-        Value::Null => Val::Null,
-        Value::Bool(b) => Val::Bool(*b),
+        Value::Null => Raw::Null,
+        Value::Bool(b) => Raw::Bool(*b),
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
-                Val::Num(Num::from_integral(i))
+                Raw::Num(Num::from_integral(i))
             } else if let Some(u) = n.as_u64() {
-                Val::Num(Num::from_integral(u))
+                Raw::Num(Num::from_integral(u))
             } else {
-                Val::Num(Num::Float(n.as_f64().unwrap_or(f64::NAN)))
+                Raw::Num(Num::Float(n.as_f64().unwrap_or(f64::NAN)))
             }
         }
-        Value::String(s) => Val::utf8_str(s.clone().into_bytes()),
-        Value::Array(a) => a.iter().map(to_val).collect(),
+        Value::String(s) => Raw::utf8_str(s.clone().into_bytes()),
+        Value::Array(a) => {
+            let _ = sandbox::tick_op();
+            Raw::Arr(jaq_json::Rc::new(a.iter().map(|x| to_raw(x, at + 1, deepest)).collect()))
+        }
         Value::Object(o) => {
-            Val::obj(o.iter().map(|(k, v)| (Val::utf8_str(k.clone().into_bytes()), to_val(v))).collect())
+            let _ = sandbox::tick_op();
+            Raw::obj(
+                o.iter().map(|(k, v)| (Raw::utf8_str(k.clone().into_bytes()), to_raw(v, at + 1, deepest))).collect(),
+            )
         }
     }
 }
 
-/// Converts a jaq value back into JSON, failing when it nests deeper than [`MAX_OUTPUT_DEPTH`].
-pub fn from_val(v: &Val) -> Result<Value, EvalError> {
-    from_val_at(v, 0)
+/// An object of the given entries, converted (`$steps` with only the steps an expression
+/// names).
+pub(crate) fn object_of<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>) -> Val {
+    let mut deepest = 1;
+    let map = entries.map(|(k, v)| (Raw::utf8_str(k.clone().into_bytes()), to_raw(v, 1, &mut deepest))).collect();
+    Val::new(Raw::obj(map), deepest)
 }
 
-fn from_val_at(v: &Val, depth: usize) -> Result<Value, EvalError> {
-    if depth > MAX_OUTPUT_DEPTH {
+/// Converts a value back into JSON, failing when it nests deeper than [`MAX_OUTPUT_DEPTH`]
+/// or the evaluation's budget runs out while converting.
+pub fn from_val(v: &Val) -> Result<Value, EvalError> {
+    from_val_at(v.raw(), 0)
+}
+
+/// `depth`: how many containers enclose `v`.
+fn from_val_at(v: &Raw, depth: usize) -> Result<Value, EvalError> {
+    if matches!(v, Raw::Arr(_) | Raw::Obj(_)) && depth >= MAX_OUTPUT_DEPTH {
         return Err(EvalError::Output(format!("result nests deeper than {MAX_OUTPUT_DEPTH} levels")));
     }
+    // A result that shares its parts (`[$x, $x, …]`) is copied in full: meter it.
+    sandbox::tick_op().map_err(EvalError::Budget)?;
     Ok(match v {
-        Val::Null => Value::Null,
-        Val::Bool(b) => Value::Bool(*b),
-        Val::Num(n) => num_to_json(n),
-        Val::TStr(b) | Val::BStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        Val::Arr(a) => Value::Array(a.iter().map(|x| from_val_at(x, depth + 1)).collect::<Result<_, _>>()?),
-        Val::Obj(o) => {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(*b),
+        Raw::Num(n) => num_to_json(n),
+        Raw::TStr(b) | Raw::BStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Raw::Arr(a) => Value::Array(a.iter().map(|x| from_val_at(x, depth + 1)).collect::<Result<_, _>>()?),
+        Raw::Obj(o) => {
             let mut m = Map::with_capacity(o.len());
             for (k, x) in o.iter() {
                 let key = match k {
-                    Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
+                    Raw::TStr(b) | Raw::BStr(b) => String::from_utf8_lossy(b).into_owned(),
                     other => other.to_string(),
                 };
                 m.insert(key, from_val_at(x, depth + 1)?);

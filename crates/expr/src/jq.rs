@@ -6,10 +6,10 @@
 
 use crate::convert::{from_val, to_val};
 use crate::sandbox::{self, Budget, D, Exhausted};
+use crate::value::Val;
 use crate::{CompileError, EvalError};
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, unwrap_valr};
-use jaq_json::Val;
 use serde_json::{Map, Value};
 
 /// The variables bound in every expression, in the order they are passed to jaq.
@@ -135,16 +135,11 @@ pub struct Bound {
 
 impl Bound {
     pub(crate) fn new(input: &Value, scope: &Scope<'_>, uses: &Uses) -> Bound {
-        let pick = |i: usize, v: &Value| if uses.globals[i] { to_val(v) } else { Val::Null };
+        let pick = |i: usize, v: &Value| if uses.globals[i] { to_val(v) } else { Val::default() };
         let steps = if !uses.globals[STEPS] {
-            Val::Null
+            Val::default()
         } else if let Some(ids) = &uses.step_ids {
-            Val::obj(
-                ids.iter()
-                    .filter_map(|id| scope.steps.get_key_value(id))
-                    .map(|(k, v)| (Val::utf8_str(k.clone().into_bytes()), to_val(v)))
-                    .collect(),
-            )
+            crate::convert::object_of(ids.iter().filter_map(|id| scope.steps.get_key_value(id)))
         } else {
             to_val(&Value::Object(scope.steps.clone()))
         };
@@ -156,8 +151,8 @@ impl Bound {
                 pick(2, scope.config),
                 pick(3, scope.flow),
                 pick(4, scope.execution),
-                scope.item.map_or(Val::Null, |v| pick(5, v)),
-                scope.state.map_or(Val::Null, |v| pick(6, v)),
+                scope.item.map_or(Val::default(), |v| pick(5, v)),
+                scope.state.map_or(Val::default(), |v| pick(6, v)),
             ],
         }
     }
@@ -190,7 +185,6 @@ impl Expr {
             .chain(jaq_core::load::parse(sandbox::TICKING_DEFS, |p| p.defs()).unwrap_or_default());
         let funs = jaq_core::funs()
             .chain(jaq_std::funs().filter(|(name, _, _)| !sandbox::REPLACED_NATIVES.contains(name)))
-            .chain(jaq_json::funs())
             .chain(sandbox::natives());
         let arena = Arena::default();
         let modules =
@@ -229,8 +223,8 @@ impl Expr {
     /// # Errors
     /// A run-time error, an exhausted budget, or a result too deep to convert.
     pub fn eval(&self, input: &Value, scope: &Scope<'_>, budget: Budget) -> Result<Value, EvalError> {
-        let bound = Bound::new(input, scope, &self.uses);
-        run_metered(budget, || self.run(&bound).map(crate::collect))
+        // Converting the input is part of the evaluation: it is metered with it.
+        run_metered(budget, || self.run(&Bound::new(input, scope, &self.uses)).map(crate::collect))
     }
 }
 

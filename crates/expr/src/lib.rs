@@ -13,15 +13,19 @@
 //! - [`template`]: values with embedded `{{ }}` expressions.
 //! - [`sandbox`]: budgets, ticking loops, disabled built-ins, recursion checks.
 //! - [`pool`]: the inline-then-pool evaluator.
-//! - [`convert`]: `serde_json::Value` ↔ jaq values.
+//! - [`value`]: the metered values expressions run on (every operation ticks the budget).
+//! - [`memory`]: the allocator wrapper that measures what an evaluation holds.
+//! - [`convert`]: `serde_json::Value` ↔ those values.
 
 #![warn(missing_docs)]
 
 pub mod convert;
 pub mod jq;
+pub mod memory;
 pub mod pool;
 pub mod sandbox;
 pub mod template;
+pub mod value;
 
 #[cfg(test)]
 mod tests;
@@ -50,11 +54,8 @@ pub enum EvalError {
     /// jq raised an error (`error("…")`, indexing a number, …).
     #[error("{0}")]
     Runtime(String),
-    /// The time or iteration budget ran out.
-    #[error("{}", match .0 {
-        Exhausted::Time => "expression exceeded its time budget",
-        Exhausted::Iterations => "expression exceeded its iteration budget",
-    })]
+    /// The time, iteration, memory or depth budget ran out.
+    #[error("{}", .0.message())]
     Budget(Exhausted),
     /// The result cannot be used (too deep).
     #[error("{0}")]

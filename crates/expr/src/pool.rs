@@ -77,18 +77,21 @@ impl Evaluator {
         if let Some(v) = t.as_literal() {
             return Ok(v.clone());
         }
-        let bound = t.bind(input, scope);
         let inline = Budget {
             time: Budget::INLINE.time.min(self.budget.time),
             iterations: Budget::INLINE.iterations.min(self.budget.iterations),
+            memory: self.budget.memory,
         };
-        match t.eval_bound(&bound, inline) {
-            Err(EvalError::Budget(_))
-                if inline.iterations < self.budget.iterations || inline.time < self.budget.time =>
+        // The conversion of the input is metered with the inline attempt; a second attempt
+        // reuses what it converted.
+        match t.eval_keeping_bound(input, scope, inline) {
+            (Some(bound), Err(EvalError::Budget(e)))
+                if e.retry_with_more_time()
+                    && (inline.iterations < self.budget.iterations || inline.time < self.budget.time) =>
             {
                 self.eval_on_pool(t.clone(), bound).await
             }
-            other => other,
+            (_, other) => other,
         }
     }
 

@@ -120,7 +120,29 @@ impl Template {
         if let Node::Literal(v) = &self.root {
             return Ok(v.clone());
         }
-        self.eval_bound(&self.bind(input, scope), budget)
+        // Converting the input is part of the evaluation: it is metered with it.
+        crate::jq::run_metered(budget, || eval_node(&self.root, &self.bind(input, scope)))
+    }
+
+    /// Binds and evaluates under `budget` on the calling thread, and hands back the bound
+    /// values for another attempt (the [`crate::Evaluator`]'s second, on its pool).
+    pub(crate) fn eval_keeping_bound(
+        &self,
+        input: &Value,
+        scope: &Scope<'_>,
+        budget: Budget,
+    ) -> (Option<Bound>, Result<Value, EvalError>) {
+        if let Node::Literal(v) = &self.root {
+            return (None, Ok(v.clone()));
+        }
+        let mut kept = None;
+        let r = crate::jq::run_metered(budget, || {
+            let bound = self.bind(input, scope);
+            let r = eval_node(&self.root, &bound);
+            kept = Some(bound);
+            r
+        });
+        (kept, r)
     }
 }
 

@@ -63,7 +63,7 @@ fn rejects_recursion() {
 
 #[test]
 fn stops_runaway_loops() {
-    let fast = Budget { time: std::time::Duration::from_millis(200), iterations: u64::MAX };
+    let fast = Budget { time: std::time::Duration::from_millis(200), iterations: u64::MAX, ..Budget::DEFAULT };
     for src in [
         "last(range(1e15))",
         "[repeat(1)] | length",
@@ -78,7 +78,7 @@ fn stops_runaway_loops() {
         let err = Expr::compile(src).unwrap().eval(&json!(0), &Scope::empty(), fast).unwrap_err();
         assert_eq!(err, EvalError::Budget(Exhausted::Time), "{src}");
     }
-    let few = Budget { time: std::time::Duration::from_secs(5), iterations: 1000 };
+    let few = Budget { time: std::time::Duration::from_secs(5), iterations: 1000, ..Budget::DEFAULT };
     let err = Expr::compile("[range(5000)] | length").unwrap().eval(&json!(0), &Scope::empty(), few).unwrap_err();
     assert_eq!(err, EvalError::Budget(Exhausted::Iterations));
     assert_eq!(
@@ -100,8 +100,13 @@ fn disables_dangerous_builtins() {
 fn caps_nesting_and_output_depth() {
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     assert!(Expr::compile(&deep).unwrap_err().message.contains("nest"));
-    let err = eval("reduce range(1000) as $i (null; [.])", json!(null)).unwrap_err();
+    // What is returned can be read back (journaled outputs are parsed again on resume).
+    let ok = eval("reduce range(127) as $i (null; [.])", json!(null)).unwrap();
+    serde_json::from_str::<Value>(&ok.to_string()).unwrap();
+    let err = eval("reduce range(128) as $i (null; [.])", json!(null)).unwrap_err();
     assert!(matches!(err, EvalError::Output(_)), "{err:?}");
+    let err = eval("reduce range(1000) as $i (null; [.])", json!(null)).unwrap_err();
+    assert_eq!(err, EvalError::Budget(Exhausted::Depth));
 }
 
 #[test]
@@ -134,11 +139,16 @@ fn template_errors_have_paths() {
 
 #[test]
 fn evaluator_moves_slow_expressions_to_the_pool() {
-    let ev = Evaluator::new(Budget { time: std::time::Duration::from_secs(5), iterations: 10_000_000 }, 1);
+    let ev = Evaluator::new(
+        Budget { time: std::time::Duration::from_secs(5), iterations: 10_000_000, ..Budget::DEFAULT },
+        1,
+    );
     let t = std::sync::Arc::new(Template::expr("[range(200000)] | length").unwrap());
     let out = futures::executor::block_on(ev.eval(&t, &json!(null), &Scope::empty())).unwrap();
     assert_eq!(out, json!(200000));
-    let t = std::sync::Arc::new(Template::expr("reduce range(5000) as $i (null; [.]) | 1").unwrap());
+    let t = std::sync::Arc::new(Template::expr("reduce range(250) as $i (null; [.]) | 1").unwrap());
     let out = futures::executor::block_on(ev.eval(&t, &json!(null), &Scope::empty())).unwrap();
     assert_eq!(out, json!(1));
 }
+
+mod hostile;

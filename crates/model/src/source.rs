@@ -50,6 +50,9 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Diagnostic> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(err(None, None, format!("document is {} bytes; the limit is {MAX_DOCUMENT_BYTES}", text.len())));
     }
+    if let Err((line, column)) = check_yaml_nesting(text) {
+        return Err(err(Some(line), Some(column), format!("document nests deeper than {MAX_DOCUMENT_DEPTH} levels")));
+    }
     if format == Format::Json {
         // serde_json is the strict judge of JSON; saphyr then only supplies positions.
         let value: Value = serde_json::from_str(text)
@@ -79,6 +82,29 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Diagnostic> {
 
 fn yaml_docs(text: &str) -> Result<Vec<MarkedYaml<'_>>, saphyr::ScanError> {
     MarkedYaml::load_from_str(text)
+}
+
+/// Measures how deeply `text` nests by reading its parser events, before any tree is built:
+/// building (and dropping) a tree recurses per level, so a 40 KB document of 20,000 nested
+/// block sequences would overflow the stack. Returns the line and column of the first node
+/// past the limit. Syntax errors are left to the loader, which reports them.
+fn check_yaml_nesting(text: &str) -> Result<(), (usize, usize)> {
+    use saphyr_parser::{Event, Parser};
+    let mut depth = 0usize;
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else { return Ok(()) };
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DOCUMENT_DEPTH + 1 {
+                    return Err((span.start.line(), span.start.col() + 1));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn convert(node: &MarkedYaml<'_>, path: &Path, depth: usize) -> Result<(Value, Locations), Diagnostic> {

@@ -110,6 +110,47 @@ fn syntax_errors_are_located() {
     assert!(source::parse(&deep, Format::Yaml).unwrap_err().message.contains("deeper"));
 }
 
+/// Issue 12: nesting of every shape is refused before a tree is built (building and
+/// dropping it recursed once per level and overflowed the stack). Run on a thread with a
+/// small stack, so a regression fails instead of passing on a big one.
+#[test]
+fn deep_documents_of_every_shape_are_refused_without_recursion() {
+    let n = 20_000;
+    let block_seq = format!("x:\n{}", (0..n).map(|i| format!("{}- ", "  ".repeat(i.min(1)))).collect::<String>());
+    let block_seq_flat = format!("x:\n{}1\n", "- ".repeat(n));
+    let block_map = (0..2000).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect::<String>();
+    let flow_in_block = format!("a:\n  - {}1{}\n", "[".repeat(n), "]".repeat(n));
+    let mixed = format!("x:\n{}", "- {a: ".repeat(n));
+    let json = format!("{{\"integration\": {}1{}}}", "[".repeat(n), "]".repeat(n));
+    let cases = [
+        (block_seq, Format::Yaml),
+        (block_seq_flat, Format::Yaml),
+        (block_map, Format::Yaml),
+        (flow_in_block, Format::Yaml),
+        (mixed, Format::Yaml),
+        (json, Format::Json),
+    ];
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            for (text, format) in cases {
+                let err = source::parse(&text, format).unwrap_err();
+                assert!(
+                    err.message.contains("deeper") || err.message.starts_with("invalid"),
+                    "{}: {err:?}",
+                    &text[..40]
+                );
+                assert!(err.line.is_some(), "{err:?}");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // As deep as allowed still loads.
+    let ok = format!("x:\n{}1\n", "- ".repeat(source::MAX_DOCUMENT_DEPTH - 1));
+    source::parse(&ok, Format::Yaml).unwrap();
+}
+
 #[test]
 fn durations_parse() {
     assert_eq!(Dur::parse("100ms").unwrap(), Dur::millis(100));
