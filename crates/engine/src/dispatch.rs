@@ -17,8 +17,41 @@ use tokio::time::Instant;
 /// Most executions claimed in one transaction.
 const CLAIM_BATCH: usize = 64;
 
+/// Executions resumed after one crash run at most this many at a time on a node.
+const SUSPECTS_AT_ONCE: usize = 16;
+/// How often the suspect lanes are looked at while the main lane keeps every worker busy.
+const SUSPECTS_EVERY: Duration = Duration::from_secs(1);
+
+/// A lane of the queue: executions whose `crashes` count is in `crashes`, at most `cap`
+/// running at once on this node (`None`: as many as there are workers).
+pub(crate) struct Lane {
+    crashes: std::ops::Range<i64>,
+    cap: Option<usize>,
+    /// Running now in this lane, on this node.
+    pub(crate) running: std::sync::atomic::AtomicUsize,
+}
+
+/// The lanes for a crash limit (issue 12). Executions that were running when a node died are
+/// suspects: one of them may be what killed it. They are resumed apart from fresh work, a
+/// few at a time after one crash and alone after `limit - 1`, so a poison execution takes
+/// few others down with it and reaches the limit alone (then the executor fails it).
+pub(crate) fn lanes(limit: u32) -> Vec<Lane> {
+    let lane = |crashes, cap| Lane { crashes, cap, running: Default::default() };
+    let limit = i64::from(limit);
+    if limit == 0 {
+        return vec![lane(0..i64::MAX, None)];
+    }
+    let mut lanes = vec![lane(0..1, None)];
+    if limit >= 3 {
+        lanes.push(lane(1..limit - 1, Some(SUSPECTS_AT_ONCE)));
+    }
+    lanes.push(lane((limit - 1).max(1)..i64::MAX, Some(1)));
+    lanes
+}
+
 pub(crate) async fn claim_loop(inner: Arc<Inner>) {
     let mut next = Instant::now();
+    let mut suspects_seen = Instant::now() - SUSPECTS_EVERY;
     loop {
         tokio::select! {
             _ = inner.stop_claims.cancelled() => return,
@@ -34,40 +67,40 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
                 break;
             }
             inner.backlog.store(false, Ordering::Relaxed);
-            let now = inner.clock.now_ms();
-            let until = now + inner.settings.lease.as_millis() as i64;
-            let claimed = match inner.store.claim(&inner.settings.node_id, now, until, free).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "Claim failed; retrying shortly.");
-                    inner.backlog.store(true, Ordering::Relaxed);
-                    break;
+            let mut full = false;
+            for (i, lane) in inner.lanes.iter().enumerate() {
+                let room = match lane.cap {
+                    None => permits.len(),
+                    Some(cap) => cap.saturating_sub(lane.running.load(Ordering::Acquire)).min(permits.len()),
+                };
+                if room == 0 {
+                    continue;
                 }
-            };
-            let full = claimed.len() == free;
-            for c in claimed {
-                let permit = permits.pop().expect("a permit per claimed execution");
-                let flow = match inner.flow_for(c.version_id, &c.flow).await {
-                    Some(f) => f,
-                    None => {
-                        tracing::error!(execution_id = %c.id, flow = %c.flow, version_id = c.version_id, "Claimed an execution whose flow cannot be loaded.");
-                        inner.fail_unrunnable(&c.id, "the execution's flow version cannot be loaded").await;
-                        continue;
+                if i > 0 {
+                    // Suspects are rare: looked for when fresh work leaves room, or now and then.
+                    if full && suspects_seen.elapsed() < SUSPECTS_EVERY {
+                        break;
                     }
-                };
-                let trigger = serde_json::from_str(&c.trigger).unwrap_or(serde_json::Value::Null);
-                let job = Job {
-                    id: c.id,
-                    flow,
-                    trigger: Arc::new(trigger),
-                    trigger_kind: c.trigger_kind,
-                    round: c.attempt,
-                    created_at: c.created_at,
-                    resumed: true,
-                    permit,
-                    mocks: None,
-                };
-                inner.tracker.spawn(executor::run(inner.clone(), job));
+                    suspects_seen = Instant::now();
+                }
+                let now = inner.clock.now_ms();
+                let until = now + inner.settings.lease.as_millis() as i64;
+                let claimed =
+                    match inner.store.claim_in(&inner.settings.node_id, now, until, room, lane.crashes.clone()).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!(error = %e, "Claim failed; retrying shortly.");
+                            inner.backlog.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    };
+                if i == 0 {
+                    full = claimed.len() == room;
+                }
+                for c in claimed {
+                    let permit = permits.pop().expect("a permit per claimed execution");
+                    start_claimed(&inner, c, permit, i).await;
+                }
             }
             if !full {
                 break;
@@ -80,6 +113,39 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
             next = next.min(Instant::now() + Duration::from_millis(wait));
         }
     }
+}
+
+/// Hands a claimed execution to a worker (or fails it when its flow is gone).
+async fn start_claimed(
+    inner: &Arc<Inner>,
+    c: flowgate_store::Claimed,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    lane: usize,
+) {
+    let flow = match inner.flow_for(c.version_id, &c.flow).await {
+        Some(f) => f,
+        None => {
+            tracing::error!(execution_id = %c.id, flow = %c.flow, version_id = c.version_id, "Claimed an execution whose flow cannot be loaded.");
+            inner.fail_unrunnable(&c.id, "the execution's flow version cannot be loaded").await;
+            return;
+        }
+    };
+    let trigger = serde_json::from_str(&c.trigger).unwrap_or(serde_json::Value::Null);
+    inner.lanes[lane].running.fetch_add(1, Ordering::AcqRel);
+    let job = Job {
+        id: c.id,
+        flow,
+        trigger: Arc::new(trigger),
+        trigger_kind: c.trigger_kind,
+        round: c.attempt,
+        created_at: c.created_at,
+        resumed: true,
+        permit,
+        mocks: None,
+        crashes: c.crashes,
+        lane: Some(lane),
+    };
+    inner.tracker.spawn(executor::run(inner.clone(), job));
 }
 
 /// How often the leader looks for executions whose node died (and, when not leading, whether
@@ -204,7 +270,11 @@ pub(crate) async fn renew_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(every) => {}
         }
         let until = inner.clock.now_ms() + inner.settings.lease.as_millis() as i64;
-        if let Err(e) = inner.store.renew_leases(&inner.settings.node_id, until).await {
+        // Only what a worker here runs now: an execution this node holds but does not run
+        // (its insert's commit failed in doubt, its worker gave up on the store) must expire
+        // and be resumed, not be kept alive forever (issue 12).
+        let ids: Vec<String> = inner.running.lock().expect("running lock").keys().cloned().collect();
+        if let Err(e) = inner.store.renew_leases(&inner.settings.node_id, &ids, until).await {
             tracing::warn!(error = %e, "Lease renewal failed; will retry.");
         }
     }

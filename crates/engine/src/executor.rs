@@ -47,6 +47,10 @@ pub(crate) struct Job {
     pub permit: OwnedSemaphorePermit,
     /// Outputs of steps that are not run (flow tests).
     pub mocks: Option<Arc<Map<String, Value>>>,
+    /// How many times in a row a node died while running it, without progress.
+    pub crashes: i64,
+    /// The claim lane it came from (`dispatch::lanes`), counted while it runs.
+    pub lane: Option<usize>,
 }
 
 /// How the steps ended.
@@ -106,6 +110,8 @@ struct Execution {
     /// When this round began (epoch ms): the event for the first round, the first journal
     /// entry of a later one (a manual retry); the flow's timeout counts from here.
     round_began: i64,
+    /// A write to the store failed: the execution stops here and is handed back.
+    lost_store: bool,
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
@@ -114,14 +120,50 @@ pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
     let id = job.id.clone();
     let cancel = CancellationToken::new();
     inner.running.lock().expect("running lock").insert(id.clone(), cancel.clone());
-    run_inner(inner.clone(), job, cancel).instrument(span).await;
+    let lane = job.lane;
+    let lost_store = run_inner(inner.clone(), job, cancel).instrument(span).await;
     inner.running.lock().expect("running lock").remove(&id);
+    if let Some(lane) = lane {
+        inner.lanes[lane].running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if lane > 0 {
+            // The next suspect may go now.
+            inner.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    if lost_store && !inner.hard_stop.is_cancelled() {
+        release_when_possible(inner.clone(), id);
+    }
     if inner.backlog.load(std::sync::atomic::Ordering::Relaxed) {
         inner.wake.notify_one();
     }
 }
 
-async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
+/// Hands an execution this worker gave up on (the store failed under it) back to the queue
+/// as soon as the store answers, so it resumes at once rather than after its lease expires
+/// (which would also count as a crash).
+fn release_when_possible(inner: Arc<Inner>, id: String) {
+    tokio::spawn(async move {
+        let until = Instant::now() + inner.settings.lease * 2;
+        let mut pause = Duration::from_millis(250);
+        while Instant::now() < until && !inner.hard_stop.is_cancelled() {
+            match inner.store.release_lease(&inner.settings.node_id, &id).await {
+                Ok(_) => {
+                    inner.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
+                    inner.wake.notify_one();
+                    return;
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    });
+}
+
+/// Runs one execution; true when it stopped because the store failed (its lease is then
+/// held by no worker).
+async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bool {
     let _permit = job.permit;
     let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
     let mut ex = Execution {
@@ -142,11 +184,12 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         claimed: job.resumed,
         round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
         mocks: job.mocks,
+        lost_store: false,
     };
     if job.resumed {
         if let Err(e) = ex.load_journal().await {
             tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
-            return;
+            return true;
         }
         // A cancel may have come while it was queued or claimed, before it was registered.
         if inner.store.cancel_requested(&ex.id).await.unwrap_or(false) {
@@ -154,6 +197,24 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
         }
     }
     let started = Instant::now();
+    let limit = i64::from(inner.settings.crash_limit);
+    if limit > 0 && job.crashes >= limit {
+        // A poison execution: every node that ran it died at the same point. Resuming it
+        // again would take this node down too (and every restart after); a person decides.
+        let flow = ex.flow.clone();
+        let at = ex.next_step(&flow.steps);
+        tracing::error!(crashes = job.crashes, step_id = ?at, "Not resuming an execution that crashed its node repeatedly.");
+        metrics::counter!("flowgate_executions_crashed_total").increment(1);
+        let message = format!(
+            "the node running this execution stopped {} times in a row{} without it making progress, so it is \
+             not resumed again automatically; find the cause (an input or step that takes the process down), then \
+             retry it",
+            job.crashes,
+            at.as_deref().map(|s| format!(" at step `{s}`")).unwrap_or_default()
+        );
+        let error = StepError::fatal("crashed_node", message);
+        return ex.finish(Some(Flow::Failed { step: at.unwrap_or_default(), error }), started).await;
+    }
     inner.emit(crate::logs::Emit {
         flow: &ex.flow,
         execution: &ex.id,
@@ -193,10 +254,16 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) {
             _ = inner.hard_stop.cancelled() => Some(Flow::Interrupted),
         }
     };
-    ex.finish(outcome, started).await;
+    ex.finish(outcome, started).await
 }
 
 impl Execution {
+    /// The first step (depth first, branches included) the journal does not show completed:
+    /// where a resumed run goes on.
+    fn next_step(&self, steps: &[CompiledStep]) -> Option<String> {
+        steps.iter().find(|s| !self.completed.contains_key(&s.id)).map(|s| s.id.clone())
+    }
+
     async fn load_journal(&mut self) -> Result<(), flowgate_store::Error> {
         let journal = self.inner.store.journal(&self.id).await?;
         self.seq = journal.len() as i64;
@@ -842,12 +909,15 @@ impl Execution {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "Cannot make the journal durable; the execution will be resumed later.");
+                self.lost_store = true;
                 false
             }
         }
     }
 
-    async fn finish(mut self, outcome: Option<Flow>, started: Instant) {
+    /// Ends the execution (or parks it); true when the store failed and it was left to be
+    /// handed back.
+    async fn finish(mut self, outcome: Option<Flow>, started: Instant) -> bool {
         let now = self.inner.clock.now_ms();
         let owner = self.inner.settings.node_id.clone();
         let (status, output, error, failed_step) = match outcome {
@@ -871,14 +941,14 @@ impl Execution {
                 if self.flush().await {
                     self.inner.wake_at(run_after);
                 }
-                return;
+                return self.lost_store;
             }
             Some(Flow::Interrupted) => {
-                // Keep what can be kept; the lease expires and another worker resumes.
+                // Keep what can be kept; the execution is handed back and resumed.
                 self.flush().await;
-                return;
+                return self.lost_store;
             }
-            Some(Flow::Waiting) => return,
+            Some(Flow::Waiting) => return false,
         };
         let delivery = &self.flow.delivery;
         let blocks =
@@ -916,7 +986,7 @@ impl Execution {
             self.inner.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         if !self.flush().await {
-            return;
+            return true;
         }
         metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str())
             .increment(1);
@@ -946,5 +1016,6 @@ impl Execution {
         metrics::histogram!("flowgate_execution_duration_seconds").record(started.elapsed().as_secs_f64());
         let response = self.response.take();
         self.inner.waiters.answer(&self.id, SyncOutcome::Finished { status, output, error, response });
+        false
     }
 }

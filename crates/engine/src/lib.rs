@@ -122,6 +122,10 @@ pub struct EngineSettings {
     /// an absolute one must be inside `log_dir`. None: anywhere (embedding only; the server
     /// always sets it).
     pub log_dir: Option<std::path::PathBuf>,
+    /// An execution whose node died under it this many times in a row, without progress in
+    /// between, is failed (`crashed_node`) instead of resumed again; 0: never. Until then it
+    /// is resumed apart from other work (see `dispatch::lanes`).
+    pub crash_limit: u32,
 }
 
 impl Default for EngineSettings {
@@ -150,6 +154,7 @@ impl Default for EngineSettings {
             mailer: None,
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
             log_dir: None,
+            crash_limit: 3,
         }
     }
 }
@@ -271,6 +276,8 @@ pub(crate) struct Inner {
     tenant_mailers: std::sync::Mutex<HashMap<String, (String, flowgate_mailer::Mailer)>>,
     /// The tenants' log sources.
     log_sinks: logs::LogSinks,
+    /// The queue's lanes by crash count (`dispatch::lanes`), with what runs in each.
+    lanes: Vec<dispatch::Lane>,
 }
 
 impl Inner {
@@ -356,6 +363,7 @@ impl Engine {
             .sealer
             .clone()
             .unwrap_or_else(|| flowgate_secrets::Sealer::new(flowgate_secrets::MasterKey::generate()));
+        let lanes = dispatch::lanes(settings.crash_limit);
         let inner = Arc::new(Inner {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
             http: flowgate_steps::util::http_client_with(&settings.outbound),
@@ -384,6 +392,7 @@ impl Engine {
             notify_gate: tokio::sync::Mutex::new(()),
             tenant_mailers: std::sync::Mutex::new(HashMap::new()),
             log_sinks: logs::LogSinks::default(),
+            lanes,
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.
@@ -696,6 +705,8 @@ impl Engine {
                             resumed: false,
                             permit,
                             mocks,
+                            crashes: 0,
+                            lane: None,
                         };
                         inner.tracker.spawn(executor::run(inner.clone(), job));
                     }

@@ -88,6 +88,12 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Time budget of one expression evaluation.
     pub expression_timeout: Duration,
+    /// Memory budget of one expression evaluation, in bytes (its input converted for jq,
+    /// what it builds, its result).
+    pub expression_memory: usize,
+    /// An execution whose node died under it this many times in a row without progress is
+    /// failed (`crashed_node`) instead of resumed again; 0: never.
+    pub crash_limit: u32,
     /// Address of the inbound SMTP receiver (off when unset).
     pub smtp_listen: Option<SocketAddr>,
     /// Domain of derived inbound e-mail addresses, and the receiver's name; default `localhost`.
@@ -154,6 +160,8 @@ impl Default for Settings {
             backlog_every: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(10),
             expression_timeout: Duration::from_secs(1),
+            expression_memory: flowgate_expr::Budget::DEFAULT.memory,
+            crash_limit: 3,
             smtp_listen: None,
             smtp_domain: None,
             max_email_bytes: 25 * 1024 * 1024,
@@ -318,8 +326,10 @@ impl Server {
                 backlog_every: settings.backlog_every,
                 expression_budget: flowgate_expr::Budget {
                     time: settings.expression_timeout,
+                    memory: settings.expression_memory,
                     ..flowgate_expr::Budget::DEFAULT
                 },
+                crash_limit: settings.crash_limit,
                 mail_domain: settings.smtp_domain.clone().unwrap_or_else(|| "localhost".into()),
                 sealer: Some(sealer),
                 mailer: match settings.smtp_relay.as_deref().filter(|u| !u.is_empty()) {

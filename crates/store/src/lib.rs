@@ -74,7 +74,10 @@ pub trait Store: Send + Sync + 'static {
     /// leadership when it is free, and says so while it holds it. Always true for a store one
     /// process owns.
     async fn lead(&self) -> Result<bool>;
-    /// Puts running executions whose lease expired back in the queue (leader work).
+    /// Puts running executions whose lease expired back in the queue (leader work): their
+    /// node died (or stalled) under them. Each counts as a crash (`crashes`); the count starts
+    /// again at 1 when the execution made progress (wrote journal entries) since its last one,
+    /// so the engine can stop resuming an execution that kills every node that runs it.
     async fn reap_expired(&self, now: i64) -> Result<u64>;
 
     /// Reads a server-wide setting.
@@ -181,7 +184,20 @@ pub trait Store: Send + Sync + 'static {
     /// `running`, leased until `until`. An execution of an ordered group is claimed only when
     /// no earlier one holds its group; a flow's concurrency cap counts its running executions
     /// on every node. Expired leases come back through `reap_expired`.
-    async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>>;
+    async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
+        self.claim_in(owner, now, until, limit, 0..i64::MAX).await
+    }
+    /// Like [`Store::claim`], among the executions whose `crashes` count is in `crashes`: the
+    /// engine resumes executions that were running when a node died in lanes of their own, a
+    /// few at a time, so one that kills every node running it takes no others down with it.
+    async fn claim_in(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: usize,
+        crashes: std::ops::Range<i64>,
+    ) -> Result<Vec<Claimed>>;
     /// Lets the next execution of a blocked order group run: the failed execution `id` stops
     /// holding its group.
     async fn skip_execution(&self, tenant: &str, id: &str) -> Result<ExecutionRow>;
@@ -224,10 +240,15 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, scope: &PruneScope, older_than: Option<i64>, keep: Option<u64>, batch: u32) -> Result<u64>;
     /// Forgets up to `batch` expired delivery identities.
     async fn purge_dedup(&self, now: i64, batch: u32) -> Result<u64>;
-    /// Extends every lease `owner` holds.
-    async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64>;
+    /// Extends the leases of the executions `owner` runs now (`ids`); one it holds but no
+    /// longer runs (a lost commit, a worker gone) is left to expire and be resumed.
+    async fn renew_leases(&self, owner: &str, ids: &[String], until: i64) -> Result<u64>;
     /// Gives back every execution `owner` holds (graceful shutdown): they become queued.
     async fn release_leases(&self, owner: &str, now: i64) -> Result<u64>;
+    /// Puts one execution this owner holds but no longer runs back in the queue (its
+    /// journal could not be written, or its insert's outcome was unknown): not a crash, so
+    /// not counted as one. False when the owner no longer holds it.
+    async fn release_lease(&self, owner: &str, id: &str) -> Result<bool>;
     /// Makes every running execution claimable at once. Only for a store that just proved
     /// it is the sole user (SQLite's file lock): after a crash nobody else holds leases.
     async fn expire_all_leases(&self) -> Result<u64>;

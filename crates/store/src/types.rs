@@ -766,6 +766,8 @@ pub struct ExecutionRow {
     pub holds_order: bool,
     /// The execution whose `call` step started this one.
     pub parent_id: Option<String>,
+    /// How many times in a row its node died under it without progress.
+    pub crashes: i64,
 }
 
 impl ExecutionRow {
@@ -828,6 +830,9 @@ pub struct Claimed {
     pub created_at: i64,
     /// The execution this replays.
     pub replay_of: Option<String>,
+    /// How many times in a row its node died under it without it making progress (see
+    /// `Store::reap_expired`).
+    pub crashes: i64,
 }
 
 /// Fills the inputs the journal leaves out (`StepRecord::input`), given the entries of one

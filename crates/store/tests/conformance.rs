@@ -132,12 +132,12 @@ conformance!(claims_respect_the_limit_and_lease_to_the_owner, |store: SharedStor
     assert_eq!((depth.queued, depth.running), (2, 3));
 
     // The leases are w1's, and only w1's.
-    assert_eq!(store.renew_leases("w2", T0 + 90_000).await.unwrap(), 0);
-    assert_eq!(store.renew_leases("w1", T0 + 90_000).await.unwrap(), 3);
+    assert_eq!(renew_all(&store, "w2", T0 + 90_000).await, 0);
+    assert_eq!(renew_all(&store, "w1", T0 + 90_000).await, 3);
     // Claimed executions are not claimed again.
     assert_eq!(claim_ids(&store, "w2", T0 + 5, 10).await, ["d", "e"]);
     assert!(claim_ids(&store, "w3", T0 + 5, 10).await.is_empty());
-    assert_eq!(store.renew_leases("w2", T0 + 90_000).await.unwrap(), 2);
+    assert_eq!(renew_all(&store, "w2", T0 + 90_000).await, 2);
 });
 
 conformance!(concurrent_claims_take_each_execution_exactly_once, |store: SharedStore| async move {
@@ -186,7 +186,7 @@ conformance!(concurrent_claims_take_each_execution_exactly_once, |store: SharedS
     assert_eq!((depth.queued, depth.running), (0, N as i64));
     // Each execution is leased to the worker that got it back from `claim`.
     for (owner, n) in per_owner {
-        assert_eq!(store.renew_leases(&owner, T0 + 120_000).await.unwrap(), n as u64, "{owner}");
+        assert_eq!(renew_all(&store, &owner, T0 + 120_000).await, n as u64, "{owner}");
     }
 });
 
@@ -216,7 +216,7 @@ conformance!(finish_is_fenced_by_the_lease_owner, |store: SharedStore| async mov
     let r = row(&store, "e1").await;
     assert_eq!(r.status(), Status::Running);
     assert_eq!((r.output, r.response, r.error, r.failed_step, r.finished_at), (None, None, None, None, None));
-    assert_eq!(store.renew_leases("w1", T0 + 70_000).await.unwrap(), 1, "w1 still holds the lease");
+    assert_eq!(renew_all(&store, "w1", T0 + 70_000).await, 1, "w1 still holds the lease");
 
     // Nobody holds a queued execution's lease: it cannot be finished.
     commit_finishes(&store, vec![finish("q1", "w1", Status::Succeeded, T0 + 50)]).await;
@@ -235,7 +235,7 @@ conformance!(finish_is_fenced_by_the_lease_owner, |store: SharedStore| async mov
     assert_eq!(r.error.as_deref(), Some("{\"code\":\"boom\"}"));
     assert_eq!(r.failed_step.as_deref(), Some("charge"));
     assert_eq!(r.finished_at, Some(T0 + 50));
-    assert_eq!(store.renew_leases("w1", T0 + 80_000).await.unwrap(), 0, "the lease is cleared");
+    assert_eq!(renew_all(&store, "w1", T0 + 80_000).await, 0, "the lease is cleared");
 
     // A late finish from the former holder changes nothing.
     commit_finishes(&store, vec![finish("e1", "w1", Status::Succeeded, T0 + 99)]).await;
@@ -257,7 +257,7 @@ conformance!(park_is_fenced_by_the_lease_owner, |store: SharedStore| async move 
     store.commit(&park("w2", T0 + 5_000)).await.unwrap();
     let r = row(&store, "e1").await;
     assert_eq!((r.status(), r.run_after), (Status::Running, T0));
-    assert_eq!(store.renew_leases("w1", T0 + 60_000).await.unwrap(), 1);
+    assert_eq!(renew_all(&store, "w1", T0 + 60_000).await, 1);
 
     store.commit(&park("w1", T0 + 5_000)).await.unwrap();
     let r = row(&store, "e1").await;
@@ -265,7 +265,7 @@ conformance!(park_is_fenced_by_the_lease_owner, |store: SharedStore| async move 
     assert_eq!(r.run_after, T0 + 5_000);
     assert_eq!(r.started_at, Some(T0 + 1), "parking keeps the first start");
     assert_eq!((r.attempt, r.finished_at), (1, None));
-    assert_eq!(store.renew_leases("w1", T0 + 60_000).await.unwrap(), 0, "the lease is cleared");
+    assert_eq!(renew_all(&store, "w1", T0 + 60_000).await, 0, "the lease is cleared");
     assert_eq!(store.next_due().await.unwrap(), Some(T0 + 5_000));
 
     assert!(claim_ids(&store, "w3", T0 + 4_999, 10).await.is_empty());
@@ -276,7 +276,7 @@ conformance!(park_is_fenced_by_the_lease_owner, |store: SharedStore| async move 
     store.commit(&park("w1", T0 + 9_000)).await.unwrap();
     let r = row(&store, "e1").await;
     assert_eq!((r.status(), r.run_after), (Status::Running, T0 + 5_000));
-    assert_eq!(store.renew_leases("w3", T0 + 60_000).await.unwrap(), 1);
+    assert_eq!(renew_all(&store, "w3", T0 + 60_000).await, 1);
 });
 
 conformance!(a_response_is_kept_by_a_finish_without_one, |store: SharedStore| async move {
@@ -329,8 +329,8 @@ conformance!(renew_leases_extends_only_the_owners_running_rows, |store: SharedSt
     let a = row(&store, "a").await;
     assert_eq!((a.status(), a.started_at), (Status::Running, Some(T0)), "inserted running: started at creation");
 
-    assert_eq!(store.renew_leases("w1", T0 + 10_000).await.unwrap(), 2);
-    assert_eq!(store.renew_leases("nobody", T0 + 10_000).await.unwrap(), 0);
+    assert_eq!(renew_all(&store, "w1", T0 + 10_000).await, 2);
+    assert_eq!(renew_all(&store, "nobody", T0 + 10_000).await, 0);
     // Only c's lease is still the old one.
     assert_eq!(store.reap_expired(T0 + 5_000).await.unwrap(), 1);
     assert_eq!(row(&store, "c").await.status(), Status::Queued);
@@ -339,7 +339,7 @@ conformance!(renew_leases_extends_only_the_owners_running_rows, |store: SharedSt
 
     // A finished row is not renewed.
     commit_finishes(&store, vec![finish("a", "w1", Status::Succeeded, T0 + 200)]).await;
-    assert_eq!(store.renew_leases("w1", T0 + 20_000).await.unwrap(), 1);
+    assert_eq!(renew_all(&store, "w1", T0 + 20_000).await, 1);
     // Renewed leases really moved: nothing expires before the new deadline.
     assert_eq!(store.reap_expired(T0 + 20_000).await.unwrap(), 0);
     assert_eq!(store.reap_expired(T0 + 20_001).await.unwrap(), 1);
@@ -388,13 +388,60 @@ conformance!(release_leases_requeues_the_owners_rows_keeping_run_after, |store: 
     let y = row(&store, "y").await;
     assert_eq!((y.status(), y.run_after), (Status::Queued, T0 + 1));
     assert_eq!(row(&store, "z").await.status(), Status::Running);
-    assert_eq!(store.renew_leases("w1", T0 + 60_000).await.unwrap(), 0);
-    assert_eq!(store.renew_leases("w2", T0 + 60_000).await.unwrap(), 1);
+    assert_eq!(renew_all(&store, "w1", T0 + 60_000).await, 0);
+    assert_eq!(renew_all(&store, "w2", T0 + 60_000).await, 1);
     assert_eq!(store.release_leases("w1", T0 + 30).await.unwrap(), 0);
 
     // They keep their place in the queue.
     assert_eq!(claim_ids(&store, "w3", T0 + 40, 1).await, ["y"]);
     assert_eq!(claim_ids(&store, "w3", T0 + 40, 1).await, ["x"]);
+});
+
+conformance!(renew_leases_extends_only_the_named_executions, |store: SharedStore| async move {
+    let v = setup(&store).await;
+    insert(&store, vec![running_exec("a", v, "w1", T0 + 100), running_exec("b", v, "w1", T0 + 100)]).await;
+    // `b` is held by w1 but not run by it (an insert whose commit was in doubt): not renewed.
+    assert_eq!(store.renew_leases("w1", &["a".to_owned(), "nope".to_owned()], T0 + 10_000).await.unwrap(), 1);
+    assert_eq!(store.renew_leases("w2", &["a".to_owned()], T0 + 10_000).await.unwrap(), 0);
+    assert_eq!(store.renew_leases("w1", &[], T0 + 10_000).await.unwrap(), 0);
+    assert_eq!(store.reap_expired(T0 + 5_000).await.unwrap(), 1);
+    assert_eq!((row(&store, "a").await.status(), row(&store, "b").await.status()), (Status::Running, Status::Queued));
+});
+
+conformance!(release_lease_hands_back_one_execution_without_counting_a_crash, |store: SharedStore| async move {
+    let v = setup(&store).await;
+    insert(&store, vec![running_exec("a", v, "w1", T0 + 100), running_exec("b", v, "w1", T0 + 100)]).await;
+    assert!(!store.release_lease("w2", "a").await.unwrap(), "not w2's");
+    assert!(store.release_lease("w1", "a").await.unwrap());
+    assert!(!store.release_lease("w1", "a").await.unwrap(), "already handed back");
+    let a = row(&store, "a").await;
+    assert_eq!((a.status(), a.crashes), (Status::Queued, 0));
+    assert_eq!(row(&store, "b").await.status(), Status::Running);
+    assert_eq!(claim_ids(&store, "w2", T0 + 10, 10).await, ["a"]);
+});
+
+conformance!(reaping_counts_crashes_and_progress_resets_the_count, |store: SharedStore| async move {
+    let v = setup(&store).await;
+    insert(&store, vec![running_exec("p", v, "w1", T0 + 100)]).await;
+    // A node died under it without it writing anything: one crash.
+    assert_eq!(store.reap_expired(T0 + 101).await.unwrap(), 1);
+    assert_eq!(row(&store, "p").await.crashes, 1);
+    let claimed = store.claim("w2", T0 + 200, T0 + 300, 10).await.unwrap();
+    assert_eq!((claimed[0].id.as_str(), claimed[0].crashes), ("p", 1));
+    // Again at the same point: two in a row.
+    assert_eq!(store.reap_expired(T0 + 301).await.unwrap(), 1);
+    let claimed = store.claim("w3", T0 + 400, T0 + 500, 10).await.unwrap();
+    assert_eq!(claimed[0].crashes, 2);
+    // It made progress (a journal entry) before the next crash: the count starts again.
+    let batch = WriteBatch { steps: vec![step("p", "s1", 1, "succeeded", None, Some("1"))], ..WriteBatch::default() };
+    store.commit(&batch).await.unwrap();
+    assert_eq!(store.reap_expired(T0 + 501).await.unwrap(), 1);
+    assert_eq!(row(&store, "p").await.crashes, 1);
+    // A person's retry starts from zero.
+    assert_eq!(claim_ids(&store, "w1", T0 + 600, 10).await, ["p"]);
+    commit_finishes(&store, vec![finish("p", "w1", Status::Failed, T0 + 650)]).await;
+    let retried = store.retry_execution(TENANT, "p", T0 + 700).await.unwrap();
+    assert_eq!((retried.status(), retried.crashes), (Status::Queued, 0));
 });
 
 conformance!(next_due_and_queue_depth, |store: SharedStore| async move {

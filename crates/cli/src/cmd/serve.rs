@@ -62,6 +62,14 @@ pub struct Args {
     /// Milliseconds one expression may run.
     #[arg(long, env = "FLOWGATE_EXPRESSION_TIMEOUT_MS", default_value_t = 1000)]
     expression_timeout_ms: u64,
+    /// Mebibytes one expression evaluation may hold (its input converted for jq, what it
+    /// builds, its result).
+    #[arg(long, env = "FLOWGATE_EXPRESSION_MEMORY_MB", default_value_t = 128)]
+    expression_memory_mb: usize,
+    /// Fail (`crashed_node`) rather than resume an execution that was running every time
+    /// its node died, this many times in a row without progress; 0: always resume.
+    #[arg(long, env = "FLOWGATE_CRASH_LIMIT", default_value_t = 3)]
+    crash_limit: u32,
     /// Token of the `default` tenant, installed at start (else one is generated on first start).
     #[arg(long, env = "FLOWGATE_BOOTSTRAP_TOKEN", hide_env_values = true)]
     bootstrap_token: Option<String>,
@@ -127,6 +135,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         retention_count: a.retention_count,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
+        expression_memory: a.expression_memory_mb.max(1).saturating_mul(1024 * 1024),
+        crash_limit: a.crash_limit,
         smtp_listen: a.smtp_listen,
         smtp_domain: Some(a.smtp_domain),
         max_email_bytes: a.max_email_bytes.max(1024),

@@ -41,10 +41,10 @@ const MAX_PAYLOAD: usize = 7000;
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
-     e.parent_id";
+     e.parent_id, e.crashes";
 const VERSION_COLUMNS: &str =
     "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at, v.secrets";
-const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of";
+const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes";
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -194,15 +194,15 @@ impl PgStore {
     /// no more than a flow's cap running at once across nodes. Each flow's claims are
     /// serialised across nodes by an advisory lock held to the end of the transaction, so the
     /// checks and the claims cannot interleave with another node's.
-    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
-        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
+    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize, lane: &str) -> Result<Vec<Claimed>> {
+        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(&format!(
             "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
-             WHERE status = 'queued' AND run_after <= $1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) \
+             WHERE status = 'queued' AND run_after <= $1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) {lane} \
              AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order \
                   AND p.tenant_id = e.tenant_id AND p.integration = e.integration AND p.flow = e.flow \
                   AND p.order_key = e.order_key AND p.seq < e.seq)) \
              ORDER BY run_after, seq LIMIT $2",
-        )
+        ))
         .bind(now)
         .bind((limit * 4) as i64)
         .fetch_all(&self.pool)
@@ -599,7 +599,10 @@ impl Store for PgStore {
         let r = sqlx::query(
             "WITH expired AS (SELECT seq FROM executions WHERE status = 'running' AND lease_until < $1 \
              FOR UPDATE SKIP LOCKED) \
-             UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+             UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
+             crashes = CASE WHEN (SELECT COUNT(*) FROM step_attempts s WHERE s.execution_id = executions.id) > crash_mark \
+             THEN 1 ELSE crashes + 1 END, \
+             crash_mark = (SELECT COUNT(*) FROM step_attempts s WHERE s.execution_id = executions.id) \
              FROM expired WHERE executions.seq = expired.seq",
         )
         .bind(now)
@@ -1318,11 +1321,20 @@ impl Store for PgStore {
         Ok(outcome)
     }
 
-    async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
+    async fn claim_in(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: usize,
+        crashes: std::ops::Range<i64>,
+    ) -> Result<Vec<Claimed>> {
+        // Numbers of our own, not input: written into the text (one statement per lane).
+        let lane = format!("AND crashes >= {} AND crashes < {}", crashes.start, crashes.end);
         let returning = CLAIMED_COLUMNS.split(", ").map(|c| format!("executions.{c}")).collect::<Vec<_>>().join(", ");
         let mut claimed: Vec<Claimed> = sqlx::query_as(&format!(
             "WITH next AS (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= $3 \
-             AND order_key IS NULL AND max_running IS NULL ORDER BY run_after, seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
              UPDATE executions SET status = 'running', lease_owner = $1, lease_until = $2, \
              started_at = COALESCE(started_at, $3) FROM next WHERE executions.seq = next.seq \
              RETURNING {returning}"
@@ -1334,7 +1346,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         if claimed.len() < limit {
-            let gated = self.claim_gated(owner, now, until, limit - claimed.len()).await?;
+            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane).await?;
             claimed.extend(gated);
         }
         claimed.sort_by_key(|c| c.seq);
@@ -1569,13 +1581,34 @@ impl Store for PgStore {
         Ok(r.rows_affected())
     }
 
-    async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64> {
-        let r = sqlx::query("UPDATE executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'running'")
-            .bind(until)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
+    async fn renew_leases(&self, owner: &str, ids: &[String], until: i64) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let r = sqlx::query(
+            "UPDATE executions SET lease_until = $1 WHERE lease_owner = $2 AND status = 'running' AND id = ANY($3)",
+        )
+        .bind(until)
+        .bind(owner)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn release_lease(&self, owner: &str, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() > 0 {
+            self.notify(&[StoreEvent::Work]).await?;
+        }
+        Ok(r.rows_affected() > 0)
     }
 
     async fn release_leases(&self, owner: &str, _now: i64) -> Result<u64> {
@@ -1680,7 +1713,7 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE executions SET status = 'queued', attempt = attempt + 1, run_after = $1, error = NULL, \
              failed_step = NULL, finished_at = NULL, output = NULL, cancel_requested = false, \
-             holds_order = (order_key IS NOT NULL) WHERE id = $2",
+             holds_order = (order_key IS NOT NULL), crashes = 0 WHERE id = $2",
         )
         .bind(now)
         .bind(id)

@@ -22,7 +22,7 @@ use std::time::Duration;
 const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
-     e.parent_id";
+     e.parent_id, e.crashes";
 
 /// How hard SQLite works to make each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -387,7 +387,10 @@ impl Store for SqliteStore {
 
     async fn reap_expired(&self, now: i64) -> Result<u64> {
         let r = sqlx::query(
-            "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+            "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL, \
+             crashes = CASE WHEN (SELECT COUNT(*) FROM step_attempts s WHERE s.execution_id = executions.id) > crash_mark \
+             THEN 1 ELSE crashes + 1 END, \
+             crash_mark = (SELECT COUNT(*) FROM step_attempts s WHERE s.execution_id = executions.id) \
              WHERE status = 'running' AND lease_until < ?",
         )
         .bind(now)
@@ -1089,14 +1092,23 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
+    async fn claim_in(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: usize,
+        crashes: std::ops::Range<i64>,
+    ) -> Result<Vec<Claimed>> {
+        // Numbers of our own, not input: written into the text (one statement per lane).
+        let lane = format!("AND crashes >= {} AND crashes < {}", crashes.start, crashes.end);
         // Executions without order or cap: any due one, in order.
-        let mut claimed: Vec<Claimed> = sqlx::query_as(
+        let mut claimed: Vec<Claimed> = sqlx::query_as(&format!(
             "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, started_at = COALESCE(started_at, ?3) \
              WHERE seq IN (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= ?3 \
-             AND order_key IS NULL AND max_running IS NULL ORDER BY run_after, seq LIMIT ?4) \
-             RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of",
-        )
+             AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT ?4) \
+             RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes",
+        ))
         .bind(owner)
         .bind(until)
         .bind(now)
@@ -1104,7 +1116,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.writer)
         .await?;
         if claimed.len() < limit {
-            let gated = self.claim_gated(owner, now, until, limit - claimed.len()).await?;
+            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane).await?;
             claimed.extend(gated);
         }
         claimed.sort_by_key(|c| c.seq);
@@ -1345,13 +1357,33 @@ impl Store for SqliteStore {
         Ok(r.rows_affected())
     }
 
-    async fn renew_leases(&self, owner: &str, until: i64) -> Result<u64> {
-        let r = sqlx::query("UPDATE executions SET lease_until = ? WHERE lease_owner = ? AND status = 'running'")
-            .bind(until)
-            .bind(owner)
-            .execute(&self.writer)
-            .await?;
+    async fn renew_leases(&self, owner: &str, ids: &[String], until: i64) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let r = sqlx::query(
+            "UPDATE executions SET lease_until = ? WHERE lease_owner = ? AND status = 'running' \
+             AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(until)
+        .bind(owner)
+        .bind(ids)
+        .execute(&self.writer)
+        .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn release_lease(&self, owner: &str, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE executions SET status = 'queued', lease_owner = NULL, lease_until = NULL \
+             WHERE id = ? AND lease_owner = ? AND status = 'running'",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() > 0)
     }
 
     async fn release_leases(&self, owner: &str, _now: i64) -> Result<u64> {
@@ -1443,7 +1475,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "UPDATE executions SET status = 'queued', attempt = attempt + 1, run_after = ?, error = NULL, failed_step = NULL, \
-             finished_at = NULL, output = NULL, cancel_requested = 0, holds_order = (order_key IS NOT NULL) WHERE id = ?",
+             finished_at = NULL, output = NULL, cancel_requested = 0, holds_order = (order_key IS NOT NULL), crashes = 0 \
+             WHERE id = ?",
         )
         .bind(now)
         .bind(id)
@@ -1504,16 +1537,16 @@ impl SqliteStore {
     /// Claims executions of ordered or capped flows: the head of each order group only, and
     /// no more than a flow's cap running at once. One transaction on the single writer, so
     /// the checks and the claims cannot interleave with another claim.
-    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
+    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize, lane: &str) -> Result<Vec<Claimed>> {
         let mut tx = self.writer.begin().await?;
-        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
+        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(&format!(
             "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
-             WHERE status = 'queued' AND run_after <= ?1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) \
+             WHERE status = 'queued' AND run_after <= ?1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) {lane} \
              AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order = 1 \
                   AND p.tenant_id = e.tenant_id AND p.integration = e.integration AND p.flow = e.flow \
                   AND p.order_key = e.order_key AND p.seq < e.seq)) \
              ORDER BY run_after, seq LIMIT ?2",
-        )
+        ))
         .bind(now)
         .bind((limit * 4) as i64)
         .fetch_all(&mut *tx)
@@ -1555,7 +1588,7 @@ impl SqliteStore {
                       AND p.tenant_id = executions.tenant_id AND p.integration = executions.integration \
                       AND p.flow = executions.flow AND p.order_key = executions.order_key AND p.seq < executions.seq)) \
                  RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, \
-                 created_at, replay_of",
+                 created_at, replay_of, crashes",
             )
             .bind(owner)
             .bind(until)

@@ -343,6 +343,21 @@ pub async fn claim_ids(store: &SharedStore, owner: &str, now: i64, limit: usize)
 }
 
 /// The execution `id` (any tenant), which must exist.
+/// Renews every lease `owner` holds in the test tenant (the engine names the executions it
+/// runs; these tests mean all of them).
+pub async fn renew_all(store: &SharedStore, owner: &str, until: i64) -> u64 {
+    let q = flowgate_store::ExecutionQuery {
+        tenant: TENANT.into(),
+        integration: None,
+        flow: None,
+        status: None,
+        before: None,
+        limit: 10_000,
+    };
+    let ids: Vec<String> = store.executions(&q).await.unwrap().into_iter().map(|r| r.id).collect();
+    store.renew_leases(owner, &ids, until).await.unwrap()
+}
+
 pub async fn row(store: &SharedStore, id: &str) -> ExecutionRow {
     store.execution(None, id).await.unwrap().unwrap_or_else(|| panic!("execution {id} is missing"))
 }
