@@ -90,7 +90,7 @@ impl Step for CallAction {
                 options: SubmitOptions {
                     parent: Some(self.parent.clone()),
                     identity: Some((identity, CHILD_IDENTITY)),
-                    mocks: None,
+                    ..SubmitOptions::default()
                 },
             })
             .await

@@ -68,6 +68,8 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
             }
             inner.backlog.store(false, Ordering::Relaxed);
             let mut full = false;
+            // Tenants and flows holding their share of the workers wait in the queue.
+            let (busy_tenants, busy_flows) = inner.shares.busy();
             for (i, lane) in inner.lanes.iter().enumerate() {
                 let room = match lane.cap {
                     None => permits.len(),
@@ -85,15 +87,19 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
                 }
                 let now = inner.clock.now_ms();
                 let until = now + inner.settings.lease.as_millis() as i64;
-                let claimed =
-                    match inner.store.claim_in(&inner.settings.node_id, now, until, room, lane.crashes.clone()).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::error!(error = %e, "Claim failed; retrying shortly.");
-                            inner.backlog.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    };
+                let filter = flowgate_store::ClaimFilter {
+                    crashes: lane.crashes.clone(),
+                    busy_tenants: busy_tenants.clone(),
+                    busy_flows: busy_flows.clone(),
+                };
+                let claimed = match inner.store.claim_in(&inner.settings.node_id, now, until, room, &filter).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "Claim failed; retrying shortly.");
+                        inner.backlog.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                };
                 if i == 0 {
                     full = claimed.len() == room;
                 }
@@ -130,12 +136,11 @@ async fn start_claimed(
             return;
         }
     };
-    let trigger = serde_json::from_str(&c.trigger).unwrap_or(serde_json::Value::Null);
     inner.lanes[lane].running.fetch_add(1, Ordering::AcqRel);
     let job = Job {
         id: c.id,
         flow,
-        trigger: Arc::new(trigger),
+        trigger: Arc::new(serde_json::Value::Null),
         trigger_kind: c.trigger_kind,
         round: c.attempt,
         created_at: c.created_at,
@@ -144,6 +149,14 @@ async fn start_claimed(
         mocks: None,
         crashes: c.crashes,
         lane: Some(lane),
+        reservation: None,
+        share: Some(
+            inner
+                .shares
+                .take(&c.tenant_id, crate::shares::Shares::flow_key(&c.tenant_id, &c.integration, &c.flow))
+                .on_room(inner.room_waker()),
+        ),
+        stored_trigger: Some(c.trigger),
     };
     inner.tracker.spawn(executor::run(inner.clone(), job));
 }

@@ -51,7 +51,17 @@ pub(crate) struct Job {
     pub crashes: i64,
     /// The claim lane it came from (`dispatch::lanes`), counted while it runs.
     pub lane: Option<usize>,
+    /// Its event's share of the memory budget, when taken already (ingress).
+    pub reservation: Option<crate::budget::Reservation>,
+    /// The event as stored (claimed executions): parsed only once its share of the memory
+    /// budget is reserved; `trigger` is a placeholder until then.
+    pub stored_trigger: Option<String>,
+    /// Its place in its tenant's and flow's shares of the workers.
+    pub share: Option<crate::shares::Share>,
 }
+
+/// A step's input: shared, since it is often the event or an output kept in `$steps` too.
+type Input = Arc<Value>;
 
 /// How the steps ended.
 #[allow(clippy::large_enum_variant)] // moved once per execution end
@@ -121,6 +131,15 @@ pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
     let cancel = CancellationToken::new();
     inner.running.lock().expect("running lock").insert(id.clone(), cancel.clone());
     let lane = job.lane;
+    let mut job = job;
+    let _share = job.share.take();
+    let _memory = match job.reservation.take() {
+        Some(r) => r,
+        None => inner.memory.reserve_waiting(job.stored_trigger.as_ref().map_or(0, String::len)).await,
+    };
+    if let Some(text) = job.stored_trigger.take() {
+        job.trigger = Arc::new(serde_json::from_str(&text).unwrap_or(Value::Null));
+    }
     let lost_store = run_inner(inner.clone(), job, cancel).instrument(span).await;
     inner.running.lock().expect("running lock").remove(&id);
     if let Some(lane) = lane {
@@ -231,7 +250,8 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
     let outcome = {
         let flow = ex.flow.clone();
         let ex_deadline = ex.deadline();
-        let input = (*ex.trigger).clone();
+        // The first step's input is the event itself: shared, not copied.
+        let input = ex.trigger.clone();
         let steps = ex.run_steps(&flow.steps, input);
         tokio::pin!(steps);
         // The flow's timeout counts from the event (or the manual retry), retries and waits in
@@ -258,6 +278,12 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
 }
 
 impl Execution {
+    /// Records a step's output for `$steps` and passes it on as the next step's input.
+    fn output(&mut self, step: &CompiledStep, out: Value) -> Input {
+        self.outputs.insert(step.id.clone(), out.clone());
+        Arc::new(out)
+    }
+
     /// The first step (depth first, branches included) the journal does not show completed:
     /// where a resumed run goes on.
     fn next_step(&self, steps: &[CompiledStep]) -> Option<String> {
@@ -296,14 +322,13 @@ impl Execution {
         &mut self,
         step: &CompiledStep,
         spec: &flowgate_steps::webhook::WebhookSpec,
-        input: Value,
+        input: Input,
         started: i64,
-    ) -> Result<Value, Flow> {
+    ) -> Result<Input, Flow> {
         if !spec.enabled {
             let out = json!({ "status": "disabled" });
             self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-            self.outputs.insert(step.id.clone(), out.clone());
-            return Ok(out);
+            return Ok(self.output(step, out));
         }
         let request = match self.inner.evaluator.eval(&spec.request, &input, &self.scope()).await {
             Ok(r) => r,
@@ -334,8 +359,7 @@ impl Execution {
         if !spec.wait {
             let out = json!({ "deliveryId": id, "webhookId": message, "status": "queued" });
             self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-            self.outputs.insert(step.id.clone(), out.clone());
-            return Ok(out);
+            return Ok(self.output(step, out));
         }
         let inline_until = Instant::now() + self.inner.settings.inline_backoff_max;
         loop {
@@ -360,8 +384,7 @@ impl Execution {
                     let response = d.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
                     let out = json!({ "deliveryId": id, "webhookId": message, "status": "delivered", "attempts": d.attempts, "response": response });
                     self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-                    self.outputs.insert(step.id.clone(), out.clone());
-                    return Ok(out);
+                    return Ok(self.output(step, out));
                 }
                 "failed" => {
                     let error = StepError {
@@ -491,7 +514,7 @@ impl Execution {
     fn run_steps<'a>(
         &'a mut self,
         steps: &'a [CompiledStep],
-        input: Value,
+        input: Input,
     ) -> Pin<Box<dyn Future<Output = Flow> + Send + 'a>> {
         Box::pin(async move {
             let mut input = input;
@@ -501,12 +524,12 @@ impl Execution {
                     Err(end) => return end,
                 }
             }
-            Flow::Done(input)
+            Flow::Done(Arc::unwrap_or_clone(input))
         })
     }
 
     /// Runs one step with its hooks; `Ok` carries its output, `Err` how the execution ends.
-    async fn run_step(&mut self, step: &CompiledStep, input: Value) -> Result<Value, Flow> {
+    async fn run_step(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
         let hooks = (!self.completed.contains_key(&step.id)).then(|| step.hooks.clone()).flatten();
         if let Some(spec) = hooks.as_ref().and_then(|h| h.on_start.as_ref()) {
             self.hook(step, spec, "start", &input).await;
@@ -565,12 +588,11 @@ impl Execution {
     }
 
     /// Runs one step; `Ok` carries its output, `Err` how the execution ends here.
-    async fn run_step_body(&mut self, step: &CompiledStep, input: Value) -> Result<Value, Flow> {
+    async fn run_step_body(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
         if let Some(out) = self.completed.get(&step.id) {
             let out = out.clone();
-            self.outputs.insert(step.id.clone(), out.clone());
             self.input_is_last_output = true;
-            return Ok(out);
+            return Ok(self.output(step, out));
         }
         let started = self.inner.clock.now_ms();
         if let Some(when) = &step.when {
@@ -578,7 +600,7 @@ impl Execution {
                 Ok(v) if truthy(&v) => {}
                 Ok(_) => {
                     self.record(step, 1, "skipped", &input, Some(&input), None, started);
-                    self.outputs.insert(step.id.clone(), input.clone());
+                    self.outputs.insert(step.id.clone(), (*input).clone());
                     return Ok(input);
                 }
                 Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
@@ -587,8 +609,7 @@ impl Execution {
         if let Some(out) = self.mocks.as_ref().and_then(|m| m.get(&step.id)).cloned() {
             // A test's mock stands in for the step: no attempt, no side effect.
             self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-            self.outputs.insert(step.id.clone(), out.clone());
-            return Ok(out);
+            return Ok(self.output(step, out));
         }
         match &step.body {
             Compiled::Webhook(spec) => self.run_webhook(step, spec, input, started).await,
@@ -631,8 +652,7 @@ impl Execution {
                 self.inner.delivery_wake.notify_one();
                 let out = json!({ "deliveryId": id, "status": "queued" });
                 self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-                self.outputs.insert(step.id.clone(), out.clone());
-                Ok(out)
+                Ok(self.output(step, out))
             }
             Compiled::Call { integration, flow, input: body } => {
                 let action = crate::call::CallAction {
@@ -653,8 +673,8 @@ impl Execution {
             Compiled::Filter(cond) => match self.inner.evaluator.eval(cond, &input, &self.scope()).await {
                 Ok(v) => {
                     self.record(step, 1, "succeeded", &input, Some(&input), None, started);
-                    self.outputs.insert(step.id.clone(), input.clone());
-                    if truthy(&v) { Ok(input) } else { Err(Flow::Filtered(input)) }
+                    self.outputs.insert(step.id.clone(), (*input).clone());
+                    if truthy(&v) { Ok(input) } else { Err(Flow::Filtered(Arc::unwrap_or_clone(input))) }
                 }
                 Err(e) => self.fail(step, 1, &input, StepError::from(e), started),
             },
@@ -672,7 +692,7 @@ impl Execution {
                 }
                 let out = match branch {
                     Some(steps) => match self.run_steps(steps, input.clone()).await {
-                        Flow::Done(out) => out,
+                        Flow::Done(out) => Arc::new(out),
                         end => return Err(end),
                     },
                     None => input.clone(),
@@ -680,7 +700,7 @@ impl Execution {
                 // The branch's entries came after the switch's input: store it explicitly.
                 self.input_is_last_output = false;
                 self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-                self.outputs.insert(step.id.clone(), out.clone());
+                self.outputs.insert(step.id.clone(), (*out).clone());
                 Ok(out)
             }
             Compiled::Action(action) => self.run_action(step, action.as_ref(), input).await,
@@ -691,8 +711,8 @@ impl Execution {
         &mut self,
         step: &CompiledStep,
         action: &dyn flowgate_steps::Step,
-        input: Value,
-    ) -> Result<Value, Flow> {
+        input: Input,
+    ) -> Result<Input, Flow> {
         let key = format!("{}:{}", self.id, step.id);
         let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
         loop {
@@ -729,9 +749,27 @@ impl Execution {
             metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
                 .record(clock.elapsed().as_secs_f64());
             self.add_logs(&step.id, logs, started);
+            // What is journaled is bounded: an output over the limit fails the step (retrying
+            // would make the same one).
+            let (result, out_json) = match result {
+                Ok(out) => {
+                    let text = out.to_string();
+                    let limit = self.inner.settings.max_step_output;
+                    if text.len() > limit {
+                        let error = StepError::fatal(
+                            "output_too_large",
+                            format!("the step's output is {} bytes; the limit is {limit}", text.len()),
+                        );
+                        (Err(error), None)
+                    } else {
+                        (Ok(out), Some(text))
+                    }
+                }
+                Err(e) => (Err(e), None),
+            };
             match result {
                 Ok(out) => {
-                    self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
+                    self.record_json(step, attempt, "succeeded", &input, out_json, None, started);
                     if let Some(r) = response {
                         let text = serde_json::to_string(&r).ok();
                         if let Some(last) = self.pending.steps.last_mut() {
@@ -750,8 +788,7 @@ impl Execution {
                             }
                         }
                     }
-                    self.outputs.insert(step.id.clone(), out.clone());
-                    return Ok(out);
+                    return Ok(self.output(step, out));
                 }
                 Err(error) => {
                     tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %self.flow.redactor.redact_text(&error.message), "Step attempt failed.");
@@ -785,7 +822,7 @@ impl Execution {
         input: &Value,
         error: StepError,
         started: i64,
-    ) -> Result<Value, Flow> {
+    ) -> Result<Input, Flow> {
         self.inner.emit(crate::logs::Emit {
             flow: &self.flow,
             execution: &self.id,
@@ -803,8 +840,7 @@ impl Execution {
         if step.on_error == OnError::Continue {
             let out = error.to_output();
             self.record(step, attempt, "continued", input, Some(&out), Some(&error), started);
-            self.outputs.insert(step.id.clone(), out.clone());
-            return Ok(out);
+            return Ok(self.output(step, out));
         }
         self.record(step, attempt, "failed", input, None, Some(&error), started);
         Err(Flow::Failed { step: step.id.clone(), error })
@@ -821,9 +857,25 @@ impl Execution {
         error: Option<&StepError>,
         started: i64,
     ) {
+        let output_json = output.map(Value::to_string);
+        self.record_json(step, attempt, status, input, output_json, error, started);
+    }
+
+    /// Like [`Execution::record`], with the output already written as JSON.
+    #[allow(clippy::too_many_arguments)]
+    fn record_json(
+        &mut self,
+        step: &CompiledStep,
+        attempt: u32,
+        status: &str,
+        input: &Value,
+        output_json: Option<String>,
+        error: Option<&StepError>,
+        started: i64,
+    ) {
         // Most inputs are the previous step's output: not stored twice (about half the journal).
         let input_json = (!self.input_is_last_output).then(|| self.redact(input.to_string()));
-        let output_json = output.map(|o| self.redact(o.to_string()));
+        let output_json = output_json.map(|o| self.redact(o));
         if COMPLETED.contains(&status) {
             // The next step's input is this step's output.
             self.input_is_last_output = true;

@@ -19,10 +19,13 @@
 //! - [`waiters`]: sync callers.
 //! - [`verify`]: signed webhooks (Standard Webhooks, GitHub, Stripe, generic HMAC).
 //! - [`backoff`], [`clock`]: retry delays and time.
+//! - [`budget`]: the memory budget for events in flight.
+//! - `shares`: fair shares of the node's workers per tenant and per flow.
 
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod budget;
 mod call;
 pub mod clock;
 pub mod committer;
@@ -35,6 +38,7 @@ mod executor;
 mod logs;
 mod mail;
 pub mod registry;
+mod shares;
 pub mod testing;
 mod triggers;
 pub mod verify;
@@ -75,6 +79,10 @@ pub struct EngineSettings {
     pub public_url: String,
     /// Executions running at once on this node.
     pub max_concurrency: usize,
+    /// Percent of them one tenant may hold (the rest stays for others).
+    pub tenant_share_pct: u8,
+    /// Percent of them one flow may hold.
+    pub flow_share_pct: u8,
     /// Lease length; renewed every third of it.
     pub lease: Duration,
     /// Budget of each expression evaluation.
@@ -122,6 +130,11 @@ pub struct EngineSettings {
     /// an absolute one must be inside `log_dir`. None: anywhere (embedding only; the server
     /// always sets it).
     pub log_dir: Option<std::path::PathBuf>,
+    /// Bytes of events being received, parsed and run at once on this node (see [`budget`]).
+    pub memory_in_flight: usize,
+    /// Largest step output journaled, in bytes of JSON; a larger one fails the step
+    /// (`output_too_large`).
+    pub max_step_output: usize,
     /// An execution whose node died under it this many times in a row, without progress in
     /// between, is failed (`crashed_node`) instead of resumed again; 0: never. Until then it
     /// is resumed apart from other work (see `dispatch::lanes`).
@@ -133,7 +146,9 @@ impl Default for EngineSettings {
         EngineSettings {
             node_id: format!("node-{}", uuid::Uuid::new_v4().simple()),
             public_url: "http://127.0.0.1:8080".into(),
-            max_concurrency: 512,
+            max_concurrency: 1024,
+            tenant_share_pct: 50,
+            flow_share_pct: 25,
             lease: Duration::from_secs(30),
             expression_budget: Budget::DEFAULT,
             expression_threads: 2,
@@ -155,6 +170,8 @@ impl Default for EngineSettings {
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
             log_dir: None,
             crash_limit: 3,
+            memory_in_flight: 64 * 1024 * 1024,
+            max_step_output: 16 * 1024 * 1024,
         }
     }
 }
@@ -237,6 +254,9 @@ pub struct SubmitOptions {
     /// Step outputs used instead of running those steps (flow tests). Such executions run on
     /// this node at once, whatever the flow's ordering or cap.
     pub mocks: Option<Arc<serde_json::Map<String, Value>>>,
+    /// The event's share of the memory budget, when the caller took it already (ingress,
+    /// while the body arrived); else `submit` takes it.
+    pub reservation: Option<budget::Reservation>,
 }
 
 pub(crate) struct Inner {
@@ -278,9 +298,25 @@ pub(crate) struct Inner {
     log_sinks: logs::LogSinks,
     /// The queue's lanes by crash count (`dispatch::lanes`), with what runs in each.
     lanes: Vec<dispatch::Lane>,
+    /// Memory for events in flight.
+    memory: budget::MemoryBudget,
+    /// Workers held per tenant and per flow.
+    shares: Arc<shares::Shares>,
 }
 
 impl Inner {
+    /// Wakes the claim loop when a tenant or flow that was at its share has room again (its
+    /// queued executions may be claimed now).
+    fn room_waker(self: &Arc<Self>) -> impl Fn() + Send + Sync + 'static {
+        let inner = Arc::downgrade(self);
+        move || {
+            if let Some(inner) = inner.upgrade() {
+                inner.backlog.store(true, Ordering::Relaxed);
+                inner.wake.notify_one();
+            }
+        }
+    }
+
     /// Wakes the claim loop at `at` (epoch ms) for a parked execution.
     fn wake_at(self: &Arc<Self>, at: i64) {
         self.backlog.store(true, Ordering::Relaxed);
@@ -364,6 +400,9 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| flowgate_secrets::Sealer::new(flowgate_secrets::MasterKey::generate()));
         let lanes = dispatch::lanes(settings.crash_limit);
+        let memory = budget::MemoryBudget::new(settings.memory_in_flight);
+        let (settings_slots, settings_tenant_pct, settings_flow_pct) =
+            (settings.max_concurrency, settings.tenant_share_pct, settings.flow_share_pct);
         let inner = Arc::new(Inner {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
             http: flowgate_steps::util::http_client_with(&settings.outbound),
@@ -393,6 +432,8 @@ impl Engine {
             tenant_mailers: std::sync::Mutex::new(HashMap::new()),
             log_sinks: logs::LogSinks::default(),
             lanes,
+            memory,
+            shares: Arc::new(shares::Shares::new(settings_slots, settings_tenant_pct, settings_flow_pct)),
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.
@@ -647,15 +688,31 @@ impl Engine {
                 return Ok(Submitted { id: first, waiter: None, duplicate: true });
             }
         }
+        let trigger_text = s.trigger.to_string();
+        let reservation = match s.options.reservation.clone() {
+            Some(r) => r,
+            None => inner.memory.reserve(trigger_text.len(), BUDGET_WAIT).await.ok_or_else(|| {
+                metrics::counter!("flowgate_memory_budget_refusals_total").increment(1);
+                SubmitError::Busy("too many large events are being processed; try again shortly".into())
+            })?,
+        };
         let id = uuid::Uuid::now_v7().to_string();
         // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
+        let flow_key = shares::Shares::flow_key(&s.flow.tenant, &s.flow.integration, &s.flow.slug);
         let permit = if s.options.mocks.is_some() {
             // A test run carries its mocks in memory: it must run here.
-            inner.permits.clone().acquire_owned().await.ok()
+            let permit = inner.permits.clone().acquire_owned().await.ok();
+            permit.map(|p| (p, inner.shares.take(&s.flow.tenant, flow_key)))
         } else if delivery.gated() {
             None
         } else {
-            inner.permits.clone().try_acquire_owned().ok()
+            // A free worker, and room in the tenant's and the flow's shares; else the queue.
+            inner
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .and_then(|p| inner.shares.try_take(&s.flow.tenant, flow_key).map(|share| (p, share)))
         };
         let leased = permit.is_some();
         let new = NewExecution {
@@ -668,7 +725,7 @@ impl Engine {
             lease_owner: leased.then(|| inner.settings.node_id.clone()),
             lease_until: leased.then(|| now + inner.settings.lease.as_millis() as i64),
             trigger_kind: s.kind,
-            trigger: s.trigger.to_string(),
+            trigger: trigger_text,
             auth_label: s.auth_label,
             run_after: now,
             created_at: now,
@@ -694,7 +751,8 @@ impl Engine {
                     return; // a repeated delivery: nothing was inserted (the permit is dropped)
                 }
                 match permit {
-                    Some(permit) => {
+                    Some((permit, share)) => {
+                        let share = share.on_room(inner.room_waker());
                         let job = executor::Job {
                             id,
                             flow,
@@ -707,6 +765,9 @@ impl Engine {
                             mocks,
                             crashes: 0,
                             lane: None,
+                            reservation: Some(reservation),
+                            stored_trigger: None,
+                            share: Some(share),
                         };
                         inner.tracker.spawn(executor::run(inner.clone(), job));
                     }
@@ -1137,6 +1198,17 @@ impl Engine {
         Ok(deliveries::present(&d, &attempts))
     }
 
+    /// Reserves `bytes` of the memory budget for an event being received, waiting at most
+    /// a couple of seconds; `None`: no room (answer 503). Grow it with [`Engine::grow`].
+    pub async fn reserve(&self, bytes: usize) -> Option<budget::Reservation> {
+        self.inner.memory.reserve(bytes, BUDGET_WAIT).await
+    }
+
+    /// Adds `bytes` to a reservation as more of a body arrives; false: no room.
+    pub async fn grow(&self, r: &budget::Reservation, bytes: usize) -> bool {
+        self.inner.memory.grow(r, bytes, BUDGET_WAIT).await
+    }
+
     /// Executions running on this node now.
     pub fn running(&self) -> usize {
         self.inner.running.lock().expect("running lock").len()
@@ -1228,6 +1300,9 @@ pub enum ReplayError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
 }
+
+/// How long a submission waits for room in the memory budget before it is refused.
+const BUDGET_WAIT: Duration = Duration::from_secs(2);
 
 /// Counts a submission in flight for as long as it lives.
 struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);

@@ -98,14 +98,10 @@ async fn handle(
             return Err(e);
         }
     };
-    let body = axum::body::to_bytes(body, st.settings.max_body_bytes).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is larger than {} bytes", st.settings.max_body_bytes),
-        )
-        .details(json!({ "limit": st.settings.max_body_bytes }))
-    })?;
+    // Read within the node's memory budget: the reservation stays with the event until its
+    // execution ends.
+    let crate::body::ReadBody { bytes: body, reservation } =
+        crate::body::read(&st, body, &headers, st.settings.max_body_bytes, true).await?;
     // The signature covers the raw body exactly as received: checked before any parsing.
     if let Some(verify) = &hook.verify
         && let Err(refused) = verify.check(&headers, &body, st.engine.clock().now_ms())
@@ -125,7 +121,7 @@ async fn handle(
             auth_label,
             replay_of: None,
             wait: if sync { Wait::FirstAnswer } else { Wait::No },
-            options: Default::default(),
+            options: flowgate_engine::SubmitOptions { reservation, ..Default::default() },
         })
         .await
         .map_err(submit_error)?;

@@ -7,10 +7,12 @@
 //! engine finish or hand back its work, and closes the store.
 //!
 //! # Layout
+//! - [`listen`]: the accept loop: connection cap, header, body and idle timeouts.
 //! - [`hooks`]: `/hooks/{tenant}/{path}` and `/status/{id}`.
 //! - [`mail`]: inbound e-mail: the SMTP receiver's recipients and messages become executions.
 //! - [`api`]: the `/v1` routes (integrations, flows, executions, tokens, validate, OpenAPI).
 //! - [`auth`]: tokens, webhook credentials, status signatures.
+//! - [`body`]: reading request bodies (limit, deadline, memory budget).
 //! - [`error`]: the error body every failure uses.
 //! - [`present`]: JSON shapes of stored records.
 //! - [`metrics`]: Prometheus metrics.
@@ -24,8 +26,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod hooks;
+pub mod listen;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
@@ -68,6 +72,10 @@ pub struct Settings {
     pub bootstrap_token: Option<String>,
     /// Executions running at once.
     pub max_concurrency: usize,
+    /// Percent of them one tenant may hold while others wait.
+    pub tenant_share_pct: u8,
+    /// Percent of them one flow may hold.
+    pub flow_share_pct: u8,
     /// What this node does.
     pub roles: Roles,
     /// Lease of a running execution; a dead node's executions resume elsewhere after it.
@@ -94,6 +102,11 @@ pub struct Settings {
     /// An execution whose node died under it this many times in a row without progress is
     /// failed (`crashed_node`) instead of resumed again; 0: never.
     pub crash_limit: u32,
+    /// Bytes of events (webhook bodies, e-mails, stored events) received, parsed and run at
+    /// once; beyond it callers wait briefly, then get 503.
+    pub memory_in_flight: usize,
+    /// Largest step output journaled, in bytes of JSON.
+    pub max_step_output: usize,
     /// Address of the inbound SMTP receiver (off when unset).
     pub smtp_listen: Option<SocketAddr>,
     /// Domain of derived inbound e-mail addresses, and the receiver's name; default `localhost`.
@@ -118,6 +131,8 @@ pub struct Settings {
     /// Where `file` log sources write (each tenant in its own folder); default: `logs` in
     /// the data directory.
     pub log_dir: Option<PathBuf>,
+    /// Limits on connections and requests (connection cap, header and body timeouts).
+    pub connections: listen::Limits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -149,7 +164,9 @@ impl Default for Settings {
             max_body_bytes: 10 * 1024 * 1024,
             durability: Durability::Full,
             bootstrap_token: None,
-            max_concurrency: 512,
+            max_concurrency: 1024,
+            tenant_share_pct: 50,
+            flow_share_pct: 25,
             roles: Roles::ALL,
             lease: Duration::from_secs(30),
             pool_size: 16,
@@ -162,6 +179,8 @@ impl Default for Settings {
             expression_timeout: Duration::from_secs(1),
             expression_memory: flowgate_expr::Budget::DEFAULT.memory,
             crash_limit: 3,
+            memory_in_flight: 64 * 1024 * 1024,
+            max_step_output: 16 * 1024 * 1024,
             smtp_listen: None,
             smtp_domain: None,
             max_email_bytes: 25 * 1024 * 1024,
@@ -172,8 +191,37 @@ impl Default for Settings {
             smtp_relay: None,
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
             log_dir: None,
+            connections: listen::Limits::default(),
         }
     }
+}
+
+/// Raises this process's open-files limit so that `wanted` connections fit (plus room for
+/// the database, outbound requests and log files), as far as the hard limit allows; returns
+/// the connection cap that fits.
+fn open_files_for(wanted: usize, workers: usize) -> usize {
+    // Each worker may hold an outbound connection; the database, logs and listeners the rest.
+    let other_files = workers as u64 + 1024;
+    let need = wanted as u64 + other_files;
+    let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap_or((need, need));
+    let soft = if soft < need {
+        let raised = need.min(hard);
+        match rlimit::Resource::NOFILE.set(raised, hard) {
+            Ok(()) => raised,
+            Err(_) => soft,
+        }
+    } else {
+        soft
+    };
+    let fits = soft.saturating_sub(other_files).max(64) as usize;
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            fits,
+            "The open-files limit allows fewer connections than --max-connections; capping at what fits."
+        );
+    }
+    fits.min(wanted)
 }
 
 /// The roles of a node (`--roles api,worker,scheduler`, all by default).
@@ -316,6 +364,8 @@ impl Server {
             EngineSettings {
                 public_url: public_url.clone(),
                 max_concurrency: settings.max_concurrency,
+                tenant_share_pct: settings.tenant_share_pct,
+                flow_share_pct: settings.flow_share_pct,
                 workers: settings.roles.worker,
                 leader: settings.roles.scheduler,
                 lease: settings.lease,
@@ -330,6 +380,8 @@ impl Server {
                     ..flowgate_expr::Budget::DEFAULT
                 },
                 crash_limit: settings.crash_limit,
+                memory_in_flight: settings.memory_in_flight,
+                max_step_output: settings.max_step_output,
                 mail_domain: settings.smtp_domain.clone().unwrap_or_else(|| "localhost".into()),
                 sealer: Some(sealer),
                 mailer: match settings.smtp_relay.as_deref().filter(|u| !u.is_empty()) {
@@ -392,7 +444,14 @@ impl Server {
             tracing::info!(addr = ?addr, domain = %self.state.engine.registry().mail_domain(), "Receiving e-mail over SMTP.");
             tokio::spawn(mail::serve(self.state.clone(), listener, stop_smtp.clone()))
         });
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        let limits = listen::Limits {
+            max_connections: open_files_for(
+                self.state.settings.connections.max_connections,
+                self.state.settings.max_concurrency,
+            ),
+            ..self.state.settings.connections
+        };
+        listen::serve(self.listener, app, limits, shutdown, self.state.settings.shutdown_grace).await?;
         stop_smtp.cancel();
         if let Some(t) = smtp_task {
             let _ = t.await;
@@ -609,14 +668,8 @@ impl FromRequest<AppState> for ApiBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.settings.max_body_bytes;
-        axum::body::to_bytes(req.into_body(), limit).await.map(ApiBody).map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {limit} bytes"),
-            )
-            .details(json!({ "limit": limit }))
-        })
+        let (parts, body) = req.into_parts();
+        let read = body::read(state, body, &parts.headers, state.settings.max_body_bytes, false).await?;
+        Ok(ApiBody(read.bytes))
     }
 }

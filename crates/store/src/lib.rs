@@ -185,18 +185,19 @@ pub trait Store: Send + Sync + 'static {
     /// no earlier one holds its group; a flow's concurrency cap counts its running executions
     /// on every node. Expired leases come back through `reap_expired`.
     async fn claim(&self, owner: &str, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>> {
-        self.claim_in(owner, now, until, limit, 0..i64::MAX).await
+        self.claim_in(owner, now, until, limit, &ClaimFilter::default()).await
     }
-    /// Like [`Store::claim`], among the executions whose `crashes` count is in `crashes`: the
-    /// engine resumes executions that were running when a node died in lanes of their own, a
-    /// few at a time, so one that kills every node running it takes no others down with it.
+    /// Like [`Store::claim`], among the executions `filter` admits: a lane of crash counts
+    /// (the engine resumes executions that were running when a node died apart from other
+    /// work, a few at a time), and not those of tenants or flows that already hold their
+    /// share of this node's workers.
     async fn claim_in(
         &self,
         owner: &str,
         now: i64,
         until: i64,
         limit: usize,
-        crashes: std::ops::Range<i64>,
+        filter: &ClaimFilter,
     ) -> Result<Vec<Claimed>>;
     /// Lets the next execution of a blocked order group run: the failed execution `id` stops
     /// holding its group.

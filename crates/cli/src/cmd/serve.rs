@@ -26,13 +26,41 @@ pub struct Args {
     /// Largest webhook or API request body, in bytes.
     #[arg(long, env = "FLOWGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Connections open at once; at the cap, the one waiting longest without a request in
+    /// flight makes room, or the new one gets a 503.
+    #[arg(long, env = "FLOWGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Milliseconds a connection may take to send a request's head (or stay idle between
+    /// requests) before it is closed.
+    #[arg(long, env = "FLOWGATE_HEADER_TIMEOUT_MS", default_value_t = 15_000)]
+    header_timeout_ms: u64,
+    /// Milliseconds a request's body may take to arrive (then 408).
+    #[arg(long, env = "FLOWGATE_BODY_TIMEOUT_MS", default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// Mebibytes of events (request bodies, stored events) being received, parsed and run at
+    /// once; beyond it callers wait briefly, then get 503 (see docs/reliability.md for the
+    /// memory this implies).
+    #[arg(long, env = "FLOWGATE_MAX_IN_FLIGHT_MB", default_value_t = 64)]
+    max_in_flight_mb: usize,
+    /// Largest step output kept in the journal, in bytes of JSON; a larger one fails the
+    /// step with `output_too_large`.
+    #[arg(long, env = "FLOWGATE_MAX_STEP_OUTPUT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_step_output_bytes: usize,
     /// SQLite durability: `full` (a commit survives power loss) or `normal` (survives a crash
     /// of the process; the last commits may be lost on power loss).
     #[arg(long, env = "FLOWGATE_DURABILITY", default_value = "full")]
     durability: Durability,
-    /// Executions running at once on this node.
-    #[arg(long, env = "FLOWGATE_MAX_CONCURRENCY", default_value_t = 512)]
+    /// Executions running at once on this node (an execution waiting on a slow target holds
+    /// one; they are cheap).
+    #[arg(long, env = "FLOWGATE_MAX_CONCURRENCY", default_value_t = 1024)]
     max_concurrency: usize,
+    /// Percent of those one tenant may hold; its further events wait in the queue while other
+    /// tenants' run.
+    #[arg(long, env = "FLOWGATE_TENANT_SHARE_PCT", default_value_t = 50)]
+    tenant_share_pct: u8,
+    /// Percent of those one flow may hold.
+    #[arg(long, env = "FLOWGATE_FLOW_SHARE_PCT", default_value_t = 25)]
+    flow_share_pct: u8,
     /// What this node does: any of `api` (webhooks and the REST API), `worker` (runs
     /// executions), `scheduler` (leader election and leader-only work), comma-separated.
     #[arg(long, env = "FLOWGATE_ROLES", default_value = "api,worker,scheduler")]
@@ -118,9 +146,17 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         database: a.database,
         public_url: a.public_url,
         max_body_bytes: a.max_body_bytes,
+        connections: flowgate_server::listen::Limits {
+            max_connections: a.max_connections.max(1),
+            header_timeout: Duration::from_millis(a.header_timeout_ms.max(100)),
+            body_timeout: Duration::from_millis(a.body_timeout_ms.max(100)),
+            ..Default::default()
+        },
         durability: a.durability,
         bootstrap_token: a.bootstrap_token,
         max_concurrency: a.max_concurrency.max(1),
+        tenant_share_pct: a.tenant_share_pct.clamp(1, 100),
+        flow_share_pct: a.flow_share_pct.clamp(1, 100),
         roles: Roles { worker: a.roles.worker && !a.no_workers, ..a.roles },
         lease: Duration::from_millis(a.lease_ms.max(300)),
         pool_size: a.pool_size.max(2),
@@ -137,6 +173,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
         expression_memory: a.expression_memory_mb.max(1).saturating_mul(1024 * 1024),
         crash_limit: a.crash_limit,
+        memory_in_flight: a.max_in_flight_mb.max(1).saturating_mul(1024 * 1024),
+        max_step_output: a.max_step_output_bytes.max(1024),
         smtp_listen: a.smtp_listen,
         smtp_domain: Some(a.smtp_domain),
         max_email_bytes: a.max_email_bytes.max(1024),

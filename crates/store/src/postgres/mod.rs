@@ -194,19 +194,28 @@ impl PgStore {
     /// no more than a flow's cap running at once across nodes. Each flow's claims are
     /// serialised across nodes by an advisory lock held to the end of the transaction, so the
     /// checks and the claims cannot interleave with another node's.
-    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize, lane: &str) -> Result<Vec<Claimed>> {
-        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(&format!(
+    async fn claim_gated(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: usize,
+        lane: &str,
+        lists: &[&[String]],
+    ) -> Result<Vec<Claimed>> {
+        let sql = format!(
             "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
              WHERE status = 'queued' AND run_after <= $1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) {lane} \
              AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order \
                   AND p.tenant_id = e.tenant_id AND p.integration = e.integration AND p.flow = e.flow \
                   AND p.order_key = e.order_key AND p.seq < e.seq)) \
              ORDER BY run_after, seq LIMIT $2",
-        ))
-        .bind(now)
-        .bind((limit * 4) as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let mut query = sqlx::query_as(&sql).bind(now).bind((limit * 4) as i64);
+        for l in lists {
+            query = query.bind(*l);
+        }
+        let candidates: Vec<(i64, String, String, String, Option<i64>)> = query.fetch_all(&self.pool).await?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -1327,26 +1336,26 @@ impl Store for PgStore {
         now: i64,
         until: i64,
         limit: usize,
-        crashes: std::ops::Range<i64>,
+        filter: &ClaimFilter,
     ) -> Result<Vec<Claimed>> {
-        // Numbers of our own, not input: written into the text (one statement per lane).
-        let lane = format!("AND crashes >= {} AND crashes < {}", crashes.start, crashes.end);
+        let unnest = |p: &str| format!("(SELECT unnest({p}::text[]))");
+        let (lane, lists) = filter.sql(5, |n| format!("${n}"), unnest);
         let returning = CLAIMED_COLUMNS.split(", ").map(|c| format!("executions.{c}")).collect::<Vec<_>>().join(", ");
-        let mut claimed: Vec<Claimed> = sqlx::query_as(&format!(
+        let sql = format!(
             "WITH next AS (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= $3 \
              AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
              UPDATE executions SET status = 'running', lease_owner = $1, lease_until = $2, \
              started_at = COALESCE(started_at, $3) FROM next WHERE executions.seq = next.seq \
              RETURNING {returning}"
-        ))
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let mut query = sqlx::query_as(&sql).bind(owner).bind(until).bind(now).bind(limit as i64);
+        for l in &lists {
+            query = query.bind(*l);
+        }
+        let mut claimed: Vec<Claimed> = query.fetch_all(&self.pool).await?;
         if claimed.len() < limit {
-            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane).await?;
+            let (lane, _) = filter.sql(3, |n| format!("${n}"), unnest);
+            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane, &lists).await?;
             claimed.extend(gated);
         }
         claimed.sort_by_key(|c| c.seq);

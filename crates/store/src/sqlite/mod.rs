@@ -1098,25 +1098,27 @@ impl Store for SqliteStore {
         now: i64,
         until: i64,
         limit: usize,
-        crashes: std::ops::Range<i64>,
+        filter: &ClaimFilter,
     ) -> Result<Vec<Claimed>> {
-        // Numbers of our own, not input: written into the text (one statement per lane).
-        let lane = format!("AND crashes >= {} AND crashes < {}", crashes.start, crashes.end);
+        let json_each = |p: &str| format!("(SELECT value FROM json_each({p}))");
+        let (lane, lists) = filter.sql(5, |n| format!("?{n}"), json_each);
+        let lists: Vec<String> =
+            lists.iter().map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into())).collect();
         // Executions without order or cap: any due one, in order.
-        let mut claimed: Vec<Claimed> = sqlx::query_as(&format!(
+        let sql = format!(
             "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, started_at = COALESCE(started_at, ?3) \
              WHERE seq IN (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= ?3 \
              AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT ?4) \
              RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes",
-        ))
-        .bind(owner)
-        .bind(until)
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.writer)
-        .await?;
+        );
+        let mut query = sqlx::query_as(&sql).bind(owner).bind(until).bind(now).bind(limit as i64);
+        for l in &lists {
+            query = query.bind(l);
+        }
+        let mut claimed: Vec<Claimed> = query.fetch_all(&self.writer).await?;
         if claimed.len() < limit {
-            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane).await?;
+            let (lane, _) = filter.sql(3, |n| format!("?{n}"), json_each);
+            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane, &lists).await?;
             claimed.extend(gated);
         }
         claimed.sort_by_key(|c| c.seq);
@@ -1537,20 +1539,29 @@ impl SqliteStore {
     /// Claims executions of ordered or capped flows: the head of each order group only, and
     /// no more than a flow's cap running at once. One transaction on the single writer, so
     /// the checks and the claims cannot interleave with another claim.
-    async fn claim_gated(&self, owner: &str, now: i64, until: i64, limit: usize, lane: &str) -> Result<Vec<Claimed>> {
+    async fn claim_gated(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: usize,
+        lane: &str,
+        lists: &[String],
+    ) -> Result<Vec<Claimed>> {
         let mut tx = self.writer.begin().await?;
-        let candidates: Vec<(i64, String, String, String, Option<i64>)> = sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
              WHERE status = 'queued' AND run_after <= ?1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) {lane} \
              AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order = 1 \
                   AND p.tenant_id = e.tenant_id AND p.integration = e.integration AND p.flow = e.flow \
                   AND p.order_key = e.order_key AND p.seq < e.seq)) \
              ORDER BY run_after, seq LIMIT ?2",
-        ))
-        .bind(now)
-        .bind((limit * 4) as i64)
-        .fetch_all(&mut *tx)
-        .await?;
+        );
+        let mut query = sqlx::query_as(&sql).bind(now).bind((limit * 4) as i64);
+        for l in lists {
+            query = query.bind(l);
+        }
+        let candidates: Vec<(i64, String, String, String, Option<i64>)> = query.fetch_all(&mut *tx).await?;
         let mut running: std::collections::HashMap<(String, String, String), i64> = std::collections::HashMap::new();
         let mut claimed = Vec::new();
         for (seq, tenant, integration, flow, cap) in candidates {
