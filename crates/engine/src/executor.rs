@@ -122,6 +122,8 @@ struct Execution {
     round_began: i64,
     /// A write to the store failed: the execution stops here and is handed back.
     lost_store: bool,
+    /// The worker slot it runs in, given back when it ends.
+    _permit: OwnedSemaphorePermit,
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
@@ -135,12 +137,24 @@ pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
     let _share = job.share.take();
     let _memory = match job.reservation.take() {
         Some(r) => r,
-        None => inner.memory.reserve_waiting(job.stored_trigger.as_ref().map_or(0, String::len)).await,
+        None => {
+            let bytes = job.stored_trigger.as_ref().map_or(0, |t| flowgate_expr::value::json_tree_bytes(t.as_bytes()));
+            inner.memory.reserve_waiting(bytes).await
+        }
     };
+    let mut unreadable = None;
     if let Some(text) = job.stored_trigger.take() {
-        job.trigger = Arc::new(serde_json::from_str(&text).unwrap_or(Value::Null));
+        match serde_json::from_str(&text) {
+            Ok(v) => job.trigger = Arc::new(v),
+            // Accepted as JSON by a check that builds no tree, but not representable (a number
+            // out of range): fail it, visibly, rather than run it on `null`.
+            Err(e) => unreadable = Some(format!("the event cannot be read as JSON: {e}")),
+        }
     }
-    let lost_store = run_inner(inner.clone(), job, cancel).instrument(span).await;
+    let lost_store = match unreadable {
+        None => run_inner(inner.clone(), job, cancel).instrument(span).await,
+        Some(message) => fail_at_start(&inner, job, StepError::fatal("invalid_event", message)).await,
+    };
     inner.running.lock().expect("running lock").remove(&id);
     if let Some(lane) = lane {
         inner.lanes[lane].running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -180,32 +194,20 @@ fn release_when_possible(inner: Arc<Inner>, id: String) {
     });
 }
 
+/// Ends an execution before its first step.
+async fn fail_at_start(inner: &Arc<Inner>, job: Job, error: StepError) -> bool {
+    let ex = Execution::new(inner, job);
+    ex.finish(Some(Flow::Failed { step: String::new(), error }), Instant::now()).await
+}
+
 /// Runs one execution; true when it stopped because the store failed (its lease is then
 /// held by no worker).
 async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bool {
-    let _permit = job.permit;
-    let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
-    let mut ex = Execution {
-        depth,
-        execution_var: json!({ "id": job.id, "attempt": job.round, "trigger": job.trigger_kind, "createdAt": crate::clock::rfc3339(job.created_at) }),
-        inner: inner.clone(),
-        id: job.id,
-        flow: job.flow,
-        trigger: job.trigger,
-        round: job.round,
-        outputs: Map::new(),
-        completed: HashMap::new(),
-        attempts: HashMap::new(),
-        seq: 0,
-        pending: WriteBatch::default(),
-        response: None,
-        input_is_last_output: true,
-        claimed: job.resumed,
-        round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
-        mocks: job.mocks,
-        lost_store: false,
-    };
-    if job.resumed {
+    let resumed = job.resumed;
+    let trigger_kind = job.trigger_kind.clone();
+    let crashes = job.crashes;
+    let mut ex = Execution::new(&inner, job);
+    if resumed {
         if let Err(e) = ex.load_journal().await {
             tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
             return true;
@@ -217,18 +219,18 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
     }
     let started = Instant::now();
     let limit = i64::from(inner.settings.crash_limit);
-    if limit > 0 && job.crashes >= limit {
+    if limit > 0 && crashes >= limit {
         // A poison execution: every node that ran it died at the same point. Resuming it
         // again would take this node down too (and every restart after); a person decides.
         let flow = ex.flow.clone();
         let at = ex.next_step(&flow.steps);
-        tracing::error!(crashes = job.crashes, step_id = ?at, "Not resuming an execution that crashed its node repeatedly.");
+        tracing::error!(crashes = crashes, step_id = ?at, "Not resuming an execution that crashed its node repeatedly.");
         metrics::counter!("flowgate_executions_crashed_total").increment(1);
         let message = format!(
             "the node running this execution stopped {} times in a row{} without it making progress, so it is \
              not resumed again automatically; find the cause (an input or step that takes the process down), then \
              retry it",
-            job.crashes,
+            crashes,
             at.as_deref().map(|s| format!(" at step `{s}`")).unwrap_or_default()
         );
         let error = StepError::fatal("crashed_node", message);
@@ -238,12 +240,12 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
         flow: &ex.flow,
         execution: &ex.id,
         step: None,
-        event: if job.resumed { "execution.resumed" } else { "execution.started" },
+        event: if resumed { "execution.resumed" } else { "execution.started" },
         level: flowgate_sinks::Level::Info,
-        message: format!("{} {}", ex.flow.slug, if job.resumed { "resumed" } else { "started" }),
+        message: format!("{} {}", ex.flow.slug, if resumed { "resumed" } else { "started" }),
         duration_ms: None,
         fields: serde_json::Map::from_iter([
-            ("trigger".to_owned(), json!(job.trigger_kind)),
+            ("trigger".to_owned(), json!(trigger_kind)),
             ("attempt".to_owned(), json!(ex.round)),
         ]),
     });
@@ -278,6 +280,32 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
 }
 
 impl Execution {
+    /// The state of a job about to run (its worker permit is held by the job's task).
+    fn new(inner: &Arc<Inner>, job: Job) -> Execution {
+        let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
+        Execution {
+            depth,
+            execution_var: json!({ "id": job.id, "attempt": job.round, "trigger": job.trigger_kind, "createdAt": crate::clock::rfc3339(job.created_at) }),
+            inner: inner.clone(),
+            id: job.id,
+            flow: job.flow,
+            trigger: job.trigger,
+            round: job.round,
+            outputs: Map::new(),
+            completed: HashMap::new(),
+            attempts: HashMap::new(),
+            seq: 0,
+            pending: WriteBatch::default(),
+            response: None,
+            input_is_last_output: true,
+            claimed: job.resumed,
+            round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
+            mocks: job.mocks,
+            lost_store: false,
+            _permit: job.permit,
+        }
+    }
+
     /// Records a step's output for `$steps` and passes it on as the next step's input.
     fn output(&mut self, step: &CompiledStep, out: Value) -> Input {
         self.outputs.insert(step.id.clone(), out.clone());

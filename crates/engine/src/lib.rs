@@ -130,7 +130,8 @@ pub struct EngineSettings {
     /// an absolute one must be inside `log_dir`. None: anywhere (embedding only; the server
     /// always sets it).
     pub log_dir: Option<std::path::PathBuf>,
-    /// Bytes of events being received, parsed and run at once on this node (see [`budget`]).
+    /// Memory for events being received, parsed and run at once on this node, in bytes of
+    /// their trees (see [`budget`]).
     pub memory_in_flight: usize,
     /// Largest step output journaled, in bytes of JSON; a larger one fails the step
     /// (`output_too_large`).
@@ -170,7 +171,7 @@ impl Default for EngineSettings {
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
             log_dir: None,
             crash_limit: 3,
-            memory_in_flight: 64 * 1024 * 1024,
+            memory_in_flight: 256 * 1024 * 1024,
             max_step_output: 16 * 1024 * 1024,
         }
     }
@@ -257,6 +258,11 @@ pub struct SubmitOptions {
     /// The event's share of the memory budget, when the caller took it already (ingress,
     /// while the body arrived); else `submit` takes it.
     pub reservation: Option<budget::Reservation>,
+    /// The whole event as JSON text, when the caller has it (ingress splices a JSON body
+    /// into it as received, never building its tree): then `trigger` holds the event without
+    /// its body, and the tree is built only where an expression needs it (a `dedupKey` or
+    /// `orderBy` here, the steps in the worker).
+    pub event_json: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -642,7 +648,7 @@ impl Engine {
     ///
     /// # Errors
     /// When shutting down or when the commit fails; nothing was accepted then.
-    pub async fn submit(&self, s: Submission) -> Result<Submitted, SubmitError> {
+    pub async fn submit(&self, mut s: Submission) -> Result<Submitted, SubmitError> {
         let inner = &self.inner;
         if inner.stopping.load(Ordering::Relaxed) {
             return Err(SubmitError::ShuttingDown);
@@ -659,6 +665,14 @@ impl Engine {
         }
         let now = inner.clock.now_ms();
         let delivery = &s.flow.delivery;
+        let event_json = s.options.event_json.take();
+        // The event's tree, for key expressions: built from the text only when one needs it.
+        let needs_tree = matches!(&delivery.order, Some(Order { by: Some(_), .. }))
+            || matches!(&delivery.dedup, Some(d) if d.key.is_some());
+        if let (true, Some(text)) = (needs_tree, &event_json) {
+            s.trigger = serde_json::from_str(text)
+                .map_err(|e| SubmitError::Expression(format!("the event is not valid JSON: {e}")))?;
+        }
         let order_key = match &delivery.order {
             None => None,
             Some(Order { by: None, .. }) => Some(String::new()),
@@ -688,13 +702,21 @@ impl Engine {
                 return Ok(Submitted { id: first, waiter: None, duplicate: true });
             }
         }
-        let trigger_text = s.trigger.to_string();
+        let trigger_text = match &event_json {
+            Some(_) if needs_tree => s.trigger.to_string(),
+            Some(text) => text.clone(),
+            None => s.trigger.to_string(),
+        };
         let reservation = match s.options.reservation.clone() {
             Some(r) => r,
-            None => inner.memory.reserve(trigger_text.len(), BUDGET_WAIT).await.ok_or_else(|| {
-                metrics::counter!("flowgate_memory_budget_refusals_total").increment(1);
-                SubmitError::Busy("too many large events are being processed; try again shortly".into())
-            })?,
+            None => inner
+                .memory
+                .reserve(flowgate_expr::value::json_tree_bytes(trigger_text.as_bytes()), BUDGET_WAIT)
+                .await
+                .ok_or_else(|| {
+                    metrics::counter!("flowgate_memory_budget_refusals_total").increment(1);
+                    SubmitError::Busy("too many large events are being processed; try again shortly".into())
+                })?,
         };
         let id = uuid::Uuid::now_v7().to_string();
         // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
@@ -715,6 +737,8 @@ impl Engine {
                 .and_then(|p| inner.shares.try_take(&s.flow.tenant, flow_key).map(|share| (p, share)))
         };
         let leased = permit.is_some();
+        // A worker here parses the text itself (after the commit, off the caller's path).
+        let stored_trigger = (leased && event_json.is_some() && !needs_tree).then(|| trigger_text.clone());
         let new = NewExecution {
             id: id.clone(),
             tenant_id: s.flow.tenant.clone(),
@@ -766,7 +790,7 @@ impl Engine {
                             crashes: 0,
                             lane: None,
                             reservation: Some(reservation),
-                            stored_trigger: None,
+                            stored_trigger,
                             share: Some(share),
                         };
                         inner.tracker.spawn(executor::run(inner.clone(), job));

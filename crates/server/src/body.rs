@@ -3,8 +3,9 @@
 //!
 //! A body is read chunk by chunk. Its declared length is refused at once when over the limit;
 //! for webhooks, the node's memory budget for events in flight is reserved as the bytes
-//! arrive (a chunked body without a length cannot slip past it), and the reservation travels
-//! with the event until its execution ends. The whole body must arrive within the body
+//! arrive (a chunked body without a length cannot slip past it), then grown to what its tree
+//! will cost (`json_tree_bytes`), and the reservation travels with the event until its
+//! execution ends. The whole body must arrive within the body
 //! timeout, not just each chunk: a client trickling a byte a minute is cut off.
 
 use crate::AppState;
@@ -53,7 +54,15 @@ pub async fn read(st: &AppState, body: Body, headers: &HeaderMap, limit: usize, 
     }
     let timeout = st.settings.connections.body_timeout;
     let reservation = match budget {
-        true => Some(st.engine.reserve(declared.unwrap_or(0)).await.ok_or_else(busy)?),
+        true => match st.engine.reserve(declared.unwrap_or(0)).await {
+            Some(r) => Some(r),
+            None => {
+                // Read the body to the end without keeping it, so the caller (mid-send) reads
+                // our answer instead of a reset connection; it costs no memory.
+                discard(body, limit, timeout).await;
+                return Err(busy());
+            }
+        },
         false => None,
     };
     let mut reserved = declared.unwrap_or(0);
@@ -76,6 +85,8 @@ pub async fn read(st: &AppState, body: Body, headers: &HeaderMap, limit: usize, 
             {
                 let more = (buf.len() + chunk.len() - reserved).max(GROW_STEP);
                 if !st.engine.grow(r, more).await {
+                    drop(buf);
+                    discard(axum::body::Body::from_stream(stream), limit, timeout).await;
                     return Err(busy());
                 }
                 reserved += more;
@@ -85,7 +96,30 @@ pub async fn read(st: &AppState, body: Body, headers: &HeaderMap, limit: usize, 
         Ok(buf.freeze())
     };
     let bytes = tokio::time::timeout(timeout, read).await.map_err(|_| slow(timeout))??;
+    if let Some(r) = &reservation {
+        // What the body will cost once it is a tree (the budget is memory, not bytes): a
+        // JSON array of small numbers costs 20 times its size.
+        let tree = flowgate_expr::value::json_tree_bytes(&bytes);
+        if tree > reserved && !st.engine.grow(r, tree - reserved).await {
+            return Err(busy());
+        }
+    }
     Ok(ReadBody { bytes, reservation })
+}
+
+/// Reads and drops up to `limit` bytes of `body`, within `timeout`.
+async fn discard(body: Body, limit: usize, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, async {
+        let mut seen = 0;
+        let mut stream = body.into_data_stream();
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > limit {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn slow(timeout: Duration) -> ApiError {

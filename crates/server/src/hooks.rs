@@ -110,7 +110,9 @@ async fn handle(
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", refused.to_string()));
     }
     let query = query_object(hook, &query_pairs)?;
-    let event = trigger_event(hook, &method, path, &headers, query, &body, st.engine.clock().now_ms())?;
+    let (event, event_json) = trigger_event(hook, &method, path, &headers, query, &body, st.engine.clock().now_ms())?;
+    // The body's bytes are in the event's text now (or its tree): not kept twice.
+    drop(body);
     let sync = hook.respond.mode == RespondMode::Sync;
     let submitted = st
         .engine
@@ -121,7 +123,7 @@ async fn handle(
             auth_label,
             replay_of: None,
             wait: if sync { Wait::FirstAnswer } else { Wait::No },
-            options: flowgate_engine::SubmitOptions { reservation, ..Default::default() },
+            options: flowgate_engine::SubmitOptions { reservation, event_json, ..Default::default() },
         })
         .await
         .map_err(submit_error)?;
@@ -256,6 +258,12 @@ fn query_object(hook: &WebhookSpec, pairs: &[(String, String)]) -> ApiResult<Map
 /// Builds `$trigger` from the request: `{method, path, headers, query, body, receivedAt}`
 /// (plus `contentType`, and `bodyEncoding: base64` for binary bodies). Credentials are
 /// redacted from the stored headers.
+///
+/// A JSON body is not turned into a tree here: it is checked (valid UTF-8 and JSON, nested
+/// at most as deep as the journal reads back) and spliced as received into the event's JSON
+/// text, the second value returned; the first then holds the event without its body. The
+/// tree is built where an expression needs it (issue 12: a 10 MiB array of numbers is a
+/// 200 MB tree).
 fn trigger_event(
     hook: &WebhookSpec,
     method: &Method,
@@ -264,7 +272,7 @@ fn trigger_event(
     query: Map<String, Value>,
     body: &Bytes,
     now: i64,
-) -> ApiResult<Value> {
+) -> ApiResult<(Value, Option<String>)> {
     let secret_header = match &hook.auth {
         flowgate_engine::AuthSpec::Header { name, .. } => Some(name.clone()),
         flowgate_engine::AuthSpec::ApiKey { location: flowgate_engine::KeyLocation::Header(h), .. } => Some(h.clone()),
@@ -285,7 +293,11 @@ fn trigger_event(
         }
     }
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (body, encoding) = parse_body(content_type, body)?;
+    let raw_json = json_body(content_type, body)?;
+    let (body, encoding) = match raw_json {
+        Some(_) => (Value::Null, None),
+        None => parse_body(content_type, body)?,
+    };
     let mut event = Map::with_capacity(8);
     event.insert("method".into(), json!(method.as_str()));
     event.insert("path".into(), json!(path));
@@ -299,7 +311,54 @@ fn trigger_event(
     if let Some(enc) = encoding {
         event.insert("bodyEncoding".into(), json!(enc));
     }
-    Ok(Value::Object(event))
+    let text = raw_json.map(|raw| {
+        let mut text = String::with_capacity(raw.len() + 512);
+        text.push('{');
+        for (i, (k, v)) in event.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&Value::String(k.clone()).to_string());
+            text.push(':');
+            if k == "body" {
+                text.push_str(raw);
+            } else {
+                text.push_str(&v.to_string());
+            }
+        }
+        text.push('}');
+        text
+    });
+    Ok((Value::Object(event), text))
+}
+
+/// Deepest nesting of a JSON body: what the journal can read back (`serde_json`'s limit).
+const MAX_BODY_NESTING: usize = 127;
+
+/// A JSON body, checked without building its tree: its text, or `None` when the body is
+/// not JSON by its content type (or empty).
+fn json_body<'b>(content_type: &str, body: &'b [u8]) -> ApiResult<Option<&'b str>> {
+    if body.is_empty() || !is_json(content_type, body) {
+        return Ok(None);
+    }
+    let invalid = |m: String, line: usize, column: usize| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not valid JSON: {m}"))
+            .details(json!({ "line": line, "column": column }))
+    };
+    let text = std::str::from_utf8(body).map_err(|e| invalid(e.to_string(), 0, 0))?;
+    let depth = flowgate_expr::value::json_nesting(body);
+    if depth > MAX_BODY_NESTING {
+        return Err(invalid(format!("it nests {depth} levels deep; the limit is {MAX_BODY_NESTING}"), 0, 0));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| invalid(e.to_string(), e.line(), e.column()))?;
+    Ok(Some(text))
+}
+
+fn is_json(content_type: &str, body: &[u8]) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json"
+        || mime.ends_with("+json")
+        || (mime.is_empty() && body.first().is_some_and(|b| *b == b'{' || *b == b'['))
 }
 
 /// Parses a body by its content type: JSON, forms (to an object), text and XML (a string),
@@ -309,10 +368,7 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> ApiResult<(Value, Option<&
         return Ok((Value::Null, None));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if mime == "application/json"
-        || mime.ends_with("+json")
-        || (mime.is_empty() && body.first().is_some_and(|b| *b == b'{' || *b == b'['))
-    {
+    if is_json(content_type, body) {
         return serde_json::from_slice(body).map(|v| (v, None)).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not valid JSON: {e}"))
                 .details(json!({ "line": e.line(), "column": e.column() }))

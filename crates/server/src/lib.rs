@@ -102,8 +102,8 @@ pub struct Settings {
     /// An execution whose node died under it this many times in a row without progress is
     /// failed (`crashed_node`) instead of resumed again; 0: never.
     pub crash_limit: u32,
-    /// Bytes of events (webhook bodies, e-mails, stored events) received, parsed and run at
-    /// once; beyond it callers wait briefly, then get 503.
+    /// Memory for events (webhook bodies, e-mails, stored events) received, parsed and run
+    /// at once, in bytes of their trees; beyond it callers wait briefly, then get 503.
     pub memory_in_flight: usize,
     /// Largest step output journaled, in bytes of JSON.
     pub max_step_output: usize,
@@ -179,7 +179,7 @@ impl Default for Settings {
             expression_timeout: Duration::from_secs(1),
             expression_memory: flowgate_expr::Budget::DEFAULT.memory,
             crash_limit: 3,
-            memory_in_flight: 64 * 1024 * 1024,
+            memory_in_flight: 256 * 1024 * 1024,
             max_step_output: 16 * 1024 * 1024,
             smtp_listen: None,
             smtp_domain: None,

@@ -3,6 +3,8 @@
 
 use flowgate_engine::clock::rfc3339;
 use flowgate_store::{ExecutionRow, LogRecord, StepRecord};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 fn parse(text: &Option<String>) -> Value {
@@ -37,32 +39,76 @@ pub fn summary(r: &ExecutionRow) -> Value {
     })
 }
 
-/// An execution with its trigger, journal and log.
-pub fn detail(r: &ExecutionRow, steps: &[StepRecord], logs: &[LogRecord]) -> Value {
-    let mut v = summary(r);
-    v["trigger"] = parse(&Some(r.trigger.clone()));
-    v["output"] = parse(&r.output);
-    v["response"] = parse(&r.response);
-    v["error"] = parse(&r.error);
-    v["steps"] = steps
-        .iter()
-        .map(|s| {
-            json!({
-                "stepId": s.step_id,
-                "round": s.round,
-                "attempt": s.attempt,
-                "status": s.status,
-                "input": parse(&s.input),
-                "output": parse(&s.output),
-                "error": parse(&s.error),
-                "startedAt": rfc3339(s.started_at),
-                "finishedAt": rfc3339(s.finished_at),
-                "durationMs": s.finished_at - s.started_at,
+/// Stored JSON text as it is, without building its tree (it may be megabytes).
+fn raw(text: Option<&str>) -> Option<&RawValue> {
+    text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
+}
+
+/// The API's view of an execution: its summary, the stored texts (event, result, journal)
+/// embedded as they are, and what the route adds.
+#[derive(Serialize)]
+pub struct Detail<'a> {
+    #[serde(flatten)]
+    summary: Value,
+    trigger: Option<&'a RawValue>,
+    output: Option<&'a RawValue>,
+    response: Option<&'a RawValue>,
+    error: Option<&'a RawValue>,
+    steps: Vec<StepView<'a>>,
+    logs: Vec<Value>,
+    /// Executions it started (`call` steps).
+    pub children: Vec<Value>,
+    /// Its outbound deliveries.
+    pub deliveries: Vec<Value>,
+    /// Its status URL.
+    #[serde(rename = "statusUrl")]
+    pub status_url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepView<'a> {
+    step_id: &'a str,
+    round: i64,
+    attempt: i64,
+    status: &'a str,
+    input: Option<&'a RawValue>,
+    output: Option<&'a RawValue>,
+    error: Option<&'a RawValue>,
+    started_at: String,
+    finished_at: String,
+    duration_ms: i64,
+}
+
+/// An execution with its trigger, journal and log, serialised straight from the stored
+/// texts: an execution of a 10 MB event costs its texts, not their trees (issue 12).
+pub fn detail_view<'a>(r: &'a ExecutionRow, steps: &'a [StepRecord], logs: &[LogRecord]) -> Detail<'a> {
+    Detail {
+        summary: summary(r),
+        trigger: raw(Some(&r.trigger)),
+        output: raw(r.output.as_deref()),
+        response: raw(r.response.as_deref()),
+        error: raw(r.error.as_deref()),
+        steps: steps
+            .iter()
+            .map(|s| StepView {
+                step_id: &s.step_id,
+                round: s.round,
+                attempt: s.attempt,
+                status: &s.status,
+                input: raw(s.input.as_deref()),
+                output: raw(s.output.as_deref()),
+                error: raw(s.error.as_deref()),
+                started_at: rfc3339(s.started_at),
+                finished_at: rfc3339(s.finished_at),
+                duration_ms: s.finished_at - s.started_at,
             })
-        })
-        .collect();
-    v["logs"] = logs.iter().map(log).collect();
-    v
+            .collect(),
+        logs: logs.iter().map(log).collect(),
+        children: Vec::new(),
+        deliveries: Vec::new(),
+        status_url: String::new(),
+    }
 }
 
 /// A log line.

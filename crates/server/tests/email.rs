@@ -65,7 +65,7 @@ backends!(a_mail_becomes_an_execution);
 /// (shown on the flow), becomes one execution of that flow with the parsed message.
 async fn a_mail_becomes_an_execution() {
     if std::process::Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipped: python3 not found");
+        common::skip_or_fail("python3 not found");
         return;
     }
     let s = start(1 << 20).await;

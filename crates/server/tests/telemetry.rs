@@ -42,7 +42,7 @@ fn aiosmtpd() -> bool {
 impl SmtpSink {
     fn start() -> Option<SmtpSink> {
         if !aiosmtpd() {
-            eprintln!("skipped: aiosmtpd not available (pip install aiosmtpd)");
+            common::skip_or_fail("aiosmtpd is not available (pip install aiosmtpd)");
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -312,7 +312,7 @@ async fn switching_a_schedule_off_and_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_fires_once_across_nodes() {
     let Some(url) = common::postgres_url() else {
-        eprintln!("skipped: FLOWGATE_TEST_POSTGRES_URL is unset");
+        common::skip_or_fail("FLOWGATE_TEST_POSTGRES_URL is unset");
         return;
     };
     common::BACKEND

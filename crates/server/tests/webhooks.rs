@@ -325,6 +325,26 @@ async fn content_types() {
     let after = s.get_json("/v1/executions?flow=echo").await["items"].as_array().unwrap().len();
     assert_eq!(before, after, "an invalid body must not start an execution");
 
+    // JSON bodies are checked without building a tree and kept as received (issue 12): the
+    // same checks hold — not UTF-8, nested deeper than the journal reads back — and a
+    // body with extra whitespace reaches the flow as the same value.
+    for (bad, says) in [
+        (vec![b'"', 0xff, b'"'], "not valid JSON"),
+        (format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(), "nests 200 levels deep"),
+        (b"[1, 2] 3".to_vec(), "not valid JSON"),
+    ] {
+        let (status, _, v) = send(echo("application/json", bad)).await;
+        assert_eq!(status, 400, "{v}");
+        assert_error(&v, "invalid_body");
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{v}");
+    }
+    let (status, _, v) =
+        send(echo("application/json", b"  { \"a\" : [1, 2 ,3] ,\n \"b\": \"\\u00e9\" }  ".to_vec())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["body"], json!({ "a": [1, 2, 3], "b": "é" }));
+    let after = s.get_json("/v1/executions?flow=echo").await["items"].as_array().unwrap().len();
+    assert_eq!(after, before + 1, "only the valid one started an execution");
+
     // Larger than axum's 2 MB default, within Flowgate's 10 MB default limit.
     let big = "x".repeat(3 * 1024 * 1024);
     let (status, _, v) = send(s.post_hook("size").header("content-type", "text/plain").body(big)).await;

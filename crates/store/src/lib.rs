@@ -264,7 +264,8 @@ pub trait Store: Send + Sync + 'static {
     async fn logs(&self, execution: &str) -> Result<Vec<LogRecord>>;
     /// An execution; `tenant` restricts the lookup.
     async fn execution(&self, tenant: Option<&str>, id: &str) -> Result<Option<ExecutionRow>>;
-    /// A page of executions, newest first.
+    /// A page of executions, newest first, without their payloads: `trigger` is empty,
+    /// `output` and `response` are `None` (use [`Store::execution`] for those).
     async fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRow>>;
     /// Queues a failed or cancelled execution again, in a new round, resuming from its
     /// journal. Returns the updated row.

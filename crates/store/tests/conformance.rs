@@ -45,7 +45,7 @@ macro_rules! conformance {
             async fn postgres() {
                 match common::postgres_url() {
                     Some(url) => common::run(common::Backend::Postgres(url), |$ctx: common::Ctx| $make).await,
-                    None => eprintln!("skipped: FLOWGATE_TEST_POSTGRES_URL is unset"),
+                    None => common::skip_or_fail("FLOWGATE_TEST_POSTGRES_URL is unset"),
                 }
             }
         }

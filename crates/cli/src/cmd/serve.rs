@@ -37,10 +37,10 @@ pub struct Args {
     /// Milliseconds a request's body may take to arrive (then 408).
     #[arg(long, env = "FLOWGATE_BODY_TIMEOUT_MS", default_value_t = 60_000)]
     body_timeout_ms: u64,
-    /// Mebibytes of events (request bodies, stored events) being received, parsed and run at
-    /// once; beyond it callers wait briefly, then get 503 (see docs/reliability.md for the
-    /// memory this implies).
-    #[arg(long, env = "FLOWGATE_MAX_IN_FLIGHT_MB", default_value_t = 64)]
+    /// Mebibytes of memory for events (request bodies, stored events) being received, parsed
+    /// and run at once, counted as the size of their JSON trees; beyond it callers wait
+    /// briefly, then get 503 (see docs/reliability.md).
+    #[arg(long, env = "FLOWGATE_MAX_IN_FLIGHT_MB", default_value_t = 256)]
     max_in_flight_mb: usize,
     /// Largest step output kept in the journal, in bytes of JSON; a larger one fails the
     /// step with `output_too_large`.

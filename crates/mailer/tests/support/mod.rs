@@ -63,7 +63,7 @@ impl TestServer {
     /// Starts a server with extra `smtp_server.py` arguments; None when aiosmtpd is missing.
     pub fn start(args: &[&str]) -> Option<TestServer> {
         if !aiosmtpd_available() {
-            println!("skipped: aiosmtpd not available");
+            skip_or_fail("aiosmtpd not available");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -161,4 +161,14 @@ pub fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
 
 pub fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     a.map(|a| a.iter().map(|a| a.address().unwrap().to_string()).collect()).unwrap_or_default()
+}
+
+/// Says a test is skipped because `why` (a service or tool is missing), or fails it when
+/// `FLOWGATE_REQUIRE_SERVICES=1` (CI sets it: a half that did not run must not pass).
+#[allow(dead_code)]
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("FLOWGATE_REQUIRE_SERVICES=1, but {why}");
+    }
+    eprintln!("skipped: {why}");
 }

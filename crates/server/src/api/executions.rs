@@ -63,14 +63,27 @@ pub async fn get(State(st): State<AppState>, Caller(who): Caller, Path(id): Path
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;
     let mut steps = store.journal(&id).await?;
+    // What the view holds is about its texts twice (the rows, the answer): within the node's
+    // memory budget like any event, so a burst of views of big executions waits its turn.
+    let size = row.trigger.len()
+        + row.output.as_ref().map_or(0, String::len)
+        + steps
+            .iter()
+            .map(|s| s.input.as_ref().map_or(0, String::len) + s.output.as_ref().map_or(0, String::len))
+            .sum::<usize>();
+    let _room = st
+        .engine
+        .reserve(size * 2)
+        .await
+        .ok_or_else(|| ApiError::unavailable("too many large executions are being read; try again shortly"))?;
     flowgate_store::fill_inputs(&mut steps, &row.trigger);
     let logs = store.logs(&id).await?;
     let children = store.children(&who.tenant_id, &id).await?;
     let deliveries = st.engine.deliveries_of(&id).await?;
-    let mut v = present::detail(&row, &steps, &logs);
-    v["children"] = children.iter().map(present::summary).collect();
-    v["deliveries"] = serde_json::Value::Array(deliveries);
-    v["statusUrl"] = json!(st.status_url(&id));
+    let mut v = present::detail_view(&row, &steps, &logs);
+    v.children = children.iter().map(present::summary).collect();
+    v.deliveries = deliveries;
+    v.status_url = st.status_url(&id);
     Ok(axum::Json(v).into_response())
 }
 

@@ -40,7 +40,7 @@ macro_rules! backends {
                     Some(url) => {
                         $crate::common::BACKEND.scope($crate::common::Backend::Postgres(url), super::$name()).await
                     }
-                    None => eprintln!("skipped: FLOWGATE_TEST_POSTGRES_URL is unset"),
+                    None => $crate::common::skip_or_fail("FLOWGATE_TEST_POSTGRES_URL is unset"),
                 }
             }
         }
@@ -555,4 +555,14 @@ async fn mock_handler(
             .insert(axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
     }
     r
+}
+
+/// Says a test is skipped because `why` (a service or tool is missing), or fails it when
+/// `FLOWGATE_REQUIRE_SERVICES=1` (CI sets it: a half that did not run must not pass).
+#[allow(dead_code)]
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("FLOWGATE_REQUIRE_SERVICES=1, but {why}");
+    }
+    eprintln!("skipped: {why}");
 }

@@ -42,6 +42,12 @@ const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
      e.parent_id, e.crashes";
+/// Columns of [`ExecutionRow`] in listings: without the event and the result, which may be
+/// megabytes each (a page of them would be hundreds).
+const LISTING_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
+     e.trigger_kind, '' AS trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
+     NULL AS output, NULL AS response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
+     e.parent_id, e.crashes";
 const VERSION_COLUMNS: &str =
     "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at, v.secrets";
 const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes";
@@ -1679,7 +1685,7 @@ impl Store for PgStore {
 
     async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<ExecutionRow>> {
         let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
+            "SELECT {LISTING_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
              WHERE e.tenant_id = "
         ));
         qb.push_bind(&q.tenant);

@@ -23,6 +23,12 @@ const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
      e.parent_id, e.crashes";
+/// Columns of [`ExecutionRow`] in listings: without the event and the result, which may be
+/// megabytes each (a page of them would be hundreds).
+const LISTING_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
+     e.trigger_kind, '' AS trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
+     NULL AS output, NULL AS response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
+     e.parent_id, e.crashes";
 
 /// How hard SQLite works to make each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1447,7 +1453,7 @@ impl Store for SqliteStore {
 
     async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<ExecutionRow>> {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id WHERE e.tenant_id = "
+            "SELECT {LISTING_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id WHERE e.tenant_id = "
         ));
         qb.push_bind(&q.tenant);
         if let Some(i) = &q.integration {

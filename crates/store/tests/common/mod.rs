@@ -401,3 +401,13 @@ pub async fn lead_within(store: &SharedStore, what: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Says a test is skipped because `why` (a service or tool is missing), or fails it when
+/// `FLOWGATE_REQUIRE_SERVICES=1` (CI sets it: a half that did not run must not pass).
+#[allow(dead_code)]
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("FLOWGATE_REQUIRE_SERVICES=1, but {why}");
+    }
+    eprintln!("skipped: {why}");
+}
