@@ -13,7 +13,14 @@ pub fn delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) 
     let base = (b.initial.0.as_secs_f64() * exp).min(b.max.0.as_secs_f64());
     let spread = policy.jitter.clamp(0.0, 1.0);
     let factor = 1.0 + spread * (rand::random::<f64>() * 2.0 - 1.0);
-    let mut d = Duration::from_secs_f64((base * factor).max(0.0));
+    let secs = (base * factor).max(0.0);
+    // Durations are capped when parsed; a factor of NaN or infinity falls back to `max`.
+    let secs = if secs.is_finite() {
+        secs.min(flowgate_model::duration::MAX_DURATION.as_secs_f64())
+    } else {
+        b.max.0.as_secs_f64()
+    };
+    let mut d = Duration::from_secs_f64(secs);
     if let Some(ra) = retry_after {
         d = d.max(ra.min(MAX_RETRY_AFTER));
     }

@@ -158,11 +158,28 @@ impl Bound {
     }
 }
 
+/// The standard library's definitions, parsed once (parsing them for every expression
+/// cost about a millisecond each, which a definition of thousands of expressions pays).
+fn std_defs() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
+    static DEFS: std::sync::OnceLock<Vec<jaq_core::load::parse::Def<&'static str>>> = std::sync::OnceLock::new();
+    DEFS.get_or_init(|| {
+        jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .chain(jaq_core::load::parse(sandbox::TICKING_DEFS, |p| p.defs()).unwrap_or_default())
+            .collect()
+    })
+    .clone()
+    .into_iter()
+}
+
 /// A compiled jq expression.
 pub struct Expr {
     src: Box<str>,
     filter: jaq_core::Filter<D>,
     pub(crate) uses: Uses,
+    /// How many operators it chains (see `sandbox::count_terms`): long chains run on a big stack.
+    pub(crate) terms: usize,
 }
 
 impl std::fmt::Debug for Expr {
@@ -179,10 +196,12 @@ impl Expr {
     /// deeply; the error carries the byte offset in `src` where known.
     pub fn compile(src: &str) -> Result<Expr, CompileError> {
         sandbox::check_nesting(src).map_err(|m| CompileError { message: m, offset: None })?;
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs())
-            .chain(jaq_core::load::parse(sandbox::TICKING_DEFS, |p| p.defs()).unwrap_or_default());
+        let terms = sandbox::count_terms(src).map_err(|m| CompileError { message: m, offset: None })?;
+        sandbox::with_stack_for(terms, || Expr::compile_checked(src, terms))
+    }
+
+    fn compile_checked(src: &str, terms: usize) -> Result<Expr, CompileError> {
+        let defs = std_defs();
         let funs = jaq_core::funs()
             .chain(jaq_std::funs().filter(|(name, _, _)| !sandbox::REPLACED_NATIVES.contains(name)))
             .chain(sandbox::natives());
@@ -196,7 +215,7 @@ impl Expr {
                 let message = format!("undefined {} `{name}`", undefined.as_str());
                 hint(src, CompileError { message, offset: offset_of(src, name) })
             })?;
-        Ok(Expr { src: src.into(), filter, uses: Uses::scan(src) })
+        Ok(Expr { src: src.into(), filter, uses: Uses::scan(src), terms })
     }
 
     /// The expression's text.
@@ -207,6 +226,10 @@ impl Expr {
     /// Runs the expression on bound values under the budget metered on this thread, and
     /// returns all its outputs.
     pub(crate) fn run(&self, bound: &Bound) -> Result<Vec<Value>, EvalError> {
+        sandbox::with_stack_for(self.terms, || self.run_here(bound))
+    }
+
+    fn run_here(&self, bound: &Bound) -> Result<Vec<Value>, EvalError> {
         let ctx = Ctx::<D>::new(&self.filter.lut, Vars::new(bound.vars.iter().cloned()));
         let mut outs = Vec::new();
         for out in self.filter.id.run((ctx, bound.input.clone())).map(unwrap_valr) {

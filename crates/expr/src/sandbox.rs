@@ -36,6 +36,12 @@ pub(crate) type D = jaq_core::data::JustLut<Val>;
 pub const MAX_EXPR_NESTING: usize = 128;
 /// Largest expression text accepted, in bytes.
 pub const MAX_EXPR_LEN: usize = 64 * 1024;
+/// Most operators (`|`, `,`, `+`, `.a`, `try`, …) an expression may chain: jaq parses,
+/// compiles and evaluates each chain recursively, one stack frame per link, so 10,000 links
+/// (20 KB of `.|.|.…`) would overflow the stack whatever the brackets do.
+pub const MAX_EXPR_TERMS: usize = 4000;
+/// Expressions with more operators than this are compiled and evaluated on a big stack.
+pub(crate) const DEEP_EXPR_TERMS: usize = 200;
 
 /// What one evaluation may spend.
 #[derive(Clone, Copy, Debug)]
@@ -324,6 +330,95 @@ pub(crate) fn check_nesting(src: &str) -> Result<(), String> {
         return Err(format!("brackets nest {max} levels deep; the limit is {MAX_EXPR_NESTING}"));
     }
     Ok(())
+}
+
+/// Counts the operators of an expression's code (not of its string literals, but of the code
+/// interpolated in them), and rejects more than [`MAX_EXPR_TERMS`].
+pub(crate) fn count_terms(src: &str) -> Result<usize, String> {
+    let bytes = src.as_bytes();
+    let mut terms = 0usize;
+    // Each entry: the bracket depth, inside an interpolation, at which its string resumes.
+    let mut interpolations: Vec<usize> = Vec::new();
+    let (mut in_str, mut depth, mut i) = (false, 0usize, 0usize);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_str {
+            match b {
+                b'\\' if bytes.get(i + 1) == Some(&b'(') => {
+                    interpolations.push(depth);
+                    depth += 1;
+                    in_str = false;
+                    i += 1;
+                }
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'#' => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if b == b')' && interpolations.last() == Some(&depth) {
+                        interpolations.pop();
+                        in_str = true;
+                    }
+                }
+                b'|' | b',' | b'+' | b'-' | b'*' | b'/' | b'%' | b'=' | b'<' | b'>' | b'.' | b'?' | b';' | b':' => {
+                    terms += 1
+                }
+                b'a'..=b'z' => {
+                    let start = i;
+                    while i + 1 < bytes.len() && (bytes[i + 1].is_ascii_alphanumeric() || bytes[i + 1] == b'_') {
+                        i += 1;
+                    }
+                    if matches!(
+                        &src[start..=i],
+                        "and"
+                            | "or"
+                            | "try"
+                            | "catch"
+                            | "reduce"
+                            | "foreach"
+                            | "if"
+                            | "elif"
+                            | "then"
+                            | "else"
+                            | "as"
+                            | "def"
+                            | "label"
+                    ) {
+                        terms += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    if terms > MAX_EXPR_TERMS {
+        return Err(format!(
+            "expression chains {terms} operators; the limit is {MAX_EXPR_TERMS} (split it across steps or definitions)"
+        ));
+    }
+    Ok(terms)
+}
+
+/// Runs `f` on a stack big enough for an expression of `terms` operators: jaq's parser,
+/// compiler and evaluator recurse once per link of a chain (a few KiB each).
+pub(crate) fn with_stack_for<T>(terms: usize, f: impl FnOnce() -> T) -> T {
+    if terms <= DEEP_EXPR_TERMS {
+        return f();
+    }
+    // 32 KiB a link covers debug builds; the stack is reserved, not touched.
+    let need = terms * 32 * 1024;
+    stacker::maybe_grow(need, need * 2, f)
 }
 
 /// Rejects user definitions that call themselves, directly or through a nested definition.

@@ -5,7 +5,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 
-/// A duration written as text (`250ms`, `10s`, `5min`, `1h`, `1d`) or as milliseconds.
+/// Longest duration accepted anywhere (ten years): every duration is added to times in
+/// milliseconds and multiplied by retry factors, which must not overflow (issue 12).
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
+/// A duration written as text (`250ms`, `10s`, `5min`, `1h`, `1d`) or as milliseconds, at
+/// most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Dur(pub Duration);
 
@@ -31,7 +36,8 @@ impl Dur {
         if t.is_empty() {
             return Err(bad());
         }
-        let mut total = Duration::ZERO;
+        let too_long = || format!("invalid duration `{text}`: the longest accepted is {}", Dur(MAX_DURATION));
+        let mut total_ms = 0f64;
         let mut rest = t;
         while !rest.is_empty() {
             let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
@@ -48,9 +54,12 @@ impl Dur {
                 "d" | "day" | "days" => 86_400e3,
                 _ => return Err(bad()),
             };
-            total += Duration::from_secs_f64(n * ms / 1e3);
+            total_ms += n * ms;
+            if !total_ms.is_finite() || total_ms > MAX_DURATION.as_millis() as f64 {
+                return Err(too_long());
+            }
         }
-        Ok(Dur(total))
+        Ok(Dur(Duration::from_secs_f64(total_ms / 1e3)))
     }
 }
 
@@ -84,7 +93,12 @@ impl<'de> Deserialize<'de> for Dur {
         match Raw::deserialize(d)
             .map_err(|_| serde::de::Error::custom("expected a duration like 100ms, 5s, 5min, 1h or 1d"))?
         {
-            Raw::Millis(ms) => Ok(Dur::millis(ms)),
+            Raw::Millis(ms) if u128::from(ms) <= MAX_DURATION.as_millis() => Ok(Dur::millis(ms)),
+            Raw::Millis(_) => Err(serde::de::Error::custom(format!(
+                "a duration may be at most {} ({} ms)",
+                Dur(MAX_DURATION),
+                MAX_DURATION.as_millis()
+            ))),
             Raw::Text(t) => Dur::parse(&t).map_err(serde::de::Error::custom),
         }
     }

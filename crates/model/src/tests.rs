@@ -161,6 +161,14 @@ fn durations_parse() {
     assert_eq!(Dur::parse("1m30s").unwrap(), Dur::secs(90));
     assert!(Dur::parse("5 parsecs").is_err());
     assert_eq!(Dur::secs(300).to_string(), "5m");
+    // Found by fuzzing (issue 12): numbers beyond what a Duration holds panicked.
+    for huge in ["300000000000000d", "10000000000000000000s10000000000000000000s", "3651d", &"9".repeat(400)] {
+        let e = Dur::parse(&format!("{huge}s")).or_else(|_| Dur::parse(huge)).unwrap_err();
+        assert!(e.contains("the longest accepted is 3650d") || e.contains("invalid duration"), "{huge}: {e}");
+    }
+    assert_eq!(Dur::parse("3650d").unwrap(), Dur(crate::duration::MAX_DURATION));
+    let from_ms: Result<Dur, _> = serde_json::from_value(serde_json::json!(u64::MAX));
+    assert!(from_ms.unwrap_err().to_string().contains("at most 3650d"));
 }
 
 #[test]

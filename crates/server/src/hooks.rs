@@ -332,12 +332,16 @@ fn trigger_event(
     Ok((Value::Object(event), text))
 }
 
-/// Deepest nesting of a JSON body: what the journal can read back (`serde_json`'s limit).
-const MAX_BODY_NESTING: usize = 127;
+/// Deepest nesting of a JSON body: the event around it adds a level, and the whole must stay
+/// what the journal can read back (`serde_json`'s limit, 127) — found by fuzzing (issue 12).
+const MAX_BODY_NESTING: usize = 126;
 
 /// A JSON body, checked without building its tree: its text, or `None` when the body is
 /// not JSON by its content type (or empty).
-fn json_body<'b>(content_type: &str, body: &'b [u8]) -> ApiResult<Option<&'b str>> {
+///
+/// # Errors
+/// `400 invalid_body` when it is not UTF-8, not JSON, or nested too deeply.
+pub fn json_body<'b>(content_type: &str, body: &'b [u8]) -> ApiResult<Option<&'b str>> {
     if body.is_empty() || !is_json(content_type, body) {
         return Ok(None);
     }

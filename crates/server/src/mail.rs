@@ -41,11 +41,15 @@ impl MailHandler for Mail {
     }
 
     async fn deliver(&self, envelope: &Envelope, message: bytes::Bytes) -> Result<(), Reject> {
-        let parsed = flowgate_smtp::parse_message(&message).map_err(|e| Reject {
-            code: 554,
-            enhanced: "5.6.0",
-            message: format!("the message cannot be parsed: {e}"),
-        })?;
+        // MIME parsing of a large message takes milliseconds to seconds: off the async threads.
+        let parsed = tokio::task::spawn_blocking(move || flowgate_smtp::parse_message(&message))
+            .await
+            .map_err(|_| Reject { code: 451, enhanced: "4.3.0", message: "the message could not be read".into() })?
+            .map_err(|e| Reject {
+                code: 554,
+                enhanced: "5.6.0",
+                message: format!("the message cannot be parsed: {e}"),
+            })?;
         let engine = &self.state.engine;
         let received = flowgate_engine::clock::rfc3339(engine.clock().now_ms());
         // One execution per flow, with the recipients that led to it.

@@ -331,6 +331,7 @@ async fn content_types() {
     for (bad, says) in [
         (vec![b'"', 0xff, b'"'], "not valid JSON"),
         (format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(), "nests 200 levels deep"),
+        (format!("{}1{}", "[".repeat(127), "]".repeat(127)).into_bytes(), "the limit is 126"),
         (b"[1, 2] 3".to_vec(), "not valid JSON"),
     ] {
         let (status, _, v) = send(echo("application/json", bad)).await;
@@ -338,12 +339,16 @@ async fn content_types() {
         assert_error(&v, "invalid_body");
         assert!(v["error"]["message"].as_str().unwrap().contains(says), "{v}");
     }
+    // As deep as allowed: accepted, and the flow runs on it.
+    let deepest = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+    let (status, _, v) = send(echo("application/json", deepest.into_bytes())).await;
+    assert_eq!(status, 200, "{v}");
     let (status, _, v) =
         send(echo("application/json", b"  { \"a\" : [1, 2 ,3] ,\n \"b\": \"\\u00e9\" }  ".to_vec())).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["body"], json!({ "a": [1, 2, 3], "b": "é" }));
     let after = s.get_json("/v1/executions?flow=echo").await["items"].as_array().unwrap().len();
-    assert_eq!(after, before + 1, "only the valid one started an execution");
+    assert_eq!(after, before + 2, "only the valid ones started executions");
 
     // Larger than axum's 2 MB default, within Flowgate's 10 MB default limit.
     let big = "x".repeat(3 * 1024 * 1024);

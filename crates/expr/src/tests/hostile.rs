@@ -241,3 +241,40 @@ fn jaq_itself(src: &str, input: &Value) -> Result<Value, EvalError> {
     }
     Ok(collect(outs))
 }
+
+/// Found by fuzzing (issue 12): chains of operators (not brackets) nest jaq's parser,
+/// compiler and evaluator one frame per link; 12,000 links overflowed the stack at compile
+/// time, 32,000 `.a` at evaluation. Over the limit: a clear error; under it: compiled and run
+/// on a stack big enough, even from a thread with a small one.
+#[test]
+fn operator_chains_are_bounded_and_run_on_a_big_enough_stack() {
+    for src in [
+        format!("{}1", "-".repeat(12_000)),
+        vec!["."; 12_000].join("|"),
+        ".a".repeat(32_000),
+        vec!["1"; 9_000].join(","),
+        format!("{}1", "try ".repeat(5_000)),
+    ] {
+        let err = Expr::compile(&src).unwrap_err();
+        assert!(err.message.contains("operators; the limit is"), "{}: {err:?}", &src[..20]);
+    }
+    // A string literal full of commas is not a chain.
+    let long_text = format!("\"{}\" | length", "a,".repeat(20_000));
+    assert_eq!(Expr::compile(&long_text).unwrap().eval(&json!(null), &Scope::empty(), SMALL), Ok(json!(40_000)));
+    // Within the limit, on a small stack.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let chain = format!("{} 0", ". as $x | ".repeat(1_300));
+            let e = Expr::compile(&chain).unwrap();
+            assert_eq!(e.eval(&json!(1), &Scope::empty(), SMALL), Ok(json!(0)));
+            let path = format!("{} // 7", ".a".repeat(3_900));
+            let e = Expr::compile(&path).unwrap();
+            assert_eq!(e.eval(&json!({}), &Scope::empty(), SMALL), Ok(json!(7)));
+            let neg = format!("{}1", "-".repeat(3_900));
+            assert_eq!(Expr::compile(&neg).unwrap().eval(&json!(null), &Scope::empty(), SMALL), Ok(json!(1)));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
