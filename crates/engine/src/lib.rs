@@ -508,6 +508,23 @@ impl Engine {
         compile::compile(text, format)
     }
 
+    /// [`Engine::validate`] on a blocking thread: a definition of thousands of expressions
+    /// takes a while to compile, and the async threads serve everyone else meanwhile.
+    ///
+    /// # Errors
+    /// Every problem found, located.
+    pub async fn validate_off_thread(text: String, format: Format) -> Result<Draft, Vec<Diagnostic>> {
+        match tokio::task::spawn_blocking(move || compile::compile(&text, format)).await {
+            Ok(r) => r,
+            Err(e) => Err(vec![Diagnostic {
+                path: String::new(),
+                line: None,
+                column: None,
+                message: format!("the definition could not be checked: {e}"),
+            }]),
+        }
+    }
+
     /// Checks, stores and serves a definition in `tenant`, and deploys it there (with its
     /// defaults the first time; an upgrade keeps the deployment's values and, when the
     /// integration is live, runs its `deploy` flows). An unchanged document keeps its version.
@@ -522,7 +539,7 @@ impl Engine {
         format: Format,
     ) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
         let inner = &self.inner;
-        let draft = compile::compile(text, format).map_err(ApplyError::Invalid)?;
+        let draft = Engine::validate_off_thread(text.to_owned(), format).await.map_err(ApplyError::Invalid)?;
         let slug = draft.definition.integration.clone();
         // A document read from the API holds markers for the current literal credentials.
         let current = inner.store.integration(tenant, &slug).await?;
@@ -543,8 +560,11 @@ impl Engine {
                     .into(),
             }]));
         }
-        let draft =
-            if current.is_some() { compile::compile(&text, format).map_err(ApplyError::Invalid)? } else { draft };
+        let draft = if current.is_some() {
+            Engine::validate_off_thread(text.clone(), format).await.map_err(ApplyError::Invalid)?
+        } else {
+            draft
+        };
         let mut document = draft.document.clone();
         let literals = deploy::extract_literals(&mut document);
         let now = inner.clock.now_ms();

@@ -91,6 +91,13 @@ async fn a_definition_cannot_take_the_node_down() {
         ),
         format!("integration: deep\nx: {}1{}\n", "[".repeat(n), "]".repeat(n)),
         format!("{{\"integration\": \"deep\", \"x\": {}1{}}}", "[".repeat(n), "]".repeat(n)),
+        // Found by fuzzing: a chain of operators (not brackets) in an expression.
+        format!(
+            "integration: deep\nflows:\n  - flow: f\n    trigger: {{ manual: {{}} }}\n    steps:\n      - {{ id: t, transform: '{}1' }}\n",
+            "-".repeat(12_000)
+        ),
+        // And a duration beyond what a clock can add.
+        "integration: deep\nflows:\n  - flow: f\n    trigger: { manual: {} }\n    timeout: 300000000000000d\n    steps: []\n".to_owned(),
     ];
     for doc in &docs {
         for (method, path) in [(reqwest::Method::POST, "/v1/validate"), (reqwest::Method::PUT, "/v1/integrations/deep")]
@@ -99,7 +106,12 @@ async fn a_definition_cannot_take_the_node_down() {
             let (status, _, v) = send(s.api(method.clone(), path).header("content-type", ct).body(doc.clone())).await;
             assert!(status == 422 || status == 400, "{path}: {status} {v}");
             let text = v.to_string();
-            assert!(text.contains("deeper") || text.contains("invalid"), "{path}: {v}");
+            assert!(
+                ["deeper", "invalid", "operators; the limit is", "the longest accepted"]
+                    .iter()
+                    .any(|w| text.contains(w)),
+                "{path}: {v}"
+            );
         }
         healthz_within(&s, Duration::from_secs(1)).await;
     }

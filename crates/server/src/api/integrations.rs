@@ -71,7 +71,7 @@ pub async fn put(
 ) -> ApiResult<Response> {
     let text = text(&body)?;
     let format = body_format(&headers, text);
-    let draft = Engine::validate(text, format).map_err(ApiError::invalid_definition)?;
+    let draft = Engine::validate_off_thread(text.to_owned(), format).await.map_err(ApiError::invalid_definition)?;
     if draft.definition.integration != slug {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!(
             "the document defines integration `{}` but was sent to /v1/integrations/{slug}",
@@ -131,7 +131,9 @@ pub async fn validate(
     ApiBody(body): ApiBody,
 ) -> ApiResult<Response> {
     let text = text(&body)?;
-    let draft = Engine::validate(text, body_format(&headers, text)).map_err(ApiError::invalid_definition)?;
+    let draft = Engine::validate_off_thread(text.to_owned(), body_format(&headers, text))
+        .await
+        .map_err(ApiError::invalid_definition)?;
     let flows: Vec<Value> = draft
         .definition
         .flows
