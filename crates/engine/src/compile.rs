@@ -346,9 +346,13 @@ impl CompiledFlow {
     /// `<flow>.<integration>.<tenant>@<domain>` (unique: slugs hold no dots).
     pub fn email_address(&self, domain: &str) -> Option<String> {
         match &self.trigger {
-            FlowTrigger::Email(e) => Some(e.address.clone().unwrap_or_else(|| {
-                format!("{}.{}.{}@{}", self.slug, self.integration, self.tenant, domain).to_ascii_lowercase()
-            })),
+            // Addresses are matched without regard to case (`email_route` lowercases).
+            FlowTrigger::Email(e) => Some(
+                e.address
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.{}.{}@{}", self.slug, self.integration, self.tenant, domain))
+                    .to_ascii_lowercase(),
+            ),
             _ => None,
         }
     }

@@ -3,7 +3,6 @@
 //! execution this node runs was cancelled, an integration changed.
 
 use crate::Inner;
-use crate::waiters::SyncOutcome;
 use flowgate_store::StoreEvent;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -82,16 +81,8 @@ async fn answer_from_store(inner: &Arc<Inner>, id: &str) {
             return;
         }
     };
-    fn parse<T: serde::de::DeserializeOwned>(t: &Option<String>) -> Option<T> {
-        t.as_deref().and_then(|t| serde_json::from_str(t).ok())
-    }
-    let response: Option<flowgate_steps::Response> = parse(&row.response);
-    if row.status().is_final() {
-        let status = row.status();
-        let outcome = SyncOutcome::Finished { status, output: parse(&row.output), error: parse(&row.error), response };
+    if let Some(outcome) = inner.stored_outcome(&row).await {
         inner.waiters.answer(id, outcome);
-    } else if let Some(r) = response {
-        inner.waiters.answer(id, SyncOutcome::Responded(r));
     }
 }
 

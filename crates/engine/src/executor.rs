@@ -326,7 +326,11 @@ impl Execution {
                 self.round_began = self.round_began.min(r.started_at);
             }
             if COMPLETED.contains(&r.status.as_str()) {
-                if let Some(resp) = r.response.as_deref().and_then(|t| serde_json::from_str(t).ok()) {
+                if let Some(resp) = r
+                    .response
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(&self.flow.redactor.restore_json_text(t)).ok())
+                {
                     self.response = Some(resp);
                 }
                 // Recorded outputs hold markers for secrets; the run needs the values back.
@@ -799,7 +803,9 @@ impl Execution {
                 Ok(out) => {
                     self.record_json(step, attempt, "succeeded", &input, out_json, None, started);
                     if let Some(r) = response {
-                        let text = serde_json::to_string(&r).ok();
+                        // Stored redacted like everything recorded (the API and the status URL
+                        // read it); a caller on another node gets it restored (`stored_outcome`).
+                        let text = serde_json::to_string(&r).ok().map(|t| self.redact(t));
                         if let Some(last) = self.pending.steps.last_mut() {
                             last.response.clone_from(&text);
                         }

@@ -311,6 +311,28 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// What a caller of an execution learns from its stored row (it ran elsewhere, or this
+    /// is a repeated delivery): its end, else its `respond` answer, else nothing yet. Stored
+    /// texts hold markers for secrets; the caller gets what the flow answered, restored.
+    pub(crate) async fn stored_outcome(&self, row: &ExecutionRow) -> Option<SyncOutcome> {
+        let flow = self.flow_for(row.version_id, &row.flow).await;
+        let parse = |t: &Option<String>| -> Option<Value> {
+            let t = t.as_deref()?;
+            let restored = match &flow {
+                Some(f) => f.redactor.restore_json_text(t),
+                None => std::borrow::Cow::Borrowed(t),
+            };
+            serde_json::from_str(&restored).ok()
+        };
+        let response: Option<flowgate_steps::Response> =
+            parse(&row.response).and_then(|v| serde_json::from_value(v).ok());
+        if row.status().is_final() {
+            let (output, error) = (parse(&row.output), parse(&row.error));
+            return Some(SyncOutcome::Finished { status: row.status(), output, error, response });
+        }
+        response.map(SyncOutcome::Responded)
+    }
+
     /// Wakes the claim loop when a tenant or flow that was at its share has room again (its
     /// queued executions may be claimed now).
     fn room_waker(self: &Arc<Self>) -> impl Fn() + Send + Sync + 'static {
@@ -565,6 +587,7 @@ impl Engine {
         } else {
             draft
         };
+        foreign_addresses(&draft, tenant, &inner.settings.mail_domain).map_err(ApplyError::Invalid)?;
         let mut document = draft.document.clone();
         let literals = deploy::extract_literals(&mut document);
         let now = inner.clock.now_ms();
@@ -939,18 +962,10 @@ impl Engine {
     pub async fn outcome_of(&self, id: &str, timeout: Duration) -> Option<SyncOutcome> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Ok(Some(row)) = self.inner.store.execution(None, id).await {
-                fn parse<T: serde::de::DeserializeOwned>(t: &Option<String>) -> Option<T> {
-                    t.as_deref().and_then(|t| serde_json::from_str(t).ok())
-                }
-                let response: Option<flowgate_steps::Response> = parse(&row.response);
-                if row.status().is_final() {
-                    let (output, error) = (parse(&row.output), parse(&row.error));
-                    return Some(SyncOutcome::Finished { status: row.status(), output, error, response });
-                }
-                if let Some(r) = response {
-                    return Some(SyncOutcome::Responded(r));
-                }
+            if let Ok(Some(row)) = self.inner.store.execution(None, id).await
+                && let Some(outcome) = self.inner.stored_outcome(&row).await
+            {
+                return Some(outcome);
             }
             if tokio::time::Instant::now() >= deadline {
                 return None;
@@ -1286,6 +1301,36 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "Could not hand executions back; their leases will expire."),
         }
     }
+}
+
+/// Explicit inbound addresses shaped like another tenant's derived ones
+/// (`<flow>.<integration>.<tenant>@<domain>`) are refused: the derived addresses of every
+/// tenant, present and future, are theirs alone (issue 13).
+fn foreign_addresses(draft: &Draft, tenant: &str, domain: &str) -> Result<(), Vec<Diagnostic>> {
+    let mut problems = Vec::new();
+    for (i, f) in draft.definition.flows.iter().enumerate() {
+        let Some(address) =
+            draft.emails().into_iter().find(|e| e.flow == f.flow).map(|e| e.address.to_ascii_lowercase())
+        else {
+            continue;
+        };
+        let Some((local, host)) = address.rsplit_once('@') else { continue };
+        let parts: Vec<&str> = local.split('.').collect();
+        let derived_shape = parts.len() == 3 && parts.iter().all(|p| flowgate_model::is_slug(p));
+        if host.eq_ignore_ascii_case(domain) && derived_shape && parts[2] != tenant {
+            problems.push(Diagnostic {
+                path: format!("flows[{i}].trigger.email.address"),
+                line: None,
+                column: None,
+                message: format!(
+                    "`{address}` has the shape of tenant `{}`'s own addresses (<flow>.<integration>.<tenant>@{domain}); \
+                     choose another address",
+                    parts[2]
+                ),
+            });
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
 
 /// A webhook delivery's identity when the flow names none: its `Idempotency-Key`, else — for a

@@ -233,11 +233,14 @@ impl crate::Engine {
                 if asked.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                     return Err(format!("invalid file path `{path}`: `..` is not allowed"));
                 }
-                let full = if asked.is_absolute() { asked.to_path_buf() } else { root.join(tenant).join(asked) };
-                if !full.starts_with(root) {
+                // Each tenant writes in its own folder only: not the log directory at large,
+                // where another tenant's files are (issue 13).
+                let own = root.join(tenant);
+                let full = if asked.is_absolute() { asked.to_path_buf() } else { own.join(asked) };
+                if !full.starts_with(&own) || full == own {
                     return Err(format!(
-                        "invalid file path `{path}`: log files are written inside {} (give a relative path)",
-                        root.display()
+                        "invalid file path `{path}`: this tenant's log files are written inside {} (give a relative path)",
+                        own.display()
                     ));
                 }
                 Ok(SinkConfig::File { path: full.to_string_lossy().into_owned() })

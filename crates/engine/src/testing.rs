@@ -58,7 +58,9 @@ pub struct Failure {
     pub message: String,
 }
 
-/// Runs the test cases of a document (all, or the one named `only`) with config `values`.
+/// Runs the test cases of a document (all, or the one named `only`) with config `values`,
+/// under the policies of `node` (which addresses requests may reach, expression budgets,
+/// output limits): a test run may do nothing a real run on that node may not (issue 13).
 ///
 /// # Errors
 /// The document's problems, when it does not validate.
@@ -67,6 +69,7 @@ pub async fn run_tests(
     format: Format,
     values: &Map<String, Value>,
     only: Option<&str>,
+    node: &EngineSettings,
 ) -> Result<TestReport, Vec<Diagnostic>> {
     let draft = crate::compile::compile(text, format)?;
     let tests: Vec<FlowTest> =
@@ -87,6 +90,12 @@ pub async fn run_tests(
             public_url: "http://localhost:8080".into(),
             leader: false,
             lifecycle: false,
+            outbound: node.outbound.clone(),
+            expression_budget: node.expression_budget,
+            expression_threads: 1,
+            max_step_output: node.max_step_output,
+            memory_in_flight: node.memory_in_flight,
+            max_concurrency: 16,
             ..EngineSettings::default()
         },
         Arc::new(SystemClock),
@@ -178,7 +187,8 @@ async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
     if let Ok(journal) = engine.store().journal(&submitted.id).await {
         for r in journal {
             if matches!(r.status.as_str(), "succeeded" | "skipped" | "continued")
-                && let Some(o) = r.output.as_deref().and_then(|o| serde_json::from_str(o).ok())
+                && let Some(o) =
+                    r.output.as_deref().and_then(|o| serde_json::from_str(&flow.redactor.restore_json_text(o)).ok())
             {
                 outputs.insert(r.step_id, o);
             }
@@ -236,6 +246,13 @@ async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
     }
     result.passed = result.failures.is_empty();
     result.duration_ms = started.elapsed().as_millis() as u64;
+    // What a test shows never holds a secret's value (issue 13): compared in full, shown
+    // redacted.
+    for f in &mut result.failures {
+        f.expected = flow.redactor.redact_value(&f.expected);
+        f.actual = flow.redactor.redact_value(&f.actual);
+        f.message = flow.redactor.redact_text(&f.message).into_owned();
+    }
     result
 }
 
@@ -262,6 +279,6 @@ impl Engine {
             None => Map::new(),
         };
         let format = if record.format == "json" { Format::Json } else { Format::Yaml };
-        run_tests(&text, format, &values, only).await.map(Some)
+        run_tests(&text, format, &values, only, &self.inner.settings).await.map(Some)
     }
 }

@@ -10,6 +10,16 @@
 //! Where two occurrences overlap, the longer value wins: a secret that contains another is
 //! replaced whole. All occurrences are found in one pass over the input (an Aho–Corasick
 //! automaton), and nothing is allocated when none is found.
+//!
+//! # What is recognised (issue 13)
+//!
+//! A secret's exact value, and — for values of [`MIN_ENCODED_LEN`] characters or more — its
+//! common encodings: upper and lower case, hex (both cases), percent-encoding, and base64
+//! (standard and URL-safe) at each of the three alignments it can take inside a longer
+//! encoded text (so `base64("user:" + password)`, a Basic `Authorization` header, is caught).
+//! Each encoding has a marker of its own (`«secret:NAME|base64»`) that restores to exactly
+//! the text it replaced. Other transformations (reversed, split, `explode`d, hashed) are not
+//! recognised: values that must never be recorded should not be transformed in expressions.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
@@ -26,6 +36,61 @@ pub const MARKER_SUFFIX: &str = "»";
 
 /// Characters in the shortest value that is redacted: shorter ones would match everywhere.
 pub const MIN_SECRET_LEN: usize = 4;
+
+/// Characters in the shortest value whose encodings are redacted too (shorter ones would
+/// match inside unrelated base64 or hex text).
+pub const MIN_ENCODED_LEN: usize = 8;
+
+/// The encoded forms of a secret value: (marker suffix, text).
+fn encodings(value: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let mut out = vec![
+        ("upper", value.to_uppercase()),
+        ("lower", value.to_lowercase()),
+        ("hex", hex::encode(value)),
+        ("HEX", hex::encode_upper(value)),
+        ("url", percent_encode(value)),
+    ];
+    // Base64 inside a longer text: the secret starts at byte 0, 1 or 2 of a 3-byte group.
+    // The characters covering only secret bytes are the same whatever surrounds them.
+    for (suffix, engine) in [("base64", &STANDARD), ("base64url", &URL_SAFE_NO_PAD)] {
+        for shift in 0..3usize {
+            let mut bytes = vec![0u8; shift];
+            bytes.extend_from_slice(value.as_bytes());
+            let encoded = engine.encode(&bytes);
+            // Skip the characters touched by the padding bytes before, and the last group's
+            // characters that the bytes after would change.
+            let skip = (shift * 4).div_ceil(3);
+            let keep = ((shift + value.len()) / 3) * 4;
+            if keep > skip + 4 {
+                let name = match (suffix, shift) {
+                    ("base64", 0) => "base64",
+                    ("base64", 1) => "base64.1",
+                    ("base64", _) => "base64.2",
+                    (_, 0) => "base64url",
+                    (_, 1) => "base64url.1",
+                    _ => "base64url.2",
+                };
+                out.push((name, encoded[skip..keep].to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// `value` with every byte but unreserved URL characters percent-encoded.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// Replaces secret values in recorded data with markers, and puts them back.
 ///
@@ -77,6 +142,13 @@ impl Redactor {
                 unique = format!("{base}#{n}");
                 n += 1;
             }
+            if value.chars().count() >= MIN_ENCODED_LEN {
+                for (suffix, encoded) in encodings(&value) {
+                    if encoded.chars().count() >= MIN_SECRET_LEN && seen_values.insert(encoded.clone()) {
+                        entries.push((format!("{unique}|{suffix}"), encoded));
+                    }
+                }
+            }
             entries.push((unique, value));
         }
         if entries.is_empty() {
@@ -103,7 +175,7 @@ impl Redactor {
 
     /// How many secrets it knows.
     pub fn len(&self) -> usize {
-        self.table.as_ref().map_or(0, |t| t.names.len())
+        self.table.as_ref().map_or(0, |t| t.names.iter().filter(|n| !n.contains('|')).count())
     }
 
     /// Replaces each occurrence of a secret value in plain text with `«secret:NAME»`.
@@ -173,7 +245,8 @@ impl Redactor {
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: &[String] = self.table.as_ref().map_or(&[], |t| &t.names);
+        let names: Vec<&String> =
+            self.table.as_ref().map_or(Vec::new(), |t| t.names.iter().filter(|n| !n.contains('|')).collect());
         f.debug_struct("Redactor").field("names", &names).finish()
     }
 }
@@ -523,6 +596,45 @@ mod tests {
         assert_eq!(restored, r#"{"a":"«secret:other»","b":"pa\"ss\\wo\nrd"}"#);
         assert_eq!(serde_json::from_str::<Value>(&restored).unwrap()["b"], PASSWORD);
         assert_eq!(r.restore_value(&json!(["«secret:other»"])), json!(["«secret:other»"]));
+    }
+
+    /// Issue 13: transformed copies of a secret — case, hex, percent-encoding, base64 at any
+    /// alignment (a Basic `Authorization` header) — are redacted too, each with a marker that
+    /// restores exactly what it replaced.
+    #[test]
+    fn common_encodings_are_redacted_and_restored_exactly() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let secret = "s3cr3t-Pa$$word/42";
+        let r = Redactor::new([("pw".to_owned(), secret.to_owned())]);
+        assert_eq!(r.len(), 1, "one secret, whatever its encodings");
+        let forms = [
+            secret.to_owned(),
+            secret.to_uppercase(),
+            secret.to_lowercase(),
+            hex::encode(secret),
+            hex::encode_upper(secret),
+            "s3cr3t-Pa%24%24word%2F42".to_owned(),
+            STANDARD.encode(secret),
+            URL_SAFE_NO_PAD.encode(secret),
+            STANDARD.encode(format!("user:{secret}")),
+            STANDARD.encode(format!("ab:{secret}:z")),
+            URL_SAFE_NO_PAD.encode(format!("x{secret}")),
+        ];
+        for form in &forms {
+            let text = format!("Authorization: Basic {form} end");
+            let redacted = r.redact_text(&text);
+            assert!(!redacted.contains(form.as_str()), "{form}: {redacted}");
+            assert!(!r.leaks(&redacted), "{form}: {redacted}");
+            assert_eq!(r.restore_text(&redacted), text, "{form}");
+            let json = serde_json::to_string(&json!({ "h": text })).unwrap();
+            let redacted = r.redact_json_text(&json);
+            assert!(!redacted.contains(form.as_str()), "{form}: {redacted}");
+            assert_eq!(r.restore_json_text(&redacted), json, "{form}");
+        }
+        // Short secrets: only the exact value (their encodings would match anywhere).
+        let short = Redactor::new([("pin".to_owned(), "4711".to_owned())]);
+        assert_eq!(short.redact_text("NDcxMQ== 4711"), "NDcxMQ== «secret:pin»");
     }
 
     #[test]

@@ -31,7 +31,17 @@ pub const DUPLICATE_HEADER: &str = "x-flowgate-duplicate";
 pub fn submit_error(e: flowgate_engine::SubmitError) -> ApiError {
     use flowgate_engine::SubmitError as E;
     match e {
-        E::Expression(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m),
+        E::Expression(m) => {
+            // Callers never see an evaluation's message: it may quote config values (issue
+            // 13). The operator's log has it; the tenant sees the flow's key expression fail
+            // when they test it.
+            tracing::warn!(error = %m, "An event was refused: its delivery key could not be computed.");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the event was refused: the flow's orderBy or dedupKey expression cannot be computed on it",
+            )
+        }
         E::Busy(m) => ApiError::unavailable(m),
         E::ShuttingDown => ApiError::unavailable("the server is shutting down"),
         E::Commit(e) => ApiError::unavailable(format!("the event could not be stored: {e}")),

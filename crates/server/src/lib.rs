@@ -393,7 +393,11 @@ impl Server {
                     ),
                 },
                 outbound: settings.outbound.clone(),
-                log_dir: Some(settings.log_dir.clone().unwrap_or_else(|| settings.data_dir.join("logs"))),
+                // Absolute, so file log sources get absolute paths whatever the working directory.
+                log_dir: Some({
+                    let dir = settings.log_dir.clone().unwrap_or_else(|| settings.data_dir.join("logs"));
+                    std::path::absolute(&dir).unwrap_or(dir)
+                }),
                 trigger_tick: settings.trigger_tick,
                 ..EngineSettings::default()
             },

@@ -85,7 +85,13 @@ impl MailHandler for Mail {
             match submitted {
                 Ok(s) => tracing::debug!(execution_id = %s.id, duplicate = s.duplicate, "Mail accepted."),
                 Err(SubmitError::Expression(m)) => {
-                    return Err(Reject { code: 554, enhanced: "5.6.0", message: m });
+                    // The sender never sees an evaluation's message (it may quote config values).
+                    tracing::warn!(error = %m, "A message was refused: its delivery key could not be computed.");
+                    return Err(Reject {
+                        code: 554,
+                        enhanced: "5.6.0",
+                        message: "the message was refused: the flow cannot compute its delivery key".into(),
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Cannot store an inbound message; the sender will retry.");

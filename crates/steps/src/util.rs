@@ -55,8 +55,11 @@ pub fn http_client() -> reqwest::Client {
     http_client_with(&crate::outbound::OutboundPolicy::default())
 }
 
+/// Most redirects an outbound request follows.
+pub const MAX_REDIRECTS: usize = 10;
+
 /// Like [`http_client`], resolving names through `policy` (internal addresses dropped when
-/// it says so).
+/// it says so) and checking every redirect against it.
 ///
 /// # Panics
 /// When the TLS backend cannot be set up (a build problem, not a run-time one).
@@ -66,6 +69,19 @@ pub fn http_client_with(policy: &crate::outbound::OutboundPolicy) -> reqwest::Cl
     if policy.deny_private {
         builder = builder.dns_resolver(policy.resolver());
     }
+    // Every hop of a redirect is checked like the first URL (issue 13: a redirect to
+    // `http://127.0.0.1/` from an allowed host used to be followed); names are checked by the
+    // resolver above as each hop connects. At most 10 hops.
+    let guard = policy.clone();
+    builder = builder.redirect(reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        match guard.check_url(attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refused) => attempt.error(refused),
+        }
+    }));
     builder
         .user_agent(concat!("flowgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))

@@ -36,7 +36,15 @@ pub fn config_values(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (text, format) = read(&a.file)?;
     let values = config_values(&a.config)?;
-    let report = match flowgate_engine::testing::run_tests(&text, format, &values, a.name.as_deref()).await {
+    let report = match flowgate_engine::testing::run_tests(
+        &text,
+        format,
+        &values,
+        a.name.as_deref(),
+        &flowgate_engine::EngineSettings::default(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(problems) => {
             for p in problems {

@@ -332,6 +332,8 @@ pub async fn run(
     }
     let kind = if matches!(f.trigger, FlowTrigger::Manual) { "manual" } else { "test" };
     let event = run_event(&f, req.body, req.headers, req.query, st.engine.clock().now_ms());
+    // The API never echoes a secret (issue 13): what the run answers is shown redacted.
+    let redactor = f.redactor.clone();
     let submitted = st
         .engine
         .submit(Submission {
@@ -353,14 +355,16 @@ pub async fn run(
     let Some(waiter) = submitted.waiter else { return Ok(accepted()) };
     let timeout = std::time::Duration::from_secs(q.timeout.unwrap_or(30).min(300));
     match tokio::time::timeout(timeout, waiter).await {
-        Ok(Ok(SyncOutcome::Finished { status, output, error, response })) => Ok(axum::Json(json!({
-            "executionId": submitted.id,
-            "status": status.as_str(),
-            "output": output,
-            "response": response,
-            "error": error,
-        }))
-        .into_response()),
+        Ok(Ok(SyncOutcome::Finished { status, output, error, response })) => {
+            Ok(axum::Json(redactor.redact_value(&json!({
+                "executionId": submitted.id,
+                "status": status.as_str(),
+                "output": output,
+                "response": response,
+                "error": error,
+            })))
+            .into_response())
+        }
         _ => {
             st.engine.forget_waiter(&submitted.id);
             Ok(accepted())

@@ -171,6 +171,11 @@ impl TestServer {
         self.dir.as_ref().map(|d| d.path().to_path_buf())
     }
 
+    /// The data directory, whatever the database (the log directory is in it).
+    pub fn home(&self) -> std::path::PathBuf {
+        self.dir.as_ref().map(|d| d.path().to_path_buf()).expect("a data directory")
+    }
+
     /// Stops this server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
