@@ -7,6 +7,12 @@
 //! round and then waits for that one. The child records its parent (`parent_id`), and its
 //! `$trigger.call` says who called it and how deep the chain is; chains deeper than
 //! [`MAX_DEPTH`] are refused, so a flow calling itself cannot run away.
+//!
+//! Fan-out is bounded too (issue 13): ten `call` steps calling their own flow eight deep
+//! would otherwise start 10⁸ executions from one event. Every execution a chain of calls
+//! starts takes a token from its root's bucket (a shared token bucket in the store, so all
+//! nodes count together): `--max-call-tree` ([`MAX_TREE`]) at once, refilled at as many an hour. A full
+//! bucket is the same as none, so buckets idle for a day are swept with expired dedup keys.
 
 use crate::{Engine, Inner, Submission, SubmitOptions, SyncOutcome, Wait};
 use async_trait::async_trait;
@@ -19,6 +25,14 @@ use std::time::Duration;
 
 /// Longest chain of calls.
 pub const MAX_DEPTH: u64 = 8;
+/// Executions the calls below one root execution may start at once (then as many an hour).
+pub const MAX_TREE: u32 = 10_000;
+/// The bucket, in the store's rate limits, counting the calls below `root`.
+pub(crate) fn tree_bucket(root: &str) -> String {
+    format!("{TREE_BUCKET_PREFIX}{root}")
+}
+/// Buckets of call trees live under the integration `""` (no user limit can) with this prefix.
+pub const TREE_BUCKET_PREFIX: &str = "calls/";
 /// How long a child's identity is remembered.
 const CHILD_IDENTITY: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -38,6 +52,8 @@ pub(crate) struct CallAction {
     pub input: Arc<Template>,
     /// The parent's own depth (0 for an execution no call started).
     pub depth: u64,
+    /// The execution at the top of the parent's chain of calls.
+    pub root: String,
 }
 
 #[async_trait]
@@ -45,6 +61,25 @@ impl Step for CallAction {
     async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
         if self.depth + 1 > MAX_DEPTH {
             return Err(StepError::fatal("call_depth", format!("calls nest deeper than {MAX_DEPTH} flows")));
+        }
+        let now = self.inner.clock.now_ms();
+        let most = self.inner.settings.max_call_tree;
+        let per_second = f64::from(most) / 3600.0;
+        let refused = self
+            .inner
+            .store
+            .take_token(&self.tenant, "", &tree_bucket(&self.root), per_second, most, now)
+            .await
+            .map_err(|e| StepError::retryable("call_submit", format!("cannot count the calls: {e}")))?;
+        if refused.is_some() {
+            return Err(StepError::fatal(
+                "call_fanout",
+                format!(
+                    "the calls below execution {} started {most} executions, the most one event may start \
+                     (then {most} an hour; --max-call-tree)",
+                    self.root
+                ),
+            ));
         }
         let body = cx.evaluator.eval(&self.input, input, &cx.scope).await?;
         let flow = match &self.integration {
@@ -75,6 +110,7 @@ impl Step for CallAction {
                 "parentFlow": self.parent_flow,
                 "parentStep": self.step,
                 "depth": self.depth + 1,
+                "root": self.root,
             },
         });
         let engine = Engine { inner: self.inner.clone() };

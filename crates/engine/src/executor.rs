@@ -117,6 +117,8 @@ struct Execution {
     mocks: Option<Arc<Map<String, Value>>>,
     /// How deep in a chain of `call` steps this execution is (0: not called).
     depth: u64,
+    /// The execution at the top of this one's chain of calls (itself when no call started it).
+    call_root: String,
     /// When this round began (epoch ms): the event for the first round, the first journal
     /// entry of a later one (a manual retry); the flow's timeout counts from here.
     round_began: i64,
@@ -283,8 +285,10 @@ impl Execution {
     /// The state of a job about to run (its worker permit is held by the job's task).
     fn new(inner: &Arc<Inner>, job: Job) -> Execution {
         let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
+        let call_root = job.trigger["call"]["root"].as_str().unwrap_or(&job.id).to_owned();
         Execution {
             depth,
+            call_root,
             execution_var: json!({ "id": job.id, "attempt": job.round, "trigger": job.trigger_kind, "createdAt": crate::clock::rfc3339(job.created_at) }),
             inner: inner.clone(),
             id: job.id,
@@ -699,6 +703,7 @@ impl Execution {
                     flow: flow.clone(),
                     input: body.clone(),
                     depth: self.depth,
+                    root: self.call_root.clone(),
                 };
                 self.run_action(step, &action, input).await
             }

@@ -26,7 +26,7 @@
 
 pub mod backoff;
 pub mod budget;
-mod call;
+pub mod call;
 pub mod clock;
 pub mod committer;
 pub mod compile;
@@ -140,6 +140,9 @@ pub struct EngineSettings {
     /// between, is failed (`crashed_node`) instead of resumed again; 0: never. Until then it
     /// is resumed apart from other work (see `dispatch::lanes`).
     pub crash_limit: u32,
+    /// Executions the `call` steps below one root execution may start at once, then as
+    /// many an hour (see `call`).
+    pub max_call_tree: u32,
 }
 
 impl Default for EngineSettings {
@@ -171,6 +174,7 @@ impl Default for EngineSettings {
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
             log_dir: None,
             crash_limit: 3,
+            max_call_tree: call::MAX_TREE,
             memory_in_flight: 256 * 1024 * 1024,
             max_step_output: 16 * 1024 * 1024,
         }
@@ -265,6 +269,10 @@ pub struct SubmitOptions {
     pub event_json: Option<String>,
 }
 
+/// A tenant's mailer and what it was made from: its sealed settings and the address its
+/// host resolved to (when the outbound policy pins one).
+type TenantMailer = ((String, Option<std::net::IpAddr>), flowgate_mailer::Mailer);
+
 pub(crate) struct Inner {
     store: SharedStore,
     settings: EngineSettings,
@@ -299,7 +307,8 @@ pub(crate) struct Inner {
     /// Notifications are sent one at a time: each one's rate-limit check sees the ones before.
     notify_gate: tokio::sync::Mutex<()>,
     /// Tenants' own mailers, with the sealed settings they were made from.
-    tenant_mailers: std::sync::Mutex<HashMap<String, (String, flowgate_mailer::Mailer)>>,
+    /// Each tenant's mailer, kept while its sealed settings and checked address stay the same.
+    tenant_mailers: std::sync::Mutex<HashMap<String, TenantMailer>>,
     /// The tenants' log sources.
     log_sinks: logs::LogSinks,
     /// The queue's lanes by crash count (`dispatch::lanes`), with what runs in each.

@@ -82,14 +82,20 @@ async fn mailer_for(inner: &Inner, tenant: &str) -> Result<Option<flowgate_maile
     if sealed.is_empty() {
         return Ok(inner.settings.mailer.clone());
     }
-    if let Some((text, m)) = inner.tenant_mailers.lock().expect("mailers lock").get(tenant)
-        && *text == sealed
+    let config = open_smtp(inner, tenant, &sealed)?;
+    // The host was checked when it was saved, but a name can resolve elsewhere by now (DNS
+    // rebinding): it is resolved and checked again at every send, and the mailer connects to
+    // the address that passed (issue 13).
+    let address = inner.settings.outbound.resolve_checked(&config.host, config.port).await?;
+    let key = (sealed, address);
+    if let Some((k, m)) = inner.tenant_mailers.lock().expect("mailers lock").get(tenant)
+        && *k == key
     {
         return Ok(Some(m.clone()));
     }
-    let config = open_smtp(inner, tenant, &sealed)?;
-    let mailer = flowgate_mailer::Mailer::new(config).map_err(|e| format!("the tenant's SMTP settings: {e}"))?;
-    inner.tenant_mailers.lock().expect("mailers lock").insert(tenant.to_owned(), (sealed, mailer.clone()));
+    let mailer = flowgate_mailer::Mailer::connecting_to(config, address)
+        .map_err(|e| format!("the tenant's SMTP settings: {e}"))?;
+    inner.tenant_mailers.lock().expect("mailers lock").insert(tenant.to_owned(), (key, mailer.clone()));
     Ok(Some(mailer))
 }
 

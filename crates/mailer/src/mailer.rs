@@ -58,6 +58,14 @@ struct PoolSlot {
 impl Mailer {
     /// Validates `config` and prepares the transport; connects only when the first mail is sent.
     pub fn new(config: SmtpConfig) -> Result<Mailer, String> {
+        Mailer::connecting_to(config, None)
+    }
+
+    /// Like [`Mailer::new`], but connects to `address` (what the host name resolved to when
+    /// an outbound policy checked it) rather than resolving the name again: a name whose DNS
+    /// answer changes between the check and the connection (rebinding) cannot redirect mail
+    /// to an internal server. TLS still verifies the certificate against the host name.
+    pub fn connecting_to(config: SmtpConfig, address: Option<std::net::IpAddr>) -> Result<Mailer, String> {
         config.validate()?;
         let sender = message::parse_mailbox(&config.from).map_err(|e| format!("invalid sender address: {e}"))?;
         let tls_parameters = || {
@@ -68,11 +76,13 @@ impl Mailer {
             Security::StartTls => Tls::Required(tls_parameters()?),
             Security::Tls => Tls::Wrapper(tls_parameters()?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(config.timeout()))
-            .pool_config(PoolConfig::new().max_size(8).idle_timeout(Duration::from_secs(60)));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            address.map_or_else(|| config.host.clone(), |a| a.to_string()),
+        )
+        .port(config.port)
+        .tls(tls)
+        .timeout(Some(config.timeout()))
+        .pool_config(PoolConfig::new().max_size(8).idle_timeout(Duration::from_secs(60)));
         if let Some(user) = &config.username {
             builder = builder.credentials(Credentials::new(user.clone(), config.password.clone().unwrap_or_default()));
         }

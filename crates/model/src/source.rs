@@ -55,8 +55,11 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Diagnostic> {
     }
     if format == Format::Json {
         // serde_json is the strict judge of JSON; saphyr then only supplies positions.
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| err(Some(e.line()), Some(e.column()), format!("invalid JSON: {e}")))?;
+        // Keys are checked for repeats while reading (as YAML's are): JSON's last-one-wins
+        // would silently drop half of a definition.
+        let value = serde_json::from_str::<UniqueKeys>(text)
+            .map_err(|e| err(Some(e.line()), Some(e.column()), format!("invalid JSON: {e}")))?
+            .0;
         let locations = yaml_docs(text)
             .ok()
             .and_then(|docs| docs.into_iter().next())
@@ -172,4 +175,65 @@ fn scalar(s: &Scalar<'_>) -> Result<Value, String> {
         }
         Scalar::String(s) => Value::String(s.to_string()),
     })
+}
+
+/// A JSON value read with every object's keys checked for repeats.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
 }

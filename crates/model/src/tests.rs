@@ -110,6 +110,25 @@ fn syntax_errors_are_located() {
     assert!(source::parse(&deep, Format::Yaml).unwrap_err().message.contains("deeper"));
 }
 
+/// Issue 13: a repeated key is an error in both formats, with its line (JSON used to keep
+/// the last one silently), at any depth; the same key in two objects is fine.
+#[test]
+fn duplicate_keys_are_refused_in_json_as_in_yaml() {
+    let yaml = source::parse("integration: a\nintegration: b\n", Format::Yaml).unwrap_err();
+    assert!(yaml.line.is_some(), "{yaml:?}");
+    for (text, line) in [
+        ("{\"integration\": \"a\", \"integration\": \"b\"}", 1),
+        ("{\"integration\": \"a\",\n \"flows\": [{\"flow\": \"f\",\n  \"steps\": [], \"steps\": []}]}", 3),
+    ] {
+        let err = source::parse(text, Format::Json).unwrap_err();
+        assert!(err.message.contains("duplicate key"), "{err:?}");
+        assert_eq!(err.line, Some(line), "{err:?}");
+    }
+    let ok = source::parse("{\"a\": {\"k\": 1}, \"b\": {\"k\": [1.5, -2, null, true]}}", Format::Json).unwrap();
+    assert_eq!(ok.value["b"]["k"][0], 1.5);
+    assert_eq!(ok.value["b"]["k"][1], -2);
+}
+
 /// Issue 12: nesting of every shape is refused before a tree is built (building and
 /// dropping it recursed once per level and overflowed the stack). Run on a thread with a
 /// small stack, so a regression fails instead of passing on a big one.

@@ -129,6 +129,22 @@ fn invalid_body(e: &serde_json::Error) -> ApiError {
 /// A query string decoded into `T`; malformed queries get a JSON 400.
 pub struct ApiQuery<T>(pub T);
 
+/// Path parameters, whose rejections (a parameter that is not valid UTF-8 once decoded, or
+/// not a number where one is expected) answer in the API's error shape, not axum's plain
+/// text (issue 13).
+pub struct ApiPath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(ApiError::bad_request(format!("invalid path: {}", e.body_text()))),
+        }
+    }
+}
+
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 

@@ -8,11 +8,12 @@
 
 use crate::AppState;
 use crate::auth::{HookAuth, check_hook, status_signature};
+use crate::error::ApiPath as Path;
 use crate::error::ApiQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::present;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;

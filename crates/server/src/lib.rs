@@ -102,6 +102,9 @@ pub struct Settings {
     /// An execution whose node died under it this many times in a row without progress is
     /// failed (`crashed_node`) instead of resumed again; 0: never.
     pub crash_limit: u32,
+    /// Executions the `call` steps below one event's execution may start at once (then as
+    /// many an hour).
+    pub max_call_tree: u32,
     /// Memory for events (webhook bodies, e-mails, stored events) received, parsed and run
     /// at once, in bytes of their trees; beyond it callers wait briefly, then get 503.
     pub memory_in_flight: usize,
@@ -179,6 +182,7 @@ impl Default for Settings {
             expression_timeout: Duration::from_secs(1),
             expression_memory: flowgate_expr::Budget::DEFAULT.memory,
             crash_limit: 3,
+            max_call_tree: flowgate_engine::call::MAX_TREE,
             memory_in_flight: 256 * 1024 * 1024,
             max_step_output: 16 * 1024 * 1024,
             smtp_listen: None,
@@ -333,8 +337,16 @@ impl Server {
     /// # Errors
     /// A wrong setting, a data directory in use, the store, or the address.
     pub async fn bind(settings: Settings) -> Result<Server, StartError> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .map_err(|e| StartError::Io(settings.data_dir.display().to_string(), e))?;
+        if !settings.data_dir.exists() {
+            // The data directory holds the database, keys and tokens: made its owner's only.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(&settings.data_dir)
+                .map_err(|e| StartError::Io(settings.data_dir.display().to_string(), e))?;
+        }
         let lock_path = settings.data_dir.join("flowgate.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -380,6 +392,7 @@ impl Server {
                     ..flowgate_expr::Budget::DEFAULT
                 },
                 crash_limit: settings.crash_limit,
+                max_call_tree: settings.max_call_tree,
                 memory_in_flight: settings.memory_in_flight,
                 max_step_output: settings.max_step_output,
                 mail_domain: settings.smtp_domain.clone().unwrap_or_else(|| "localhost".into()),

@@ -360,3 +360,143 @@ async fn tenants_do_not_cross_in_any_shared_namespace() {
         }
     }
 }
+
+backends!(the_small_holes_are_closed);
+/// Class 5, the smaller ones: a `respond` step cannot break its answer's framing (framing
+/// headers, 1xx, header values with line breaks); path-parameter errors answer in the JSON
+/// error shape; a JSON definition with a repeated key is refused like a YAML one; the
+/// database and log files are their owner's only; a tenant's SMTP host is checked again at
+/// send time (saved while allowed, it now resolves inside: refused, never connected to).
+async fn the_small_holes_are_closed() {
+    let s = TestServer::start().await;
+
+    // respond: checked when the flow is compiled …
+    for (what, step) in [
+        ("framing header", "respond: { status: 200, headers: { Transfer-Encoding: chunked }, body: x }"),
+        ("length", "respond: { status: 200, headers: { content-length: '5' }, body: x }"),
+        ("connection", "respond: { status: 200, headers: { Connection: close }, body: x }"),
+        ("1xx", "respond: { status: 101, body: x }"),
+    ] {
+        let yaml = format!(
+            "integration: resp\nflows:\n  - flow: f\n    trigger: {{ webhook: {{ path: resp, respond: {{ mode: sync, timeout: 10s }} }} }}\n    steps:\n      - {{ id: r, {step} }}\n"
+        );
+        let (status, v) = s.put_integration("resp", &yaml).await;
+        assert_eq!(status, 422, "{what}: {v}");
+        assert!(v["error"]["details"].to_string().contains("steps[0]"), "{what} located: {v}");
+    }
+    // … and when it runs: a computed 1xx or a value with a line break fails the run clearly.
+    s.apply("integration: resp\nflows:\n  - flow: f\n    trigger: { webhook: { path: resp, respond: { mode: sync, timeout: 10s } } }\n    steps:\n      - { id: r, respond: { status: '{{ $trigger.body.status }}', headers: { X-Note: '{{ $trigger.body.note }}' }, body: ok } }\n").await;
+    let (status, headers, _) = send(s.post_hook("resp").json(&json!({ "status": 201, "note": "fine" }))).await;
+    assert_eq!((status, headers.get("x-note").map(|h| h.to_str().unwrap().to_owned())), (201, Some("fine".into())));
+    for body in [json!({ "status": 103, "note": "x" }), json!({ "status": 200, "note": "a\r\nSet-Cookie: evil=1" })] {
+        let (status, headers, v) = send(s.post_hook("resp").json(&body)).await;
+        assert!(status >= 500, "{body}: {status} {v}");
+        assert!(headers.get("set-cookie").is_none());
+    }
+
+    // Path parameters that do not decode: the JSON error shape, not plain text.
+    for path in ["/v1/executions/%FF%FE", "/v1/integrations/%C3%28", "/v1/deliveries/%FF"] {
+        let (status, headers, v) = send(s.api(reqwest::Method::GET, path)).await;
+        assert!((400..500).contains(&status), "{path}: {status}");
+        assert!(
+            headers.get("content-type").is_some_and(|c| c.to_str().unwrap().starts_with("application/json")),
+            "{path}: {headers:?}"
+        );
+        assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string(), "{path}: {v}");
+    }
+
+    // A repeated key in a JSON definition.
+    let (status, _, v) =
+        send(s.api(reqwest::Method::PUT, "/v1/integrations/dup").header("content-type", "application/json").body(
+            r#"{"integration": "dup", "flows": [], "flows": [{"flow": "f", "trigger": {"manual": {}}, "steps": []}]}"#,
+        ))
+        .await;
+    assert!((400..500).contains(&status), "{v}");
+    assert!(v.to_string().contains("duplicate key `flows`"), "{v}");
+
+    // Files: the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let (status, _, v) = send(
+            s.api(reqwest::Method::PUT, "/v1/log-sources/audit").json(&json!({ "file": { "path": "audit.ndjson" } })),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        s.apply("integration: resp2\nflows:\n  - flow: f\n    logSource: audit\n    trigger: { manual: {} }\n    steps:\n      - { id: t, transform: '1' }\n").await;
+        s.run_flow("resp2", "f", json!({})).await;
+        let log = std::path::PathBuf::from(v["config"]["file"]["path"].as_str().unwrap());
+        let log = eventually("the log file", || async { log.exists().then(|| log.clone()) }).await;
+        let mut files = vec![log];
+        if let Some(data) = s.data_dir() {
+            files.extend(["flowgate.db", "flowgate.db-wal"].map(|f| data.join(f)).into_iter().filter(|p| p.exists()));
+            assert!(files.len() >= 2, "the database file is checked too");
+        }
+        for f in files {
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+    }
+
+    // SMTP: saved while the node allowed internal hosts, sent after it stopped allowing them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fields = json!({ "host": "127.0.0.1", "port": port, "security": "none", "from": "f@acme.example" });
+    let (status, _, v) = send(s.api(reqwest::Method::PUT, "/v1/smtp").json(&fields)).await;
+    assert_eq!(status, 200, "{v}");
+    let s = s.restart(guarded(&[])).await;
+    s.apply("integration: mailer\nflows:\n  - flow: f\n    trigger: { manual: {} }\n    steps:\n      - { id: m, email: { to: a@b.example, subject: hi, text: hi } }\n").await;
+    let ex = s.run_flow("mailer", "f", json!({})).await;
+    let id = ex["id"].as_str().or(ex["executionId"].as_str()).unwrap().to_owned();
+    let d = eventually("the e-mail's attempt", || async {
+        let ex = s.execution(&id).await;
+        (ex["deliveries"][0]["attempts"] == 1).then_some(ex["deliveries"][0].clone())
+    })
+    .await;
+    assert!(d["lastError"].as_str().unwrap().contains("internal addresses are refused"), "{d}");
+    assert!(listener.accept().is_err(), "nothing connected to the internal address");
+}
+
+backends!(a_call_tree_is_bounded);
+/// Class 5, `call` fan-out: a flow calling itself from two steps would start 2⁸ executions
+/// (depth alone is capped at 8). The calls below one event share one budget across nodes:
+/// past it, calls fail `call_fanout`, and nothing more is started.
+async fn a_call_tree_is_bounded() {
+    let s = TestServer::start_with(|st| st.max_call_tree = 6).await;
+    s.apply("integration: boom\nflows:\n  - flow: b\n    trigger: { manual: {} }\n    steps:\n      - { id: one, call: { flow: b }, retry: { attempts: 1 } }\n      - { id: two, call: { flow: b }, retry: { attempts: 1 } }\n").await;
+    let r = s
+        .api(reqwest::Method::POST, "/v1/integrations/boom/flows/b/run?wait=true&timeout=30")
+        .json(&json!({ "body": {} }))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "failed", "{v}");
+    // Everything settles, and the whole tree is the root plus at most the budget.
+    let all = eventually("the tree to settle", || async {
+        let page = s.get_json("/v1/executions?flow=b&limit=100").await;
+        let items = page["items"].as_array().unwrap().clone();
+        items.iter().all(|i| i["status"] != "running" && i["status"] != "queued").then_some(items)
+    })
+    .await;
+    assert!(all.len() <= 7, "{} executions", all.len());
+    assert!(all.len() >= 2, "calls below the budget run");
+    let mut refused = 0;
+    for i in &all {
+        let ex = s.execution(i["id"].as_str().unwrap()).await;
+        refused += usize::from(ex.to_string().contains("call_fanout"));
+    }
+    assert!(refused >= 1, "a call past the budget says why");
+    // Another event has its own budget: its root starts children again.
+    let r = s
+        .api(reqwest::Method::POST, "/v1/integrations/boom/flows/b/run?wait=true&timeout=30")
+        .json(&json!({ "body": {} }))
+        .send()
+        .await
+        .unwrap();
+    let root = r.json::<Value>().await.unwrap()["executionId"].as_str().unwrap().to_owned();
+    let ex = s.execution(&root).await;
+    assert!(!ex["children"].as_array().unwrap().is_empty(), "the new root started children: {ex:#}");
+    assert!(!ex["steps"][0].to_string().contains("call_fanout"), "{ex:#}");
+}

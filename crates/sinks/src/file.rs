@@ -65,11 +65,21 @@ async fn append(file: &mut Option<File>, path: &Path, lines: &[u8]) -> io::Resul
     open.flush().await
 }
 
+/// Opens a log file for appending; new files and folders are the owner's only (0600, 0700):
+/// they hold a tenant's execution records.
 async fn open(path: &Path) -> io::Result<File> {
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
+        let mut builder = tokio::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir).await?;
     }
-    OpenOptions::new().create(true).append(true).open(path).await
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
 }
 
 /// Whether `path` no longer names `file` (renamed or deleted by log rotation).

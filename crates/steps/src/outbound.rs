@@ -92,6 +92,28 @@ impl OutboundPolicy {
         }
     }
 
+    /// Resolves `host` and checks what it resolves to, for clients that connect by address
+    /// (the SMTP transport): `Ok(None)` when nothing needs pinning (the policy is off, or the
+    /// name is allowed), else the first allowed address, which the caller connects to instead
+    /// of resolving the name again (a second lookup could answer differently: rebinding).
+    ///
+    /// # Errors
+    /// A refused address, or a name that does not resolve.
+    pub async fn resolve_checked(&self, host: &str, port: u16) -> Result<Option<IpAddr>, String> {
+        if !self.deny_private || self.host_allowed(host) {
+            return Ok(None);
+        }
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return if self.allows_ip(ip) { Ok(Some(ip)) } else { Err(refused(host)) };
+        }
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve `{host}`: {e}"))?.collect();
+        if let Some(a) = addrs.iter().find(|a| !self.allows_ip(a.ip())) {
+            return Err(refused(&format!("{host} is {}", a.ip())));
+        }
+        addrs.first().map(|a| Some(a.ip())).ok_or_else(|| format!("`{host}` resolves to no address"))
+    }
+
     /// A DNS resolver that drops refused addresses (names on the allow-list resolve freely).
     pub fn resolver(&self) -> Arc<GuardedResolver> {
         Arc::new(GuardedResolver { policy: self.clone() })

@@ -98,6 +98,10 @@ pub struct Args {
     /// its node died, this many times in a row without progress; 0: always resume.
     #[arg(long, env = "FLOWGATE_CRASH_LIMIT", default_value_t = 3)]
     crash_limit: u32,
+    /// Executions the `call` steps below one event's execution may start at once (then as
+    /// many an hour): bounds how far one event can fan out.
+    #[arg(long, env = "FLOWGATE_MAX_CALL_TREE", default_value_t = 10_000)]
+    max_call_tree: u32,
     /// Token of the `default` tenant, installed at start (else one is generated on first start).
     #[arg(long, env = "FLOWGATE_BOOTSTRAP_TOKEN", hide_env_values = true)]
     bootstrap_token: Option<String>,
@@ -173,6 +177,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
         expression_memory: a.expression_memory_mb.max(1).saturating_mul(1024 * 1024),
         crash_limit: a.crash_limit,
+        max_call_tree: a.max_call_tree,
         memory_in_flight: a.max_in_flight_mb.max(1).saturating_mul(1024 * 1024),
         max_step_output: a.max_step_output_bytes.max(1024),
         smtp_listen: a.smtp_listen,

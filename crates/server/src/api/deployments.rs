@@ -2,9 +2,10 @@
 //! integration's versions: list, read, diff, roll back.
 
 use crate::auth::Caller;
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiResult, parse_json};
 use crate::{ApiBody, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowgate_engine::deploy::DeployError;

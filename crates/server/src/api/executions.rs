@@ -1,9 +1,10 @@
 //! Executions: list, inspect, retry from the failed step, replay, cancel.
 
 use crate::auth::Caller;
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::{ApiBody, AppState, present};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowgate_store::{ExecutionQuery, Status};

@@ -1,10 +1,11 @@
 //! Integrations and flows: apply, read, delete, validate, run.
 
 use crate::auth::Caller;
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiQuery, ApiResult, parse_json};
 use crate::hooks::run_event;
 use crate::{ApiBody, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowgate_engine::{ApplyError, CompiledIntegration, Engine, FlowTrigger, Submission, SyncOutcome, Wait};

@@ -2,9 +2,10 @@
 //! resend it; the tenant's own SMTP server; and the tenant's log sources (SIEM sinks).
 
 use crate::auth::Caller;
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiResult, parse_json};
 use crate::{ApiBody, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;

@@ -1,9 +1,10 @@
 //! API tokens (stored hashed; shown once) and webhook API keys.
 
 use crate::auth::{Caller, hash_token, new_key, new_token};
+use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiResult, parse_json};
 use crate::{ApiBody, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flowgate_store::NewToken;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct RespondConfig {
-    /// HTTP status (100–599), or a `{{ expr }}` yielding one. Default 200.
+    /// HTTP status (200–599: a final answer), or a `{{ expr }}` yielding one. Default 200.
     #[serde(default = "default_status")]
     #[schemars(with = "StatusSchema")]
     pub status: Value,
@@ -47,11 +47,34 @@ fn default_status() -> Value {
     json!(200)
 }
 
+/// Statuses a `respond` step may answer with: a final answer (1xx ones are interim and
+/// would leave the caller waiting for another; issue 13).
+const STATUSES: std::ops::RangeInclusive<u64> = 200..=599;
+
+/// Headers the server writes itself, from the body it sends and the connection it holds: a
+/// flow setting them would break the answer's framing (issue 13).
+const FRAMING_HEADERS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "http2-settings",
+];
+
+/// Whether a flow may set header `name` on its answer.
+fn settable(name: &str) -> bool {
+    !FRAMING_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
 impl RespondConfig {
     pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
         if let Some(n) = self.status.as_u64() {
-            if !(100..=599).contains(&n) {
-                diags.error(&path.key("status"), "status must be between 100 and 599");
+            if !STATUSES.contains(&n) {
+                diags.error(&path.key("status"), "status must be a final HTTP status, between 200 and 599");
             }
         } else if !self.status.is_string() {
             diags.error(&path.key("status"), "expected an HTTP status (a number) or a {{ expr }}");
@@ -59,6 +82,11 @@ impl RespondConfig {
         for name in self.headers.keys() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 diags.error(&path.key("headers").key(name.clone()), format!("invalid header name `{name}`"));
+            } else if !settable(name) {
+                diags.error(
+                    &path.key("headers").key(name.clone()),
+                    format!("`{name}` is set by the server from the answer it sends; a flow cannot set it"),
+                );
             }
         }
         let spec = json!({
@@ -86,16 +114,29 @@ impl Step for Respond {
             Some(Value::String(s)) => s.trim().parse().ok(),
             _ => None,
         }
-        .filter(|s| (100..=599).contains(s))
+        .filter(|s| STATUSES.contains(s))
         .ok_or_else(|| {
-            StepError::fatal("respond_status", format!("status {} is not an HTTP status", spec["status"]))
+            StepError::fatal(
+                "respond_status",
+                format!("status {} is not a final HTTP status (200–599)", spec["status"]),
+            )
         })?;
         let mut headers = Map::new();
         if let Some(Value::Object(h)) = spec.remove("headers") {
             for (k, v) in h {
-                if !v.is_null() {
-                    headers.insert(k, Value::String(flowgate_expr::to_text(&v)));
+                // Names were checked when the flow was compiled; values are known only now, and
+                // one that is not header text (a line break, say) would split the answer.
+                if v.is_null() || !settable(&k) {
+                    continue;
                 }
+                let text = flowgate_expr::to_text(&v);
+                if http::HeaderValue::from_str(&text).is_err() {
+                    return Err(StepError::fatal(
+                        "respond_header",
+                        format!("header `{k}` has a value that is not valid header text (control characters?)"),
+                    ));
+                }
+                headers.insert(k, Value::String(text));
             }
         }
         let body = spec.remove("body").unwrap_or(Value::Null);

@@ -1593,7 +1593,17 @@ impl Store for PgStore {
         .bind(i64::from(batch))
         .execute(&self.pool)
         .await?;
-        Ok(r.rows_affected())
+        // Call-tree buckets (engine `call`) idle for a day are full again: the same as none.
+        let buckets = sqlx::query(
+            "DELETE FROM rate_limits WHERE ctid IN (SELECT ctid FROM rate_limits WHERE integration = '' \
+             AND name LIKE $1 AND updated_at <= $2 LIMIT $3)",
+        )
+        .bind("calls/%")
+        .bind(now - 86_400_000)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() + buckets.rows_affected())
     }
 
     async fn renew_leases(&self, owner: &str, ids: &[String], until: i64) -> Result<u64> {

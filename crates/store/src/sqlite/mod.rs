@@ -57,6 +57,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened or a migration fails.
     pub async fn open(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        owner_only(path).map_err(|e| Error::Config(format!("cannot prepare {}: {e}", path.display())))?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -100,6 +101,26 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Creates the database file readable and writable by its owner only (0600), or narrows an
+/// existing one to that: it holds every tenant's events and results (issue 13). SQLite gives
+/// its `-wal` and `-shm` files the database file's permissions.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies committed WAL frames into the database file without blocking the writer (a PASSIVE
@@ -1362,7 +1383,17 @@ impl Store for SqliteStore {
         .bind(i64::from(batch))
         .execute(&self.writer)
         .await?;
-        Ok(r.rows_affected())
+        // Call-tree buckets (engine `call`) idle for a day are full again: the same as none.
+        let buckets = sqlx::query(
+            "DELETE FROM rate_limits WHERE rowid IN (SELECT rowid FROM rate_limits WHERE integration = '' \
+             AND name LIKE ? AND updated_at <= ? LIMIT ?)",
+        )
+        .bind("calls/%")
+        .bind(now - 86_400_000)
+        .bind(i64::from(batch))
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() + buckets.rows_affected())
     }
 
     async fn renew_leases(&self, owner: &str, ids: &[String], until: i64) -> Result<u64> {
