@@ -6,30 +6,61 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-fn op(summary: &str, tag: &str, params: &[&str], body: Option<Value>, ok: (&str, &str)) -> Value {
-    let mut parameters: Vec<Value> = params
+/// One operation, built up from `op(...)`: its success answers and the errors it can give
+/// beyond the ones every operation can (400, 401, 404, 503).
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Op(Value);
+
+fn op(summary: &str, tag: &str, params: &[&str], body: Option<Value>, ok: (&str, &str)) -> Op {
+    let parameters: Vec<Value> = params
         .iter()
         .map(|p| {
             let (name, place) = p.split_once(':').unwrap_or((p, "path"));
-            json!({ "name": name, "in": place, "required": place == "path", "schema": { "type": if name == "wait" { "boolean" } else if name == "limit" { "integer" } else { "string" } } })
+            let kind = match name {
+                "wait" => "boolean",
+                "limit" | "timeout" => "integer",
+                _ => "string",
+            };
+            json!({ "name": name, "in": place, "required": place == "path", "schema": { "type": kind } })
         })
         .collect();
-    parameters.retain(|p| !p["name"].as_str().unwrap_or("").is_empty());
+    let error = json!({ "$ref": "#/components/responses/Error" });
     let mut o = json!({
         "summary": summary,
         "tags": [tag],
         "parameters": parameters,
         "responses": {
-            ok.0: { "description": ok.1, "content": { "application/json": { "schema": { "type": "object" } } } },
-            "400": { "$ref": "#/components/responses/Error" },
-            "401": { "$ref": "#/components/responses/Error" },
-            "404": { "$ref": "#/components/responses/Error" },
+            "400": error, "401": error, "404": error,
+            "503": { "$ref": "#/components/responses/Unavailable" },
         },
     });
     if let Some(b) = body {
         o["requestBody"] = b;
+        // Every body is read under a size limit.
+        o["responses"]["413"] = error;
     }
-    o
+    Op(o).ok(ok.0, ok.1)
+}
+
+impl Op {
+    /// A success answer: JSON, or nothing for 204.
+    fn ok(mut self, code: &str, description: &str) -> Op {
+        self.0["responses"][code] = if code == "204" {
+            json!({ "description": description })
+        } else {
+            json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } })
+        };
+        self
+    }
+
+    /// Errors this operation can give besides the common ones (409, 422, …).
+    fn errors(mut self, codes: &[&str]) -> Op {
+        for code in codes {
+            self.0["responses"][*code] = json!({ "$ref": "#/components/responses/Error" });
+        }
+        self
+    }
 }
 
 fn definition_body() -> Value {
@@ -37,6 +68,13 @@ fn definition_body() -> Value {
         "application/yaml": { "schema": { "type": "string" } },
         "application/json": { "schema": { "type": "object" } }
     } })
+}
+
+/// A JSON request body that takes only the listed properties, `required` among them.
+fn strict_body(required: &[&str], props: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": {
+        "type": "object", "properties": props, "required": required, "additionalProperties": false
+    } } } })
 }
 
 /// The document.
@@ -53,76 +91,83 @@ pub fn spec() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                    "code": { "type": "string", "enum": ["not_found", "validation_failed", "unauthorized", "conflict", "invalid_body", "bad_request", "payload_too_large", "method_not_allowed", "unavailable", "execution_failed", "internal"] },
-                    "message": { "type": "string" },
-                    "details": {}
+                    "code": { "type": "string", "description": "What went wrong, for programs: `not_found`, `validation_failed`, `unauthorized`, `conflict`, `invalid_body`, `bad_request`, `payload_too_large`, `unavailable`, `not_live`, `invalid_smtp`, `invalid_log_source`, `execution_failed`, …" },
+                    "message": { "type": "string", "description": "What went wrong and where, for people" },
+                    "details": { "description": "More, when there is: every problem of a definition with its location, missing values, …" }
                 } } } }
             },
-            "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
+            "responses": {
+                "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "Unavailable": {
+                    "description": "Busy, shutting down or the database unreachable; try again after `Retry-After` seconds",
+                    "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                }
+            }
         },
         "security": [{ "bearer": [] }],
         "paths": {
             "/v1/integrations": { "get": op("List integrations", "integrations", &[], None, ("200", "The tenant's integrations")) },
             "/v1/integrations/{slug}": {
-                "put": op("Apply an integration (YAML or JSON); a new version when it changed", "integrations", &["slug"], Some(definition_body()), ("201", "The stored version (200 when unchanged)")),
+                "put": op("Apply an integration (YAML or JSON); a new version when it changed", "integrations", &["slug"], Some(definition_body()), ("201", "The stored version")).ok("200", "Unchanged: the current version").errors(&["409", "422"]),
                 "get": op("The current version, with its source", "integrations", &["slug"], None, ("200", "The integration")),
                 "delete": op("Delete an integration (its history stays)", "integrations", &["slug"], None, ("204", "Deleted")),
             },
             "/v1/integrations/{slug}/flows/{flow}": { "get": op("A flow: trigger, webhook URL or e-mail address, next runs, trigger state, last run", "flows", &["slug", "flow"], None, ("200", "The flow")) },
             "/v1/integrations/{slug}/flows/{flow}/run": { "post": op("Run a flow manually or as a test", "flows", &["slug", "flow", "wait:query", "timeout:query"],
-                Some(json_body(json!({ "body": {}, "headers": { "type": "object" }, "query": { "type": "object" } }))), ("202", "Accepted (200 with the result when wait=true)")) },
-            "/v1/integrations/{slug}/flows/{flow}/activate": { "post": op("Switch a flow on, on every node", "flows", &["slug", "flow"], None, ("200", "Switched on")) },
-            "/v1/integrations/{slug}/flows/{flow}/deactivate": { "post": op("Switch a flow off at once, on every node", "flows", &["slug", "flow"], None, ("200", "Switched off")) },
+                Some(json_body(json!({ "body": {}, "headers": { "type": "object" }, "query": { "type": "object" } }))), ("202", "Accepted")).ok("200", "The result, when wait=true").errors(&["409", "422"]) },
+            "/v1/integrations/{slug}/flows/{flow}/activate": { "post": op("Switch a flow on, on every node", "flows", &["slug", "flow"], None, ("200", "Switched on")).errors(&["409"]) },
+            "/v1/integrations/{slug}/flows/{flow}/deactivate": { "post": op("Switch a flow off at once, on every node", "flows", &["slug", "flow"], None, ("200", "Switched off")).errors(&["409"]) },
             "/v1/integrations/{slug}/flows/{flow}/state": {
-                "get": op("What a schedule or poll keeps: last slot, cursor, counts, last error", "flows", &["slug", "flow"], None, ("200", "The state (null before the first firing)")),
-                "delete": op("Forget a schedule's or poll's state: the next poll is a first run", "flows", &["slug", "flow"], None, ("200", "Reset")),
+                "get": op("What a schedule or poll keeps: last slot, cursor, counts, last error", "flows", &["slug", "flow"], None, ("200", "The state (null before the first firing)")).errors(&["409"]),
+                "delete": op("Forget a schedule's or poll's state: the next poll is a first run", "flows", &["slug", "flow"], None, ("200", "Reset")).errors(&["409"]),
             },
             "/v1/integrations/{slug}/deployment": {
                 "get": op("The deployment: live or not, missing values, config (secrets only as set), lifecycle runs", "deployments", &["slug"], None, ("200", "The deployment")),
                 "put": op("Set config values (secrets included; null unsets) and deploy; runs the deploy flows once live", "deployments", &["slug"],
-                    Some(json_body(json!({ "config": { "type": "object" } }))), ("200", "The deployment (422 lists every problem and missing value)")),
-                "delete": op("Undeploy: stored, not live; runs the undeploy flows", "deployments", &["slug"], None, ("200", "The deployment")),
+                    Some(json_body(json!({ "config": { "type": "object" } }))), ("200", "The deployment")).ok("201", "Deployed for the first time").errors(&["409", "422"]),
+                "delete": op("Undeploy: stored, not live; runs the undeploy flows", "deployments", &["slug"], None, ("200", "The deployment")).errors(&["409"]),
             },
             "/v1/integrations/{slug}/versions": { "get": op("An integration's versions, newest first", "versions", &["slug"], None, ("200", "The versions")) },
             "/v1/integrations/{slug}/versions/{n}": { "get": op("One version with its source (credentials as markers)", "versions", &["slug", "n"], None, ("200", "The version")) },
             "/v1/integrations/{slug}/versions/{a}/diff/{b}": { "get": op("A unified diff between two versions' sources", "versions", &["slug", "a", "b"], None, ("200", "The diff")) },
-            "/v1/integrations/{slug}/versions/{n}/rollback": { "post": op("Apply version n again, as a new version", "versions", &["slug", "n"], None, ("201", "The new version")) },
-            "/v1/integrations/{slug}/test": { "post": op("Run the integration's test cases (tests:) on a throwaway engine", "integrations", &["slug", "name:query"], None, ("200", "The report")) },
+            "/v1/integrations/{slug}/versions/{n}/rollback": { "post": op("Apply version n again, as a new version", "versions", &["slug", "n"], None, ("201", "The new version")).ok("200", "That version is already the current one").errors(&["409", "422"]) },
+            "/v1/integrations/{slug}/test": { "post": op("Run the integration's test cases (tests:) on a throwaway engine", "integrations", &["slug", "name:query"], None, ("200", "The report")).errors(&["409", "422"]) },
             "/v1/tenants": {
-                "get": op("List tenants (admin token)", "tenants", &[], None, ("200", "The tenants")),
-                "post": op("Create a tenant and its first API token, shown once (admin token)", "tenants", &[], Some(json_body(json!({ "id": { "type": "string" }, "name": { "type": "string" } }))), ("201", "The tenant and its token")),
+                "get": op("List tenants (admin token)", "tenants", &[], None, ("200", "The tenants")).errors(&["403"]),
+                "post": op("Create a tenant and its first API token, shown once (admin token)", "tenants", &[], Some(strict_body(&["id"], json!({ "id": { "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$" }, "name": { "type": "string" } }))), ("201", "The tenant and its token")).errors(&["403", "409", "422"]),
             },
-            "/v1/validate": { "post": op("Check a definition without storing it", "integrations", &[], Some(definition_body()), ("200", "Valid (422 lists every problem)")) },
+            "/v1/validate": { "post": op("Check a definition without storing it", "integrations", &[], Some(definition_body()), ("200", "Valid")).errors(&["422"]) },
             "/v1/executions": { "get": op("List executions, newest first", "executions", &["integration:query", "flow:query", "status:query", "limit:query", "cursor:query"], None, ("200", "A page of executions")) },
             "/v1/executions/{id}": { "get": op("An execution with every step attempt and its log", "executions", &["id"], None, ("200", "The execution")) },
-            "/v1/executions/{id}/retry": { "post": op("Resume a failed execution from the failed step", "executions", &["id"], None, ("202", "Queued again")) },
-            "/v1/executions/{id}/replay": { "post": op("Run the execution's trigger again from the start", "executions", &["id"], None, ("202", "The new execution")) },
-            "/v1/executions/{id}/cancel": { "post": op("Cancel a queued or running execution", "executions", &["id"], None, ("200", "The execution")) },
-            "/v1/executions/{id}/skip": { "post": op("Let the executions after a failed one that blocks its order key run", "executions", &["id"], None, ("200", "The execution")) },
+            "/v1/executions/{id}/retry": { "post": op("Resume a failed execution from the failed step", "executions", &["id"], None, ("202", "Queued again")).errors(&["409"]) },
+            "/v1/executions/{id}/replay": { "post": op("Run the execution's trigger again from the start", "executions", &["id"], None, ("202", "The new execution")).errors(&["409"]) },
+            "/v1/executions/{id}/cancel": { "post": op("Cancel a queued or running execution", "executions", &["id"], None, ("200", "The execution")).errors(&["409"]) },
+            "/v1/executions/{id}/skip": { "post": op("Let the executions after a failed one that blocks its order key run", "executions", &["id"], None, ("200", "The execution")).errors(&["409"]) },
             "/v1/executions/retry": { "post": op("Bulk retry: resume matching executions (default: failed) from their failed step", "executions", &[],
-                Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job (200 with a count for a dry run)")) },
+                Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job")).ok("200", "A dry run: how many match").errors(&["422"]) },
             "/v1/executions/replay": { "post": op("Bulk replay: run matching executions again from the start", "executions", &[],
-                Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job (200 with a count for a dry run)")) },
+                Some(json_body(json!({ "integration": { "type": "string" }, "flow": { "type": "string" }, "status": { "type": "string" }, "from": {}, "to": {}, "ids": { "type": "array" }, "dryRun": { "type": "boolean" } }))), ("202", "The bulk job")).ok("200", "A dry run: how many match").errors(&["422"]) },
             "/v1/bulk/{id}": { "get": op("A bulk job's progress", "executions", &["id"], None, ("200", "The job")) },
             "/v1/deliveries/{id}": { "get": op("An outbound delivery (webhook or e-mail): status, next attempt, every attempt with status code, latency and response excerpt", "deliveries", &["id"], None, ("200", "The delivery")) },
-            "/v1/deliveries/{id}/resend": { "post": op("Send a delivered or failed delivery again, with the same webhook-id", "deliveries", &["id"], None, ("202", "Queued again")) },
+            "/v1/deliveries/{id}/resend": { "post": op("Send a delivered or failed delivery again, with the same webhook-id", "deliveries", &["id"], None, ("202", "Queued again")).errors(&["409"]) },
             "/v1/smtp": {
                 "get": op("The tenant's SMTP server (never its password), or which relay it uses (source: tenant|server|none)", "notifications", &[], None, ("200", "The SMTP settings")),
                 "put": op("Set the tenant's SMTP server: a URL or the fields; e-mail steps and notifications go through it", "notifications", &[],
                     Some(json_body(json!({ "url": { "type": "string" }, "host": { "type": "string" }, "port": { "type": "integer" }, "security": { "type": "string", "enum": ["starttls", "tls", "none"] }, "username": { "type": "string" }, "password": { "type": "string" }, "from": { "type": "string" }, "timeoutMs": { "type": "integer" } }))),
-                    ("200", "The SMTP settings (422 when invalid)")),
+                    ("200", "The SMTP settings")).errors(&["422"]),
                 "delete": op("Forget the tenant's SMTP server: back to the server's relay", "notifications", &[], None, ("204", "Forgotten")),
             },
             "/v1/log-sources": { "get": op("The tenant's log sources with their counters (sent, dropped, failures)", "log-sources", &[], None, ("200", "The log sources")) },
             "/v1/log-sources/{name}": {
                 "get": op("A log source (header values and URL queries redacted)", "log-sources", &["name"], None, ("200", "The log source")),
                 "put": op("Create or replace a log source: syslog (udp/tcp), http (NDJSON batches) or file", "log-sources", &["name"],
-                    Some(json_body(json!({ "syslog": { "type": "object" }, "http": { "type": "object" }, "file": { "type": "object" } }))), ("200", "The log source (422 when invalid)")),
+                    Some(json_body(json!({ "syslog": { "type": "object" }, "http": { "type": "object" }, "file": { "type": "object" } }))), ("200", "The log source")).errors(&["422"]),
                 "delete": op("Delete a log source", "log-sources", &["name"], None, ("204", "Deleted")),
             },
             "/v1/tokens": {
                 "get": op("List API tokens", "tokens", &[], None, ("200", "Tokens (never the secrets)")),
-                "post": op("Create an API token (shown once)", "tokens", &[], Some(json_body(json!({ "name": { "type": "string" } }))), ("201", "The token")),
+                "post": op("Create an API token (shown once)", "tokens", &[], Some(strict_body(&["name"], json!({ "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S" } }))), ("201", "The token")).errors(&["422"]),
             },
             "/v1/tokens/{id}": { "delete": op("Revoke an API token", "tokens", &["id"], None, ("204", "Revoked")) },
             "/v1/keys": { "post": op("Generate a strong random webhook API key", "tokens", &[], None, ("200", "A key")) },
@@ -131,12 +176,26 @@ pub fn spec() -> Value {
                 "summary": "Webhook ingress (any method the flow allows); authenticated as the flow says",
                 "tags": ["webhooks"], "security": [],
                 "parameters": [{ "name": "tenant", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "path", "in": "path", "required": true, "schema": { "type": "string" } }],
-                "responses": { "202": { "description": "Stored; `{executionId, statusUrl}`" }, "200": { "description": "Sync answer" }, "401": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" }, "413": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" } }
+                "requestBody": { "content": { "*/*": { "schema": {} } } },
+                "responses": {
+                    "202": { "description": "Stored: `{executionId, statusUrl}` (`X-Flowgate-Duplicate: true` when the event was seen before)", "content": { "application/json": { "schema": { "type": "object", "properties": { "executionId": { "type": "string" }, "statusUrl": { "type": "string" } } } } } },
+                    "default": { "description": "A sync flow's answer: what its `respond` step or its output says", "content": { "*/*": { "schema": {} } } },
+                    "400": { "$ref": "#/components/responses/Error" }, "401": { "$ref": "#/components/responses/Error" },
+                    "404": { "$ref": "#/components/responses/Error" }, "405": { "$ref": "#/components/responses/Error" },
+                    "408": { "$ref": "#/components/responses/Error" }, "413": { "$ref": "#/components/responses/Error" },
+                    "500": { "description": "A sync flow failed: where, never why (`execution_failed`)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "503": { "$ref": "#/components/responses/Unavailable" }
+                }
             } },
             "/status/{id}": { "get": {
                 "summary": "An execution's status for a webhook caller (signed capability URL)", "tags": ["webhooks"], "security": [],
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "sig", "in": "query", "required": true, "schema": { "type": "string" } }],
-                "responses": { "200": { "description": "Status and result" }, "404": { "$ref": "#/components/responses/Error" } }
+                "responses": {
+                    "200": { "description": "Status and result", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": { "$ref": "#/components/responses/Error" },
+                    "404": { "$ref": "#/components/responses/Error" },
+                    "503": { "$ref": "#/components/responses/Unavailable" }
+                }
             } },
         }
     })

@@ -500,3 +500,32 @@ async fn a_call_tree_is_bounded() {
     assert!(!ex["children"].as_array().unwrap().is_empty(), "the new root started children: {ex:#}");
     assert!(!ex["steps"][0].to_string().contains("call_fanout"), "{ex:#}");
 }
+
+backends!(text_with_nul_characters_is_stored_on_every_backend);
+/// Found by schemathesis: PostgreSQL text cannot hold NUL, so a body's `"\u0000"` that a
+/// step logged (or used as an order or dedup key, or raised as an error) failed every
+/// commit of its execution — and of whatever was batched with it — forever. Every path
+/// that records data takes it now, on both backends; and so do names given to the API.
+async fn text_with_nul_characters_is_stored_on_every_backend() {
+    let s = TestServer::start().await;
+    s.apply("integration: nul\nflows:\n  - flow: f\n    orderBy: '$trigger.body.x'\n    trigger: { webhook: { path: nul, dedupKey: '$trigger.body.x' } }\n    steps:\n      - { id: l, log: 'got {{ $trigger.body.x }}' }\n      - { id: e, transform: 'if $trigger.body.fail then error($trigger.body.x) else . end' }\n  - flow: g\n    trigger: { webhook: { path: fine } }\n    steps: [ { id: t, transform: '1' } ]\n").await;
+    let mut ids = Vec::new();
+    for (x, fail) in [("a\u{0}b", true), ("c\u{0}d", false)] {
+        let (status, _, v) = send(s.post_hook("nul").json(&json!({ "x": x, "fail": fail }))).await;
+        assert_eq!(status, 202, "{v}");
+        ids.push(v["executionId"].as_str().unwrap().to_owned());
+    }
+    let (status, headers, _) = send(s.post_hook("nul").json(&json!({ "x": "c\u{0}d", "fail": false }))).await;
+    assert_eq!((status, headers.get("x-flowgate-duplicate").is_some()), (202, true), "the key is remembered");
+    let (status, _, v) = send(s.post_hook("fine").json(&json!({}))).await;
+    assert_eq!(status, 202, "{v}");
+    let other = v["executionId"].as_str().unwrap().to_owned();
+    let failed = s.wait_for(&ids[0], "failed").await;
+    assert!(failed["logs"].to_string().contains("got a"), "{failed:#}");
+    s.wait_for(&ids[1], "succeeded").await;
+    s.wait_for(&other, "succeeded").await;
+
+    // Names given to the API.
+    let (status, _, v) = send(s.api(reqwest::Method::POST, "/v1/tokens").json(&json!({ "name": "ci\u{0}bot" }))).await;
+    assert_eq!(status, 201, "{v}");
+}

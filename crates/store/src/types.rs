@@ -539,7 +539,7 @@ pub struct Responded {
 }
 
 /// Writes committed together in one transaction.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WriteBatch {
     /// New executions.
     pub inserts: Vec<NewExecution>,

@@ -14,6 +14,8 @@
 //! A `schema=<name>` parameter in the URL puts Flowgate's tables in that schema (created if
 //! missing), which lets tests and several deployments share one database.
 
+mod nul;
+
 use crate::types::*;
 use crate::{Error, Result, Store};
 use async_trait::async_trait;
@@ -646,7 +648,7 @@ impl Store for PgStore {
         let r =
             sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
                 .bind(id)
-                .bind(name)
+                .bind(nul::scrub(name).as_ref())
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
@@ -663,7 +665,7 @@ impl Store for PgStore {
         )
         .bind(&t.id)
         .bind(&t.tenant_id)
-        .bind(&t.name)
+        .bind(nul::scrub(&t.name).as_ref())
         .bind(&t.token_hash)
         .bind(&t.prefix)
         .bind(t.created_at)
@@ -1064,8 +1066,8 @@ impl Store for PgStore {
         .bind(a.at)
         .bind(a.status_code)
         .bind(a.latency_ms)
-        .bind(&a.excerpt)
-        .bind(&a.error)
+        .bind(a.excerpt.as_deref().map(nul::scrub))
+        .bind(a.error.as_deref().map(nul::scrub))
         .execute(&mut *tx)
         .await?;
         let row: Option<(bool, Option<String>)> = sqlx::query_as(
@@ -1075,8 +1077,8 @@ impl Store for PgStore {
         .bind(a.attempt)
         .bind(outcome.next_at)
         .bind(a.status_code)
-        .bind(&a.error)
-        .bind(&outcome.response)
+        .bind(a.error.as_deref().map(nul::scrub))
+        .bind(outcome.response.as_deref().map(nul::scrub))
         .bind(now)
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -1273,6 +1275,13 @@ impl Store for PgStore {
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome> {
+        let scrubbed;
+        let batch = if nul::batch_has_nul(batch) {
+            scrubbed = nul::scrub_batch(batch);
+            &scrubbed
+        } else {
+            batch
+        };
         let keyed: Vec<&NewExecution> = batch.inserts.iter().filter(|e| e.dedup.is_some()).collect();
         if keyed.is_empty() {
             let mut statements = batch_statements(batch, &self.channel, &HashSet::new());
@@ -1411,7 +1420,7 @@ impl Store for PgStore {
         .bind(tenant)
         .bind(integration)
         .bind(flow)
-        .bind(key)
+        .bind(nul::scrub(key).as_ref())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?)
