@@ -39,6 +39,9 @@ enum Command {
     Test(cmd::test::Args),
     /// Print the JSON Schema of the definition format.
     Schema,
+    /// List, show or delete integrations on a server.
+    #[command(subcommand)]
+    Integrations(cmd::integrations::Command),
     /// Show, set config values of, or undeploy an integration's deployment.
     #[command(subcommand)]
     Deployment(cmd::deployment::Command),
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
             Command::Run(a) => cmd::run::run(a).await,
             Command::Schema => cmd::schema::run(),
             Command::Test(a) => cmd::test::run(a).await,
+            Command::Integrations(c) => cmd::integrations::run(c).await,
             Command::Deployment(c) => cmd::deployment::run(c).await,
             Command::Versions(c) => cmd::deployment::versions(c).await,
             Command::Tenants(c) => cmd::tenants::run(c).await,

@@ -193,3 +193,71 @@ fn client_commands_manage_what_a_tenant_sends() {
     ok(flowgate(&base, &["smtp", "unset"]));
     assert!(ok(flowgate(&base, &["smtp", "get"])).starts_with("none"));
 }
+
+/// What a newcomer tripped over (issue 14): `integrations list|delete`, `tokens create NAME`,
+/// `executions list -q`, `executions replay --version original`, `apply` saying an
+/// integration is not live (and what it needs), `tenants` without the admin token saying
+/// which token it needs, `test --config` laying values over the defaults.
+#[test]
+fn client_commands_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, base) = start(dir.path());
+    let product = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/acme-erp/integration.yaml");
+    let applied = ok(flowgate(&base, &["apply", "-f", product]));
+    assert!(
+        applied.contains("not live: set acmeBaseUrl, acmeApiKey, progixUrl, progixToken, webhookKey (flowgate deployment set acme-erp-sync"),
+        "{applied}"
+    );
+    let listed = ok(flowgate(&base, &["integrations", "list"]));
+    assert!(listed.contains("acme-erp-sync") && listed.contains("not live"), "{listed}");
+    assert!(ok(flowgate(&base, &["integrations", "delete", "acme-erp-sync"])).contains("deleted"));
+    assert!(ok(flowgate(&base, &["integrations", "list"])).contains("no integrations"));
+    let gone = flowgate(&base, &["integrations", "delete", "acme-erp-sync"]);
+    assert_eq!(gone.status.code(), Some(1));
+
+    let token = ok(flowgate(&base, &["tokens", "create", "ci-bot"]));
+    assert!(token.starts_with("fgt_"), "{token}");
+    assert!(ok(flowgate(&base, &["tokens", "create", "--name", "other"])).starts_with("fgt_"));
+    assert!(ok(flowgate(&base, &["tokens", "list"])).contains("ci-bot"));
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/triggers.yaml");
+    ok(flowgate(&base, &["apply", "-f", example]));
+    ok(flowgate(&base, &["flows", "run", "triggers-demo", "by-hand", "--wait"]));
+    let id = ok(flowgate(&base, &["executions", "list", "-q", "--limit", "1"]));
+    let id = id.trim();
+    assert_eq!(id.len(), 36, "one id, nothing else: {id:?}");
+    let replayed = ok(flowgate(&base, &["executions", "replay", id, "--version", "original"]));
+    assert!(replayed.starts_with(&format!("replaying {id} as ")), "{replayed}");
+    let bad = flowgate(&base, &["executions", "replay", id, "--version", "newest"]);
+    assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown version");
+
+    // Tenants need the admin token, and say so.
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["tenants", "list"])
+        .env("FLOWGATE_URL", &base)
+        .env_remove("FLOWGATE_ADMIN_TOKEN")
+        .env("FLOWGATE_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--admin-token") && err.contains("FLOWGATE_ADMIN_TOKEN"), "{err}");
+
+    // `test --config`: the given values over the defaults; still missing ones are named.
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["test", product, "--config", "acmeBaseUrl=http://erp.test"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    assert!(stderr.contains("note: required config without a value") && stderr.contains("acmeApiKey"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["test", product, "--config", "nope=1", "--config", "acmeBaseUrl=[1]"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("config.nope: unknown config variable"), "{stderr}");
+    assert!(!stderr.contains("Invalid {"), "no debug dump: {stderr}");
+}

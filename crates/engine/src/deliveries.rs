@@ -166,7 +166,11 @@ async fn attempt(inner: &Arc<Inner>, d: DeliveryRecord) {
     let number = d.attempts + 1;
     let schedule: Vec<u64> = serde_json::from_str(&d.schedule).unwrap_or_default();
     let now = inner.clock.now_ms();
-    let (status, next_at) = if sent.ok {
+    let (status, next_at) = if sent.ok && sent.is_digested() {
+        // Folded into the window's digest: no mail went out for it (the digest's own
+        // delivery says when one does).
+        ("digested", now)
+    } else if sent.ok {
         ("delivered", now)
     } else if sent.give_up || number as usize >= schedule.len().max(1) {
         ("failed", now)
@@ -345,6 +349,11 @@ impl Sent {
     }
 
     /// An attempt that could not be made.
+    /// Whether this notification was folded into a digest rather than sent.
+    pub(crate) fn is_digested(&self) -> bool {
+        self.response.as_ref().is_some_and(|r| r.get("digestedInto").is_some())
+    }
+
     pub(crate) fn failed(error: impl Into<String>, give_up: bool) -> Sent {
         Sent {
             status: None,

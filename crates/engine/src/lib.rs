@@ -570,9 +570,34 @@ impl Engine {
         format: Format,
     ) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
         let inner = &self.inner;
-        let draft = Engine::validate_off_thread(text.to_owned(), format).await.map_err(ApplyError::Invalid)?;
-        let slug = draft.definition.integration.clone();
-        // A document read from the API holds markers for the current literal credentials.
+        // A document read from the API holds markers for the current literal credentials: it is
+        // checked once they are back in (a marker is not a valid secret of every kind, e.g. a
+        // Standard Webhooks key); until then only its slug is read.
+        let has_markers = text.contains(flowgate_secrets::MARKER_PREFIX);
+        let first = if has_markers {
+            None
+        } else {
+            Some(Engine::validate_off_thread(text.to_owned(), format).await.map_err(ApplyError::Invalid)?)
+        };
+        let slug = match &first {
+            Some(draft) => draft.definition.integration.clone(),
+            None => match flowgate_model::source::parse(text, format)
+                .ok()
+                .and_then(|d| d.value.get("integration").and_then(Value::as_str).map(str::to_owned))
+            {
+                Some(slug) => slug,
+                // No slug to look the markers up by: the full check says what is wrong.
+                None => {
+                    Engine::validate_off_thread(text.to_owned(), format).await.map_err(ApplyError::Invalid)?;
+                    return Err(ApplyError::Invalid(vec![Diagnostic {
+                        path: "integration".into(),
+                        line: None,
+                        column: None,
+                        message: "missing integration slug".into(),
+                    }]));
+                }
+            },
+        };
         let current = inner.store.integration(tenant, &slug).await?;
         let text = match &current {
             Some(cur) if text.contains(flowgate_secrets::MARKER_PREFIX) => {
@@ -591,10 +616,9 @@ impl Engine {
                     .into(),
             }]));
         }
-        let draft = if current.is_some() {
-            Engine::validate_off_thread(text.clone(), format).await.map_err(ApplyError::Invalid)?
-        } else {
-            draft
+        let draft = match first {
+            Some(draft) => draft,
+            None => Engine::validate_off_thread(text.clone(), format).await.map_err(ApplyError::Invalid)?,
         };
         foreign_addresses(&draft, tenant, &inner.settings.mail_domain).map_err(ApplyError::Invalid)?;
         let mut document = draft.document.clone();

@@ -25,6 +25,10 @@ pub struct TestReport {
     pub passed: bool,
     /// Each case.
     pub results: Vec<TestResult>,
+    /// Required config variables that had no value (neither given nor defaulted): the cases
+    /// ran with them unset.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 /// One case.
@@ -110,18 +114,33 @@ pub async fn run_tests(
             other => problem(other.to_string()),
         });
     }
+    // The values given are laid over the defaults; required ones still missing are reported,
+    // not refused (a case may not need them).
+    let missing: Vec<String> = draft
+        .definition
+        .config
+        .iter()
+        .filter(|(name, var)| var.required && var.default.is_none() && !values.contains_key(*name))
+        .map(|(name, _)| name.clone())
+        .collect();
     if !values.is_empty()
-        && let Err(e) = engine.put_deployment("test", &slug, values).await
+        && let Err(e) = engine.put_config("test", &slug, values, false).await
     {
         engine.shutdown(Duration::from_millis(100)).await;
-        return Err(problem(format!("config values: {e:?}")));
+        return Err(match e {
+            crate::deploy::DeployError::Invalid { problems, .. } => problems
+                .into_iter()
+                .map(|(at, m)| Diagnostic { path: at, line: None, column: None, message: m })
+                .collect(),
+            other => problem(format!("config values: {other}")),
+        });
     }
     let mut results = Vec::new();
     for t in &tests {
         results.push(run_case(&engine, &slug, t).await);
     }
     engine.shutdown(Duration::from_secs(1)).await;
-    Ok(TestReport { passed: results.iter().all(|r| r.passed), results })
+    Ok(TestReport { passed: results.iter().all(|r| r.passed), results, missing })
 }
 
 async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {

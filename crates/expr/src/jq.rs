@@ -212,7 +212,10 @@ impl Expr {
         let filter =
             Compiler::default().with_funs(funs).with_global_vars(GLOBALS).compile(modules).map_err(|errs| {
                 let (name, undefined) = errs.into_iter().flat_map(|(_, e)| e).next().expect("an error");
-                let message = format!("undefined {} `{name}`", undefined.as_str());
+                let mut message = format!("undefined {} `{name}`", undefined.as_str());
+                if let Some(close) = closest_name(name) {
+                    message.push_str(&format!("; did you mean `{close}`?"));
+                }
                 hint(src, CompileError { message, offset: offset_of(src, name) })
             })?;
         Ok(Expr { src: src.into(), filter, uses: Uses::scan(src), terms })
@@ -270,6 +273,45 @@ fn error_text(e: &jaq_core::Error<Val>) -> String {
     let text = e.to_string();
     // jaq quotes string errors as JSON; show the text itself.
     serde_json::from_str::<String>(&text).unwrap_or(text)
+}
+
+/// The known name (a filter or a variable) closest to an undefined one, when one is close
+/// enough to be a typo (`lenght` → `length`, `$confg` → `$config`).
+fn closest_name(name: &str) -> Option<String> {
+    let candidates: Vec<String> = if name.starts_with('$') {
+        GLOBALS.iter().map(|g| (*g).to_owned()).collect()
+    } else {
+        std_defs()
+            .map(|d| d.name.to_owned())
+            .chain(jaq_core::funs::<D>().map(|(n, _, _)| n.to_owned()))
+            .chain(jaq_std::funs::<D>().map(|(n, _, _)| n.to_owned()))
+            .chain(sandbox::natives().map(|(n, _, _)| n.to_owned()))
+            .collect()
+    };
+    let limit = if name.len() <= 4 { 1 } else { 2 };
+    candidates
+        .into_iter()
+        .filter(|c| c != name && !c.starts_with('_'))
+        .map(|c| (edit_distance(name, &c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn offset_of(src: &str, part: &str) -> Option<usize> {

@@ -109,7 +109,7 @@ impl Template {
         if let Node::Literal(v) = &self.root {
             return Ok(v.clone());
         }
-        crate::jq::run_metered(budget, || eval_node(&self.root, bound))
+        crate::jq::run_metered(budget, || eval_node(&self.root, bound, &mut Vec::new()))
     }
 
     /// Binds and evaluates on the calling thread.
@@ -121,7 +121,7 @@ impl Template {
             return Ok(v.clone());
         }
         // Converting the input is part of the evaluation: it is metered with it.
-        crate::jq::run_metered(budget, || eval_node(&self.root, &self.bind(input, scope)))
+        crate::jq::run_metered(budget, || eval_node(&self.root, &self.bind(input, scope), &mut Vec::new()))
     }
 
     /// Binds and evaluates under `budget` on the calling thread, and hands back the bound
@@ -138,7 +138,7 @@ impl Template {
         let mut kept = None;
         let r = crate::jq::run_metered(budget, || {
             let bound = self.bind(input, scope);
-            let r = eval_node(&self.root, &bound);
+            let r = eval_node(&self.root, &bound, &mut Vec::new());
             kept = Some(bound);
             r
         });
@@ -160,16 +160,24 @@ fn visit_exprs<'a>(node: &'a Node, f: &mut impl FnMut(&'a Expr)) {
     }
 }
 
-fn eval_node(node: &Node, bound: &Bound) -> Result<Value, EvalError> {
+/// A step into a template, borrowed: evaluation keeps the path only to name where an
+/// expression failed, so it must cost nothing when none does.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn eval_node<'a>(node: &'a Node, bound: &Bound, at: &mut Vec<At<'a>>) -> Result<Value, EvalError> {
     Ok(match node {
         Node::Literal(v) => v.clone(),
-        Node::Expr(e) => collect(e.run(bound)?),
+        Node::Expr(e) => collect(e.run(bound).map_err(|err| located(err, e, at))?),
         Node::Text(pieces) => {
             let mut out = String::new();
             for p in pieces {
                 match p {
                     Piece::Text(t) => out.push_str(t),
-                    Piece::Expr(e) => match collect(e.run(bound)?) {
+                    Piece::Expr(e) => match collect(e.run(bound).map_err(|err| located(err, e, at))?) {
                         Value::String(s) => out.push_str(&s),
                         other => out.push_str(&other.to_string()),
                     },
@@ -177,14 +185,57 @@ fn eval_node(node: &Node, bound: &Bound) -> Result<Value, EvalError> {
             }
             Value::String(out)
         }
-        Node::Array(items) => Value::Array(items.iter().map(|n| eval_node(n, bound)).collect::<Result<_, _>>()?),
+        Node::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, n) in items.iter().enumerate() {
+                at.push(At::Index(i));
+                out.push(eval_node(n, bound, at)?);
+                at.pop();
+            }
+            Value::Array(out)
+        }
         Node::Object(kvs) => {
             let mut m = Map::with_capacity(kvs.len());
             for (k, n) in kvs {
-                m.insert(k.clone(), eval_node(n, bound)?);
+                at.push(At::Key(k));
+                m.insert(k.clone(), eval_node(n, bound, at)?);
+                at.pop();
             }
             Value::Object(m)
         }
+    })
+}
+
+/// A run-time error named by its expression (and where in the template it is): jq's own
+/// message (`cannot use null as string`) does not say which of a step's expressions failed.
+fn located(err: EvalError, expr: &Expr, at: &[At<'_>]) -> EvalError {
+    let EvalError::Runtime(message) = err else { return err };
+    let mut src: String = expr.source().split_whitespace().collect::<Vec<_>>().join(" ");
+    if src.len() > 120 {
+        let cut = (0..=117).rev().find(|&i| src.is_char_boundary(i)).unwrap_or(0);
+        src.truncate(cut);
+        src.push('…');
+    }
+    let mut path = String::new();
+    for seg in at {
+        match seg {
+            At::Key(k) if path.is_empty() => path.push_str(k),
+            At::Key(k) => {
+                path.push('.');
+                path.push_str(k);
+            }
+            At::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    let null_hint = if message.contains("null (null)") || message.starts_with("cannot use null") {
+        " (a value it reads is null: is the field missing from the input?)"
+    } else {
+        ""
+    };
+    EvalError::Runtime(if path.is_empty() {
+        format!("{message}{null_hint}, in `{src}`")
+    } else {
+        format!("{message}{null_hint}, in `{src}` at {path}")
     })
 }
 

@@ -152,3 +152,27 @@ fn evaluator_moves_slow_expressions_to_the_pool() {
 }
 
 mod hostile;
+
+/// Issue 14: an undefined name offers the closest known one, like unknown keys do.
+#[test]
+fn undefined_names_suggest_the_closest_known_one() {
+    let err = Expr::compile(".items | lenght").unwrap_err();
+    assert!(err.message.contains("did you mean `length`"), "{err:?}");
+    let err = Expr::compile("$confg.url").unwrap_err();
+    assert!(err.message.contains("did you mean `$config`"), "{err:?}");
+    let err = Expr::compile("frobnicate_everything").unwrap_err();
+    assert!(!err.message.contains("did you mean"), "nothing close: {err:?}");
+}
+
+/// Issue 14: a run-time error names its expression and where in the template it is (jq's
+/// own message does not say which of a step's expressions failed), with a hint for nulls.
+#[test]
+fn runtime_errors_name_the_expression_and_its_place() {
+    let t = Template::compile(&json!({ "body": { "name": "{{ .customer.name | ascii_upcase }}" }, "n": 1 })).unwrap();
+    let err = t.eval(&json!({ "customer": {} }), &Scope::empty(), Budget::DEFAULT).unwrap_err().to_string();
+    assert!(err.contains("in `.customer.name | ascii_upcase` at body.name"), "{err}");
+    assert!(err.contains("is the field missing from the input?"), "{err}");
+    let t = Template::compile(&json!(["ok", "{{ error(\"custom\") }}"])).unwrap();
+    let err = t.eval(&json!(null), &Scope::empty(), Budget::DEFAULT).unwrap_err().to_string();
+    assert!(err.starts_with("custom, in `error(\"custom\")` at [1]"), "{err}");
+}

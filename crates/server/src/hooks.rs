@@ -98,12 +98,29 @@ async fn handle(
     let auth_label = match check_hook(&hook.auth, &headers, &query_pairs) {
         HookAuth::Ok(label) => label,
         HookAuth::Denied => {
-            let mut e = ApiError::unauthorized();
-            match &hook.auth {
-                flowgate_engine::AuthSpec::Bearer { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Bearer"),
-                flowgate_engine::AuthSpec::Basic { .. } => {
-                    e = e.header(http::header::WWW_AUTHENTICATE, "Basic realm=\"flowgate\"")
+            // Which scheme the webhook expects (never its secret), so a caller can tell a
+            // wrong credential from a credential sent the wrong way.
+            use flowgate_engine::{AuthSpec, KeyLocation};
+            let expected = match &hook.auth {
+                AuthSpec::Bearer { .. } => "an `Authorization: Bearer <token>` header".to_owned(),
+                AuthSpec::Basic { .. } => "an `Authorization: Basic <user:password in base64>` header".to_owned(),
+                AuthSpec::Header { name, .. } => format!("the `{name}` header"),
+                AuthSpec::ApiKey { location: KeyLocation::Header(name), .. } => {
+                    format!("an API key in the `{name}` header")
                 }
+                AuthSpec::ApiKey { location: KeyLocation::Query(name), .. } => {
+                    format!("an API key in the `{name}` query parameter")
+                }
+                AuthSpec::None => "no credentials".to_owned(),
+            };
+            let mut e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("authentication failed: this webhook expects {expected}"),
+            );
+            match &hook.auth {
+                AuthSpec::Bearer { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Bearer"),
+                AuthSpec::Basic { .. } => e = e.header(http::header::WWW_AUTHENTICATE, "Basic realm=\"flowgate\""),
                 _ => {}
             }
             return Err(e);
@@ -141,10 +158,12 @@ async fn handle(
     let status_url = st.status_url(&submitted.id);
     if submitted.duplicate {
         // A repeat of a delivery seen before: the first execution's id (and answer, for sync).
-        if sync && let Some(outcome) = st.engine.outcome_of(&submitted.id, hook.respond.timeout.0).await {
-            return Ok(sync_answer(&submitted.id, outcome));
-        }
-        let mut r = accepted(&submitted.id, &status_url);
+        let outcome = if sync { st.engine.outcome_of(&submitted.id, hook.respond.timeout.0).await } else { None };
+        // Marked as a repeat either way, so a caller can tell it from a first answer.
+        let mut r = match outcome {
+            Some(outcome) => sync_answer(&submitted.id, outcome),
+            None => accepted(&submitted.id, &status_url),
+        };
         r.headers_mut().insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
         return Ok(r);
     }
@@ -457,12 +476,25 @@ pub fn run_event(
             }
         }
     }
-    json!({
+    let mut event = json!({
         "method": "POST",
         "path": flow.webhook().map(|w| w.path.clone()),
         "headers": headers,
         "query": query,
         "body": body,
         "receivedAt": flowgate_engine::clock::rfc3339(now),
-    })
+    });
+    // A schedule flow run by hand gets what a slot's event has, as if a slot were due now, so
+    // its expressions (`$trigger.scheduledAt`) work the same; `manual` tells them apart.
+    if let flowgate_engine::compile::FlowTrigger::Schedule(spec) = &flow.trigger {
+        let schedule = &spec.schedule;
+        let at = flowgate_engine::clock::rfc3339(now);
+        event["scheduledAt"] = json!(at);
+        event["firedAt"] = json!(at);
+        event["timezone"] = json!(schedule.timezone());
+        event["schedule"] = json!(schedule.describe());
+        event["missed"] = json!(false);
+        event["manual"] = json!(true);
+    }
+    event
 }

@@ -542,6 +542,10 @@ async fn load_sealer(store: &SharedStore, settings: &Settings) -> Result<flowgat
         std::iter::once(fingerprint.clone()).chain(previous.iter().map(MasterKey::fingerprint)).collect();
     let recorded = store.init_setting(MASTER_KEY_SETTING, &fingerprint).await?;
     if !known.contains(&recorded) {
+        // A key file this start just made is useless (and misleading) once refused.
+        if let KeySource::File { path, created: true } = &source {
+            let _ = std::fs::remove_file(path);
+        }
         return Err(StartError::Config(format!(
             "this database's secrets are sealed with master key {recorded}, but this node has key {fingerprint}: \
              set FLOWGATE_MASTER_KEY (or the data directory's master.key) to the key of the other nodes"

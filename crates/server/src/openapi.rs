@@ -141,7 +141,7 @@ pub fn spec() -> Value {
             "/v1/executions": { "get": op("List executions, newest first", "executions", &["integration:query", "flow:query", "status:query", "limit:query", "cursor:query"], None, ("200", "A page of executions")) },
             "/v1/executions/{id}": { "get": op("An execution with every step attempt and its log", "executions", &["id"], None, ("200", "The execution")) },
             "/v1/executions/{id}/retry": { "post": op("Resume a failed execution from the failed step", "executions", &["id"], None, ("202", "Queued again")).errors(&["409"]) },
-            "/v1/executions/{id}/replay": { "post": op("Run the execution's trigger again from the start", "executions", &["id"], None, ("202", "The new execution")).errors(&["409"]) },
+            "/v1/executions/{id}/replay": { "post": op("Run the execution's trigger again from the start, on the flow's latest version (default) or the original one (`version=original`)", "executions", &["id", "version:query"], None, ("202", "The new execution")).errors(&["409"]) },
             "/v1/executions/{id}/cancel": { "post": op("Cancel a queued or running execution", "executions", &["id"], None, ("200", "The execution")).errors(&["409"]) },
             "/v1/executions/{id}/skip": { "post": op("Let the executions after a failed one that blocks its order key run", "executions", &["id"], None, ("200", "The execution")).errors(&["409"]) },
             "/v1/executions/retry": { "post": op("Bulk retry: resume matching executions (default: failed) from their failed step", "executions", &[],

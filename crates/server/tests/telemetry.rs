@@ -183,13 +183,26 @@ async fn email_steps_and_notifications_reach_a_real_smtp_server() {
 
     // An outage: after the window's limit, failures go into one digest, sent when the
     // window ends.
+    let mut outage = Vec::new();
     for n in 2..=9 {
         let id = hook(&s, "notes/broken", json!({ "fail": true, "n": n })).await;
         s.wait_for(&id, "failed").await;
+        outage.push(id);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let individual = sink.messages().iter().filter(|(_, m)| m["subject"] == "[Flowgate] notes / broken failed").count();
     assert!(individual <= 5, "at most 5 individual failure mails per window, got {individual}");
+    // A failure folded into the digest is not shown as delivered: no mail went out for it
+    // (the recovery mail above did not count against the 5 either).
+    assert_eq!(individual, 5, "the first failure, then 4 more: the recovery mail does not count against the 5");
+    let last = outage.last().unwrap();
+    let folded = eventually("the last failure's notification to settle", || async {
+        let d = s.execution(last).await["deliveries"][0].clone();
+        (d["status"] != "pending").then_some(d)
+    })
+    .await;
+    assert_eq!(folded["status"], "digested", "{folded}");
+    assert!(folded["response"]["digestedInto"].as_str().is_some_and(|d| d.starts_with("digest:")), "{folded}");
     assert_eq!(sink.messages().len(), 2 + individual, "nothing else yet: {:#?}", sink.messages());
     clock.advance(Duration::from_secs(3600));
     let all = eventually("the digest", || async {

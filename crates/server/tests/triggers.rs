@@ -540,7 +540,9 @@ fn once_each(from: u64, to: u64) -> BTreeMap<String, usize> {
 backends!(polls_run_each_new_item_once_across_pages_and_restarts);
 /// Five items over three pages (next-URL in the body, `Link` header, offset parameter): the
 /// first poll runs each once (`firstRun: all`); two new items run once at the next poll; after
-/// a restart nothing runs again, and an item added then runs once.
+/// a restart nothing runs again, and an item added then runs once. Resetting the state makes
+/// the next poll a first run: every item runs again (issue 14: the items' identities,
+/// remembered apart, are forgotten with it).
 async fn polls_run_each_new_item_once_across_pages_and_restarts() {
     let (src, base) = Source::start().await;
     src.add(1, 5);
@@ -594,6 +596,20 @@ async fn polls_run_each_new_item_once_across_pages_and_restarts() {
     for f in flows {
         assert_eq!(per_item(&wait_count(&s, "feed", f, 8).await), once_each(1, 8), "{f}");
     }
+
+    let (status, _, v) = common::send(s.api(reqwest::Method::DELETE, "/v1/integrations/feed/flows/by-id/state")).await;
+    assert_eq!((status, v["reset"].clone()), (200, json!(true)), "{v}");
+    eventually("the reset state to be re-created", || async {
+        let v = s.get_json("/v1/integrations/feed/flows/by-id/state").await["state"].clone();
+        (!v.is_null() && v["polls"].is_null()).then_some(())
+    })
+    .await;
+    step(1);
+    let list = wait_count(&s, "feed", "by-id", 16).await;
+    let again = per_item(&list);
+    assert!(again.values().all(|n| *n == 2), "after a reset, firstRun: all runs every item again: {again:?}");
+    settle().await;
+    assert_eq!(executions(&s, "feed", "by-link").await.len(), 8, "other flows keep what they saw");
 }
 
 fn cursor_doc(base: &str) -> String {
@@ -714,6 +730,8 @@ async fn manual_and_test_runs() {
     assert_eq!(s.execution(r["executionId"].as_str().unwrap()).await["triggerKind"], "manual");
     let r = s.run_flow("ticks", "quarter", json!({})).await;
     assert_eq!(r["status"], "succeeded", "{r}");
+    // A schedule flow run by hand gets a slot's fields, as if one were due now (issue 14).
+    assert_eq!(r["output"]["at"], rfc(clock.now_ms()), "{r}");
     let ex = s.execution(r["executionId"].as_str().unwrap()).await;
     assert_eq!(ex["triggerKind"], "test");
     assert_eq!(ex["createdAt"], rfc(clock.now_ms()), "runs are stamped with the server's clock");

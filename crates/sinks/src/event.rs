@@ -55,6 +55,16 @@ pub enum Level {
 }
 
 impl Level {
+    /// Its name, as in JSON records (`debug`, `info`, `warn`, `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+
     /// The RFC 5424 severity: error 3, warning 4, informational 6, debug 7.
     pub fn severity(self) -> u8 {
         match self {

@@ -81,6 +81,9 @@ pub struct SinkStats {
     pub last_error: Option<String>,
     /// When the latest failure happened, in milliseconds since the Unix epoch.
     pub last_error_at_ms: Option<i64>,
+    /// Since when these counters count, in milliseconds since the Unix epoch: they belong to
+    /// this node's sink, which starts from zero when the node starts (or the source changes).
+    pub counting_since_ms: i64,
 }
 
 /// A running sink: `send` never blocks or fails the caller; records that cannot be queued are
@@ -178,6 +181,7 @@ impl Sink {
             queued: accepted.saturating_sub(settled),
             last_error,
             last_error_at_ms,
+            counting_since_ms: s.started_ms,
         }
     }
 
@@ -247,6 +251,7 @@ pub(crate) struct Shared {
     /// every retry, so an outage does not flood the application's own log.
     failing: AtomicBool,
     last_error: Mutex<Option<(String, i64)>>,
+    started_ms: i64,
 }
 
 impl Shared {
@@ -263,6 +268,9 @@ impl Shared {
             progress: Notify::new(),
             failing: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
         }
     }
 

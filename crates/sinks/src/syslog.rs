@@ -69,6 +69,7 @@ pub fn format_syslog(e: &LogEvent, app_name: &str, hostname: &str) -> String {
         sd_param(&mut out, "step", step);
     }
     sd_param(&mut out, "event", &e.event);
+    sd_param(&mut out, "level", e.level.as_str());
     if let Some(ms) = e.duration_ms {
         sd_param(&mut out, "durationMs", &ms.to_string());
     }
@@ -367,7 +368,7 @@ mod tests {
         assert_eq!(
             format_syslog(&event(), "flowgate", "node1"),
             "<14>1 2024-05-01T12:00:00.123Z node1 flowgate - execution.started [flowgate@32473 tenant=\"acme\" \
-             integration=\"erp\" flow=\"orders\" executionId=\"ex1\" event=\"execution.started\"] started"
+             integration=\"erp\" flow=\"orders\" executionId=\"ex1\" event=\"execution.started\" level=\"info\"] started"
         );
     }
 

@@ -142,7 +142,8 @@ pub trait Store: Send + Sync + 'static {
     /// Parks execution `execution` (leased to `owner`) in `waiting` until delivery `delivery`
     /// ends — unless it already ended: then nothing changes and it returns false.
     async fn wait_for_delivery(&self, execution: &str, owner: &str, delivery: &str) -> Result<bool>;
-    /// How many deliveries of `kind` a flow had delivered since `since` (rate limits).
+    /// How many deliveries of `kind` a flow had delivered since `since` (rate limits);
+    /// recovery notifications (ids ending `:recovered`) do not count.
     async fn count_deliveries(
         &self,
         tenant: &str,

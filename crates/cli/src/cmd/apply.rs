@@ -4,6 +4,7 @@ use crate::client::{Conn, done};
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use flowgate_model::{Format, source};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,6 +49,24 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
                 .map(|u| format!("  {u}"))
                 .unwrap_or_default();
             println!("  flow {} ({}){url}", f["flow"].as_str().unwrap_or(""), f["trigger"].as_str().unwrap_or(""));
+        }
+        // Its URLs answer only once it is live: say so here, with what it takes.
+        let d = &v["deployment"];
+        if d["live"] == false {
+            let missing: Vec<&str> = d["missing"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            if !missing.is_empty() {
+                println!(
+                    "  not live: set {} (flowgate deployment set {} --config NAME=VALUE, --secret NAME=VALUE for \
+                     secrets); until then its webhooks answer 404",
+                    missing.join(", "),
+                    v["integration"].as_str().unwrap_or(&slug),
+                );
+            } else if d["deployed"] == false {
+                println!(
+                    "  not live: undeployed (flowgate deployment set {} deploys it), until then its webhooks answer 404",
+                    v["integration"].as_str().unwrap_or(&slug)
+                );
+            }
         }
     }))
 }

@@ -27,6 +27,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print only the ids, one a line (for scripts: `ID=$(flowgate executions list -q --limit 1)`).
+        #[arg(long, short = 'q')]
+        quiet: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -45,9 +48,14 @@ pub enum Command {
         conn: Conn,
     },
     /// Run an execution's trigger again from the start.
+    #[command(disable_version_flag = true)]
     Replay {
         /// Execution id.
         id: String,
+        /// Which version of the flow runs it: `latest` (its current one) or `original` (the one
+        /// the execution ran on).
+        #[arg(long, value_name = "latest|original", default_value = "latest", value_parser = ["latest", "original"])]
+        version: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -63,7 +71,7 @@ pub enum Command {
 pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
     use reqwest::Method;
     Ok(match c {
-        Command::List { integration, flow, status, limit, cursor, json, conn } => {
+        Command::List { integration, flow, status, limit, cursor, json, quiet, conn } => {
             let mut q = vec![format!("limit={limit}")];
             for (k, v) in [("integration", integration), ("flow", flow), ("status", status), ("cursor", cursor)] {
                 if let Some(v) = v {
@@ -73,6 +81,12 @@ pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
             done(conn.call(Method::GET, &format!("/v1/executions?{}", q.join("&")), None).await?, |v| {
                 if json {
                     return print_json(v);
+                }
+                if quiet {
+                    for e in v["items"].as_array().into_iter().flatten() {
+                        println!("{}", e["id"].as_str().unwrap_or(""));
+                    }
+                    return;
                 }
                 for e in v["items"].as_array().into_iter().flatten() {
                     println!(
@@ -98,8 +112,8 @@ pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
                 println!("{} queued again (attempt {})", id, v["attempt"]);
             })
         }
-        Command::Replay { id, conn } => {
-            done(conn.call(Method::POST, &format!("/v1/executions/{id}/replay"), None).await?, |v| {
+        Command::Replay { id, version, conn } => {
+            done(conn.call(Method::POST, &format!("/v1/executions/{id}/replay?version={version}"), None).await?, |v| {
                 println!("replaying {id} as {}", v["executionId"].as_str().unwrap_or(""));
             })
         }

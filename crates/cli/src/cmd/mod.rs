@@ -4,6 +4,7 @@ pub mod apply;
 pub mod deployment;
 pub mod executions;
 pub mod flows;
+pub mod integrations;
 pub mod keys;
 pub mod outbound;
 pub mod run;

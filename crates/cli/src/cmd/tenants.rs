@@ -37,8 +37,14 @@ pub struct AdminConn {
 }
 
 impl AdminConn {
-    fn conn(&self) -> Conn {
-        Conn { url: self.url.clone(), token: self.admin_token.clone() }
+    fn conn(&self) -> anyhow::Result<Conn> {
+        let token = self.admin_token.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "tenant commands need the server's admin token, not a tenant's: pass --admin-token or set \
+                 FLOWGATE_ADMIN_TOKEN (the first `flowgate serve` wrote it to <data-dir>/admin-token)"
+            )
+        })?;
+        Ok(Conn { url: self.url.clone(), token: Some(token) })
     }
 }
 
@@ -47,7 +53,7 @@ pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
     Ok(match c {
         Command::Create { id, name, conn } => {
             let body = json!({ "id": id, "name": name }).to_string();
-            done(conn.conn().call(Method::POST, "/v1/tenants", Some(("application/json", body))).await?, |v| {
+            done(conn.conn()?.call(Method::POST, "/v1/tenants", Some(("application/json", body))).await?, |v| {
                 println!(
                     "tenant `{}` created; its API token (shown once):\n\n    {}\n",
                     v["id"].as_str().unwrap_or(""),
@@ -55,6 +61,6 @@ pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
                 );
             })
         }
-        Command::List { conn } => done(conn.conn().call(Method::GET, "/v1/tenants", None).await?, print_json),
+        Command::List { conn } => done(conn.conn()?.call(Method::GET, "/v1/tenants", None).await?, print_json),
     })
 }

@@ -53,6 +53,12 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    if !report.missing.is_empty() {
+        eprintln!(
+            "note: required config without a value, so the cases ran with it unset: {} (give it with --config NAME=VALUE)",
+            report.missing.join(", ")
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

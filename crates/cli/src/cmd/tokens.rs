@@ -10,9 +10,12 @@ use std::process::ExitCode;
 pub enum Command {
     /// Create a token (printed once).
     Create {
-        /// What it is for.
-        #[arg(long)]
-        name: String,
+        /// What it is for (`tokens create ci-bot`, or `--name ci-bot`).
+        #[arg(value_name = "NAME", required_unless_present = "name_flag", conflicts_with = "name_flag")]
+        name: Option<String>,
+        /// The same, as an option.
+        #[arg(long = "name", id = "name_flag", value_name = "NAME")]
+        name_flag: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -32,7 +35,8 @@ pub enum Command {
 
 pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
     Ok(match c {
-        Command::Create { name, conn } => {
+        Command::Create { name, name_flag, conn } => {
+            let name = name.or(name_flag).unwrap_or_default();
             let r = conn
                 .call(
                     reqwest::Method::POST,

@@ -1136,7 +1136,7 @@ impl Store for PgStore {
         kind: &str,
         since: i64,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND kind = $4 AND status = 'delivered' AND updated_at >= $5")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND kind = $4 AND status = 'delivered' AND updated_at >= $5 AND id NOT LIKE '%:recovered'")
             .bind(tenant)
             .bind(integration)
             .bind(flow)
@@ -1248,6 +1248,16 @@ impl Store for PgStore {
             .bind(flow)
             .execute(&self.pool)
             .await?;
+        // The items a poll saw are remembered apart (a second guard against a double poll);
+        // forgetting the state forgets them too, so the next poll is a first run.
+        sqlx::query(
+            "DELETE FROM dedup_keys WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND key LIKE 'item:%'",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 

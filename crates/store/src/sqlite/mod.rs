@@ -917,7 +917,7 @@ impl Store for SqliteStore {
         kind: &str,
         since: i64,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = ? AND integration = ? AND flow = ? AND kind = ? AND status = 'delivered' AND updated_at >= ?")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = ? AND integration = ? AND flow = ? AND kind = ? AND status = 'delivered' AND updated_at >= ? AND id NOT LIKE '%:recovered'")
             .bind(tenant)
             .bind(integration)
             .bind(flow)
@@ -1029,6 +1029,16 @@ impl Store for SqliteStore {
             .bind(flow)
             .execute(&self.writer)
             .await?;
+        // The items a poll saw are remembered apart (a second guard against a double poll);
+        // forgetting the state forgets them too, so the next poll is a first run.
+        sqlx::query(
+            "DELETE FROM dedup_keys WHERE tenant_id = ? AND integration = ? AND flow = ? AND key LIKE 'item:%'",
+        )
+        .bind(tenant)
+        .bind(integration)
+        .bind(flow)
+        .execute(&self.writer)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
