@@ -238,7 +238,7 @@ impl Expr {
         for out in self.filter.id.run((ctx, bound.input.clone())).map(unwrap_valr) {
             match out {
                 Ok(v) => outs.push(v),
-                Err(e) => return Err(EvalError::Runtime(error_text(&e))),
+                Err(e) => return Err(error_of(&e)),
             }
         }
         outs.iter().map(from_val).collect()
@@ -269,10 +269,10 @@ impl From<Exhausted> for EvalError {
     }
 }
 
-fn error_text(e: &jaq_core::Error<Val>) -> String {
+fn error_of(e: &jaq_core::Error<Val>) -> EvalError {
     let text = e.to_string();
     // jaq quotes string errors as JSON; show the text itself.
-    serde_json::from_str::<String>(&text).unwrap_or(text)
+    EvalError::Runtime(serde_json::from_str::<String>(&text).unwrap_or(text))
 }
 
 /// The known name (a filter or a variable) closest to an undefined one, when one is close

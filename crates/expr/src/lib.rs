@@ -54,6 +54,18 @@ pub enum EvalError {
     /// jq raised an error (`error("…")`, indexing a number, …).
     #[error("{0}")]
     Runtime(String),
+    /// A run-time error of one expression of a template, with which expression it was and
+    /// where it sits (jq's own message does not say which of a step's expressions failed).
+    /// The message stays as jq (or the flow's `error("…")`) gave it: flows read it back.
+    #[error("{message}, in `{expression}`{}", at_suffix(.at))]
+    Located {
+        /// jq's message, or the flow's own.
+        message: String,
+        /// The expression's text (whitespace folded, at most 120 characters).
+        expression: String,
+        /// Where in the template: `body.customer.name`, `[1]`; empty for a bare expression.
+        at: String,
+    },
     /// The time, iteration, memory or depth budget ran out.
     #[error("{}", .0.message())]
     Budget(Exhausted),
@@ -66,9 +78,37 @@ impl EvalError {
     /// A short, stable code for the journal and the API.
     pub fn code(&self) -> &'static str {
         match self {
-            EvalError::Runtime(_) => "expression_error",
+            EvalError::Runtime(_) | EvalError::Located { .. } => "expression_error",
             EvalError::Budget(_) => "expression_budget",
             EvalError::Output(_) => "expression_output",
+        }
+    }
+}
+
+fn at_suffix(at: &str) -> String {
+    if at.is_empty() { String::new() } else { format!(" at {at}") }
+}
+
+impl EvalError {
+    /// The message alone (without where), as a flow reads it back.
+    pub fn message(&self) -> String {
+        match self {
+            EvalError::Located { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Where the error happened, for an error's `details`: the expression and its place.
+    pub fn location(&self) -> Option<serde_json::Value> {
+        match self {
+            EvalError::Located { expression, at, .. } => {
+                let mut v = serde_json::json!({ "expression": expression });
+                if !at.is_empty() {
+                    v["at"] = serde_json::json!(at);
+                }
+                Some(v)
+            }
+            _ => None,
         }
     }
 }

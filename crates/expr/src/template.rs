@@ -227,16 +227,7 @@ fn located(err: EvalError, expr: &Expr, at: &[At<'_>]) -> EvalError {
             At::Index(i) => path.push_str(&format!("[{i}]")),
         }
     }
-    let null_hint = if message.contains("null (null)") || message.starts_with("cannot use null") {
-        " (a value it reads is null: is the field missing from the input?)"
-    } else {
-        ""
-    };
-    EvalError::Runtime(if path.is_empty() {
-        format!("{message}{null_hint}, in `{src}`")
-    } else {
-        format!("{message}{null_hint}, in `{src}` at {path}")
-    })
+    EvalError::Located { message, expression: src, at: path }
 }
 
 fn compile_node(v: &Value, path: &mut Vec<PathSeg>, errors: &mut Vec<TemplateError>) -> Node {

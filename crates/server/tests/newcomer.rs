@@ -67,3 +67,25 @@ async fn a_refused_webhook_caller_learns_the_expected_scheme() {
         assert!(!v.to_string().contains("secret-"), "{v}");
     }
 }
+
+/// A node whose master key is not the database's is refused, saying so — and a key file it
+/// made for itself on the way is not left behind to mislead the next start.
+#[tokio::test]
+async fn a_node_refused_for_its_key_leaves_no_key_file() {
+    flowgate_steps::util::install_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || flowgate_server::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        bootstrap_token: Some("fgt_newcomer_token_0123456789".into()),
+        ..Default::default()
+    };
+    let server = flowgate_server::Server::bind(settings()).await.expect("first start");
+    drop(server);
+    let key = dir.path().join("master.key");
+    assert!(key.exists());
+    std::fs::remove_file(&key).unwrap();
+    let refused = flowgate_server::Server::bind(settings()).await.err().expect("a node with another key is refused");
+    assert!(refused.to_string().contains("sealed with master key"), "{refused}");
+    assert!(!key.exists(), "no stray key file");
+}

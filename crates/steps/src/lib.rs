@@ -164,7 +164,9 @@ impl StepError {
 
 impl From<flowgate_expr::EvalError> for StepError {
     fn from(e: flowgate_expr::EvalError) -> Self {
-        StepError::fatal(e.code(), e.to_string())
+        // The message as jq (or the flow's `error("…")`) gave it — flows read it back — and
+        // which expression failed, and where, in the details.
+        StepError { details: e.location(), ..StepError::fatal(e.code(), e.message()) }
     }
 }
 
