@@ -213,7 +213,7 @@ pub fn reseal_item(sealer: &Sealer, item: flowgate_store::Sealed<'_>) -> Result<
             .reseal(item.text, crate::logs::aad(item.tenant, item.integration).as_bytes())
             .map_err(|e| format!("log source {}: {e}", item.integration)),
         "smtp" => sealer
-            .reseal(item.text, crate::mail::smtp_aad(item.tenant).as_bytes())
+            .reseal(item.text, crate::deliveries::email::smtp_aad(item.tenant).as_bytes())
             .map_err(|e| format!("SMTP settings of {}: {e}", item.tenant)),
         _ => {
             let mut map: Map<String, Value> = serde_json::from_str(item.text).map_err(|e| e.to_string())?;

@@ -516,7 +516,7 @@ impl Execution {
             "notification",
             &subject,
             &request,
-            &crate::mail::NOTIFY_SCHEDULE,
+            &crate::deliveries::email::NOTIFY_SCHEDULE,
         );
         self.pending.deliveries.push(d);
         self.inner.delivery_wake.notify_one();

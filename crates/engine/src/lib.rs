@@ -36,7 +36,7 @@ mod dispatch;
 mod events;
 mod executor;
 mod logs;
-mod mail;
+
 pub mod registry;
 mod shares;
 pub mod testing;

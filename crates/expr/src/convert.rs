@@ -7,7 +7,6 @@
 //! bodies) recurses over them.
 
 use crate::EvalError;
-use crate::sandbox;
 use crate::value::Val;
 use jaq_json::{Num, Val as Raw};
 use serde_json::{Map, Number, Value};
@@ -42,11 +41,11 @@ fn to_raw(v: &Value, at: u16, deepest: &mut u16) -> Raw {
         }
         Value::String(s) => Raw::utf8_str(s.clone().into_bytes()),
         Value::Array(a) => {
-            let _ = sandbox::tick_op();
+            let _ = crate::meter::tick_op();
             Raw::Arr(jaq_json::Rc::new(a.iter().map(|x| to_raw(x, at + 1, deepest)).collect()))
         }
         Value::Object(o) => {
-            let _ = sandbox::tick_op();
+            let _ = crate::meter::tick_op();
             Raw::obj(
                 o.iter().map(|(k, v)| (Raw::utf8_str(k.clone().into_bytes()), to_raw(v, at + 1, deepest))).collect(),
             )
@@ -74,7 +73,7 @@ fn from_val_at(v: &Raw, depth: usize) -> Result<Value, EvalError> {
         return Err(EvalError::Output(format!("result nests deeper than {MAX_OUTPUT_DEPTH} levels")));
     }
     // A result that shares its parts (`[$x, $x, …]`) is copied in full: meter it.
-    sandbox::tick_op().map_err(EvalError::Budget)?;
+    crate::meter::tick_op().map_err(EvalError::Budget)?;
     Ok(match v {
         Raw::Null => Value::Null,
         Raw::Bool(b) => Value::Bool(*b),

@@ -257,7 +257,7 @@ impl Expr {
 /// Runs `f` under `budget`; an exhausted budget wins over whatever `f` returned, since a
 /// budget error may have been caught by a `try` inside the expression.
 pub(crate) fn run_metered<T>(budget: Budget, f: impl FnOnce() -> Result<T, EvalError>) -> Result<T, EvalError> {
-    match sandbox::metered(budget, f) {
+    match crate::meter::metered(budget, f) {
         (_, Some(e)) => Err(EvalError::Budget(e)),
         (r, None) => r,
     }

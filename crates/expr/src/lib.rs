@@ -22,6 +22,7 @@
 pub mod convert;
 pub mod jq;
 pub mod memory;
+mod meter;
 pub mod pool;
 pub mod sandbox;
 pub mod template;

@@ -6,7 +6,7 @@
 //! (`.[]`, `..`, `reduce`, `foreach` all pull children from here), arithmetic, comparison,
 //! construction (`[…]`, `{…}`), path updates. Each one
 //!
-//! * ticks the evaluation's meter ([`crate::sandbox`]): the deadline and the memory budget
+//! * ticks the evaluation's meter (`crate::meter`): the deadline and the memory budget
 //!   are checked there, so no loop — whatever drives it — outlives its budget;
 //! * keeps the value's nesting depth (an upper bound, cached), and refuses to build values
 //!   nested deeper than [`MAX_VALUE_DEPTH`]: deep values are converted, compared, printed and
@@ -22,7 +22,7 @@
 //! Errors never embed a whole value: [`Val`]'s `Display` (used by jaq's error messages)
 //! stops after [`DISPLAY_LIMIT`] bytes.
 
-use crate::sandbox::{self, Exhausted};
+use crate::meter::Exhausted;
 use bstr::ByteSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use core::cmp::Ordering;
@@ -33,7 +33,7 @@ use jaq_json::{Map, Num, Rc, Val as Raw};
 use std::fmt;
 
 /// Deepest value an expression may build (inputs, intermediate values and results).
-pub const MAX_VALUE_DEPTH: u16 = 256;
+pub use crate::meter::MAX_VALUE_DEPTH;
 /// How much of a value an error message shows.
 pub const DISPLAY_LIMIT: usize = 200;
 
@@ -137,18 +137,18 @@ pub(crate) fn budget_error(e: Exhausted) -> Error<Val> {
 }
 
 fn depth_error() -> Error<Val> {
-    sandbox::flag(Exhausted::Depth);
+    crate::meter::flag(Exhausted::Depth);
     budget_error(Exhausted::Depth)
 }
 
 /// One operation: fails once the evaluation's budget is spent.
 fn tick() -> Result<(), Error<Val>> {
-    sandbox::tick_op().map_err(budget_error)
+    crate::meter::tick_op().map_err(budget_error)
 }
 
 /// Room for `bytes` more in the memory budget, checked before a big allocation.
 fn reserve(bytes: usize) -> Result<(), Error<Val>> {
-    sandbox::reserve(bytes).map_err(budget_error)
+    crate::meter::reserve(bytes).map_err(budget_error)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -202,13 +202,13 @@ impl FromIterator<Val> for Val {
             out.push(x.raw);
             // A huge collection (`[range(1e9)]`, `explode` of a big string) stops growing
             // once the budget is spent; the evaluation fails at its next operation.
-            if i % 1024 == 1023 && sandbox::tick_op().is_err() {
+            if i % 1024 == 1023 && crate::meter::tick_op().is_err() {
                 break;
             }
         }
         let depth = inner.saturating_add(1);
         if depth > MAX_VALUE_DEPTH {
-            sandbox::flag(Exhausted::Depth);
+            crate::meter::flag(Exhausted::Depth);
         }
         Val { raw: Raw::Arr(Rc::new(out)), depth }
     }
@@ -459,7 +459,7 @@ impl jaq_core::ValT for Val {
             raw => match to_json(&raw) {
                 Ok(text) => Val::str(text),
                 Err(e) => {
-                    sandbox::flag(e);
+                    crate::meter::flag(e);
                     Val::str("")
                 }
             },
@@ -748,7 +748,7 @@ impl Ord for Val {
 
 /// Ticks; when the budget is spent, comparisons end at once (the evaluation fails anyway).
 fn spent() -> bool {
-    sandbox::tick_op().is_err()
+    crate::meter::tick_op().is_err()
 }
 
 pub(crate) fn eq_raw(a: &Raw, b: &Raw) -> bool {
@@ -836,12 +836,12 @@ pub(crate) fn to_json(raw: &Raw) -> Result<Vec<u8>, Exhausted> {
 
 /// Writes `raw` into `out` until `out` holds `limit` bytes.
 fn write_json(raw: &Raw, out: &mut Vec<u8>, limit: usize) -> Result<(), Exhausted> {
-    sandbox::tick_op()?;
+    crate::meter::tick_op()?;
     if out.len() >= limit {
         return Ok(());
     }
     if out.len() % 4096 < 64 {
-        sandbox::reserve(4096)?;
+        crate::meter::reserve(4096)?;
     }
     match raw {
         Raw::Arr(a) => {
@@ -1023,7 +1023,7 @@ pub(crate) fn tobytes(v: &Val) -> R {
     let mut buf = BytesMut::new();
     match put(&v.raw, &mut buf) {
         Ok(()) => Ok(Val::scalar(Raw::byte_str(buf.freeze()))),
-        Err(()) => match sandbox::exhausted() {
+        Err(()) => match crate::meter::exhausted() {
             Some(e) => Err(budget_error(e)),
             None => Err(Error::str(format!("cannot convert {} to bytes", Shown(&v.raw)))),
         },

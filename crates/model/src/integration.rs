@@ -441,8 +441,9 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
             });
         }
     }
+    let steps_of: Vec<(&str, &[StepDef<S>])> = flows.iter().map(|f| (f.flow.as_str(), f.steps.as_slice())).collect();
     for (i, t) in head.tests.iter().enumerate() {
-        t.check(&root.key("tests").index(i), &flows, diags);
+        t.check(&root.key("tests").index(i), &steps_of, diags);
     }
     Some(Integration {
         integration: head.integration,

@@ -16,7 +16,6 @@
 //! ```
 
 use crate::diag::{Diags, Path};
-use crate::integration::Flow;
 use crate::step::{StepDef, StepKind};
 use indexmap::IndexMap;
 use schemars::JsonSchema;
@@ -88,14 +87,15 @@ pub struct Expect {
 pub const EXPECTABLE: [&str; 3] = ["succeeded", "failed", "filtered"];
 
 impl FlowTest {
-    pub(crate) fn check<S: StepKind>(&self, path: &Path, flows: &[Flow<S>], diags: &mut Diags) {
-        let Some(flow) = flows.iter().find(|f| f.flow == self.flow) else {
-            let names: Vec<&str> = flows.iter().map(|f| f.flow.as_str()).collect();
+    /// Checks the case against the integration's flows: each `(flow, its steps)`.
+    pub(crate) fn check<S: StepKind>(&self, path: &Path, flows: &[(&str, &[StepDef<S>])], diags: &mut Diags) {
+        let Some((_, steps)) = flows.iter().find(|(name, _)| *name == self.flow) else {
+            let names: Vec<&str> = flows.iter().map(|(name, _)| *name).collect();
             diags.error(&path.key("flow"), format!("no flow `{}` (flows: {})", self.flow, names.join(", ")));
             return;
         };
         let mut ids = Vec::new();
-        collect_ids(&flow.steps, &mut ids);
+        collect_ids(steps, &mut ids);
         for id in self.mocks.keys() {
             if !ids.contains(&id.as_str()) {
                 diags.error(&path.key("mocks").key(id.clone()), format!("flow `{}` has no step `{id}`", self.flow));

@@ -6,7 +6,7 @@
 //! path rather than the old inode. A failed write drops its batch (counted) and reopens.
 
 use crate::event::LogEvent;
-use crate::sink::{Ctx, Wake};
+use crate::task::{Ctx, Wake};
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::fs::{File, OpenOptions};

@@ -8,7 +8,7 @@
 
 use crate::config;
 use crate::event::LogEvent;
-use crate::sink::{AddressGuard, Ctx, Wake};
+use crate::task::{AddressGuard, Ctx, Wake};
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};

@@ -21,6 +21,7 @@ mod file;
 mod http;
 pub mod sink;
 mod syslog;
+mod task;
 
 pub use config::SinkConfig;
 pub use event::{Level, LogEvent};

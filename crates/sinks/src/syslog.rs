@@ -6,7 +6,7 @@
 
 use crate::config::SyslogTarget;
 use crate::event::{LogEvent, rfc3339_ms};
-use crate::sink::{AddressGuard, Ctx, Wake};
+use crate::task::{AddressGuard, Ctx, Wake};
 use serde_json::Value;
 use socket2::SockRef;
 use std::fmt::Write as _;

@@ -94,8 +94,8 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
         StepConfig::Log(c) => c.compile(&at, diags),
         StepConfig::Respond(c) => c.compile(&at, diags),
         StepConfig::Call(c) => c.compile(&at, diags),
-        StepConfig::Webhook(c) => c.compile(&at, diags),
-        StepConfig::Email(c) => c.compile(&at, diags),
+        StepConfig::Webhook(c) => c.compile(&at, diags).map(Compiled::Webhook),
+        StepConfig::Email(c) => c.compile(&at, diags).map(Compiled::Email),
     };
     let hooks = o.hooks.as_ref().map(|h| {
         let at = path.key("hooks");

@@ -12,7 +12,6 @@
 //! text. Attachments take `content` (base64 bytes, e.g. an inbound mail's attachment) or
 //! `text`. Output: `{deliveryId, status: queued}`; the delivery loop sends it.
 
-use crate::plan::Compiled;
 use crate::util;
 use flowgate_model::{Diags, Dur, Path};
 use schemars::JsonSchema;
@@ -70,7 +69,7 @@ use flowgate_expr::Template;
 const DEFAULT_DELAYS: [u64; 6] = [0, 30, 300, 1800, 7200, 18000];
 
 impl EmailConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<EmailSpec>> {
         if self.text.is_none() && self.html.is_none() {
             diags.error(path, "an e-mail needs `text`, `html` or both");
         }
@@ -90,6 +89,6 @@ impl EmailConfig {
             Some(s) => s.iter().map(|d| d.0).collect(),
             None => DEFAULT_DELAYS.iter().map(|s| Duration::from_secs(*s)).collect(),
         };
-        Some(Compiled::Email(Arc::new(EmailSpec { message, delays })))
+        Some(Arc::new(EmailSpec { message, delays }))
     }
 }

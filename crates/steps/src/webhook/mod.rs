@@ -15,7 +15,6 @@
 //! the receiver's `response`). Delivery — attempts, the schedule, signatures, resends — is the
 //! engine's; this module compiles the request template once per flow version.
 
-use crate::plan::Compiled;
 use crate::util;
 use flowgate_expr::Template;
 use flowgate_model::outbound::{OutboundAuth, OutboundWebhook};
@@ -71,8 +70,8 @@ pub fn compile(cfg: &OutboundWebhook, path: &Path, diags: &mut Diags) -> Option<
 }
 
 impl OutboundWebhookStep {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
-        Some(Compiled::Webhook(Arc::new(compile(&self.0, path, diags)?)))
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<WebhookSpec>> {
+        compile(&self.0, path, diags).map(Arc::new)
     }
 }
 

@@ -7,8 +7,8 @@
 //! the window ends ("12 more executions failed between … and …"). An outage of a busy flow
 //! sends a handful of mails, not thousands.
 
+use super::sent::{Sent, aad, message_id};
 use crate::Inner;
-use crate::deliveries::Sent;
 use base64::Engine as _;
 use flowgate_mailer::{Email, EmailAttachment};
 use flowgate_store::{DeliveryRecord, ExecutionFilter, WriteBatch};
@@ -232,8 +232,8 @@ async fn folded(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Option<Sent> 
         step_id: None,
         kind: "notification".into(),
         name: format!("[Flowgate] {} / {}: failures digest", d.integration, d.flow),
-        request: inner.sealer.seal_str(&request.to_string(), &crate::deliveries::aad(&id)),
-        message_id: crate::deliveries::message_id(&id),
+        request: inner.sealer.seal_str(&request.to_string(), &aad(&id)),
+        message_id: message_id(&id),
         schedule: json!(NOTIFY_SCHEDULE.iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>()).to_string(),
         next_at: (window + 1) * NOTIFY_WINDOW,
         created_at: now,

@@ -13,12 +13,21 @@
 //! An execution that waits for a delivery (`wait: true`) parks in `waiting` — holding no
 //! worker — and is queued again by the attempt that ends the delivery.
 
+//!
+//! Layout: `sent` (what an attempt gave, ids and sealing — a leaf), `webhook` and `email`
+//! (each kind's sender: email also sends the failure notifications and their digest, and
+//! keeps each tenant's SMTP server); this module claims, attempts and reschedules.
+
+pub(crate) mod email;
+mod sent;
+mod webhook;
+
+pub(crate) use sent::{Sent, aad, message_id};
+pub(crate) use webhook::check_request;
+
 use crate::Inner;
-use base64::Engine as _;
 use flowgate_store::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, NewDelivery, StoreEvent};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -28,20 +37,6 @@ use tokio::sync::Semaphore;
 const LEASE_MS: i64 = 120_000;
 /// Deliveries attempted at once.
 const PARALLEL: usize = 32;
-/// Longest one webhook attempt may take.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How much of an answer is kept with an attempt.
-const EXCERPT_BYTES: usize = 1024;
-
-/// The sealing context of a delivery's request.
-pub(crate) fn aad(id: &str) -> String {
-    format!("delivery/{id}")
-}
-
-/// The stable message id of a delivery (`webhook-id`).
-pub(crate) fn message_id(id: &str) -> String {
-    format!("msg_{}", &hex::encode(Sha256::digest(id.as_bytes()))[..26])
-}
 
 /// A delivery row for `request` (sealed here).
 #[allow(clippy::too_many_arguments)]
@@ -117,19 +112,6 @@ pub(crate) async fn delivery_loop(inner: Arc<Inner>) {
     }
 }
 
-/// What one attempt gave.
-pub(crate) struct Sent {
-    pub status: Option<u16>,
-    pub latency_ms: i64,
-    pub excerpt: Option<String>,
-    pub error: Option<String>,
-    pub retry_after: Option<Duration>,
-    /// Stop retrying (410 Gone, a request that can never be made).
-    pub give_up: bool,
-    pub ok: bool,
-    pub response: Option<Value>,
-}
-
 async fn attempt(inner: &Arc<Inner>, d: DeliveryRecord) {
     let started = Instant::now();
     let request = inner
@@ -149,8 +131,8 @@ async fn attempt(inner: &Arc<Inner>, d: DeliveryRecord) {
             response: None,
         },
         Ok(req) => match d.kind.as_str() {
-            "webhook" => send_webhook(inner, &d, &req).await,
-            "email" | "notification" => crate::mail::send(inner, &d, &req).await,
+            "webhook" => webhook::send_webhook(inner, &d, &req).await,
+            "email" | "notification" => email::send(inner, &d, &req).await,
             other => Sent {
                 status: None,
                 latency_ms: 0,
@@ -213,171 +195,6 @@ async fn attempt(inner: &Arc<Inner>, d: DeliveryRecord) {
     }
 }
 
-/// POSTs a webhook: JSON body, the stable `webhook-id`, the auth the request names.
-async fn send_webhook(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Sent {
-    let fail = |error: String, give_up: bool| Sent {
-        status: None,
-        latency_ms: 0,
-        excerpt: None,
-        error: Some(error),
-        retry_after: None,
-        give_up,
-        ok: false,
-        response: None,
-    };
-    let url = match req["url"].as_str().and_then(|u| reqwest::Url::parse(u).ok()) {
-        Some(u) if u.scheme() == "http" || u.scheme() == "https" => u,
-        _ => return fail("the endpoint is not an http(s) URL".into(), true),
-    };
-    if let Err(m) = inner.settings.outbound.check_url(&url) {
-        return fail(m, true);
-    }
-    let mut body = req["body"].clone();
-    let auth = &req["auth"];
-    let mut headers: Vec<(String, String)> = Vec::new();
-    match auth["kind"].as_str().unwrap_or("none") {
-        "clientSecret" => {
-            let secret = auth["secret"].as_str().unwrap_or_default().to_owned();
-            if auth["header"] != false {
-                headers.push(("X-Client-Secret".into(), secret.clone()));
-            }
-            if let Some(field) = auth["field"].as_str() {
-                match body.as_object_mut() {
-                    Some(o) => {
-                        o.insert(field.to_owned(), Value::String(secret));
-                    }
-                    None => body = json!({ "data": body, field: secret }),
-                }
-            }
-        }
-        "basic" => {
-            let creds =
-                format!("{}:{}", auth["username"].as_str().unwrap_or(""), auth["password"].as_str().unwrap_or(""));
-            headers.push((
-                "Authorization".into(),
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(creds)),
-            ));
-        }
-        _ => {}
-    }
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let timestamp = (inner.clock.now_ms() / 1000).to_string();
-    headers.push(("webhook-id".into(), d.message_id.clone()));
-    headers.push(("webhook-timestamp".into(), timestamp.clone()));
-    if auth["kind"] == "standardWebhooks" {
-        let Some(key) = auth["secret"].as_str().and_then(flowgate_model::outbound::whsec_key) else {
-            return fail("the signing secret is not a whsec_… secret".into(), true);
-        };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
-        mac.update(d.message_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.as_bytes());
-        mac.update(b".");
-        mac.update(&bytes);
-        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        headers.push(("webhook-signature".into(), format!("v1,{sig}")));
-    }
-    let mut rb = inner
-        .http
-        .post(url)
-        .timeout(ATTEMPT_TIMEOUT)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(bytes);
-    if let Value::Object(extra) = &req["headers"] {
-        for (k, v) in extra {
-            if !v.is_null() {
-                rb = rb.header(k.as_str(), flowgate_expr::to_text(v));
-            }
-        }
-    }
-    for (k, v) in headers {
-        rb = rb.header(k, v);
-    }
-    let started = Instant::now();
-    match rb.send().await {
-        Err(e) => {
-            let latency_ms = started.elapsed().as_millis() as i64;
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "cannot connect"
-            } else {
-                "request failed"
-            };
-            Sent { latency_ms, ..fail(format!("{what}: {}", source_chain(&e)), false) }
-        }
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = resp.bytes().await.unwrap_or_default();
-            let latency_ms = started.elapsed().as_millis() as i64;
-            let excerpt = String::from_utf8_lossy(&text[..text.len().min(EXCERPT_BYTES)]).into_owned();
-            let ok = (200..300).contains(&status);
-            let body: Value = serde_json::from_slice(&text).unwrap_or_else(|_| Value::String(excerpt.clone()));
-            Sent {
-                status: Some(status),
-                latency_ms,
-                excerpt: Some(excerpt),
-                error: (!ok).then(|| format!("the endpoint answered {status}")),
-                retry_after,
-                give_up: status == 410,
-                ok,
-                response: ok.then(|| json!({ "status": status, "body": body })),
-            }
-        }
-    }
-}
-
-impl Sent {
-    /// A delivered attempt.
-    pub(crate) fn delivered(started: Instant, response: Value) -> Sent {
-        Sent {
-            status: None,
-            latency_ms: started.elapsed().as_millis() as i64,
-            excerpt: None,
-            error: None,
-            retry_after: None,
-            give_up: false,
-            ok: true,
-            response: Some(response),
-        }
-    }
-
-    /// An attempt that could not be made.
-    /// Whether this notification was folded into a digest rather than sent.
-    pub(crate) fn is_digested(&self) -> bool {
-        self.response.as_ref().is_some_and(|r| r.get("digestedInto").is_some())
-    }
-
-    pub(crate) fn failed(error: impl Into<String>, give_up: bool) -> Sent {
-        Sent {
-            status: None,
-            latency_ms: 0,
-            excerpt: None,
-            error: Some(error.into()),
-            retry_after: None,
-            give_up,
-            ok: false,
-            response: None,
-        }
-    }
-}
-
-fn source_chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        parts.push(inner.to_string());
-        src = inner.source();
-    }
-    if parts.is_empty() { "the request failed".into() } else { parts.join(": ") }
-}
-
 /// A delivery as the API shows it (never its request: it holds credentials).
 pub fn present(d: &DeliveryRecord, attempts: &[DeliveryAttempt]) -> Value {
     let t = crate::clock::rfc3339;
@@ -405,27 +222,4 @@ pub fn present(d: &DeliveryRecord, attempts: &[DeliveryAttempt]) -> Value {
             "error": a.error,
         })).collect::<Vec<_>>(),
     })
-}
-
-/// The JSON a webhook's template gives, with its credential fields checked.
-pub(crate) fn check_request(req: &Value) -> Result<(), String> {
-    if req["url"].as_str().is_none_or(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-        return Err(format!("the endpoint `{}` is not an http(s) URL", flowgate_expr::to_text(&req["url"])));
-    }
-    let auth = &req["auth"];
-    match auth["kind"].as_str() {
-        Some("clientSecret") if auth["secret"].as_str().is_none_or(|s| s.is_empty() || s.chars().count() > 250) => {
-            Err("the client secret must be 1–250 characters (is its config value set?)".into())
-        }
-        Some("basic")
-            if auth["username"].as_str().is_none_or(|s| s.chars().count() > 100)
-                || auth["password"].as_str().is_none_or(|s| s.chars().count() > 100) =>
-        {
-            Err("basic credentials must be at most 100 characters each".into())
-        }
-        Some("standardWebhooks") if auth["secret"].as_str().and_then(flowgate_model::outbound::whsec_key).is_none() => {
-            Err("the signing secret must be a whsec_… secret (is its config value set?)".into())
-        }
-        _ => Ok(()),
-    }
 }
