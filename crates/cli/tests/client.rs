@@ -4,28 +4,18 @@
 //! `resend`, `log-sources set`/`list`/`delete` and `smtp set`/`get`/`unset`.
 
 use serde_json::Value;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Node, free_port, wait_listening};
 
 const TOKEN: &str = "fgt_client_test_token";
 
-/// The server process, killed when the test ends.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Runs `flowgate ARGS` against the server; returns its output.
 fn flowgate(base: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+    Command::new(common::BIN)
         .args(args)
         .env("FLOWGATE_URL", base)
         .env("FLOWGATE_TOKEN", TOKEN)
@@ -51,24 +41,9 @@ fn ok(o: Output) -> String {
 /// Starts a server on a free port in `dir`; returns it and its base URL.
 fn start(dir: &std::path::Path) -> (Node, String) {
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let node = Node(
-        Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir)
-            .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
-            .env("FLOWGATE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start flowgate"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (node, base)
+    let node = Node(common::serve(dir, port, TOKEN).spawn().expect("start flowgate"));
+    wait_listening(port);
+    (node, format!("http://127.0.0.1:{port}"))
 }
 
 #[test]
@@ -232,7 +207,7 @@ fn client_commands_say_what_to_do() {
     assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown version");
 
     // Tenants need the admin token, and say so.
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+    let out = Command::new(common::BIN)
         .args(["tenants", "list"])
         .env("FLOWGATE_URL", &base)
         .env_remove("FLOWGATE_ADMIN_TOKEN")
@@ -244,15 +219,13 @@ fn client_commands_say_what_to_do() {
     assert!(err.contains("--admin-token") && err.contains("FLOWGATE_ADMIN_TOKEN"), "{err}");
 
     // `test --config`: the given values over the defaults; still missing ones are named.
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["test", product, "--config", "acmeBaseUrl=http://erp.test"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(common::BIN).args(["test", product, "--config", "acmeBaseUrl=http://erp.test"]).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
     assert!(stderr.contains("note: required config without a value") && stderr.contains("acmeApiKey"), "{stderr}");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+    let out = Command::new(common::BIN)
         .args(["test", product, "--config", "nope=1", "--config", "acmeBaseUrl=[1]"])
         .output()
         .unwrap();

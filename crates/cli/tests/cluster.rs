@@ -11,9 +11,13 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Nodes, free_port, serve, skip_or_fail, wait_until};
 
 const TOKEN: &str = "fgt_cluster_test_token";
 const EVENTS: usize = 300;
@@ -55,57 +59,14 @@ async fn upstream() -> (String, Arc<Upstream>) {
     (format!("http://{addr}"), state)
 }
 
-/// Child processes killed when the test ends, however it ends.
-struct Nodes(Vec<Child>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for n in &mut self.0 {
-            let _ = n.kill();
-            let _ = n.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn spawn_node(dir: &std::path::Path, port: u16, database: &str, roles: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--roles",
-            roles,
-            "--lease-ms",
-            "2000",
-            "--pool-size",
-            "4",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
+    serve(dir, port, TOKEN)
+        .args(["--roles", roles, "--lease-ms", "2000", "--pool-size", "4"])
         .env("FLOWGATE_DATABASE_URL", database)
-        .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
         // Nodes sharing a database share the master key that seals its secrets.
         .env("FLOWGATE_MASTER_KEY", "7f".repeat(32))
-        .env("FLOWGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("start flowgate")
-}
-
-async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if ok().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,14 +255,4 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
          {keys} ordered keys x {per_key} events delivered in order across nodes",
         acked.len()
     );
-}
-
-/// Says a test is skipped because `why` (a service or tool is missing), or fails it when
-/// `FLOWGATE_REQUIRE_SERVICES=1` (CI sets it: a half that did not run must not pass).
-#[allow(dead_code)]
-fn skip_or_fail(why: &str) {
-    if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("FLOWGATE_REQUIRE_SERVICES=1, but {why}");
-    }
-    eprintln!("skipped: {why}");
 }

@@ -9,9 +9,13 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Node, free_port, serve, wait_ready};
 
 const TOKEN: &str = "fgt_crash_test_token";
 /// Events and kills in CI; `bench/kill.sh` raises them through the environment.
@@ -47,20 +51,6 @@ async fn upstream() -> (String, Arc<Upstream>) {
     (format!("http://{addr}"), state)
 }
 
-/// The server process, killed when the test ends, however it ends.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     spawn_server_with(
         dir,
@@ -76,33 +66,7 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
 }
 
 fn spawn_server_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
-        .env("FLOWGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(match std::env::var("FLOWGATE_TEST_NODE_LOG") {
-            Ok(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap()),
-            Err(_) => Stdio::null(),
-        })
-        .spawn()
-        .expect("start flowgate")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/readyz")).timeout(Duration::from_secs(1)).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
+    serve(dir, port, TOKEN).args(extra).spawn().expect("start flowgate")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

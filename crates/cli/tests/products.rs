@@ -8,9 +8,13 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Node, free_port, wait_ready};
 
 const TOKEN: &str = "fgt_products_test_token";
 
@@ -88,46 +92,8 @@ fn flowgate_test_reports_passes_and_failures() {
     assert!(text(&bad).contains("tests[0].mocks.prize: flow `quote` has no step `prize`"), "{}", text(&bad));
 }
 
-/// The server process, killed when the test ends.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn serve(dir: &std::path::Path, port: u16) -> Node {
-    Node(
-        Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(dir)
-            .env("FLOWGATE_BOOTSTRAP_TOKEN", TOKEN)
-            .env("FLOWGATE_LOG", "warn")
-            .env_remove("FLOWGATE_MASTER_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start flowgate"),
-    )
-}
-
-async fn ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/readyz")).timeout(Duration::from_secs(1)).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
+fn start(dir: &std::path::Path, port: u16) -> Node {
+    Node(common::serve(dir, port, TOKEN).spawn().expect("start flowgate"))
 }
 
 /// A target recording each request's path, `Authorization` header and `Idempotency-Key`.
@@ -178,8 +144,8 @@ async fn rotating_the_master_key_keeps_every_secret() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let node = serve(dir.path(), port);
-    ready(&client, &base).await;
+    let node = start(dir.path(), port);
+    wait_ready(&client, &base).await;
     let r = client
         .put(format!("{base}/v1/integrations/vault"))
         .bearer_auth(TOKEN)
@@ -232,8 +198,8 @@ async fn rotating_the_master_key_keeps_every_secret() {
     // Without the old key the values open with the new one alone.
     std::fs::remove_file(dir.path().join("master.key.old")).unwrap();
 
-    let _node = serve(dir.path(), port);
-    ready(&client, &base).await;
+    let _node = start(dir.path(), port);
+    wait_ready(&client, &base).await;
     assert_eq!(push().await.unwrap().status(), 202, "the literal credential still opens the webhook");
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.seen.lock().unwrap().len() < 2 {
@@ -283,8 +249,8 @@ async fn call_steps_survive_a_sigkill() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let node = serve(dir.path(), port);
-    ready(&client, &base).await;
+    let node = start(dir.path(), port);
+    wait_ready(&client, &base).await;
     let r = client
         .put(format!("{base}/v1/integrations/chain"))
         .bearer_auth(TOKEN)
@@ -316,8 +282,8 @@ async fn call_steps_survive_a_sigkill() {
     }
     let before_kill = seen.seen.lock().unwrap().len();
     drop(node);
-    let _node = serve(dir.path(), port);
-    ready(&client, &base).await;
+    let _node = start(dir.path(), port);
+    wait_ready(&client, &base).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut children: HashMap<String, Vec<String>> = HashMap::new();
     for id in &parents {
