@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 pub mod types;
 

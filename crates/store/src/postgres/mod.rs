@@ -17,8 +17,7 @@
 mod nul;
 
 use crate::types::*;
-use crate::{Error, Result, Store};
-use async_trait::async_trait;
+use crate::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use std::collections::HashSet;
@@ -564,12 +563,10 @@ where
     Ok(sqlx::query_as::<_, ExecutionRow>(&sql).bind(id).bind(tenant).fetch_optional(exec).await?)
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
+// The methods whose SQL is the same on both backends are in `crate::shared`.
+crate::shared::store_impl! {
+    PgStore, read: pool, write: pool;
+
 
     async fn close(&self) {
         PgStore::close(self).await;
@@ -631,10 +628,6 @@ impl Store for PgStore {
         Ok(r.rows_affected())
     }
 
-    async fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
-    }
-
     async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
             .bind(key)
@@ -655,10 +648,6 @@ impl Store for PgStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn tenants(&self) -> Result<Vec<Tenant>> {
-        Ok(sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY id").fetch_all(&self.pool).await?)
-    }
-
     async fn create_token(&self, t: &NewToken) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -673,38 +662,6 @@ impl Store for PgStore {
         .await
         .map_err(|e| conflict_on_unique(e, || "this token exists".into()))?;
         Ok(())
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_tokens \
-             WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    async fn tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_tokens WHERE tenant_id = $1 \
-             ORDER BY created_at, id",
-        )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn revoke_token(&self, tenant: &str, id: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(tenant)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
     }
 
     async fn put_integration(&self, new: &NewVersion) -> Result<PutOutcome> {
@@ -905,43 +862,6 @@ impl Store for PgStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn deployment(&self, tenant: &str, integration: &str) -> Result<Option<Deployment>> {
-        Ok(sqlx::query_as(
-            "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
-             WHERE tenant_id = $1 AND integration = $2",
-        )
-        .bind(tenant)
-        .bind(integration)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    async fn deployments(&self) -> Result<Vec<Deployment>> {
-        Ok(sqlx::query_as(
-            "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
-             ORDER BY tenant_id, integration",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn put_deployment(&self, d: &Deployment) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO deployments (tenant_id, integration, config, deployed, deployed_version, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, integration) DO UPDATE SET config = excluded.config, \
-             deployed = excluded.deployed, deployed_version = excluded.deployed_version, updated_at = excluded.updated_at",
-        )
-        .bind(&d.tenant_id)
-        .bind(&d.integration)
-        .bind(&d.config)
-        .bind(d.deployed)
-        .bind(d.deployed_version)
-        .bind(d.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn versions(&self, tenant: &str, slug: &str) -> Result<Vec<VersionRecord>> {
         let rows: Vec<VersionRecord> = sqlx::query_as(&format!(
             "SELECT {VERSION_COLUMNS} FROM integration_versions v WHERE v.tenant_id = $1 AND v.slug = $2 ORDER BY v.version DESC"
@@ -951,25 +871,6 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
-    }
-
-    async fn children(&self, tenant: &str, parent: &str) -> Result<Vec<ExecutionRow>> {
-        let sql = format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
-             WHERE e.parent_id = $1 AND e.tenant_id = $2 ORDER BY e.seq"
-        );
-        Ok(sqlx::query_as(&sql).bind(parent).bind(tenant).fetch_all(&self.pool).await?)
-    }
-
-    async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn reseal_all(
@@ -1126,162 +1027,6 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn count_deliveries(
-        &self,
-        tenant: &str,
-        integration: &str,
-        flow: &str,
-        kind: &str,
-        since: i64,
-    ) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND kind = $4 AND status = 'delivered' AND updated_at >= $5 AND id NOT LIKE '%:recovered'")
-            .bind(tenant)
-            .bind(integration)
-            .bind(flow)
-            .bind(kind)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn delivery(&self, tenant: &str, id: &str) -> Result<Option<DeliveryRecord>> {
-        Ok(sqlx::query_as("SELECT id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at FROM deliveries WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn deliveries_of(&self, execution: &str) -> Result<Vec<DeliveryRecord>> {
-        Ok(sqlx::query_as("SELECT id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at FROM deliveries WHERE execution_id = $1 ORDER BY created_at, id")
-            .bind(execution)
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    async fn delivery_attempts(&self, id: &str) -> Result<Vec<DeliveryAttempt>> {
-        Ok(sqlx::query_as(
-            "SELECT delivery_id, attempt, at, status_code, latency_ms, excerpt, error FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn resend_delivery(&self, tenant: &str, id: &str, now: i64) -> Result<DeliveryRecord> {
-        let row: Option<DeliveryRecord> = sqlx::query_as(
-            "UPDATE deliveries SET status = 'pending', next_at = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4 AND status IN ('delivered', 'failed') RETURNING id, tenant_id, integration, flow, execution_id, step_id, kind, name, request, message_id, schedule, status, attempts, next_at, waiting, last_status, last_error, response, created_at, updated_at",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(r) => Ok(r),
-            None => match self.delivery(tenant, id).await? {
-                None => Err(Error::NotFound),
-                Some(d) => Err(Error::Conflict(format!(
-                    "the delivery is {}; only a delivered or failed one can be resent",
-                    d.status
-                ))),
-            },
-        }
-    }
-
-    async fn put_log_source(&self, s: &LogSourceRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO log_sources (tenant_id, name, config, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
-        )
-        .bind(&s.tenant_id)
-        .bind(&s.name)
-        .bind(&s.config)
-        .bind(s.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn log_sources(&self, tenant: &str) -> Result<Vec<LogSourceRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT tenant_id, name, config, updated_at FROM log_sources WHERE tenant_id = $1 ORDER BY name",
-        )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn all_log_sources(&self) -> Result<Vec<LogSourceRecord>> {
-        Ok(sqlx::query_as("SELECT tenant_id, name, config, updated_at FROM log_sources ORDER BY tenant_id, name")
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    async fn delete_log_source(&self, tenant: &str, name: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM log_sources WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {
-        Ok(sqlx::query_as(
-            "SELECT tenant_id, integration, flow, state, updated_at FROM trigger_state \
-             WHERE tenant_id = $1 AND integration = $2 AND flow = $3",
-        )
-        .bind(tenant)
-        .bind(integration)
-        .bind(flow)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    async fn delete_trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM trigger_state WHERE tenant_id = $1 AND integration = $2 AND flow = $3")
-            .bind(tenant)
-            .bind(integration)
-            .bind(flow)
-            .execute(&self.pool)
-            .await?;
-        // The items a poll saw are remembered apart (a second guard against a double poll);
-        // forgetting the state forgets them too, so the next poll is a first run.
-        sqlx::query(
-            "DELETE FROM dedup_keys WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND key LIKE 'item:%'",
-        )
-        .bind(tenant)
-        .bind(integration)
-        .bind(flow)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    async fn flow_switches(&self) -> Result<Vec<FlowSwitch>> {
-        Ok(sqlx::query_as(
-            "SELECT tenant_id, integration, flow, active, updated_at FROM flow_switches ORDER BY tenant_id, integration, flow",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn set_flow_active(&self, tenant: &str, integration: &str, flow: &str, active: bool, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO flow_switches (tenant_id, integration, flow, active, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id, integration, flow) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
-        )
-        .bind(tenant)
-        .bind(integration)
-        .bind(flow)
-        .bind(active)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome> {
@@ -1512,26 +1257,6 @@ impl Store for PgStore {
         Ok(qb.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    async fn create_bulk_job(&self, job: &BulkJob) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO bulk_jobs (id, tenant_id, kind, filter, total, done, failed, status, created_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&job.id)
-        .bind(&job.tenant_id)
-        .bind(&job.kind)
-        .bind(&job.filter)
-        .bind(job.total)
-        .bind(job.done)
-        .bind(job.failed)
-        .bind(&job.status)
-        .bind(job.created_at)
-        .bind(job.finished_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     async fn update_bulk_job(&self, id: &str, done: i64, failed: i64, finished_at: Option<i64>) -> Result<()> {
         sqlx::query(
             "UPDATE bulk_jobs SET done = $1, failed = $2, finished_at = $3, \
@@ -1544,17 +1269,6 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn bulk_job(&self, tenant: &str, id: &str) -> Result<Option<BulkJob>> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, kind, filter, total, done, failed, status, created_at, finished_at FROM bulk_jobs \
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     async fn prune(&self, scope: &PruneScope, older_than: Option<i64>, keep: Option<u64>, batch: u32) -> Result<u64> {
@@ -1674,31 +1388,6 @@ impl Store for PgStore {
         Err(Error::Config("leases of a shared store expire on their own".into()))
     }
 
-    async fn next_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn queue_depth(&self) -> Result<QueueDepth> {
-        let queued: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'queued'").fetch_one(&self.pool).await?;
-        let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'running'")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(QueueDepth { queued, running })
-    }
-
-    async fn journal(&self, execution: &str) -> Result<Vec<StepRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT execution_id, step_id, round, attempt, seq, status, input, output, error, response, started_at, \
-             finished_at FROM step_attempts WHERE execution_id = $1 ORDER BY seq, round, attempt",
-        )
-        .bind(execution)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     async fn logs(&self, execution: &str) -> Result<Vec<LogRecord>> {
         Ok(sqlx::query_as(
             "SELECT execution_id, at, level, step_id, message FROM execution_logs WHERE execution_id = $1 ORDER BY n",
@@ -1706,10 +1395,6 @@ impl Store for PgStore {
         .bind(execution)
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    async fn execution(&self, tenant: Option<&str>, id: &str) -> Result<Option<ExecutionRow>> {
-        execution_in(&self.pool, tenant, id).await
     }
 
     async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<ExecutionRow>> {
@@ -1816,22 +1501,6 @@ impl Store for PgStore {
         Ok(row)
     }
 
-    async fn cancel_requested(&self, id: &str) -> Result<bool> {
-        let v: Option<bool> = sqlx::query_scalar("SELECT cancel_requested FROM executions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(v.unwrap_or(false))
-    }
-
-    async fn last_run(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<ExecutionRow>> {
-        let sql = format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
-             WHERE e.tenant_id = $1 AND e.integration = $2 AND e.flow = $3 \
-             AND e.status IN ('succeeded', 'failed', 'filtered') ORDER BY e.seq DESC LIMIT 1"
-        );
-        Ok(sqlx::query_as(&sql).bind(tenant).bind(integration).bind(flow).fetch_optional(&self.pool).await?)
-    }
 }
 
 #[cfg(test)]
