@@ -1,5 +1,5 @@
-//! Flowgate's durable store (DESIGN §3–4): tenants and tokens, integration versions, and the
-//! execution queue with its step journal.
+//! Flowgate's durable store: tenants and tokens, integration versions, deployments, the
+//! execution queue with its step journal, outbound deliveries, trigger state, rate limits.
 //!
 //! Everything acknowledged to a caller is committed here first. Writes from ingress and
 //! from the executor arrive as [`WriteBatch`]es so that one transaction (one fsync) carries
@@ -7,15 +7,18 @@
 //! worker that dies loses its lease and another claims the execution, which resumes from its
 //! journal.
 //!
-//! The [`Store`] trait is the only way the engine and the server reach the database, so a
-//! PostgreSQL backend can be added beside [`sqlite`] without touching them. No SQL outside
-//! this crate.
+//! The [`Store`] trait is the only way the engine and the server reach the database; it has
+//! two backends, [`sqlite`] and [`postgres`], held to the same conformance suite
+//! (`tests/conformance.rs`). No SQL outside this crate.
 //!
 //! # Layout
 //! - [`types`]: the records read and written.
+//! - `shared`: the methods whose SQL is the same on both backends, written once (`$n`
+//!   placeholders bind alike on SQLite) and expanded into each backend's `impl Store`.
 //! - [`sqlite`]: the embedded backend (WAL, one writer connection, readers beside it).
 //! - [`postgres`]: the shared backend for clusters (`FOR UPDATE SKIP LOCKED` claims,
-//!   `LISTEN/NOTIFY` events, an advisory lock for the leader).
+//!   `LISTEN/NOTIFY` events, an advisory lock for the leader); `postgres/nul.rs` keeps text
+//!   PostgreSQL cannot hold out of its statements.
 
 #![warn(missing_docs)]
 
