@@ -17,11 +17,12 @@
 //!   placeholders bind alike on SQLite) and expanded into each backend's `impl Store`.
 //! - [`sqlite`]: the embedded backend (WAL, one writer connection, readers beside it).
 //! - [`postgres`]: the shared backend for clusters (`FOR UPDATE SKIP LOCKED` claims,
-//!   `LISTEN/NOTIFY` events, an advisory lock for the leader); `postgres/nul.rs` keeps text
-//!   PostgreSQL cannot hold out of its statements.
+//!   `LISTEN/NOTIFY` events, an advisory lock for the leader); `nul` keeps text PostgreSQL
+//!   cannot hold out of its statements.
 
 #![warn(missing_docs)]
 
+mod nul;
 pub mod postgres;
 mod shared;
 pub mod sqlite;

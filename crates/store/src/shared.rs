@@ -352,6 +352,29 @@ macro_rules! store_impl {
             Ok(sqlx::query_as(&sql).bind(tenant).bind(integration).bind(flow).fetch_optional(&self.$read).await?)
         }
 
+
+        async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
+            let mut tx = self.$write.begin().await?;
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            let stored: String =
+                sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(stored)
+        }
+
+        async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<bool> {
+            let r = sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+                .bind(id)
+                .bind(crate::nul::scrub(name).as_ref())
+                .bind(now)
+                .execute(&self.$write)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        }
         }
     };
 }

@@ -14,8 +14,6 @@
 //! A `schema=<name>` parameter in the URL puts Flowgate's tables in that schema (created if
 //! missing), which lets tests and several deployments share one database.
 
-mod nul;
-
 use crate::types::*;
 use crate::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
@@ -628,33 +626,13 @@ crate::shared::store_impl! {
         Ok(r.rows_affected())
     }
 
-    async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&self.pool).await?)
-    }
-
-    async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<bool> {
-        let r =
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-                .bind(id)
-                .bind(nul::scrub(name).as_ref())
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     async fn create_token(&self, t: &NewToken) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&t.id)
         .bind(&t.tenant_id)
-        .bind(nul::scrub(&t.name).as_ref())
+        .bind(crate::nul::scrub(&t.name).as_ref())
         .bind(&t.token_hash)
         .bind(&t.prefix)
         .bind(t.created_at)
@@ -967,8 +945,8 @@ crate::shared::store_impl! {
         .bind(a.at)
         .bind(a.status_code)
         .bind(a.latency_ms)
-        .bind(a.excerpt.as_deref().map(nul::scrub))
-        .bind(a.error.as_deref().map(nul::scrub))
+        .bind(a.excerpt.as_deref().map(crate::nul::scrub))
+        .bind(a.error.as_deref().map(crate::nul::scrub))
         .execute(&mut *tx)
         .await?;
         let row: Option<(bool, Option<String>)> = sqlx::query_as(
@@ -978,8 +956,8 @@ crate::shared::store_impl! {
         .bind(a.attempt)
         .bind(outcome.next_at)
         .bind(a.status_code)
-        .bind(a.error.as_deref().map(nul::scrub))
-        .bind(outcome.response.as_deref().map(nul::scrub))
+        .bind(a.error.as_deref().map(crate::nul::scrub))
+        .bind(outcome.response.as_deref().map(crate::nul::scrub))
         .bind(now)
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -1031,8 +1009,8 @@ crate::shared::store_impl! {
 
     async fn commit(&self, batch: &WriteBatch) -> Result<CommitOutcome> {
         let scrubbed;
-        let batch = if nul::batch_has_nul(batch) {
-            scrubbed = nul::scrub_batch(batch);
+        let batch = if crate::nul::batch_has_nul(batch) {
+            scrubbed = crate::nul::scrub_batch(batch);
             &scrubbed
         } else {
             batch
@@ -1175,7 +1153,7 @@ crate::shared::store_impl! {
         .bind(tenant)
         .bind(integration)
         .bind(flow)
-        .bind(nul::scrub(key).as_ref())
+        .bind(crate::nul::scrub(key).as_ref())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?)

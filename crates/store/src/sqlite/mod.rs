@@ -423,29 +423,6 @@ crate::shared::store_impl! {
         Ok(r.rows_affected())
     }
 
-    async fn init_setting(&self, key: &str, value: &str) -> Result<String> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-        let stored: String =
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(stored)
-    }
-
-    async fn create_tenant(&self, id: &str, name: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
-            .bind(name)
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     async fn create_token(&self, t: &NewToken) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?, ?)",

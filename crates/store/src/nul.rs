@@ -2,7 +2,9 @@
 //! (log messages, order and dedup keys, names, subjects) may hold one — a webhook body's
 //! `"\u0000"` logged by a step — and binding it fails the whole statement: a commit that
 //! always fails would wedge the execution (and every other one batched with it). Such text
-//! is stored with U+FFFD in place of each NUL. JSON text is unaffected: serde_json writes a
+//! is stored with U+FFFD in place of each NUL — by the PostgreSQL backend on every recording
+//! path, and for names given to the API on both backends (one behaviour). JSON text is
+//! unaffected: serde_json writes a
 //! NUL inside a string as the escape `\u0000`, which is plain ASCII.
 
 use crate::types::WriteBatch;
