@@ -41,15 +41,16 @@ struct DraftFlow {
     trigger: FlowTrigger,
     steps: Vec<CompiledStep>,
     timeout: Option<Duration>,
-    delivery: Delivery,
+    policy: ExecutionPolicy,
     log_source: Option<String>,
     notify_emails: Vec<String>,
     notify_on_recovery: bool,
 }
 
-/// How a flow's executions are delivered: order, concurrency, deduplication, what is kept.
+/// How a flow's executions run: order, concurrency, deduplication of events, what is kept
+/// ("delivery" is only ever an outbound message).
 #[derive(Clone)]
-pub struct Delivery {
+pub struct ExecutionPolicy {
     /// Ordered delivery, if the flow is ordered.
     pub order: Option<Order>,
     /// At most this many running at once, across nodes.
@@ -62,7 +63,7 @@ pub struct Delivery {
     pub retention: Option<Retention>,
 }
 
-impl Delivery {
+impl ExecutionPolicy {
     /// True when executions must go through the queue (an order or a cap to respect).
     pub fn gated(&self) -> bool {
         self.order.is_some() || self.concurrency.is_some()
@@ -316,7 +317,7 @@ pub struct CompiledFlow {
     /// Longest an execution may take from its event to its end.
     pub timeout: Option<Duration>,
     /// Order, concurrency, deduplication, diagnostics.
-    pub delivery: Delivery,
+    pub policy: ExecutionPolicy,
     /// The integration's rate limits.
     pub limits: Arc<HashMap<String, LimitSpec>>,
     /// The integration is live: deployed, every required config value set. Only live
@@ -449,8 +450,13 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
             }),
             _ => None,
         };
-        let delivery =
-            Delivery { order, concurrency: f.concurrency, dedup, diagnostics: f.diagnostics, retention: f.retention };
+        let policy = ExecutionPolicy {
+            order,
+            concurrency: f.concurrency,
+            dedup,
+            diagnostics: f.diagnostics,
+            retention: f.retention,
+        };
         let trigger = match &f.trigger {
             Trigger::Webhook(w) => {
                 let auth = resolve_auth(
@@ -534,7 +540,7 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
             trigger,
             steps,
             timeout: f.timeout.map(|d| d.0),
-            delivery,
+            policy,
             log_source: f.log_source.clone(),
             notify_emails: f
                 .notify_emails
@@ -753,7 +759,7 @@ impl Draft {
                     config: self.config.clone(),
                     flow_var,
                     timeout: f.timeout,
-                    delivery: f.delivery,
+                    policy: f.policy,
                     limits: limits.clone(),
                     live,
                     redactor: redactor.clone(),

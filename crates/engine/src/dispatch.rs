@@ -216,7 +216,7 @@ async fn housekeeping(inner: &Arc<Inner>) {
     let mut scopes: Vec<(PruneScope, Option<i64>, Option<u64>)> = Vec::new();
     for ci in inner.registry.current_integrations() {
         for f in ci.flows.values() {
-            if let Some(r) = f.delivery.retention {
+            if let Some(r) = f.policy.retention {
                 let scope = PruneScope::Flow {
                     tenant: f.tenant.clone(),
                     integration: f.integration.clone(),

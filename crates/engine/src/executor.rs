@@ -1041,10 +1041,10 @@ impl Execution {
             }
             Some(Flow::Waiting) => return false,
         };
-        let delivery = &self.flow.delivery;
+        let policy = &self.flow.policy;
         let blocks =
-            status == Status::Failed && delivery.order.as_ref().is_some_and(|o| o.on_exhausted == OnExhausted::Block);
-        let scrub = match (status, delivery.diagnostics) {
+            status == Status::Failed && policy.order.as_ref().is_some_and(|o| o.on_exhausted == OnExhausted::Block);
+        let scrub = match (status, policy.diagnostics) {
             (Status::Succeeded | Status::Filtered, Diagnostics::Errors) => Scrub::Io,
             (Status::Succeeded | Status::Filtered, Diagnostics::Minimal) => {
                 // Nothing of it is kept: do not write what is still pending.
@@ -1069,7 +1069,7 @@ impl Execution {
         if self.claimed {
             self.pending.events.push(StoreEvent::Finished { id: self.id.clone() });
         }
-        let gated = delivery.gated();
+        let gated = policy.gated();
         self.notify(status, error.as_ref(), failed_step_of(&error)).await;
         if gated {
             // The next of its order key, or a slot under its cap, is free: claim again.

@@ -49,7 +49,7 @@ mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::{
-    AuthSpec, CompiledFlow, CompiledIntegration, Delivery, Draft, FlowTrigger, KeyLocation, Order, WebhookSpec,
+    AuthSpec, CompiledFlow, CompiledIntegration, Draft, ExecutionPolicy, FlowTrigger, KeyLocation, Order, WebhookSpec,
 };
 pub use waiters::{SyncOutcome, Wait};
 
@@ -740,21 +740,21 @@ impl Engine {
             return Err(SubmitError::Busy(format!("the queue holds {backlog} executions; try again later")));
         }
         let now = inner.clock.now_ms();
-        let delivery = &s.flow.delivery;
+        let policy = &s.flow.policy;
         let event_json = s.options.event_json.take();
         // The event's tree, for key expressions: built from the text only when one needs it.
-        let needs_tree = matches!(&delivery.order, Some(Order { by: Some(_), .. }))
-            || matches!(&delivery.dedup, Some(d) if d.key.is_some());
+        let needs_tree = matches!(&policy.order, Some(Order { by: Some(_), .. }))
+            || matches!(&policy.dedup, Some(d) if d.key.is_some());
         if let (true, Some(text)) = (needs_tree, &event_json) {
             s.trigger = serde_json::from_str(text)
                 .map_err(|e| SubmitError::Expression(format!("the event is not valid JSON: {e}")))?;
         }
-        let order_key = match &delivery.order {
+        let order_key = match &policy.order {
             None => None,
             Some(Order { by: None, .. }) => Some(String::new()),
             Some(Order { by: Some(expr), .. }) => Some(self.key_of(expr, &s.flow, &s.trigger).await?),
         };
-        let dedup_key = match (&delivery.dedup, s.kind) {
+        let dedup_key = match (&policy.dedup, s.kind) {
             _ if s.options.identity.is_some() => s.options.identity.clone(),
             (Some(d), "webhook" | "email") => match &d.key {
                 Some(expr) => {
@@ -801,7 +801,7 @@ impl Engine {
             // A test run carries its mocks in memory: it must run here.
             let permit = inner.permits.clone().acquire_owned().await.ok();
             permit.map(|p| (p, inner.shares.take(&s.flow.tenant, flow_key)))
-        } else if delivery.gated() {
+        } else if policy.gated() {
             None
         } else {
             // A free worker, and room in the tenant's and the flow's shares; else the queue.
@@ -831,7 +831,7 @@ impl Engine {
             created_at: now,
             replay_of: s.replay_of,
             order_key,
-            max_running: delivery.concurrency.map(i64::from),
+            max_running: policy.concurrency.map(i64::from),
             dedup: dedup_key.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
             parent_id: s.options.parent.clone(),
         };
@@ -916,10 +916,10 @@ impl Engine {
             return Err(SubmitError::ShuttingDown);
         }
         let now = inner.clock.now_ms();
-        let delivery = &flow.delivery;
+        let policy = &flow.policy;
         let mut batch = WriteBatch::default();
         for e in events {
-            let order_key = match &delivery.order {
+            let order_key = match &policy.order {
                 None => None,
                 Some(Order { by: None, .. }) => Some(String::new()),
                 Some(Order { by: Some(expr), .. }) => Some(self.key_of(expr, flow, &e.trigger).await?),
@@ -940,7 +940,7 @@ impl Engine {
                 created_at: now,
                 replay_of: None,
                 order_key,
-                max_running: delivery.concurrency.map(i64::from),
+                max_running: policy.concurrency.map(i64::from),
                 dedup: e.identity.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
                 parent_id: None,
             });

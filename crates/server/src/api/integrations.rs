@@ -258,8 +258,8 @@ pub async fn flow(
         "lastRunStatus": last_status,
         "lastRunLog": last_log,
         "lastExecutionId": last.as_ref().map(|r| r.id.clone()),
-        "ordered": f.delivery.order.is_some(),
-        "concurrency": f.delivery.concurrency,
+        "ordered": f.policy.order.is_some(),
+        "concurrency": f.policy.concurrency,
         // Order keys held up by a failed execution (retry or skip it to release them).
         "blocked": st.engine.store().blocked(&who.tenant_id, &slug, &flow).await?.iter().map(|r| json!({
             "executionId": r.id,
