@@ -104,13 +104,13 @@ pub struct LimitSpec {
 #[allow(clippy::large_enum_variant)] // one per flow, built once
 pub enum FlowTrigger {
     /// A webhook.
-    Webhook(WebhookSpec),
+    Webhook(InboundWebhook),
     /// Only API/CLI runs.
     Manual,
     /// A schedule.
     Schedule(ScheduleSpec),
     /// Inbound e-mail.
-    Email(EmailSpec),
+    Email(InboundEmail),
     /// An HTTP source polled on a schedule.
     Poll(Box<PollSpec>),
     /// Runs when the integration is deployed, upgraded or reconfigured.
@@ -154,14 +154,14 @@ pub struct ScheduleSpec {
 }
 
 /// An inbound e-mail trigger.
-pub struct EmailSpec {
+pub struct InboundEmail {
     /// The explicit address (lower case); else one is derived from flow, integration and tenant.
     pub address: Option<String>,
     /// Accepted senders (`*` wildcards, case-insensitive); empty: all.
     pub allow_from: Vec<String>,
 }
 
-impl EmailSpec {
+impl InboundEmail {
     /// True when `sender` may start this flow.
     pub fn allows(&self, sender: &str) -> bool {
         self.allow_from.is_empty()
@@ -237,7 +237,7 @@ pub enum PaginateSpec {
 }
 
 /// A webhook trigger with its credentials resolved.
-pub struct WebhookSpec {
+pub struct InboundWebhook {
     /// Path under `/hooks/<tenant>/`.
     pub path: String,
     /// Methods accepted.
@@ -336,7 +336,7 @@ pub struct CompiledFlow {
 
 impl CompiledFlow {
     /// The webhook spec, for webhook flows.
-    pub fn webhook(&self) -> Option<&WebhookSpec> {
+    pub fn webhook(&self) -> Option<&InboundWebhook> {
         match &self.trigger {
             FlowTrigger::Webhook(w) => Some(w),
             _ => None,
@@ -466,7 +466,7 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
                     &at.key("trigger").key("webhook").key("auth"),
                     &mut diags,
                 );
-                FlowTrigger::Webhook(WebhookSpec {
+                FlowTrigger::Webhook(InboundWebhook {
                     path: w.normalized_path(),
                     methods: w.methods.clone(),
                     auth,
@@ -492,7 +492,7 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
                 }),
                 None => FlowTrigger::Manual, // reported by the model's checks
             },
-            Trigger::Email(e) => FlowTrigger::Email(EmailSpec {
+            Trigger::Email(e) => FlowTrigger::Email(InboundEmail {
                 address: e.address.as_deref().map(str::to_ascii_lowercase),
                 allow_from: e.allow_from.clone(),
             }),
@@ -696,7 +696,7 @@ impl Draft {
         self.flows
             .iter()
             .filter_map(|f| match &f.trigger {
-                FlowTrigger::Email(EmailSpec { address: Some(a), .. }) => {
+                FlowTrigger::Email(InboundEmail { address: Some(a), .. }) => {
                     Some(flowgate_store::EmailRoute { address: a.clone(), flow: f.slug.clone() })
                 }
                 _ => None,

@@ -357,7 +357,7 @@ impl Execution {
     async fn run_webhook(
         &mut self,
         step: &CompiledStep,
-        spec: &flowgate_steps::webhook::WebhookSpec,
+        spec: &flowgate_steps::webhook::WebhookStep,
         input: Input,
         started: i64,
     ) -> Result<Input, Flow> {
@@ -581,7 +581,7 @@ impl Execution {
     async fn hook(
         &mut self,
         step: &CompiledStep,
-        spec: &flowgate_steps::webhook::WebhookSpec,
+        spec: &flowgate_steps::webhook::WebhookStep,
         event: &str,
         data: &Value,
     ) {

@@ -49,7 +49,8 @@ mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compile::{
-    AuthSpec, CompiledFlow, CompiledIntegration, Draft, ExecutionPolicy, FlowTrigger, KeyLocation, Order, WebhookSpec,
+    AuthSpec, CompiledFlow, CompiledIntegration, Draft, ExecutionPolicy, FlowTrigger, InboundWebhook, KeyLocation,
+    Order,
 };
 pub use waiters::{SyncOutcome, Wait};
 

@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use flowgate_engine::{CompiledFlow, Submission, SyncOutcome, Wait, WebhookSpec};
+use flowgate_engine::{CompiledFlow, InboundWebhook, Submission, SyncOutcome, Wait};
 use flowgate_model::RespondMode;
 use flowgate_store::Status;
 use serde_json::{Map, Value, json};
@@ -241,7 +241,7 @@ pub fn sync_answer(id: &str, outcome: SyncOutcome) -> Response {
 
 /// Query parameters as an object: declared defaults applied, required ones checked,
 /// undeclared ones kept. A repeated parameter becomes a list of strings.
-fn query_object(hook: &WebhookSpec, pairs: &[(String, String)]) -> ApiResult<Map<String, Value>> {
+fn query_object(hook: &InboundWebhook, pairs: &[(String, String)]) -> ApiResult<Map<String, Value>> {
     let mut q = Map::new();
     for (k, v) in pairs {
         match q.get_mut(k) {
@@ -295,7 +295,7 @@ fn query_object(hook: &WebhookSpec, pairs: &[(String, String)]) -> ApiResult<Map
 /// tree is built where an expression needs it (issue 12: a 10 MiB array of numbers is a
 /// 200 MB tree).
 fn trigger_event(
-    hook: &WebhookSpec,
+    hook: &InboundWebhook,
     method: &Method,
     path: &str,
     headers: &HeaderMap,

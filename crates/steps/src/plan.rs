@@ -43,9 +43,9 @@ pub enum Compiled {
     /// Ends the execution as `filtered` unless the condition holds; passes its input on.
     Filter(Arc<Template>),
     /// Sends an outbound webhook (durably; the engine delivers it).
-    Webhook(Arc<crate::webhook::WebhookSpec>),
+    Webhook(Arc<crate::webhook::WebhookStep>),
     /// Sends an e-mail (durably; the engine delivers it).
-    Email(Arc<crate::email::EmailSpec>),
+    Email(Arc<crate::email::EmailStep>),
     /// Starts a child execution of another flow and waits for its result.
     Call {
         /// Another integration of the tenant (its slug); none: the same one.

@@ -57,7 +57,7 @@ pub struct EmailConfig {
 
 /// A compiled `email` step.
 #[derive(Debug)]
-pub struct EmailSpec {
+pub struct EmailStep {
     /// The whole message as a template.
     pub message: Arc<Template>,
     /// Delays before each attempt.
@@ -69,7 +69,7 @@ use flowgate_expr::Template;
 const DEFAULT_DELAYS: [u64; 6] = [0, 30, 300, 1800, 7200, 18000];
 
 impl EmailConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<EmailSpec>> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<EmailStep>> {
         if self.text.is_none() && self.html.is_none() {
             diags.error(path, "an e-mail needs `text`, `html` or both");
         }
@@ -89,6 +89,6 @@ impl EmailConfig {
             Some(s) => s.iter().map(|d| d.0).collect(),
             None => DEFAULT_DELAYS.iter().map(|s| Duration::from_secs(*s)).collect(),
         };
-        Some(Arc::new(EmailSpec { message, delays }))
+        Some(Arc::new(EmailStep { message, delays }))
     }
 }

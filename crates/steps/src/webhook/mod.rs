@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// A compiled outbound webhook.
 #[derive(Debug)]
-pub struct WebhookSpec {
+pub struct WebhookStep {
     /// Its name.
     pub name: String,
     /// Off: nothing is sent.
@@ -42,13 +42,13 @@ pub struct WebhookSpec {
 #[derive(Debug, Default)]
 pub struct CompiledHooks {
     /// Sent when the step starts (with its input).
-    pub on_start: Option<WebhookSpec>,
+    pub on_start: Option<WebhookStep>,
     /// Sent when the step completes (with its output).
-    pub on_complete: Option<WebhookSpec>,
+    pub on_complete: Option<WebhookStep>,
 }
 
 /// Compiles an outbound webhook found at `path`.
-pub fn compile(cfg: &OutboundWebhook, path: &Path, diags: &mut Diags) -> Option<WebhookSpec> {
+pub fn compile(cfg: &OutboundWebhook, path: &Path, diags: &mut Diags) -> Option<WebhookStep> {
     let auth = match &cfg.auth {
         OutboundAuth::NoAuth => json!({ "kind": "none" }),
         OutboundAuth::ClientSecret { secret, header, field } => {
@@ -66,11 +66,11 @@ pub fn compile(cfg: &OutboundWebhook, path: &Path, diags: &mut Diags) -> Option<
         "auth": auth,
     });
     let request = util::template(&spec, path, diags)?;
-    Some(WebhookSpec { name: cfg.name.clone(), enabled: cfg.enabled, request, wait: cfg.wait, delays: cfg.delays() })
+    Some(WebhookStep { name: cfg.name.clone(), enabled: cfg.enabled, request, wait: cfg.wait, delays: cfg.delays() })
 }
 
 impl OutboundWebhookStep {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<WebhookSpec>> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<WebhookStep>> {
         compile(&self.0, path, diags).map(Arc::new)
     }
 }
