@@ -10,27 +10,45 @@ use crate::*;
 type TenantMailer = ((String, Option<std::net::IpAddr>), flowgate_mailer::Mailer);
 
 pub(crate) struct Inner {
+    /// The database: everything acknowledged is committed here first.
     pub(crate) store: SharedStore,
+    /// How this node runs (limits, roles, policies).
     pub(crate) settings: EngineSettings,
+    /// The time every decision reads (injectable: tests move it).
     pub(crate) clock: Arc<dyn Clock>,
+    /// The compiled integrations and the routing tables (webhook paths, e-mail addresses, switches).
     pub(crate) registry: Registry,
+    /// The group commit: one transaction carries many writes.
     pub(crate) committer: Committer,
+    /// Callers waiting for an execution's answer (sync webhooks, `run?wait`, `call` steps).
     pub(crate) waiters: waiters::Waiters,
+    /// Evaluates expressions under their budget (inline, then on its thread pool).
     pub(crate) evaluator: Evaluator,
+    /// The outbound HTTP client, under the outbound address policy.
     pub(crate) http: reqwest::Client,
+    /// Worker slots: an execution runs while it holds one.
     pub(crate) permits: Arc<Semaphore>,
+    /// Wakes the claim loop (work was queued or a slot was freed).
     pub(crate) wake: Notify,
+    /// Queued work may be waiting: the claim loop should look.
     pub(crate) backlog: AtomicBool,
+    /// Executions running on this node, with the token that cancels each.
     pub(crate) running: Mutex<HashMap<String, CancellationToken>>,
+    /// Every task the engine spawned, awaited at shutdown.
     pub(crate) tracker: TaskTracker,
+    /// Cancelled at shutdown: claim no more work.
     pub(crate) stop_claims: CancellationToken,
+    /// Cancelled when the shutdown grace ends: running executions stop.
     pub(crate) hard_stop: CancellationToken,
+    /// Set at shutdown: new events are refused.
     pub(crate) stopping: AtomicBool,
     /// Submissions in progress (backpressure).
     pub(crate) submitting: std::sync::atomic::AtomicUsize,
     /// The queue's last measured depth (backpressure).
     pub(crate) backlog_depth: std::sync::atomic::AtomicI64,
+    /// Cancelled once the committer has drained and stopped.
     pub(crate) committer_closed: CancellationToken,
+    /// The committer's task, awaited at shutdown.
     pub(crate) committer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Wakes the scheduler (a flow changed, a poll ended, the clock was moved).
     pub(crate) trigger_wake: Notify,
@@ -42,7 +60,6 @@ pub(crate) struct Inner {
     pub(crate) delivery_wake: Notify,
     /// Notifications are sent one at a time: each one's rate-limit check sees the ones before.
     pub(crate) notify_gate: tokio::sync::Mutex<()>,
-    /// Tenants' own mailers, with the sealed settings they were made from.
     /// Each tenant's mailer, kept while its sealed settings and checked address stay the same.
     pub(crate) tenant_mailers: std::sync::Mutex<HashMap<String, TenantMailer>>,
     /// The tenants' log sources.
