@@ -54,6 +54,15 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Diagnostic> {
         return Err(err(Some(line), Some(column), format!("document nests deeper than {MAX_DOCUMENT_DEPTH} levels")));
     }
     if format == Format::Json {
+        // The YAML parser may stop at a syntax error before it reaches the depth; JSON is
+        // measured on its own, without recursion, before serde builds anything.
+        if let Err((line, column)) = check_json_nesting(text) {
+            return Err(err(
+                Some(line),
+                Some(column),
+                format!("document nests deeper than {MAX_DOCUMENT_DEPTH} levels"),
+            ));
+        }
         // serde_json is the strict judge of JSON; saphyr then only supplies positions.
         // Keys are checked for repeats while reading (as YAML's are): JSON's last-one-wins
         // would silently drop half of a definition.
@@ -104,6 +113,41 @@ fn check_yaml_nesting(text: &str) -> Result<(), (usize, usize)> {
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Measures how deeply JSON `text` nests (brackets outside strings), in one pass; the line
+/// and column of the first bracket past the limit.
+fn check_json_nesting(text: &str) -> Result<(), (usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        column += 1;
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_DOCUMENT_DEPTH + 1 {
+                    return Err((line, column));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
             _ => {}
         }
     }
