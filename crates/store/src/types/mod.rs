@@ -3,6 +3,11 @@
 
 use serde::Serialize;
 
+mod outbound;
+mod queue;
+pub use outbound::*;
+pub use queue::*;
+
 /// An execution's lifecycle: `queued → running → succeeded | failed | filtered | cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -561,127 +566,6 @@ pub struct WriteBatch {
     pub deliveries: Vec<NewDelivery>,
 }
 
-/// A message to deliver (a webhook, an e-mail, a notification).
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    /// Deterministic: `<execution>:<step>:<round>[:hook]`.
-    pub id: String,
-    /// Owner.
-    pub tenant_id: String,
-    /// Integration slug.
-    pub integration: String,
-    /// Flow slug.
-    pub flow: String,
-    /// The execution it belongs to.
-    pub execution_id: Option<String>,
-    /// The step that made it.
-    pub step_id: Option<String>,
-    /// `webhook`, `email` or `notification`.
-    pub kind: String,
-    /// Its name (the webhook's, or a subject).
-    pub name: String,
-    /// What to send, sealed (it holds credentials).
-    pub request: String,
-    /// Stable across attempts (`webhook-id`, `Message-ID`): receivers deduplicate by it.
-    pub message_id: String,
-    /// Delays before each attempt, ms, JSON.
-    pub schedule: String,
-    /// First attempt not before.
-    pub next_at: i64,
-    /// Now.
-    pub created_at: i64,
-}
-
-/// A stored delivery.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeliveryRecord {
-    /// Id.
-    pub id: String,
-    /// Owner.
-    pub tenant_id: String,
-    /// Integration slug.
-    pub integration: String,
-    /// Flow slug.
-    pub flow: String,
-    /// Its execution.
-    pub execution_id: Option<String>,
-    /// Its step.
-    pub step_id: Option<String>,
-    /// `webhook`, `email`, `notification`.
-    pub kind: String,
-    /// Name.
-    pub name: String,
-    /// Sealed request.
-    pub request: String,
-    /// Stable message id.
-    pub message_id: String,
-    /// Delays, ms, JSON.
-    pub schedule: String,
-    /// `pending`, `delivered`, `failed`.
-    pub status: String,
-    /// Attempts made.
-    pub attempts: i64,
-    /// Next attempt not before.
-    pub next_at: i64,
-    /// An execution waits for it.
-    pub waiting: bool,
-    /// Last HTTP status (or SMTP code).
-    pub last_status: Option<i64>,
-    /// Last error.
-    pub last_error: Option<String>,
-    /// The delivered attempt's response `{status, body}` (excerpt), JSON.
-    pub response: Option<String>,
-    /// Made.
-    pub created_at: i64,
-    /// Last changed.
-    pub updated_at: i64,
-}
-
-/// One attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DeliveryAttempt {
-    /// The delivery.
-    pub delivery_id: String,
-    /// 1, 2, …
-    pub attempt: i64,
-    /// When it was made.
-    pub at: i64,
-    /// The answer's status, if one came.
-    pub status_code: Option<i64>,
-    /// How long it took.
-    pub latency_ms: i64,
-    /// The start of the answer.
-    pub excerpt: Option<String>,
-    /// What went wrong.
-    pub error: Option<String>,
-}
-
-/// The result of an attempt: the attempt, and the delivery's state after it.
-#[derive(Debug, Clone)]
-pub struct AttemptOutcome {
-    /// The attempt.
-    pub attempt: DeliveryAttempt,
-    /// `pending` (retried at `next_at`), `delivered` or `failed`.
-    pub status: String,
-    /// Next attempt (when pending).
-    pub next_at: i64,
-    /// The answer, JSON (when delivered).
-    pub response: Option<String>,
-}
-
-/// A tenant's log source: where flows with `logSource: <name>` stream their events.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct LogSourceRecord {
-    /// Owner.
-    pub tenant_id: String,
-    /// Name.
-    pub name: String,
-    /// Its sink, JSON.
-    pub config: String,
-    /// Last changed.
-    pub updated_at: i64,
-}
-
 impl WriteBatch {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
@@ -794,93 +678,6 @@ pub struct ExecutionQuery {
     pub limit: u32,
 }
 
-/// Executions waiting and running.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct QueueDepth {
-    /// Queued.
-    pub queued: i64,
-    /// Running.
-    pub running: i64,
-}
-
-/// Which queued executions a claim may take (see `Store::claim_in`).
-#[derive(Debug, Clone)]
-pub struct ClaimFilter {
-    /// Only executions whose `crashes` count is in this range.
-    pub crashes: std::ops::Range<i64>,
-    /// Not those of these tenants.
-    pub busy_tenants: Vec<String>,
-    /// Not those of these flows, as `tenant/integration/flow`.
-    pub busy_flows: Vec<String>,
-}
-
-impl Default for ClaimFilter {
-    fn default() -> Self {
-        ClaimFilter { crashes: 0..i64::MAX, busy_tenants: Vec::new(), busy_flows: Vec::new() }
-    }
-}
-
-impl ClaimFilter {
-    /// The SQL condition (starting with ` AND`) for the crash lane and the exclusions, and
-    /// the lists it names, to bind in order from placeholder `first` (`placeholder(n)` writes
-    /// one; `in_list(p)` the set of a bound list: `json_each` in SQLite, `unnest` in
-    /// PostgreSQL).
-    pub(crate) fn sql(
-        &self,
-        first: usize,
-        placeholder: impl Fn(usize) -> String,
-        in_list: impl Fn(&str) -> String,
-    ) -> (String, Vec<&[String]>) {
-        // The lane's numbers are ours, not input: written into the text (one statement per lane).
-        let mut sql = format!(" AND crashes >= {} AND crashes < {}", self.crashes.start, self.crashes.end);
-        let mut lists: Vec<&[String]> = Vec::new();
-        if !self.busy_tenants.is_empty() {
-            sql.push_str(&format!(" AND tenant_id NOT IN {}", in_list(&placeholder(first + lists.len()))));
-            lists.push(&self.busy_tenants);
-        }
-        if !self.busy_flows.is_empty() {
-            sql.push_str(&format!(
-                " AND (tenant_id || '/' || integration || '/' || flow) NOT IN {}",
-                in_list(&placeholder(first + lists.len()))
-            ));
-            lists.push(&self.busy_flows);
-        }
-        (sql, lists)
-    }
-}
-
-/// An execution a worker just claimed.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Claimed {
-    /// Commit order.
-    pub seq: i64,
-    /// Execution id.
-    pub id: String,
-    /// Owner.
-    pub tenant_id: String,
-    /// Integration slug.
-    pub integration: String,
-    /// Flow slug.
-    pub flow: String,
-    /// Version id it runs on.
-    pub version_id: i64,
-    /// `webhook`, `manual`, `test` or `replay`.
-    pub trigger_kind: String,
-    /// The trigger event, JSON.
-    pub trigger: String,
-    /// Label of the API key used.
-    pub auth_label: Option<String>,
-    /// Round.
-    pub attempt: i64,
-    /// Created.
-    pub created_at: i64,
-    /// The execution this replays.
-    pub replay_of: Option<String>,
-    /// How many times in a row its node died under it without it making progress (see
-    /// `Store::reap_expired`).
-    pub crashes: i64,
-}
-
 /// Fills the inputs the journal leaves out (`StepRecord::input`), given the entries of one
 /// execution in order and its trigger.
 /// A journal whose completed entries lost their outputs was scrubbed (`diagnostics: errors`):
@@ -929,37 +726,4 @@ pub(crate) fn keep_offset(keep: u64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(step: &str, status: &str, input: Option<&str>, output: Option<&str>) -> StepRecord {
-        StepRecord {
-            execution_id: "e".into(),
-            step_id: step.into(),
-            round: 1,
-            attempt: 1,
-            seq: 0,
-            status: status.into(),
-            input: input.map(Into::into),
-            output: output.map(Into::into),
-            error: None,
-            response: None,
-            started_at: 0,
-            finished_at: 0,
-        }
-    }
-
-    #[test]
-    fn fills_inputs_from_the_last_completed_output() {
-        let mut r = vec![
-            rec("a", "succeeded", None, Some("1")),
-            rec("b", "failed", None, None),
-            rec("b", "succeeded", None, Some("2")),
-            rec("sw", "succeeded", Some("9"), Some("3")),
-            rec("c", "skipped", None, Some("3")),
-        ];
-        fill_inputs(&mut r, "{\"t\":0}");
-        let inputs: Vec<_> = r.iter().map(|x| x.input.clone().unwrap()).collect();
-        assert_eq!(inputs, vec!["{\"t\":0}", "1", "1", "9", "3"]);
-    }
-}
+mod tests;
