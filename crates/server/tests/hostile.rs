@@ -12,28 +12,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ADMIN: &str = "fga_hostile_admin";
-
-/// Creates a tenant with the admin token; returns its API token.
-async fn tenant(s: &TestServer, id: &str) -> String {
-    let (status, _, v) =
-        send(s.client.post(format!("{}/v1/tenants", s.url)).bearer_auth(ADMIN).json(&json!({ "id": id }))).await;
-    assert_eq!(status, 201, "{v}");
-    v["token"].as_str().unwrap().to_owned()
-}
-
-async fn apply_as(s: &TestServer, token: &str, yaml: &str) {
-    let slug = slug_of(yaml);
-    let (status, _, v) = send(
-        s.client
-            .put(format!("{}/v1/integrations/{slug}", s.url))
-            .bearer_auth(token)
-            .header("content-type", "application/yaml")
-            .body(yaml.to_owned()),
-    )
-    .await;
-    assert!((200..300).contains(&status), "apply {slug}: {status} {v}");
-}
-
 /// The other tenant's sync webhook: its answer and how long it took.
 const BYSTANDER: &str = "integration: bystander
 flows:
@@ -73,8 +51,11 @@ async fn server_and_bystander(tweak: impl FnOnce(&mut flowgate_server::Settings)
         tweak(st);
     })
     .await;
-    let other = tenant(&s, "other").await;
-    apply_as(&s, &other, BYSTANDER).await;
+    let other = s.create_tenant(ADMIN, "other").await;
+    {
+        let (status, v) = s.apply_as(&other, BYSTANDER).await;
+        assert!((200..300).contains(&status), "{v}");
+    }
     (s, other)
 }
 
@@ -239,15 +220,16 @@ async fn a_slow_target_does_not_starve_other_tenants() {
         }
     });
     let (s, other_token) = server_and_bystander(|st| st.max_concurrency = 64).await;
-    let evil = tenant(&s, "evil").await;
-    apply_as(
-        &s,
+    let evil = s.create_tenant(ADMIN, "evil").await;
+    let (status, v) = s
+        .apply_as(
         &evil,
         &format!(
             "integration: hang\nflows:\n  - flow: f\n    trigger: {{ webhook: {{ path: hang }} }}\n    steps:\n      - {{ id: call, http: {{ method: POST, url: \"{hang_url}/x\", timeout: 30s }} }}\n"
         ),
     )
     .await;
+    assert!((200..300).contains(&status), "{v}");
     for n in 0..150 {
         let (status, _, v) = send(s.client.post(format!("{}/hooks/evil/hang", s.url)).json(&json!({ "n": n }))).await;
         assert_eq!(status, 202, "{v}");

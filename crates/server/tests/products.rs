@@ -28,28 +28,6 @@ async fn deploy(s: &TestServer, token: &str, slug: &str, config: Value) -> (u16,
     .await;
     (status, v)
 }
-
-/// Creates a tenant with the admin token; returns its API token.
-async fn tenant(s: &TestServer, id: &str) -> String {
-    let (status, _, v) =
-        send(s.client.post(format!("{}/v1/tenants", s.url)).bearer_auth(ADMIN).json(&json!({ "id": id }))).await;
-    assert_eq!(status, 201, "{v}");
-    v["token"].as_str().unwrap().to_owned()
-}
-
-async fn apply_as(s: &TestServer, token: &str, yaml: &str) -> (u16, Value) {
-    let slug = common::slug_of(yaml);
-    let (status, _, v) = send(
-        s.client
-            .put(format!("{}/v1/integrations/{slug}", s.url))
-            .bearer_auth(token)
-            .header("content-type", "application/yaml")
-            .body(yaml.to_owned()),
-    )
-    .await;
-    (status, v)
-}
-
 // ---------------------------------------------------------------------------------------
 // Secrets
 // ---------------------------------------------------------------------------------------
@@ -101,7 +79,7 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
     let up = MockUpstream::start().await;
     up.queue("/push", [MockResponse::status(503)]);
     up.on("/push", MockResponse::json(200, json!({ "ok": true })));
-    let (status, v) = apply_as(&s, &s.token, &secrets_doc(&up.url)).await;
+    let (status, v) = s.apply_as(&s.token, &secrets_doc(&up.url)).await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["deployment"], json!({ "deployed": true, "live": false, "missing": ["apiToken"] }), "{v}");
     let hook = || s.post_hook("vault/sync").header("X-Api-Key", LITERAL_KEY);
@@ -180,12 +158,12 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
     }
 
     // The document read from the API applies again as it is: unchanged, the key still works.
-    let (status, v) = apply_as(&s, &s.token, &source).await;
+    let (status, v) = s.apply_as(&s.token, &source).await;
     assert_eq!((status, v["created"].clone()), (200, json!(false)), "{v}");
     let (status, _, _) = send(hook().json(&json!({ "n": 8 }))).await;
     assert_eq!(status, 202);
     // A marker the integration does not have is refused.
-    let (status, v) = apply_as(&s, &s.token, &source.replace("«secret:lit0»", "«secret:lit9»")).await;
+    let (status, v) = s.apply_as(&s.token, &source.replace("«secret:lit0»", "«secret:lit9»")).await;
     assert_eq!(status, 422, "{v}");
 }
 
@@ -309,7 +287,7 @@ async fn two_tenants_deploy_with_their_own_values_and_urls() {
     assert_eq!(status, 401, "a tenant token cannot create tenants");
     let (status, _, _) = send(s.client.get(format!("{}/v1/integrations", s.url)).bearer_auth(ADMIN)).await;
     assert_eq!(status, 401, "the admin token is not a tenant token");
-    let (acme, globex) = (tenant(&s, "acme").await, tenant(&s, "globex").await);
+    let (acme, globex) = (s.create_tenant(ADMIN, "acme").await, s.create_tenant(ADMIN, "globex").await);
     let (status, _, v) =
         send(s.client.post(format!("{}/v1/tenants", s.url)).bearer_auth(ADMIN).json(&json!({ "id": "acme" }))).await;
     assert_eq!(status, 409, "{v}");
@@ -324,7 +302,7 @@ async fn two_tenants_deploy_with_their_own_values_and_urls() {
     erp_g.queue("/webhooks", [MockResponse::status(500)]);
     erp_g.on("/webhooks", MockResponse::json(201, json!({ "ok": true })));
     for token in [&acme, &globex] {
-        let (status, v) = apply_as(&s, token, erp_doc()).await;
+        let (status, v) = s.apply_as(token, erp_doc()).await;
         assert_eq!(status, 201, "{v}");
         assert_eq!(v["deployment"]["missing"], json!(["erpUrl", "apiKey"]));
     }
@@ -397,7 +375,7 @@ async fn two_tenants_deploy_with_their_own_values_and_urls() {
     erp_a.wait_hits("/webhooks", 2).await;
     assert_eq!(erp_a.requests("/webhooks")[1].json()["reason"], "config");
     let (status, v) =
-        apply_as(&s, &acme, &erp_doc().replace("'$trigger.body' }", "'$trigger.body | . + {v: 2}' }")).await;
+        s.apply_as(&acme, &erp_doc().replace("'$trigger.body' }", "'$trigger.body | . + {v: 2}' }")).await;
     assert_eq!((status, v["version"].clone(), v["deployment"]["live"].clone()), (201, json!(2), json!(true)), "{v}");
     erp_a.wait_hits("/webhooks", 3).await;
     assert_eq!(erp_a.requests("/webhooks")[2].json()["reason"], "upgrade");
@@ -554,8 +532,8 @@ async fn call_steps_reach_a_shared_integration_of_the_tenant() {
     assert_eq!(child["parentExecutionId"], parent["id"]);
 
     // Sealed per tenant: the same caller in tenant b finds no `tools`.
-    let b = tenant(&s, "tenant-b").await;
-    let (status, v) = apply_as(&s, &b, CALLER).await;
+    let b = s.create_tenant(ADMIN, "tenant-b").await;
+    let (status, v) = s.apply_as(&b, CALLER).await;
     assert_eq!(status, 201, "{v}");
     let (status, _, r) = send(
         s.client

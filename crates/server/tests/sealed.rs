@@ -252,27 +252,6 @@ tests:
 }
 
 const ADMIN: &str = "fga_sealed_admin";
-
-async fn tenant(s: &TestServer, id: &str) -> String {
-    let (status, _, v) =
-        send(s.client.post(format!("{}/v1/tenants", s.url)).bearer_auth(ADMIN).json(&json!({ "id": id }))).await;
-    assert_eq!(status, 201, "{v}");
-    v["token"].as_str().unwrap().to_owned()
-}
-
-async fn apply_as(s: &TestServer, token: &str, yaml: &str) -> (u16, Value) {
-    let slug = slug_of(yaml);
-    let (status, _, v) = send(
-        s.client
-            .put(format!("{}/v1/integrations/{slug}", s.url))
-            .bearer_auth(token)
-            .header("content-type", "application/yaml")
-            .body(yaml.to_owned()),
-    )
-    .await;
-    (status, v)
-}
-
 backends!(tenants_do_not_cross_in_any_shared_namespace);
 /// Class 3: every namespace two tenants share. E-mail addresses (a tenant cannot claim
 /// another's derived address, now or before it exists), log files (not another tenant's
@@ -285,23 +264,23 @@ async fn tenants_do_not_cross_in_any_shared_namespace() {
         st.smtp_domain = Some("in.example.com".into());
     })
     .await;
-    let a = tenant(&s, "alpha").await;
-    let b = tenant(&s, "beta").await;
+    let a = s.create_tenant(ADMIN, "alpha").await;
+    let b = s.create_tenant(ADMIN, "beta").await;
 
     // E-mail: alpha may not take beta's derived address (beta's flow may not even exist yet).
     let steal = "integration: mail\nflows:\n  - flow: grab\n    trigger: { email: { address: orders.shop.beta@in.example.com } }\n    steps: []\n";
-    let (status, v) = apply_as(&s, &a, steal).await;
+    let (status, v) = s.apply_as(&a, steal).await;
     assert_eq!(status, 422, "{v}");
     assert!(v.to_string().contains("tenant `beta`'s own addresses"), "{v}");
-    let (status, v) = apply_as(&s, &a, &steal.replace("orders.shop.beta", "Orders.Shop.BETA")).await;
+    let (status, v) = s.apply_as(&a, &steal.replace("orders.shop.beta", "Orders.Shop.BETA")).await;
     assert_eq!(status, 422, "case does not help: {v}");
     // Its own derived shape, and other addresses, are fine; an explicit address is one tenant's.
-    let (status, v) = apply_as(&s, &a, &steal.replace("orders.shop.beta", "orders.shop.alpha")).await;
+    let (status, v) = s.apply_as(&a, &steal.replace("orders.shop.beta", "orders.shop.alpha")).await;
     assert!((200..300).contains(&status), "{v}");
     let mine = "integration: mail2\nflows:\n  - flow: m\n    trigger: { email: { address: sales@in.example.com } }\n    steps: []\n";
-    let (status, v) = apply_as(&s, &a, mine).await;
+    let (status, v) = s.apply_as(&a, mine).await;
     assert!((200..300).contains(&status), "{v}");
-    let (status, v) = apply_as(&s, &b, mine).await;
+    let (status, v) = s.apply_as(&b, mine).await;
     assert_eq!(status, 409, "beta cannot take alpha's explicit address: {v}");
 
     // Log files: each tenant in its own folder.
@@ -337,7 +316,7 @@ async fn tenants_do_not_cross_in_any_shared_namespace() {
     // Webhook paths, delivery identities and rate-limit names: the same in both, apart.
     let flows = "integration: shop\nlimits: { api: { rate: 1/s, burst: 1 } }\nflows:\n  - flow: orders\n    trigger: { webhook: { path: orders, dedupKey: '$trigger.body.id' } }\n    steps:\n      - { id: t, transform: '{ who: $flow.tenant }' }\n";
     for t in [&a, &b] {
-        let (status, v) = apply_as(&s, t, flows).await;
+        let (status, v) = s.apply_as(t, flows).await;
         assert!((200..300).contains(&status), "{v}");
     }
     let mut ids = Vec::new();

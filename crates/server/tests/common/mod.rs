@@ -223,6 +223,29 @@ impl TestServer {
         }
     }
 
+    /// Creates tenant `id` with the server's admin token `admin`; returns its API token.
+    pub async fn create_tenant(&self, admin: &str, id: &str) -> String {
+        let (status, _, v) =
+            send(self.client.post(format!("{}/v1/tenants", self.url)).bearer_auth(admin).json(&json!({ "id": id })))
+                .await;
+        assert_eq!(status, 201, "create tenant {id}: {v}");
+        v["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Applies a YAML document with another tenant's `token`; the status and the body.
+    pub async fn apply_as(&self, token: &str, yaml: &str) -> (u16, Value) {
+        let slug = slug_of(yaml);
+        let (status, _, v) = send(
+            self.client
+                .put(format!("{}/v1/integrations/{slug}", self.url))
+                .bearer_auth(token)
+                .header("content-type", "application/yaml")
+                .body(yaml.to_owned()),
+        )
+        .await;
+        (status, v)
+    }
+
     /// A request to the API (`path` starts with `/v1/…`), with the bearer token.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
