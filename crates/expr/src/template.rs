@@ -109,7 +109,7 @@ impl Template {
         if let Node::Literal(v) = &self.root {
             return Ok(v.clone());
         }
-        crate::jq::run_metered(budget, || eval_node(&self.root, bound, &mut Vec::new()))
+        crate::jq::run_metered(budget, || eval_node(&self.root, bound))
     }
 
     /// Binds and evaluates on the calling thread.
@@ -121,7 +121,7 @@ impl Template {
             return Ok(v.clone());
         }
         // Converting the input is part of the evaluation: it is metered with it.
-        crate::jq::run_metered(budget, || eval_node(&self.root, &self.bind(input, scope), &mut Vec::new()))
+        crate::jq::run_metered(budget, || eval_node(&self.root, &self.bind(input, scope)))
     }
 
     /// Binds and evaluates under `budget` on the calling thread, and hands back the bound
@@ -138,7 +138,7 @@ impl Template {
         let mut kept = None;
         let r = crate::jq::run_metered(budget, || {
             let bound = self.bind(input, scope);
-            let r = eval_node(&self.root, &bound, &mut Vec::new());
+            let r = eval_node(&self.root, &bound);
             kept = Some(bound);
             r
         });
@@ -160,24 +160,16 @@ fn visit_exprs<'a>(node: &'a Node, f: &mut impl FnMut(&'a Expr)) {
     }
 }
 
-/// A step into a template, borrowed: evaluation keeps the path only to name where an
-/// expression failed, so it must cost nothing when none does.
-#[derive(Clone, Copy)]
-enum At<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-fn eval_node<'a>(node: &'a Node, bound: &Bound, at: &mut Vec<At<'a>>) -> Result<Value, EvalError> {
+fn eval_node(node: &Node, bound: &Bound) -> Result<Value, EvalError> {
     Ok(match node {
         Node::Literal(v) => v.clone(),
-        Node::Expr(e) => collect(e.run(bound).map_err(|err| located(err, e, at))?),
+        Node::Expr(e) => collect(e.run(bound).map_err(|err| located(err, e))?),
         Node::Text(pieces) => {
             let mut out = String::new();
             for p in pieces {
                 match p {
                     Piece::Text(t) => out.push_str(t),
-                    Piece::Expr(e) => match collect(e.run(bound).map_err(|err| located(err, e, at))?) {
+                    Piece::Expr(e) => match collect(e.run(bound).map_err(|err| located(err, e))?) {
                         Value::String(s) => out.push_str(&s),
                         other => out.push_str(&other.to_string()),
                     },
@@ -185,30 +177,28 @@ fn eval_node<'a>(node: &'a Node, bound: &Bound, at: &mut Vec<At<'a>>) -> Result<
             }
             Value::String(out)
         }
-        Node::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, n) in items.iter().enumerate() {
-                at.push(At::Index(i));
-                out.push(eval_node(n, bound, at)?);
-                at.pop();
-            }
-            Value::Array(out)
-        }
+        Node::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| eval_node(n, bound).map_err(|e| within(e, &format!("[{i}]"))))
+                .collect::<Result<_, _>>()?,
+        ),
         Node::Object(kvs) => {
             let mut m = Map::with_capacity(kvs.len());
             for (k, n) in kvs {
-                at.push(At::Key(k));
-                m.insert(k.clone(), eval_node(n, bound, at)?);
-                at.pop();
+                m.insert(k.clone(), eval_node(n, bound).map_err(|e| within(e, k))?);
             }
             Value::Object(m)
         }
     })
 }
 
-/// A run-time error named by its expression (and where in the template it is): jq's own
-/// message (`cannot use null as string`) does not say which of a step's expressions failed.
-fn located(err: EvalError, expr: &Expr, at: &[At<'_>]) -> EvalError {
+/// A run-time error named by its expression: jq's own message (`cannot use null as string`)
+/// does not say which of a step's expressions failed. Where it sits in the template is added
+/// by [`within`] as the error passes up — only on the error path, so evaluating costs nothing
+/// more when nothing fails.
+fn located(err: EvalError, expr: &Expr) -> EvalError {
     let EvalError::Runtime(message) = err else { return err };
     let mut src: String = expr.source().split_whitespace().collect::<Vec<_>>().join(" ");
     if src.len() > 120 {
@@ -216,18 +206,22 @@ fn located(err: EvalError, expr: &Expr, at: &[At<'_>]) -> EvalError {
         src.truncate(cut);
         src.push('…');
     }
-    let mut path = String::new();
-    for seg in at {
-        match seg {
-            At::Key(k) if path.is_empty() => path.push_str(k),
-            At::Key(k) => {
-                path.push('.');
-                path.push_str(k);
-            }
-            At::Index(i) => path.push_str(&format!("[{i}]")),
+    EvalError::Located { message, expression: src, at: String::new() }
+}
+
+/// Puts a step of the path (`key` or `[i]`) in front of where a located error sits.
+fn within(err: EvalError, step: &str) -> EvalError {
+    match err {
+        EvalError::Located { message, expression, at } => {
+            let at = match (at.is_empty(), at.starts_with('[')) {
+                (true, _) => step.to_owned(),
+                (false, true) => format!("{step}{at}"),
+                (false, false) => format!("{step}.{at}"),
+            };
+            EvalError::Located { message, expression, at }
         }
+        other => other,
     }
-    EvalError::Located { message, expression: src, at: path }
 }
 
 fn compile_node(v: &Value, path: &mut Vec<PathSeg>, errors: &mut Vec<TemplateError>) -> Node {
