@@ -12,13 +12,23 @@
 //! (`tests/conformance.rs`). No SQL outside this crate.
 //!
 //! # Layout
-//! - [`types`]: the records read and written.
-//! - `shared`: the methods whose SQL is the same on both backends, written once (`$n`
-//!   placeholders bind alike on SQLite) and expanded into each backend's `impl Store`.
-//! - [`sqlite`]: the embedded backend (WAL, one writer connection, readers beside it).
-//! - [`postgres`]: the shared backend for clusters (`FOR UPDATE SKIP LOCKED` claims,
-//!   `LISTEN/NOTIFY` events, an advisory lock for the leader); `nul` keeps text PostgreSQL
-//!   cannot hold out of its statements.
+//! - [`types`]: the records read and written (`outbound` messages and log sources, the
+//!   `queue`'s claims and depths, the rest in `types/mod.rs`).
+//! - `shared`: the SQL, written once for both backends (`$n` placeholders bind alike on
+//!   SQLite), one module per area — `tenants` (settings, tenants, tokens, re-sealing),
+//!   `integrations` (versions, routes, deployments, flow switches), `executions` (reads,
+//!   bulk jobs, retention), `batch` (the group commit), `deliveries` (outbound messages, log
+//!   sources), `triggers` (trigger state, ingress identities), `limits` (rate limits). The
+//!   areas' methods are chained into each backend's `impl Store` by `store_impl!`.
+//! - [`sqlite`]: the embedded backend (WAL, one writer connection, readers beside it) and
+//!   what only it does: claims by the single writer, leases, in-process events.
+//! - [`postgres`]: the backend for clusters: `FOR UPDATE SKIP LOCKED` claims, `LISTEN/NOTIFY`
+//!   events, an advisory lock for the leader, schema selection.
+//! - `nul`: text PostgreSQL cannot hold (NUL characters), kept out of its statements.
+//!
+//! The few places where the dialects spell SQL differently are named constants and small
+//! functions in each backend (`GREATEST`/`MAX`, `ctid`/`rowid`, row locks, `= ANY($n)`/`IN
+//! (…)`, advisory locks), used by the shared SQL at compile time.
 
 #![warn(missing_docs)]
 

@@ -53,6 +53,11 @@ fn texts(batch: &WriteBatch) -> impl Iterator<Item = &str> {
 }
 
 /// Whether any text of `batch` holds a NUL (a fast scan; the usual answer is no).
+/// `text` scrubbed where the backend refuses NUL (`scrub`), as it is otherwise.
+pub(crate) fn clean(scrub: bool, text: &str) -> Cow<'_, str> {
+    if scrub { self::scrub(text) } else { Cow::Borrowed(text) }
+}
+
 pub(crate) fn batch_has_nul(batch: &WriteBatch) -> bool {
     texts(batch).any(|t| t.as_bytes().contains(&0))
 }
