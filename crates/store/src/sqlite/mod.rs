@@ -4,8 +4,8 @@
 //! SQLite has one writer at a time, so the store keeps exactly one writer connection and
 //! sends every write through it; reads go through a small pool beside it (WAL lets readers
 //! and the writer proceed together). Throughput comes from batching, not from concurrency:
-//! [`Store::commit`] writes a whole [`WriteBatch`] in one transaction of multi-row statements
-//! (up to [`MAX_ROWS`] rows each); a batch that fits in one statement needs no transaction
+//! `Store::commit` writes a whole [`WriteBatch`] in one transaction of multi-row statements
+//! (up to 64 rows each, `shared::batch`); a batch that fits in one statement needs no transaction
 //! around it.
 
 use crate::shared::{EXECUTION_COLUMNS, LISTING_COLUMNS, VERSION_COLUMNS, conflict_on_unique};
