@@ -13,9 +13,19 @@
 //! - [`template`]: values with embedded `{{ }}` expressions.
 //! - [`sandbox`]: budgets, ticking loops, disabled built-ins, recursion checks.
 //! - [`pool`]: the inline-then-pool evaluator.
-//! - [`value`]: the metered values expressions run on (every operation ticks the budget).
+//! - `meter` (private): the per-thread meter of one evaluation that every operation ticks.
+//! - [`value`]: the metered values expressions run on (every operation ticks the budget);
+//!   the type, its depth and the meter hooks in `value/mod.rs`, then:
+//!   - `value::construct`: building values (`From` scalars, ranges, collected arrays);
+//!   - `value::access`: jaq's value traits (indexing, iterating, slicing, path updates);
+//!   - `value::arith`: `+ - * / %` and negation, sizes checked before building;
+//!   - `value::order`: equality and jq's order, walked with a tick per node;
+//!   - `value::print`: JSON text and the size-capped `Display` of error messages;
+//!   - `value::natives`: jaq_json's built-ins (`length`, `has`, `tojson`, …) on our values;
+//!   - `value::shape`: JSON text measured (nesting, tree size) without parsing it.
 //! - [`memory`]: the allocator wrapper that measures what an evaluation holds.
 //! - [`convert`]: `serde_json::Value` ↔ those values.
+//! - `tests` (tests only): unit tests, and `tests/hostile.rs`, expressions written to hurt.
 
 #![warn(missing_docs)]
 

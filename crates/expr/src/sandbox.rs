@@ -11,10 +11,10 @@
 //!   evaluation running on this thread ([`Budget`]); once the budget is spent every further
 //!   iteration fails, so no loop can go on;
 //! * user definitions may not be recursive (checked when an expression is compiled,
-//!   [`check_recursion`]), so the only loops are the ticking ones above;
+//!   `check_recursion`), so the only loops are the ticking ones above;
 //! * `env` returns `{}`, `halt` fails, `debug`/`stderr` produce nothing;
 //! * the nesting depth of the expression text is capped before jaq's recursive-descent
-//!   parser sees it ([`check_nesting`]).
+//!   parser sees it (`check_nesting`).
 //!
 //! What remains (documented in `docs/expressions.md`): a single built-in operation that builds
 //! a huge value at once (for instance `"x" * 1e9`) runs to completion and is bounded only by

@@ -10,12 +10,19 @@
 //! - [`diag`]: paths, positions and the problem list.
 //! - [`decode`]: typed decoding that collects problems instead of stopping.
 //! - [`integration`]: integrations, flows and config variables.
-//! - [`trigger`]: triggers (webhook, manual, schedule, email, poll).
+//! - [`trigger`]: triggers (webhook, manual, schedule, email, poll); the [`Trigger`] enum
+//!   and the settings-less manual/`deploy`/`undeploy` trigger in `trigger/mod.rs`, then:
+//!   - `trigger::webhook`: webhook path, methods, caller auth, query parameters, `respond`;
+//!   - `trigger::verify`: webhook signature schemes (Standard Webhooks, GitHub, Stripe, HMAC);
+//!   - `trigger::schedule`: schedule triggers and missed slots (the timing check polls share);
+//!   - `trigger::email`: e-mail triggers and sender patterns;
+//!   - `trigger::poll`: poll triggers, pagination, identity and cursor.
 //! - [`schedule`]: when schedules fire (presets and cron in a time zone, DST included).
 //! - [`step`]: step options and the [`StepKind`] trait the `steps` crate implements.
 //! - [`duration`]: `100ms`, `5s`, `5min`, `1h`, `1d`.
 //! - [`tests_def`]: flow test cases (`tests:`) and their checks.
 //! - [`outbound`]: outbound webhooks (the `webhook` step and step hooks).
+//! - `tests` (tests only): unit tests of decoding, located problems and the schema.
 
 #![warn(missing_docs)]
 
