@@ -1,0 +1,202 @@
+//! One step's attempts: its rate-limit token, the run under the step's timeout, the bounded
+//! output, retries with backoff (inline while short, parked in the queue when long), and
+//! what a final failure does (`onError`). `call` steps run here too, as an action whose
+//! attempt is a child execution.
+
+use super::*;
+
+impl Execution {
+    /// A `call` step: a child execution of `flow` (in `integration`, else this one), waited
+    /// for like any action (`crate::call`).
+    pub(super) async fn run_call(
+        &mut self,
+        step: &CompiledStep,
+        integration: Option<&String>,
+        flow: &str,
+        body: &Arc<flowgate_expr::Template>,
+        input: Input,
+    ) -> Result<Input, Flow> {
+        let action = crate::call::CallAction {
+            inner: self.inner.clone(),
+            parent: self.id.clone(),
+            parent_flow: self.flow.slug.clone(),
+            tenant: self.flow.tenant.clone(),
+            integration: integration.cloned().filter(|i| *i != self.flow.integration),
+            step: step.id.clone(),
+            round: self.round,
+            version_id: self.flow.version_id,
+            flow: flow.to_owned(),
+            input: body.clone(),
+            depth: self.depth,
+            root: self.call_root.clone(),
+        };
+        self.run_action(step, &action, input).await
+    }
+
+    pub(super) async fn run_action(
+        &mut self,
+        step: &CompiledStep,
+        action: &dyn flowgate_steps::Step,
+        input: Input,
+    ) -> Result<Input, Flow> {
+        let key = format!("{}:{}", self.id, step.id);
+        let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
+        loop {
+            attempt += 1;
+            if action.side_effects() && !self.flush().await {
+                return Err(Flow::Interrupted);
+            }
+            if let Some(limit) = &step.limit {
+                self.take_token(limit).await;
+            }
+            let started = self.inner.clock.now_ms();
+            let clock = Instant::now();
+            let (result, logs, response) = {
+                let mut cx = StepCx {
+                    scope: self.scope(),
+                    evaluator: &self.inner.evaluator,
+                    http: &self.inner.http,
+                    idempotency_key: &key,
+                    timeout: step.timeout,
+                    logs: Vec::new(),
+                    response: None,
+                    outbound: &self.inner.settings.outbound,
+                };
+                let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StepError::retryable(
+                        "step_timeout",
+                        format!("the step took longer than {:?}", step.timeout),
+                    )),
+                };
+                (result, cx.logs, cx.response)
+            };
+            let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+            metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
+                .record(clock.elapsed().as_secs_f64());
+            self.add_logs(&step.id, logs, started);
+            // What is journaled is bounded: an output over the limit fails the step (retrying
+            // would make the same one).
+            let (result, out_json) = match result {
+                Ok(out) => {
+                    let text = out.to_string();
+                    let limit = self.inner.settings.max_step_output;
+                    if text.len() > limit {
+                        let error = StepError::fatal(
+                            "output_too_large",
+                            format!("the step's output is {} bytes; the limit is {limit}", text.len()),
+                        );
+                        (Err(error), None)
+                    } else {
+                        (Ok(out), Some(text))
+                    }
+                }
+                Err(e) => (Err(e), None),
+            };
+            match result {
+                Ok(out) => {
+                    self.record_json(step, attempt, "succeeded", &input, out_json, None, started);
+                    if let Some(r) = response {
+                        // Stored redacted like everything recorded (the API and the status URL
+                        // read it); a caller on another node gets it restored (`stored_outcome`).
+                        let text = serde_json::to_string(&r).ok().map(|t| self.redact(t));
+                        if let Some(last) = self.pending.steps.last_mut() {
+                            last.response.clone_from(&text);
+                        }
+                        self.inner.waiters.answer(&self.id, SyncOutcome::Responded(r.clone()));
+                        self.response = Some(r);
+                        if self.claimed
+                            && let Some(text) = text
+                        {
+                            // A caller on another node may wait: store the answer now and say so.
+                            self.pending.responses.push(Responded { id: self.id.clone(), response: text });
+                            self.pending.events.push(StoreEvent::Responded { id: self.id.clone() });
+                            if !self.flush().await {
+                                return Err(Flow::Interrupted);
+                            }
+                        }
+                    }
+                    return Ok(self.output(step, out));
+                }
+                Err(error) => {
+                    tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %self.flow.redactor.redact_text(&error.message), "Step attempt failed.");
+                    if let (Some(limit), Some(after)) = (&step.limit, error.retry_after) {
+                        // The target asked to slow down: the whole limit waits, not just this request.
+                        self.pause_limit(limit, after).await;
+                    }
+                    if error.retryable && attempt < step.retry.attempts {
+                        self.record(step, attempt, "failed", &input, None, Some(&error), started);
+                        let delay = backoff::delay(&step.retry, attempt, error.retry_after);
+                        if delay <= self.inner.settings.inline_backoff_max {
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                        // Back when the flow's timeout ends at the latest, to fail then.
+                        let run_after = self.inner.clock.now_ms() + delay.as_millis() as i64;
+                        let run_after = self.deadline().map_or(run_after, |d| run_after.min(d));
+                        return Err(Flow::Parked { run_after });
+                    }
+                    return self.fail(step, attempt, &input, error, started);
+                }
+            }
+        }
+    }
+
+    /// A step failed for good: continue with `{error}` or end the execution.
+    pub(super) fn fail(
+        &mut self,
+        step: &CompiledStep,
+        attempt: u32,
+        input: &Value,
+        error: StepError,
+        started: i64,
+    ) -> Result<Input, Flow> {
+        self.inner.emit(crate::logs::Emit {
+            flow: &self.flow,
+            execution: &self.id,
+            step: Some(&step.id),
+            event: "step.failed",
+            level: if step.on_error == OnError::Continue {
+                flowgate_sinks::Level::Warn
+            } else {
+                flowgate_sinks::Level::Error
+            },
+            message: format!("step {} failed: {}", step.id, error.message),
+            duration_ms: Some((self.inner.clock.now_ms() - started).max(0) as u64),
+            fields: crate::logs::error_fields(&error.code, Some(attempt)),
+        });
+        if step.on_error == OnError::Continue {
+            let out = error.to_output();
+            self.record(step, attempt, "continued", input, Some(&out), Some(&error), started);
+            return Ok(self.output(step, out));
+        }
+        self.record(step, attempt, "failed", input, None, Some(&error), started);
+        Err(Flow::Failed { step: step.id.clone(), error })
+    }
+
+    /// Waits for a token of the integration's rate limit `name` (shared by every node).
+    pub(super) async fn take_token(&self, name: &str) {
+        let Some(spec) = self.flow.limits.get(name).copied() else { return };
+        let f = &self.flow;
+        loop {
+            let now = self.inner.clock.now_ms();
+            match self.inner.store.take_token(&f.tenant, &f.integration, name, spec.per_second, spec.burst, now).await {
+                Ok(None) => return,
+                Ok(Some(wait_ms)) => tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000) as u64)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, limit = name, "Rate limit unavailable; waiting.");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Pauses the integration's rate limit `name` for `after` (a `Retry-After`).
+    pub(super) async fn pause_limit(&self, name: &str, after: Duration) {
+        let f = &self.flow;
+        let until = self.inner.clock.now_ms() + after.min(crate::backoff::MAX_RETRY_AFTER).as_millis() as i64;
+        if let Err(e) = self.inner.store.pause_limit(&f.tenant, &f.integration, name, until).await {
+            tracing::warn!(error = %e, limit = name, "Could not pause the rate limit.");
+        }
+    }
+}

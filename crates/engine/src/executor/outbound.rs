@@ -1,0 +1,274 @@
+//! The steps and moments that send messages out: `webhook` steps (waiting for the answer
+//! when asked), `email` steps, step hooks (webhooks when a step starts or ends) and failure
+//! notifications. Each becomes a durable delivery committed with the journal; the senders in
+//! `crate::deliveries` deliver it.
+
+use super::*;
+
+impl Execution {
+    /// An `email` step: the message evaluated and queued as a durable delivery (committed
+    /// before the step succeeds); the engine's sender delivers it.
+    pub(super) async fn run_email(
+        &mut self,
+        step: &CompiledStep,
+        spec: &flowgate_steps::email::EmailStep,
+        input: Input,
+        started: i64,
+    ) -> Result<Input, Flow> {
+        let message = match self.inner.evaluator.eval(&spec.message, &input, &self.scope()).await {
+            Ok(m) => m,
+            Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
+        };
+        let recipients = |v: &Value| match v {
+            Value::String(s) => !s.trim().is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        };
+        if !recipients(&message["to"]) {
+            return self.fail(
+                step,
+                1,
+                &input,
+                StepError::fatal("email_request", "the e-mail has no recipient (`to`)"),
+                started,
+            );
+        }
+        let id = format!("{}:{}:{}", self.id, step.id, self.round);
+        let subject = message["subject"].as_str().unwrap_or("").to_owned();
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &self.flow,
+            id.clone(),
+            Some(&self.id),
+            Some(&step.id),
+            "email",
+            &subject,
+            &message,
+            &spec.delays,
+        );
+        self.pending.deliveries.push(d);
+        if !self.flush().await {
+            return Err(Flow::Interrupted);
+        }
+        self.inner.delivery_wake.notify_one();
+        let out = json!({ "deliveryId": id, "status": "queued" });
+        self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+        Ok(self.output(step, out))
+    }
+
+    /// The `webhook` step: queue the delivery durably; with `wait`, wait for it (inline a
+    /// little, then parked in `waiting`, holding no worker).
+    pub(super) async fn run_webhook(
+        &mut self,
+        step: &CompiledStep,
+        spec: &flowgate_steps::webhook::WebhookStep,
+        input: Input,
+        started: i64,
+    ) -> Result<Input, Flow> {
+        if !spec.enabled {
+            let out = json!({ "status": "disabled" });
+            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+            return Ok(self.output(step, out));
+        }
+        let request = match self.inner.evaluator.eval(&spec.request, &input, &self.scope()).await {
+            Ok(r) => r,
+            Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
+        };
+        if let Err(m) = crate::deliveries::check_request(&request) {
+            return self.fail(step, 1, &input, StepError::fatal("webhook_request", m), started);
+        }
+        let id = format!("{}:{}:{}", self.id, step.id, self.round);
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &self.flow,
+            id.clone(),
+            Some(&self.id),
+            Some(&step.id),
+            "webhook",
+            &spec.name,
+            &request,
+            &spec.delays,
+        );
+        let message = d.message_id.clone();
+        // A resumed step finds its delivery there: the insert is ignored.
+        self.pending.deliveries.push(d);
+        if !self.flush().await {
+            return Err(Flow::Interrupted);
+        }
+        self.inner.delivery_wake.notify_one();
+        if !spec.wait {
+            let out = json!({ "deliveryId": id, "webhookId": message, "status": "queued" });
+            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+            return Ok(self.output(step, out));
+        }
+        let inline_until = Instant::now() + self.inner.settings.inline_backoff_max;
+        loop {
+            let d = match self.inner.store.delivery(&self.flow.tenant, &id).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return self.fail(
+                        step,
+                        1,
+                        &input,
+                        StepError::fatal("webhook_lost", "the delivery is gone"),
+                        started,
+                    );
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match d.status.as_str() {
+                "delivered" => {
+                    let response = d.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
+                    let out = json!({ "deliveryId": id, "webhookId": message, "status": "delivered", "attempts": d.attempts, "response": response });
+                    self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+                    return Ok(self.output(step, out));
+                }
+                "failed" => {
+                    let error = StepError {
+                        details: Some(json!({ "deliveryId": id, "attempts": d.attempts, "lastStatus": d.last_status })),
+                        ..StepError::fatal(
+                            "webhook_failed",
+                            format!(
+                                "`{}` was not delivered after {} attempts: {}",
+                                spec.name,
+                                d.attempts,
+                                d.last_error.unwrap_or_default()
+                            ),
+                        )
+                    };
+                    return self.fail(step, 1, &input, error, started);
+                }
+                _ if Instant::now() < inline_until => tokio::time::sleep(Duration::from_millis(25)).await,
+                _ => {
+                    // Retried over minutes or hours: wait without a worker.
+                    if !self.flush().await {
+                        return Err(Flow::Interrupted);
+                    }
+                    let owner = self.inner.settings.node_id.clone();
+                    match self.inner.store.wait_for_delivery(&self.id, &owner, &id).await {
+                        Ok(true) => return Err(Flow::Waiting),
+                        Ok(false) => continue, // it ended meanwhile
+                        Err(_) => return Err(Flow::Interrupted),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a step hook's webhook (with the journal: durable, once per round).
+    pub(super) async fn hook(
+        &mut self,
+        step: &CompiledStep,
+        spec: &flowgate_steps::webhook::WebhookStep,
+        event: &str,
+        data: &Value,
+    ) {
+        if !spec.enabled {
+            return;
+        }
+        let payload = json!({
+            "event": format!("step.{event}ed").replace("startted", "started").replace("completeed", "completed"),
+            "step": step.id,
+            "execution": self.execution_var,
+            "integration": self.flow.integration,
+            "flow": self.flow.slug,
+            "data": data,
+        });
+        let request = match self.inner.evaluator.eval(&spec.request, &payload, &self.scope()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(step_id = %step.id, error = %e, "A step hook's webhook cannot be made; it is not sent.");
+                return;
+            }
+        };
+        if let Err(m) = crate::deliveries::check_request(&request) {
+            tracing::warn!(step_id = %step.id, error = %m, "A step hook's webhook is invalid; it is not sent.");
+            return;
+        }
+        let id = format!("{}:{}:{}:{event}", self.id, step.id, self.round);
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &self.flow,
+            id,
+            Some(&self.id),
+            Some(&step.id),
+            "webhook",
+            &spec.name,
+            &request,
+            &spec.delays,
+        );
+        self.pending.deliveries.push(d);
+        self.inner.delivery_wake.notify_one();
+    }
+
+    /// Queues the flow's e-mail notification (with the finish: durable) when it failed for
+    /// good, or succeeded again after a failure (`notifyOnRecovery`).
+    pub(super) async fn notify(&mut self, status: Status, error: Option<&Value>, failed_step: Option<String>) {
+        let f = self.flow.clone();
+        if f.notify_emails.is_empty() {
+            return;
+        }
+        let event = match status {
+            Status::Failed => "failed",
+            Status::Succeeded if f.notify_on_recovery => {
+                // A recovery: the flow's previous run ended badly.
+                match self.inner.store.last_run(&f.tenant, &f.integration, &f.slug).await {
+                    Ok(Some(prev)) if prev.id != self.id && prev.status == "failed" => "recovered",
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let link = format!("{}/v1/executions/{}", self.inner.settings.public_url, self.id);
+        let message = error.and_then(|e| e["message"].as_str()).unwrap_or("").to_owned();
+        let code = error.and_then(|e| e["code"].as_str()).unwrap_or("").to_owned();
+        let subject = match event {
+            "failed" => format!("[Flowgate] {} / {} failed", f.integration, f.slug),
+            _ => format!("[Flowgate] {} / {} succeeds again", f.integration, f.slug),
+        };
+        let text = match event {
+            "failed" => format!(
+                "An execution of flow {} (integration {}, tenant {}) failed after its retries.\n\nExecution: {}\nFailed step: {}\nError: {} {}\n\n{}\n",
+                f.slug,
+                f.integration,
+                f.tenant,
+                self.id,
+                failed_step.as_deref().unwrap_or("-"),
+                code,
+                message,
+                link
+            ),
+            _ => format!(
+                "Flow {} (integration {}, tenant {}) succeeded again after a failure.\n\nExecution: {}\n{}\n",
+                f.slug, f.integration, f.tenant, self.id, link
+            ),
+        };
+        let request = json!({
+            "to": f.notify_emails,
+            "subject": self.flow.redactor.redact_text(&subject),
+            "text": self.flow.redactor.redact_text(&text),
+            "event": event,
+            "executionId": self.id,
+            "failedStep": failed_step,
+            "error": { "code": code },
+            "link": link,
+        });
+        let id = format!("{}:notify:{}:{event}", self.id, self.round);
+        let d = crate::deliveries::new_delivery(
+            &self.inner,
+            &f,
+            id,
+            Some(&self.id),
+            None,
+            "notification",
+            &subject,
+            &request,
+            &crate::deliveries::email::NOTIFY_SCHEDULE,
+        );
+        self.pending.deliveries.push(d);
+        self.inner.delivery_wake.notify_one();
+    }
+}
