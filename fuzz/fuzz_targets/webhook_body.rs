@@ -4,7 +4,7 @@
 //! * `hooks::parse_body` answers Ok or Err, never panics.
 //! * A JSON body that ingress accepts without building a tree (`hooks::json_body`) is
 //!   spliced as received into the event's JSON text: when the body parses on its own, that
-//!   text must parse again, as the worker reads it (`serde_json::from_str`, in `executor.rs`).
+//!   text must parse again, as the worker reads it (`serde_json::from_str`, in `executor/`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
