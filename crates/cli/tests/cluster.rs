@@ -34,6 +34,7 @@ async fn upstream() -> (String, Arc<Upstream>) {
     let record = |slow: bool| {
         move |State(s): State<Arc<Upstream>>, headers: HeaderMap| async move {
             if slow {
+                // Latency of a slow upstream (steps in flight at the kill), not synchronisation.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -153,6 +154,8 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
             })
             .collect();
         if !killed && wave == EVENTS / 30 / 3 {
+            // Not synchronisation: lets this wave's requests get under way so the kill lands
+            // mid-load; the assertions hold whatever it catches in flight.
             tokio::time::sleep(Duration::from_millis(10)).await;
             nodes.0[1].kill().unwrap(); // SIGKILL, with executions in flight
             nodes.0[1].wait().unwrap();

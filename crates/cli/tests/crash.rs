@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Node, free_port, serve, wait_ready};
+use common::{Node, free_port, serve, wait_ready, wait_until};
 
 const TOKEN: &str = "fgt_crash_test_token";
 /// Events and kills in CI; `bench/kill.sh` raises them through the environment.
@@ -36,6 +36,7 @@ async fn upstream() -> (String, Arc<Upstream>) {
     let record = |slow: bool| {
         move |State(s): State<Arc<Upstream>>, headers: HeaderMap| async move {
             if slow {
+                // Latency of a slow upstream (steps in flight at a kill), not synchronisation.
                 tokio::time::sleep(Duration::from_millis(15)).await;
             }
             let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
@@ -131,6 +132,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
                                 .insert(v["executionId"].as_str().unwrap().to_owned());
                             break;
                         }
+                        // A provider's pause before retrying (the deadline above bounds it).
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
@@ -138,6 +140,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
         })
         .collect();
     for _ in 0..kills {
+        // Not synchronisation: lets the continuous load run between kills.
         tokio::time::sleep(Duration::from_millis(150)).await;
         child.0.kill().unwrap(); // SIGKILL, with requests and executions in flight
         child.0.wait().unwrap();
@@ -271,6 +274,7 @@ async fn a_poison_execution_is_failed_not_resumed_forever() {
                             let pid = *pid.lock().unwrap();
                             kills.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                            // Holds the request open: the node dies without an answer.
                             tokio::time::sleep(Duration::from_secs(5)).await;
                         }
                         axum::Json(json!({ "ok": true }))
@@ -280,6 +284,7 @@ async fn a_poison_execution_is_failed_not_resumed_forever() {
             .route(
                 "/slow",
                 post(|| async {
+                    // A slow target (innocent executions in flight at a kill), not synchronisation.
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     axum::Json(json!({ "ok": true }))
                 }),
@@ -531,6 +536,7 @@ async fn a_database_crash_orphans_nothing() {
                                 .insert(v["executionId"].as_str().unwrap().to_owned());
                             break;
                         }
+                        // A provider's pause before retrying (the deadline above bounds it).
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -538,12 +544,19 @@ async fn a_database_crash_orphans_nothing() {
         })
         .collect();
     for _ in 0..2 {
+        // Not synchronisation: the load runs a while before the crash, ...
         tokio::time::sleep(Duration::from_millis(1500)).await;
         pg.crash();
+        // ... and the database stays down 4 s (the outage under test).
         tokio::time::sleep(Duration::from_secs(4)).await;
         pg.up().unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The node works again: events are acknowledged after the database came back.
+    let at_recovery = acks.lock().unwrap().len();
+    wait_until("events to be acknowledged again after the database came back", async || {
+        acks.lock().unwrap().len() >= at_recovery + 20
+    })
+    .await;
     // The load goes on while we wait: a lease renewed for whatever the node holds (rather
     // than what it runs) would keep an orphan alive for as long as there is work.
     let acked: Vec<String> = acks.lock().unwrap().values().flat_map(|ids| ids.iter().cloned()).collect();
@@ -595,8 +608,31 @@ async fn a_database_crash_orphans_nothing() {
     for (n, ids) in &acks {
         assert_eq!(ids.len(), 1, "event {n} was acknowledged as several executions: {ids:?}");
     }
-    // Let the last ones finish before counting.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the last ones finish before counting: the executions acknowledged since the ones
+    // awaited above end too.
+    let mut last: HashSet<String> = acks.values().flat_map(|ids| ids.iter().cloned()).collect();
+    for id in &acked {
+        last.remove(id);
+    }
+    wait_until("the last acknowledged executions to finish", async || {
+        let mut done = Vec::new();
+        for id in last.iter().take(200) {
+            let Ok(r) = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await else {
+                continue;
+            };
+            let v: Value = r.json().await.unwrap();
+            match v["status"].as_str() {
+                Some("succeeded") => done.push(id.clone()),
+                Some("queued" | "running") | None => {}
+                Some(other) => panic!("execution {id} ended {other}: {v}"),
+            }
+        }
+        for id in done {
+            last.remove(&id);
+        }
+        last.is_empty()
+    })
+    .await;
     // Once each: one execution per event, and the step reached the target for each.
     let mut total = 0;
     let mut cursor = String::new();

@@ -105,6 +105,7 @@ struct Target {
 async fn target(delay: Duration) -> (String, Arc<Target>) {
     let state = Arc::new(Target::default());
     let handler = move |State(t): State<Arc<Target>>, uri: axum::http::Uri, headers: HeaderMap| async move {
+        // A slow target's latency (keeps children in flight at the kill), not synchronisation.
         tokio::time::sleep(delay).await;
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         t.seen.lock().unwrap().push((uri.path().to_owned(), h("authorization"), h("idempotency-key")));

@@ -185,6 +185,7 @@ async fn target_handler(State(st): State<Arc<TargetState>>, uri: Uri, body: Byte
         let _ = open.wait_for(|o| *o).await;
     }
     if !reply.delay.is_zero() {
+        // Scripted latency of a slow target, not synchronisation.
         tokio::time::sleep(reply.delay).await;
     }
     let mut r =
@@ -1423,6 +1424,7 @@ async fn backlog_past_the_limit_answers_503() {
             other => panic!("unexpected {other}: {v}"),
         }
         assert!(started.elapsed() < Duration::from_secs(10), "no 503 after {} accepted", accepted.len());
+        // Paces the sends of a loop that polls for the 503 (against the deadline above).
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let refused_after = accepted.len();
@@ -1529,8 +1531,15 @@ async fn total_timeout_ends_a_parked_execution() {
 backends!(total_timeout_counts_from_a_manual_retry);
 /// A flow's timeout counts from its event for the first round and from the retry for a manual
 /// retry: an execution that failed and is retried long after its timeout runs and succeeds.
+/// The server runs on a manual clock, moved past the timeout rather than waited for.
 async fn total_timeout_counts_from_a_manual_retry() {
-    let s = TestServer::start().await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let clock = Arc::new(flowgate_engine::ManualClock::new(now));
+    let s = TestServer::start_with({
+        let clock = clock.clone();
+        move |st| st.clock = Some(clock)
+    })
+    .await;
     let up = Arc::new(AtomicBool::new(false));
     let u = up.clone();
     let target =
@@ -1539,7 +1548,8 @@ async fn total_timeout_counts_from_a_manual_retry() {
     let id = hook(&s, "timeouts/once", json!({})).await;
     let ex = s.wait_for(&id, "failed").await;
     assert_eq!(ex["error"]["code"], "http_status", "{ex:#}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The flow's 1 s timeout passes (on the server's clock) since the event.
+    clock.advance(Duration::from_millis(1100));
     up.store(true, Ordering::SeqCst);
     let (status, v) = post(&s, &format!("/v1/executions/{id}/retry"), json!({})).await;
     assert_eq!(status, 202, "{v}");

@@ -234,8 +234,16 @@ async fn a_slow_target_does_not_starve_other_tenants() {
         let (status, _, v) = send(s.client.post(format!("{}/hooks/evil/hang", s.url)).json(&json!({ "n": n }))).await;
         assert_eq!(status, 202, "{v}");
     }
-    // Give the claim loop a moment to take whatever it may.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the claim loop took what it may: the flow's share of the 64 workers (a
+    // quarter) runs against the hanging target, the rest of its events wait in the queue.
+    let evil_running = || {
+        let req = s.client.get(format!("{}/v1/executions?status=running&limit=500", s.url)).bearer_auth(&evil);
+        async move { send(req).await.2["items"].as_array().map_or(0, Vec::len) }
+    };
+    eventually("the hanging flow to hold its share of the workers", || async {
+        (evil_running().await >= 16).then_some(())
+    })
+    .await;
     let mut took = Vec::new();
     for n in 0..20 {
         took.push(bystander_call(&s, n).await);
@@ -251,8 +259,7 @@ async fn a_slow_target_does_not_starve_other_tenants() {
     assert_eq!(status, 200, "{v}");
     assert!(started.elapsed() < Duration::from_secs(1), "the manual run took {:?}", started.elapsed());
     // The hanging tenant holds its share, no more: the rest of its events are queued.
-    let q = send(s.client.get(format!("{}/v1/executions?status=running&limit=500", s.url)).bearer_auth(&evil)).await.2;
-    let running = q["items"].as_array().map_or(0, Vec::len);
+    let running = evil_running().await;
     assert!(running <= 32, "the hanging tenant runs {running} of 64 workers");
     healthz_within(&s, Duration::from_millis(500)).await;
 }
@@ -280,12 +287,13 @@ async fn slow_clients_cannot_hold_the_node() {
         healthz_within(&s, Duration::from_millis(1000)).await;
         bystander_call(&s, n).await;
     }
-    // Every half-sent request is closed by the server within the header timeout.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Every half-sent request is closed by the server within the header timeout: each read
+    // ends (closed, or an answer) by the same deadline, as soon as the server lets go.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2000 + 50);
     let mut open = 0;
     for c in &mut held {
         let mut buf = [0u8; 256];
-        match tokio::time::timeout(Duration::from_millis(50), c.read(&mut buf)).await {
+        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => {}
             Ok(Ok(_)) => {} // a 503 (refused at the cap) or 408, then closed
             Err(_) => open += 1,

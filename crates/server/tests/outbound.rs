@@ -259,6 +259,19 @@ async fn step_hooks_fire_when_a_step_starts_and_completes() {
         &signed.body,
         signed.header("webhook-signature").unwrap()
     ));
+    // The server is done with both: recorded delivered, at the first attempt.
+    let ex = eventually("both hooks' deliveries to be delivered", || async {
+        let ex = s.execution(&id).await;
+        ex["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.len() >= 2 && d.iter().all(|x| x["status"] == "delivered"))
+            .then_some(ex)
+    })
+    .await;
+    let deliveries = ex["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2, "one delivery per hook: {ex:#}");
+    assert!(deliveries.iter().all(|d| d["attempts"] == 1), "{ex:#}");
+    // Negative check (nothing to poll for): no hook is sent again in the next 200 ms.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(up.hits("/hooks"), 2, "each hook once");
 }

@@ -235,15 +235,30 @@ tests:
     assert_sealed("the refusal", &v.to_string());
     assert!(!v.to_string().contains("cannot parse"), "{v}");
 
-    // The database file (SQLite) holds none of it either.
-    if let Some(dir) = s.data_dir() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with("flowgate.db") {
-                continue;
+    // The database file (SQLite) holds none of it either: read once the server has stopped,
+    // so that everything it wrote is in the files.
+    if s.data_dir().is_some() {
+        let dir = s.stop_keeping_data().await;
+        let files = eventually("the database files to be read whole", || async {
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with("flowgate.db") {
+                    continue;
+                }
+                match std::fs::read(entry.path()) {
+                    Ok(bytes) => files.push((name, bytes)),
+                    // SQLite removes its `-wal` and `-shm` files as its last connection closes,
+                    // once their pages are in the database file: read them all again.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                    Err(e) => panic!("{name}: {e}"),
+                }
             }
-            let bytes = std::fs::read(entry.path()).unwrap();
+            Some(files)
+        })
+        .await;
+        assert!(files.iter().any(|(name, _)| name == "flowgate.db"), "no database file in {:?}", dir.path());
+        for (name, bytes) in &files {
             for f in forms() {
                 assert!(!bytes.windows(f.len()).any(|w| w == f.as_bytes()), "{name} holds the secret ({f})");
             }

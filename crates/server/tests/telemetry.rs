@@ -189,7 +189,15 @@ async fn email_steps_and_notifications_reach_a_real_smtp_server() {
         s.wait_for(&id, "failed").await;
         outage.push(id);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every failure's notification is settled (mailed, or folded into the digest): no
+    // individual mail is still to come for any of them.
+    for id in &outage {
+        eventually(&format!("the notification of {id} to settle"), || async {
+            let d = s.execution(id).await["deliveries"][0].clone();
+            d["status"].as_str().is_some_and(|st| st != "pending").then_some(())
+        })
+        .await;
+    }
     let individual = sink.messages().iter().filter(|(_, m)| m["subject"] == "[Flowgate] notes / broken failed").count();
     assert!(individual <= 5, "at most 5 individual failure mails per window, got {individual}");
     // A failure folded into the digest is not shown as delivered: no mail went out for it

@@ -74,9 +74,31 @@ async fn wait_count(s: &TestServer, integration: &str, flow: &str, n: usize) -> 
     .await
 }
 
-/// Gives the scheduler time to do something it should not (several ticks).
-async fn settle() {
+/// For negative checks only ("the scheduler did NOT fire"): doing nothing leaves no trace to
+/// poll for, so this gives the scheduler about 15 of its 20 ms ticks to misbehave. Anything
+/// that should happen is waited for instead (`wait_count`, `wait_slot`, `wait_polls`).
+async fn quiet_ticks() {
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// Waits until the flow's trigger state has `lastSlot` at `slot` (epoch ms): the scheduler
+/// accounted for that slot, and what it fired for it (if anything) was committed with it.
+async fn wait_slot(s: &TestServer, integration: &str, flow: &str, slot: i64) -> Value {
+    eventually(&format!("{integration}/{flow} to account for the slot {}", rfc(slot)), || async {
+        let v = s.get_json(&format!("/v1/integrations/{integration}/flows/{flow}/state")).await;
+        (v["state"]["lastSlot"] == rfc(slot)).then(|| v["state"].clone())
+    })
+    .await
+}
+
+/// Waits until a poll flow has made `n` successful polls: what the `n`th found was committed
+/// with its state, in one transaction.
+async fn wait_polls(s: &TestServer, integration: &str, flow: &str, n: u64) -> Value {
+    eventually(&format!("poll {n} of {integration}/{flow}"), || async {
+        let v = s.get_json(&format!("/v1/integrations/{integration}/flows/{flow}/state")).await;
+        (v["state"]["polls"] == n).then(|| v["state"].clone())
+    })
+    .await
 }
 
 /// Waits for the flow's trigger state to exist (the scheduler has seen the flow).
@@ -121,7 +143,7 @@ async fn schedule_fires_each_slot_once() {
     assert_eq!(flow["nextRuns"], json!(next), "{flow:#}");
     assert_eq!(flow["trigger"]["kind"], "schedule");
     assert_eq!(flow["trigger"]["timezone"], "UTC");
-    settle().await;
+    quiet_ticks().await; // negative: nothing fires before :15
     assert!(executions(&s, "ticks", "quarter").await.is_empty(), "nothing is due before :15");
 
     clock.advance(Duration::from_millis(10 * MIN as u64));
@@ -134,7 +156,7 @@ async fn schedule_fires_each_slot_once() {
     assert_eq!(e["output"], json!({ "at": rfc(T0 + 15 * MIN), "kind": "schedule" }));
 
     clock.advance(Duration::from_millis(MIN as u64));
-    settle().await;
+    quiet_ticks().await; // negative: the :15 slot does not fire again at :16
     assert_eq!(executions(&s, "ticks", "quarter").await.len(), 1, "one slot, one execution");
 
     let s = s
@@ -143,7 +165,7 @@ async fn schedule_fires_each_slot_once() {
             move |st| tick(st, clock)
         })
         .await;
-    settle().await;
+    quiet_ticks().await; // negative: the restarted scheduler does not fire :15 again
     assert_eq!(executions(&s, "ticks", "quarter").await.len(), 1, "a restart does not fire the slot again");
 
     clock.advance(Duration::from_millis(14 * MIN as u64));
@@ -197,7 +219,9 @@ async fn missed_slots_follow_the_policy() {
     assert_eq!(all.iter().map(|e| scheduled_at(e).to_owned()).collect::<Vec<_>>(), slots(1, 4));
     let few = wait_count(&s, "missed", "few", 2).await;
     assert_eq!(few.iter().map(|e| scheduled_at(e).to_owned()).collect::<Vec<_>>(), slots(3, 4));
-    settle().await;
+    // `skip` accounts for the missed slots without running them: once its state says so,
+    // whatever it would have fired is committed.
+    wait_slot(&s, "missed", "skip", T0 + 60 * MIN).await;
     assert!(executions(&s, "missed", "skip").await.is_empty(), "skip runs no missed slot");
 
     clock.advance(Duration::from_millis(14 * MIN as u64)); // T0 + 75 min
@@ -265,7 +289,7 @@ async fn cron_in_a_time_zone_across_daylight_saving() {
     let list = wait_count(&s, "oslo", "half-past-two", 1).await;
     assert_eq!(scheduled_at(&list[0]), "2026-03-29T01:00:00.000Z");
     assert_eq!(list[0]["trigger"]["timezone"], "Europe/Oslo");
-    settle().await;
+    quiet_ticks().await; // negative: no second half-past-two that night, no weekday run
     assert_eq!(executions(&s, "oslo", "half-past-two").await.len(), 1, "once that night");
     assert!(executions(&s, "oslo", "weekdays").await.is_empty());
 }
@@ -285,14 +309,14 @@ async fn switching_a_schedule_off_and_on() {
     assert_eq!((flow["active"].clone(), flow["nextRuns"].clone()), (json!(false), json!([])), "{flow:#}");
 
     clock.advance(Duration::from_millis(16 * MIN as u64)); // the :15 slot passes while off
-    settle().await;
+    quiet_ticks().await; // negative: a switched-off schedule leaves no trace to wait for
     assert!(executions(&s, "ticks", "quarter").await.is_empty(), "a switched-off schedule does not fire");
 
     clock.advance(Duration::from_millis(4 * MIN as u64)); // 00:21
     let (status, _, v) =
         common::send(s.api(reqwest::Method::POST, "/v1/integrations/ticks/flows/quarter/activate")).await;
     assert_eq!(status, 200, "{v}");
-    settle().await;
+    quiet_ticks().await; // negative: switching on (which moved `lastSlot` to :15) runs nothing
     assert!(executions(&s, "ticks", "quarter").await.is_empty(), "the slot missed while off is not run");
     let flow = s.get_json("/v1/integrations/ticks/flows/quarter").await;
     assert_eq!(flow["active"], true);
@@ -330,14 +354,14 @@ async fn schedule_fires_once_across_nodes() {
             wait_state(&a, "ticks", "quarter").await;
             clock.advance(Duration::from_millis(14 * MIN as u64));
             wait_count(&a, "ticks", "quarter", 1).await;
-            settle().await;
+            quiet_ticks().await; // negative: the other node does not fire the slot too
             assert_eq!(executions(&b, "ticks", "quarter").await.len(), 1, "two nodes, one execution per slot");
             // Whichever led, stop `a`; `b` leads then (if it did not already).
             a.stop().await;
             clock.advance(Duration::from_millis(15 * MIN as u64));
             let list = wait_count(&b, "ticks", "quarter", 2).await;
             assert_eq!(scheduled_at(&list[1]), rfc(T0 + 30 * MIN));
-            settle().await;
+            quiet_ticks().await; // negative: the new leader fires :30 only once
             assert_eq!(executions(&b, "ticks", "quarter").await.len(), 2);
         })
         .await;
@@ -582,12 +606,10 @@ async fn polls_run_each_new_item_once_across_pages_and_restarts() {
         })
         .await;
     step(1);
-    settle().await;
-    eventually("a poll after the restart", || async {
-        let v = s.get_json("/v1/integrations/feed/flows/by-id/state").await;
-        (v["state"]["polls"] == 3).then_some(())
-    })
-    .await;
+    // Each flow's poll after the restart committed what it found with its state.
+    for f in flows {
+        wait_polls(&s, "feed", f, 3).await;
+    }
     for f in flows {
         assert_eq!(executions(&s, "feed", f).await.len(), 7, "{f}: nothing runs again after a restart");
     }
@@ -608,7 +630,8 @@ async fn polls_run_each_new_item_once_across_pages_and_restarts() {
     let list = wait_count(&s, "feed", "by-id", 16).await;
     let again = per_item(&list);
     assert!(again.values().all(|n| *n == 2), "after a reset, firstRun: all runs every item again: {again:?}");
-    settle().await;
+    // by-link's poll of the same slot (its fifth) is committed, with whatever it found.
+    wait_polls(&s, "feed", "by-link", 5).await;
     assert_eq!(executions(&s, "feed", "by-link").await.len(), 8, "other flows keep what they saw");
 }
 
@@ -657,7 +680,7 @@ async fn poll_cursor_first_run_now_and_a_failing_source() {
     step(5);
     let state = polls(1).await;
     assert_eq!(state["cursor"], "2026-01-05T00:03:00Z", "{state}");
-    settle().await;
+    // The poll's executions (none) were committed with the state `polls` returned.
     assert!(executions(&s, "changes", "since").await.is_empty(), "firstRun: now runs nothing");
     assert_eq!(src.seen.lock().unwrap()[0].get("since"), None, "no cursor yet: a null parameter is left out");
 
@@ -695,7 +718,7 @@ async fn poll_cursor_first_run_now_and_a_failing_source() {
     step(5);
     let state = polls(1).await;
     assert_eq!(state["cursor"], "2026-01-05T00:07:00Z", "{state}");
-    settle().await;
+    // As above: that first poll's executions (none) were committed with its state.
     assert_eq!(executions(&s, "changes", "since").await.len(), 3, "after a reset, firstRun: now runs nothing again");
 
     // A flow without state: 409 with a JSON error.

@@ -163,6 +163,19 @@ impl TestServer {
         Some(TestServer::start_in(tempfile::tempdir().expect("tempdir"), Some(database), tweak).await)
     }
 
+    /// Stops this server gracefully, waits for it, and hands over its data directory (removed
+    /// when the result is dropped): every write the server made is in its files by then.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let stopped = tokio::time::timeout(DEADLINE, task).await.expect("the server stops in time");
+            stopped.expect("server task").expect("server run");
+        }
+        self.dir.take().expect("data dir")
+    }
+
     /// The data directory, when the server runs on SQLite (its database file is in it).
     pub fn data_dir(&self) -> Option<std::path::PathBuf> {
         if self.database.is_some() {
