@@ -16,8 +16,7 @@
 
 use crate::{Engine, Inner, Submission, SubmitOptions, SyncOutcome, Wait};
 use async_trait::async_trait;
-use flowgate_expr::Template;
-use flowgate_steps::{Step, StepCx, StepError};
+use flowgate_steps::{Calls, StepError};
 use flowgate_store::Status;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -36,29 +35,28 @@ pub const TREE_BUCKET_PREFIX: &str = "calls/";
 /// How long a child's identity is remembered.
 const CHILD_IDENTITY: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// One `call` step of one execution.
-pub(crate) struct CallAction {
-    pub inner: Arc<Inner>,
-    pub parent: String,
-    pub parent_flow: String,
+/// What the `call` steps of one execution's step need to start children: borrowed from the
+/// execution for the length of an attempt (nothing is copied unless a child starts).
+pub(crate) struct ChildCalls<'a> {
+    pub inner: &'a Arc<Inner>,
+    pub parent: &'a str,
+    pub parent_flow: &'a str,
     /// The parent's tenant: a called integration is looked up there only.
-    pub tenant: String,
-    /// The called flow's integration, when it is another one.
-    pub integration: Option<String>,
-    pub step: String,
+    pub tenant: &'a str,
+    /// The parent's integration: a call naming it is a call within it.
+    pub integration: &'a str,
+    pub step: &'a str,
     pub round: i64,
     pub version_id: i64,
-    pub flow: String,
-    pub input: Arc<Template>,
     /// The parent's own depth (0 for an execution no call started).
     pub depth: u64,
     /// The execution at the top of the parent's chain of calls.
-    pub root: String,
+    pub root: &'a str,
 }
 
 #[async_trait]
-impl Step for CallAction {
-    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+impl Calls for ChildCalls<'_> {
+    async fn admit(&self) -> Result<(), StepError> {
         if self.depth + 1 > MAX_DEPTH {
             return Err(StepError::fatal("call_depth", format!("calls nest deeper than {MAX_DEPTH} flows")));
         }
@@ -68,7 +66,7 @@ impl Step for CallAction {
         let refused = self
             .inner
             .store
-            .take_token(&self.tenant, "", &tree_bucket(&self.root), per_second, most, now)
+            .take_token(self.tenant, "", &tree_bucket(self.root), per_second, most, now)
             .await
             .map_err(|e| StepError::retryable("call_submit", format!("cannot count the calls: {e}")))?;
         if refused.is_some() {
@@ -81,14 +79,24 @@ impl Step for CallAction {
                 ),
             ));
         }
-        let body = cx.evaluator.eval(&self.input, input, &cx.scope).await?;
-        let flow = match &self.integration {
-            None => self.inner.flow_for(self.version_id, &self.flow).await.ok_or_else(|| {
-                StepError::fatal("call_flow", format!("no flow `{}` in this integration version", self.flow))
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        integration: Option<&str>,
+        flow_slug: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<Value, StepError> {
+        let integration = integration.filter(|i| *i != self.integration);
+        let flow = match integration {
+            None => self.inner.flow_for(self.version_id, flow_slug).await.ok_or_else(|| {
+                StepError::fatal("call_flow", format!("no flow `{flow_slug}` in this integration version"))
             })?,
             Some(slug) => {
                 let ci =
-                    self.inner.registry.integration(&self.tenant, slug).ok_or_else(|| {
+                    self.inner.registry.integration(self.tenant, slug).ok_or_else(|| {
                         StepError::fatal("call_flow", format!("no integration `{slug}` in this tenant"))
                     })?;
                 if !ci.live() {
@@ -98,8 +106,8 @@ impl Step for CallAction {
                         format!("integration `{slug}` is not live (undeployed or missing config values)"),
                     ));
                 }
-                ci.flows.get(&self.flow).cloned().ok_or_else(|| {
-                    StepError::fatal("call_flow", format!("no flow `{}` in integration `{slug}`", self.flow))
+                ci.flows.get(flow_slug).cloned().ok_or_else(|| {
+                    StepError::fatal("call_flow", format!("no flow `{flow_slug}` in integration `{slug}`"))
                 })?
             }
         };
@@ -124,27 +132,27 @@ impl Step for CallAction {
                 replay_of: None,
                 wait: Wait::End,
                 options: SubmitOptions {
-                    parent: Some(self.parent.clone()),
+                    parent: Some(self.parent.to_owned()),
                     identity: Some((identity, CHILD_IDENTITY)),
                     ..SubmitOptions::default()
                 },
             })
             .await
-            .map_err(|e| StepError::retryable("call_submit", format!("cannot start `{}`: {e}", self.flow)))?;
+            .map_err(|e| StepError::retryable("call_submit", format!("cannot start `{flow_slug}`: {e}")))?;
         let child = submitted.id.clone();
         let outcome = match submitted.waiter {
-            Some(w) => match tokio::time::timeout(cx.timeout, w).await {
+            Some(w) => match tokio::time::timeout(timeout, w).await {
                 Ok(Ok(o)) => Some(o),
                 _ => None,
             },
             // Started by an earlier attempt: read it from the store.
-            None => engine.outcome_of_end(&child, cx.timeout).await,
+            None => engine.outcome_of_end(&child, timeout).await,
         };
         let Some(SyncOutcome::Finished { status, output, error, .. }) = outcome else {
             engine.forget_waiter(&child);
             return Err(StepError {
                 details: Some(json!({ "executionId": child })),
-                ..StepError::retryable("call_timeout", format!("`{}` ({child}) has not finished yet", self.flow))
+                ..StepError::retryable("call_timeout", format!("`{flow_slug}` ({child}) has not finished yet"))
             });
         };
         match status {
@@ -154,13 +162,9 @@ impl Step for CallAction {
                 let code = error.as_ref().and_then(|e| e["code"].as_str()).unwrap_or("unknown").to_owned();
                 Err(StepError {
                     details: Some(json!({ "executionId": child, "status": other.as_str(), "error": code })),
-                    ..StepError::fatal("call_failed", format!("`{}` ({child}) ended {}", self.flow, other.as_str()))
+                    ..StepError::fatal("call_failed", format!("`{flow_slug}` ({child}) ended {}", other.as_str()))
                 })
             }
         }
-    }
-
-    fn side_effects(&self) -> bool {
-        true
     }
 }

@@ -427,7 +427,7 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
         let at = Path::root().key("flows").index(i);
         let cx = PlanCx { retry: f.retry.as_ref(), limits: &limit_names };
         let steps = compile_steps(&f.steps, &cx, &at.key("steps"), &mut diags);
-        check_calls(&f.steps, &steps, &flow_names, &at.key("steps"), &mut diags);
+        flowgate_steps::call::check_targets(&f.steps, &flow_names, &at.key("steps"), &mut diags);
         let order = if f.ordered {
             Some(Order { by: None, on_exhausted: f.on_exhausted })
         } else {
@@ -564,35 +564,6 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
     hasher.update(text.as_bytes());
     let hash = hex::encode(hasher.finalize());
     Ok(Draft { definition, document: doc.value, hash, flows, config, missing })
-}
-
-/// Each `call` step names a flow of the integration.
-fn check_calls(
-    defs: &[flowgate_steps::StepDef],
-    compiled: &[CompiledStep],
-    flows: &[String],
-    path: &Path,
-    diags: &mut Diags,
-) {
-    for c in compiled {
-        // A flow of another integration is looked up when the step runs: that one may be
-        // applied later, and changes on its own.
-        if let flowgate_steps::Compiled::Call { integration: None, flow, .. } = &c.body
-            && !flows.contains(flow)
-        {
-            let at = defs
-                .iter()
-                .find(|d| d.id() == c.id)
-                .map_or(path.clone(), |d| path.index(d.index).key("call").key("flow"));
-            diags.error(&at, format!("no flow `{flow}` in this integration (flows: {})", flows.join(", ")));
-        }
-        if let flowgate_steps::Compiled::Switch { cases, default } = &c.body {
-            // Nested steps: their paths are not kept here; report at the switch.
-            for steps in cases.iter().map(|(_, s)| s).chain(default.iter()) {
-                check_calls(&[], steps, flows, path, diags);
-            }
-        }
-    }
 }
 
 /// Resolves `{{ $config.x }}` in credentials now: they are fixed per deployment.

@@ -8,7 +8,9 @@
 //!
 //! # Layout
 //! - [`plan`]: compiling steps into [`CompiledStep`]s.
-//! - [`http`], [`transform`], [`filter`], [`switch`], [`log`], [`respond`], [`call`]: the kinds.
+//! - [`http`], [`transform`], [`filter`], [`switch`], [`log`], [`respond`], [`call`],
+//!   [`webhook`], [`email`]: the kinds, each a folder with its config, compile and run
+//!   (an [`Step`] returning an [`Outcome`]); [`outbound`]: the address policy of requests.
 //! - [`util`]: helpers shared by kinds (template compilation, the HTTP client).
 
 #![warn(missing_docs)]
@@ -26,7 +28,7 @@ pub mod transform;
 pub mod util;
 pub mod webhook;
 
-pub use plan::{Compiled, CompiledStep, PlanCx, compile_steps};
+pub use plan::{CompiledStep, PlanCx, compile_steps};
 
 use async_trait::async_trait;
 use flowgate_expr::{Evaluator, Scope};
@@ -208,6 +210,79 @@ pub struct StepCx<'a> {
     pub response: Option<Response>,
     /// Which addresses requests may reach.
     pub outbound: &'a outbound::OutboundPolicy,
+    /// Starts child executions (`call`).
+    pub calls: &'a dyn Calls,
+}
+
+/// What a step's attempt comes to. Most kinds compute an [`Outcome::Output`]; the others ask
+/// the engine for something only it can do (end the execution, run nested steps, send a
+/// durable message), so the executor follows outcomes and never looks at kinds.
+pub enum Outcome<'s> {
+    /// The step's output: the next step's input.
+    Output(Value),
+    /// The input passes on unchanged (no copy).
+    Pass,
+    /// The execution ends here as `filtered`, with the step's input as its output.
+    Filtered,
+    /// These steps run next (none: the input passes on); the step's output is their last.
+    Branch(Option<&'s [CompiledStep]>),
+    /// A message to deliver durably; the output says where it stands.
+    Send(Outbound),
+}
+
+/// A message a step sends through the engine's durable deliveries (committed with the
+/// journal before the step succeeds, retried on the message's schedule).
+pub struct Outbound {
+    /// The delivery kind (`webhook`, `email`): which sender delivers it.
+    pub kind: &'static str,
+    /// Its name in listings (a webhook's name, an e-mail's subject).
+    pub name: String,
+    /// What the sender needs (a request, a message), evaluated.
+    pub message: Value,
+    /// Delays before each attempt.
+    pub delays: Vec<Duration>,
+    /// Wait for the outcome (the execution parks as `waiting` when it takes long) and output
+    /// it; else the output says it is queued.
+    pub wait: bool,
+    /// The output names the message id receivers deduplicate by (`webhookId`).
+    pub show_message_id: bool,
+}
+
+/// Child executions, as the engine starts them for a `call` step.
+#[async_trait]
+pub trait Calls: Send + Sync {
+    /// Starts `flow` (of `integration`, else the caller's) with `body` as its trigger body —
+    /// the same child however often this attempt is repeated — and waits for its output.
+    ///
+    /// # Errors
+    /// The child failed, is not finished within the attempt's timeout, or cannot start.
+    async fn call(
+        &self,
+        integration: Option<&str>,
+        flow: &str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<Value, StepError>;
+
+    /// Refuses the call before its input is evaluated (depth, the call tree's budget).
+    ///
+    /// # Errors
+    /// Too deep, or the tree started too many executions.
+    async fn admit(&self) -> Result<(), StepError>;
+}
+
+/// For runs that cannot start children (tests of single steps, previews).
+pub struct NoCalls;
+
+#[async_trait]
+impl Calls for NoCalls {
+    async fn call(&self, _: Option<&str>, flow: &str, _: Value, _: Duration) -> Result<Value, StepError> {
+        Err(StepError::fatal("call_unavailable", format!("cannot call `{flow}` here")))
+    }
+
+    async fn admit(&self) -> Result<(), StepError> {
+        Ok(())
+    }
 }
 
 /// One runnable step kind.
@@ -217,7 +292,7 @@ pub trait Step: Send + Sync {
     ///
     /// # Errors
     /// A classified failure; the engine decides about retries.
-    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError>;
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError>;
 
     /// True when running the step twice is visible outside (an HTTP call): the engine makes
     /// the journal durable before it runs, so a resume re-sends at most this one step.

@@ -25,43 +25,14 @@ pub struct CompiledStep {
     pub limit: Option<String>,
     /// Webhooks sent when it starts and completes.
     pub hooks: Option<Arc<crate::webhook::CompiledHooks>>,
-    /// What the step does.
-    pub body: Compiled,
+    /// What the step does: its kind, compiled.
+    pub body: Box<dyn Step>,
 }
 
 impl std::fmt::Debug for CompiledStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledStep").field("id", &self.id).field("kind", &self.kind).finish_non_exhaustive()
     }
-}
-
-/// What a compiled step does. Control flow (`filter`, `switch`) is the engine's; everything
-/// else is an [`Step`] action.
-pub enum Compiled {
-    /// Computes an output from the input (and may log or respond).
-    Action(Box<dyn Step>),
-    /// Ends the execution as `filtered` unless the condition holds; passes its input on.
-    Filter(Arc<Template>),
-    /// Sends an outbound webhook (durably; the engine delivers it).
-    Webhook(Arc<crate::webhook::WebhookStep>),
-    /// Sends an e-mail (durably; the engine delivers it).
-    Email(Arc<crate::email::EmailStep>),
-    /// Starts a child execution of another flow and waits for its result.
-    Call {
-        /// Another integration of the tenant (its slug); none: the same one.
-        integration: Option<String>,
-        /// The flow's slug.
-        flow: String,
-        /// The child's `$trigger.body`.
-        input: Arc<Template>,
-    },
-    /// Runs the first case whose condition holds, else the default.
-    Switch {
-        /// Conditions and their steps, in order.
-        cases: Vec<(Arc<Template>, Vec<CompiledStep>)>,
-        /// Steps when no case holds.
-        default: Option<Vec<CompiledStep>>,
-    },
 }
 
 /// Default attempt timeout for steps that do not set one.
@@ -94,8 +65,8 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
         StepConfig::Log(c) => c.compile(&at, diags),
         StepConfig::Respond(c) => c.compile(&at, diags),
         StepConfig::Call(c) => c.compile(&at, diags),
-        StepConfig::Webhook(c) => c.compile(&at, diags).map(Compiled::Webhook),
-        StepConfig::Email(c) => c.compile(&at, diags).map(Compiled::Email),
+        StepConfig::Webhook(c) => c.compile(&at, diags),
+        StepConfig::Email(c) => c.compile(&at, diags),
     };
     let hooks = o.hooks.as_ref().map(|h| {
         let at = path.key("hooks");

@@ -22,8 +22,8 @@ pub(crate) mod email;
 mod sent;
 mod webhook;
 
+pub(crate) use flowgate_steps::webhook::check_request;
 pub(crate) use sent::{Sent, aad, message_id};
-pub(crate) use webhook::check_request;
 
 use crate::Inner;
 use flowgate_store::{AttemptOutcome, DeliveryAttempt, DeliveryRecord, NewDelivery, StoreEvent};

@@ -144,26 +144,3 @@ fn source_chain(e: &reqwest::Error) -> String {
     }
     if parts.is_empty() { "the request failed".into() } else { parts.join(": ") }
 }
-
-/// The JSON a webhook's template gives, with its credential fields checked.
-pub(crate) fn check_request(req: &Value) -> Result<(), String> {
-    if req["url"].as_str().is_none_or(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-        return Err(format!("the endpoint `{}` is not an http(s) URL", flowgate_expr::to_text(&req["url"])));
-    }
-    let auth = &req["auth"];
-    match auth["kind"].as_str() {
-        Some("clientSecret") if auth["secret"].as_str().is_none_or(|s| s.is_empty() || s.chars().count() > 250) => {
-            Err("the client secret must be 1–250 characters (is its config value set?)".into())
-        }
-        Some("basic")
-            if auth["username"].as_str().is_none_or(|s| s.chars().count() > 100)
-                || auth["password"].as_str().is_none_or(|s| s.chars().count() > 100) =>
-        {
-            Err("basic credentials must be at most 100 characters each".into())
-        }
-        Some("standardWebhooks") if auth["secret"].as_str().and_then(flowgate_model::outbound::whsec_key).is_none() => {
-            Err("the signing secret must be a whsec_… secret (is its config value set?)".into())
-        }
-        _ => Ok(()),
-    }
-}

@@ -1,44 +1,15 @@
 //! One step's attempts: its rate-limit token, the run under the step's timeout, the bounded
 //! output, retries with backoff (inline while short, parked in the queue when long), and
-//! what a final failure does (`onError`). `call` steps run here too, as an action whose
-//! attempt is a child execution.
+//! what a final failure does (`onError`). The kind is opaque here: an attempt gives an
+//! [`Outcome`], which this module follows (an output, the input passed on, the end as
+//! `filtered`, nested steps, a durable message), so a new kind needs no change here.
 
 use super::*;
 
 impl Execution {
-    /// A `call` step: a child execution of `flow` (in `integration`, else this one), waited
-    /// for like any action (`crate::call`).
-    pub(super) async fn run_call(
-        &mut self,
-        step: &CompiledStep,
-        integration: Option<&String>,
-        flow: &str,
-        body: &Arc<flowgate_expr::Template>,
-        input: Input,
-    ) -> Result<Input, Flow> {
-        let action = crate::call::CallAction {
-            inner: self.inner.clone(),
-            parent: self.id.clone(),
-            parent_flow: self.flow.slug.clone(),
-            tenant: self.flow.tenant.clone(),
-            integration: integration.cloned().filter(|i| *i != self.flow.integration),
-            step: step.id.clone(),
-            round: self.round,
-            version_id: self.flow.version_id,
-            flow: flow.to_owned(),
-            input: body.clone(),
-            depth: self.depth,
-            root: self.call_root.clone(),
-        };
-        self.run_action(step, &action, input).await
-    }
-
-    pub(super) async fn run_action(
-        &mut self,
-        step: &CompiledStep,
-        action: &dyn flowgate_steps::Step,
-        input: Input,
-    ) -> Result<Input, Flow> {
+    /// Runs the step's kind, attempt after attempt, and follows what it comes to.
+    pub(super) async fn run_action(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
+        let action = step.body.as_ref();
         let key = format!("{}:{}", self.id, step.id);
         let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
         loop {
@@ -52,6 +23,18 @@ impl Execution {
             let started = self.inner.clock.now_ms();
             let clock = Instant::now();
             let (result, logs, response) = {
+                let calls = crate::call::ChildCalls {
+                    inner: &self.inner,
+                    parent: &self.id,
+                    parent_flow: &self.flow.slug,
+                    tenant: &self.flow.tenant,
+                    integration: &self.flow.integration,
+                    step: &step.id,
+                    round: self.round,
+                    version_id: self.flow.version_id,
+                    depth: self.depth,
+                    root: &self.call_root,
+                };
                 let mut cx = StepCx {
                     scope: self.scope(),
                     evaluator: &self.inner.evaluator,
@@ -61,6 +44,7 @@ impl Execution {
                     logs: Vec::new(),
                     response: None,
                     outbound: &self.inner.settings.outbound,
+                    calls: &calls,
                 };
                 let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
                     Ok(r) => r,
@@ -75,6 +59,11 @@ impl Execution {
             metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
                 .record(clock.elapsed().as_secs_f64());
             self.add_logs(&step.id, logs, started);
+            let result = match result {
+                Ok(Outcome::Output(out)) => Ok(out),
+                Ok(other) => return self.follow(step, attempt, other, input, started).await,
+                Err(e) => Err(e),
+            };
             // What is journaled is bounded: an output over the limit fails the step (retrying
             // would make the same one).
             let (result, out_json) = match result {
@@ -139,6 +128,46 @@ impl Execution {
                     return self.fail(step, attempt, &input, error, started);
                 }
             }
+        }
+    }
+
+    /// Follows an attempt that gave something other than an output.
+    async fn follow<'s>(
+        &mut self,
+        step: &'s CompiledStep,
+        attempt: u32,
+        outcome: Outcome<'s>,
+        input: Input,
+        started: i64,
+    ) -> Result<Input, Flow> {
+        match outcome {
+            Outcome::Output(out) => {
+                self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
+                Ok(self.output(step, out))
+            }
+            Outcome::Pass | Outcome::Filtered => {
+                self.record(step, attempt, "succeeded", &input, Some(&input), None, started);
+                self.outputs.insert(step.id.clone(), (*input).clone());
+                match outcome {
+                    Outcome::Filtered => Err(Flow::Filtered(Arc::unwrap_or_clone(input))),
+                    _ => Ok(input),
+                }
+            }
+            Outcome::Branch(steps) => {
+                let out = match steps {
+                    Some(steps) => match self.run_steps(steps, input.clone()).await {
+                        Flow::Done(out) => Arc::new(out),
+                        end => return Err(end),
+                    },
+                    None => input.clone(),
+                };
+                // The branch's entries came after this step's input: store it explicitly.
+                self.input_is_last_output = false;
+                self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
+                self.outputs.insert(step.id.clone(), (*out).clone());
+                Ok(out)
+            }
+            Outcome::Send(message) => self.send(step, attempt, message, input, started).await,
         }
     }
 

@@ -22,7 +22,7 @@ use crate::waiters::SyncOutcome;
 use flowgate_expr::{Scope, truthy};
 use flowgate_model::OnError;
 use flowgate_model::{Diagnostics, OnExhausted};
-use flowgate_steps::{Compiled, CompiledStep, LogEntry, Response, StepCx, StepError};
+use flowgate_steps::{CompiledStep, LogEntry, Outcome, Response, StepCx, StepError};
 use flowgate_store::{Finish, LogRecord, Park, Responded, Scrub, Status, StepRecord, StoreEvent, WriteBatch};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -405,46 +405,6 @@ impl Execution {
             self.record(step, 1, "succeeded", &input, Some(&out), None, started);
             return Ok(self.output(step, out));
         }
-        match &step.body {
-            Compiled::Webhook(spec) => self.run_webhook(step, spec, input, started).await,
-            Compiled::Email(spec) => self.run_email(step, spec, input, started).await,
-            Compiled::Call { integration, flow, input: body } => {
-                self.run_call(step, integration.as_ref(), flow, body, input).await
-            }
-            Compiled::Filter(cond) => match self.inner.evaluator.eval(cond, &input, &self.scope()).await {
-                Ok(v) => {
-                    self.record(step, 1, "succeeded", &input, Some(&input), None, started);
-                    self.outputs.insert(step.id.clone(), (*input).clone());
-                    if truthy(&v) { Ok(input) } else { Err(Flow::Filtered(Arc::unwrap_or_clone(input))) }
-                }
-                Err(e) => self.fail(step, 1, &input, StepError::from(e), started),
-            },
-            Compiled::Switch { cases, default } => {
-                let mut branch = default.as_deref();
-                for (cond, steps) in cases {
-                    match self.inner.evaluator.eval(cond, &input, &self.scope()).await {
-                        Ok(v) if truthy(&v) => {
-                            branch = Some(steps);
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
-                    }
-                }
-                let out = match branch {
-                    Some(steps) => match self.run_steps(steps, input.clone()).await {
-                        Flow::Done(out) => Arc::new(out),
-                        end => return Err(end),
-                    },
-                    None => input.clone(),
-                };
-                // The branch's entries came after the switch's input: store it explicitly.
-                self.input_is_last_output = false;
-                self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-                self.outputs.insert(step.id.clone(), (*out).clone());
-                Ok(out)
-            }
-            Compiled::Action(action) => self.run_action(step, action.as_ref(), input).await,
-        }
+        self.run_action(step, input).await
     }
 }

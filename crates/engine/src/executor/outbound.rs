@@ -1,82 +1,22 @@
-//! The steps and moments that send messages out: `webhook` steps (waiting for the answer
-//! when asked), `email` steps, step hooks (webhooks when a step starts or ends) and failure
-//! notifications. Each becomes a durable delivery committed with the journal; the senders in
+//! What sends messages out: a step's `Outcome::Send` (the `webhook` and `email` kinds;
+//! waiting for the answer when asked), step hooks (webhooks when a step starts or ends) and
+//! failure notifications. Each becomes a durable delivery committed with the journal; the senders in
 //! `crate::deliveries` deliver it.
 
 use super::*;
 
 impl Execution {
-    /// An `email` step: the message evaluated and queued as a durable delivery (committed
-    /// before the step succeeds); the engine's sender delivers it.
-    pub(super) async fn run_email(
+    /// A step's message (`webhook`, `email`): queued as a durable delivery, committed with
+    /// the journal before the step succeeds; with `wait`, waited for (inline a little, then
+    /// parked in `waiting`, holding no worker) and its outcome is the step's output.
+    pub(super) async fn send(
         &mut self,
         step: &CompiledStep,
-        spec: &flowgate_steps::email::EmailStep,
+        attempt: u32,
+        message: flowgate_steps::Outbound,
         input: Input,
         started: i64,
     ) -> Result<Input, Flow> {
-        let message = match self.inner.evaluator.eval(&spec.message, &input, &self.scope()).await {
-            Ok(m) => m,
-            Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
-        };
-        let recipients = |v: &Value| match v {
-            Value::String(s) => !s.trim().is_empty(),
-            Value::Array(a) => !a.is_empty(),
-            _ => false,
-        };
-        if !recipients(&message["to"]) {
-            return self.fail(
-                step,
-                1,
-                &input,
-                StepError::fatal("email_request", "the e-mail has no recipient (`to`)"),
-                started,
-            );
-        }
-        let id = format!("{}:{}:{}", self.id, step.id, self.round);
-        let subject = message["subject"].as_str().unwrap_or("").to_owned();
-        let d = crate::deliveries::new_delivery(
-            &self.inner,
-            &self.flow,
-            id.clone(),
-            Some(&self.id),
-            Some(&step.id),
-            "email",
-            &subject,
-            &message,
-            &spec.delays,
-        );
-        self.pending.deliveries.push(d);
-        if !self.flush().await {
-            return Err(Flow::Interrupted);
-        }
-        self.inner.delivery_wake.notify_one();
-        let out = json!({ "deliveryId": id, "status": "queued" });
-        self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-        Ok(self.output(step, out))
-    }
-
-    /// The `webhook` step: queue the delivery durably; with `wait`, wait for it (inline a
-    /// little, then parked in `waiting`, holding no worker).
-    pub(super) async fn run_webhook(
-        &mut self,
-        step: &CompiledStep,
-        spec: &flowgate_steps::webhook::WebhookStep,
-        input: Input,
-        started: i64,
-    ) -> Result<Input, Flow> {
-        if !spec.enabled {
-            let out = json!({ "status": "disabled" });
-            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-            return Ok(self.output(step, out));
-        }
-        let request = match self.inner.evaluator.eval(&spec.request, &input, &self.scope()).await {
-            Ok(r) => r,
-            Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
-        };
-        if let Err(m) = crate::deliveries::check_request(&request) {
-            return self.fail(step, 1, &input, StepError::fatal("webhook_request", m), started);
-        }
         let id = format!("{}:{}:{}", self.id, step.id, self.round);
         let d = crate::deliveries::new_delivery(
             &self.inner,
@@ -84,21 +24,25 @@ impl Execution {
             id.clone(),
             Some(&self.id),
             Some(&step.id),
-            "webhook",
-            &spec.name,
-            &request,
-            &spec.delays,
+            message.kind,
+            &message.name,
+            &message.message,
+            &message.delays,
         );
-        let message = d.message_id.clone();
+        let message_id = d.message_id.clone();
         // A resumed step finds its delivery there: the insert is ignored.
         self.pending.deliveries.push(d);
         if !self.flush().await {
             return Err(Flow::Interrupted);
         }
         self.inner.delivery_wake.notify_one();
-        if !spec.wait {
-            let out = json!({ "deliveryId": id, "webhookId": message, "status": "queued" });
-            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+        if !message.wait {
+            let out = if message.show_message_id {
+                json!({ "deliveryId": id, "webhookId": message_id, "status": "queued" })
+            } else {
+                json!({ "deliveryId": id, "status": "queued" })
+            };
+            self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
             return Ok(self.output(step, out));
         }
         let inline_until = Instant::now() + self.inner.settings.inline_backoff_max;
@@ -106,13 +50,8 @@ impl Execution {
             let d = match self.inner.store.delivery(&self.flow.tenant, &id).await {
                 Ok(Some(d)) => d,
                 Ok(None) => {
-                    return self.fail(
-                        step,
-                        1,
-                        &input,
-                        StepError::fatal("webhook_lost", "the delivery is gone"),
-                        started,
-                    );
+                    let error = StepError::fatal(format!("{}_lost", message.kind), "the delivery is gone");
+                    return self.fail(step, attempt, &input, error, started);
                 }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -122,24 +61,24 @@ impl Execution {
             match d.status.as_str() {
                 "delivered" => {
                     let response = d.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
-                    let out = json!({ "deliveryId": id, "webhookId": message, "status": "delivered", "attempts": d.attempts, "response": response });
-                    self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+                    let out = json!({ "deliveryId": id, "webhookId": message_id, "status": "delivered", "attempts": d.attempts, "response": response });
+                    self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
                     return Ok(self.output(step, out));
                 }
                 "failed" => {
                     let error = StepError {
                         details: Some(json!({ "deliveryId": id, "attempts": d.attempts, "lastStatus": d.last_status })),
                         ..StepError::fatal(
-                            "webhook_failed",
+                            format!("{}_failed", message.kind),
                             format!(
                                 "`{}` was not delivered after {} attempts: {}",
-                                spec.name,
+                                message.name,
                                 d.attempts,
                                 d.last_error.unwrap_or_default()
                             ),
                         )
                     };
-                    return self.fail(step, 1, &input, error, started);
+                    return self.fail(step, attempt, &input, error, started);
                 }
                 _ if Instant::now() < inline_until => tokio::time::sleep(Duration::from_millis(25)).await,
                 _ => {

@@ -132,6 +132,7 @@ async fn fetch(
             logs: Vec::new(),
             response: None,
             outbound: &inner.settings.outbound,
+            calls: &flowgate_steps::NoCalls,
         };
         let response = spec.request.send(&Value::Null, &mut cx, &page).await?;
         pages += 1;

@@ -16,12 +16,14 @@
 //! same child: each step of each execution starts one child, however often it is resumed.
 //! Running it is the engine's (it needs the queue); this module only checks and compiles it.
 
-use crate::plan::Compiled;
-use crate::util;
-use flowgate_model::{Diags, Dur, Path, is_slug};
+use crate::{Outcome, Step, StepConfig, StepCx, StepDef, StepError, util};
+use async_trait::async_trait;
+use flowgate_expr::Template;
+use flowgate_model::{Diags, Dur, Path, StepKind, is_slug};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default wait for the child.
@@ -46,7 +48,7 @@ pub struct CallConfig {
 }
 
 impl CallConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         if !is_slug(&self.flow) {
             diags.error(&path.key("flow"), format!("invalid flow slug `{}`", self.flow));
         }
@@ -56,11 +58,53 @@ impl CallConfig {
             diags.error(&path.key("integration"), format!("invalid integration slug `{i}`"));
         }
         let input = util::template(&self.input.clone().unwrap_or_else(|| json!("{{ . }}")), &path.key("input"), diags)?;
-        Some(Compiled::Call { integration: self.integration.clone(), flow: self.flow.clone(), input })
+        Some(Box::new(Call { integration: self.integration.clone(), flow: self.flow.clone(), input }))
     }
 
     /// How long an attempt waits.
     pub fn wait(&self) -> Duration {
         self.timeout.map_or(DEFAULT_CALL_TIMEOUT, |t| t.0)
+    }
+}
+
+/// A compiled `call`: the child is the engine's to start ([`crate::Calls`]).
+struct Call {
+    integration: Option<String>,
+    flow: String,
+    input: Arc<Template>,
+}
+
+#[async_trait]
+impl Step for Call {
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        cx.calls.admit().await?;
+        let body = cx.evaluator.eval(&self.input, input, &cx.scope).await?;
+        cx.calls.call(self.integration.as_deref(), &self.flow, body, cx.timeout).await.map(Outcome::Output)
+    }
+
+    /// Starting a child is visible outside: the journal is durable first.
+    fn side_effects(&self) -> bool {
+        true
+    }
+}
+
+/// Each `call` of the same integration (`steps`, found at `path`, nested ones too) names one
+/// of its `flows`; a flow of another integration is looked up when the step runs (that one
+/// may be applied later, and changes on its own).
+pub fn check_targets(steps: &[StepDef], flows: &[String], path: &Path, diags: &mut Diags) {
+    for s in steps {
+        let at = path.index(s.index);
+        if let StepConfig::Call(c) = &s.kind
+            && c.integration.is_none()
+            && !flows.contains(&c.flow)
+        {
+            diags.error(
+                &at.key("call").key("flow"),
+                format!("no flow `{}` in this integration (flows: {})", c.flow, flows.join(", ")),
+            );
+        }
+        for (branch, nested) in s.kind.children() {
+            check_targets(nested, flows, &at.key(s.kind.kind()).join(branch.0), diags);
+        }
     }
 }

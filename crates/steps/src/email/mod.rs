@@ -12,7 +12,8 @@
 //! text. Attachments take `content` (base64 bytes, e.g. an inbound mail's attachment) or
 //! `text`. Output: `{deliveryId, status: queued}`; the delivery loop sends it.
 
-use crate::util;
+use crate::{Outbound, Outcome, Step, StepCx, StepError, util};
+use async_trait::async_trait;
 use flowgate_model::{Diags, Dur, Path};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -69,7 +70,7 @@ use flowgate_expr::Template;
 const DEFAULT_DELAYS: [u64; 6] = [0, 30, 300, 1800, 7200, 18000];
 
 impl EmailConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<EmailStep>> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         if self.text.is_none() && self.html.is_none() {
             diags.error(path, "an e-mail needs `text`, `html` or both");
         }
@@ -89,6 +90,30 @@ impl EmailConfig {
             Some(s) => s.iter().map(|d| d.0).collect(),
             None => DEFAULT_DELAYS.iter().map(|s| Duration::from_secs(*s)).collect(),
         };
-        Some(Arc::new(EmailStep { message, delays }))
+        Some(Box::new(EmailStep { message, delays }))
+    }
+}
+
+#[async_trait]
+impl Step for EmailStep {
+    /// The message evaluated and checked, then handed to the engine's e-mail deliveries.
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        let message = cx.evaluator.eval(&self.message, input, &cx.scope).await?;
+        let has_recipients = match &message["to"] {
+            Value::String(s) => !s.trim().is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        };
+        if !has_recipients {
+            return Err(StepError::fatal("email_request", "the e-mail has no recipient (`to`)"));
+        }
+        Ok(Outcome::Send(Outbound {
+            kind: "email",
+            name: message["subject"].as_str().unwrap_or("").to_owned(),
+            message,
+            delays: self.delays.clone(),
+            wait: false,
+            show_message_id: false,
+        }))
     }
 }

@@ -7,10 +7,12 @@
 //! The step passes its input through. jq truthiness: only `false` and `null` are false; an
 //! expression with no output counts as false.
 
-use crate::plan::Compiled;
-use crate::util;
+use crate::{Outcome, Step, StepCx, StepError, util};
+use async_trait::async_trait;
+use flowgate_expr::{Template, truthy};
 use flowgate_model::{Diags, Path};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The condition.
 #[derive(Debug, Clone)]
@@ -34,7 +36,19 @@ impl FilterConfig {
         schemars::json_schema!({ "type": "string", "description": "jq condition; when false (or null, or no output) the execution ends as `filtered`." })
     }
 
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
-        util::expr(&self.expr, path, diags).map(Compiled::Filter)
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+        util::expr(&self.expr, path, diags).map(|condition| Box::new(Filter { condition }) as Box<dyn Step>)
+    }
+}
+
+struct Filter {
+    condition: Arc<Template>,
+}
+
+#[async_trait]
+impl Step for Filter {
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        let v = cx.evaluator.eval(&self.condition, input, &cx.scope).await?;
+        Ok(if truthy(&v) { Outcome::Pass } else { Outcome::Filtered })
     }
 }

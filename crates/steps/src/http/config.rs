@@ -1,7 +1,6 @@
 //! The `http` step's config and its validation.
 
 use super::run::Http;
-use crate::plan::Compiled;
 use crate::util;
 use flowgate_model::{Diags, Dur, Path};
 use indexmap::IndexMap;
@@ -108,8 +107,8 @@ impl StatusSet {
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 impl HttpConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
-        Some(Compiled::Action(Box::new(self.compile_http(path, diags)?)))
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn crate::Step>> {
+        Some(Box::new(self.compile_http(path, diags)?))
     }
 
     pub(crate) fn compile_http(&self, path: &Path, diags: &mut Diags) -> Option<Http> {

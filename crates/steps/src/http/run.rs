@@ -1,6 +1,6 @@
 //! The `http` step's request: build, send, read (bounded), classify.
 
-use crate::{Step, StepCx, StepError};
+use crate::{Outcome, Step, StepCx, StepError};
 use async_trait::async_trait;
 use base64::Engine as _;
 use flowgate_expr::{Template, to_text};
@@ -68,8 +68,8 @@ impl Request {
 
 #[async_trait]
 impl Step for Http {
-    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
-        self.send(input, cx, None).await
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        self.send(input, cx, None).await.map(Outcome::Output)
     }
 
     fn side_effects(&self) -> bool {

@@ -1,6 +1,6 @@
 //! Runs the http step against a local server.
 
-use crate::{Compiled, StepConfig, StepCx, compile_steps};
+use crate::{NoCalls, Outcome, StepConfig, StepCx, compile_steps};
 use flowgate_expr::{Budget, Evaluator, Scope};
 use flowgate_model::{Diags, Path, StepKind};
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
         flowgate_model::StepDef { index: 0, options: serde_json::from_value(json!({"id": "call"})).unwrap(), kind };
     let plan = compile_steps(&[def], &crate::PlanCx { retry: None, limits: &[] }, &Path::root(), &mut diags);
     assert!(diags.is_empty(), "{:?}", diags.into_vec());
-    let Compiled::Action(step) = &plan[0].body else { panic!() };
+    let step = &plan[0].body;
     let evaluator = Evaluator::new(Budget::DEFAULT, 1);
     let client = crate::util::http_client();
     let policy = crate::outbound::OutboundPolicy::default();
@@ -48,8 +48,12 @@ async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
         logs: vec![],
         response: None,
         outbound: &policy,
+        calls: &NoCalls,
     };
-    step.run(&input, &mut cx).await
+    match step.run(&input, &mut cx).await? {
+        Outcome::Output(out) => Ok(out),
+        _ => panic!("an http step outputs a value"),
+    }
 }
 
 #[tokio::test]

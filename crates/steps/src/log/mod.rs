@@ -8,8 +8,7 @@
 //!   log: { level: warn, message: "no email for {{ .id }}" }
 //! ```
 
-use crate::plan::Compiled;
-use crate::{LogEntry, Step, StepCx, StepError, util};
+use crate::{LogEntry, Outcome, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Path};
@@ -80,10 +79,10 @@ impl LogConfig {
         schemars::json_schema!({ "oneOf": [ { "type": "string", "description": "The message (level info); may embed {{ expr }}." }, obj ] })
     }
 
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         let at = if self.object_form { path.key("message") } else { path.clone() };
         let message = util::template(&self.message, &at, diags)?;
-        Some(Compiled::Action(Box::new(Log { level: self.level, message })))
+        Some(Box::new(Log { level: self.level, message }))
     }
 }
 
@@ -94,9 +93,9 @@ struct Log {
 
 #[async_trait]
 impl Step for Log {
-    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
         let message = cx.evaluator.eval(&self.message, input, &cx.scope).await?;
         cx.logs.push(LogEntry { level: self.level.as_str().to_owned(), message: flowgate_expr::to_text(&message) });
-        Ok(input.clone())
+        Ok(Outcome::Output(input.clone()))
     }
 }

@@ -7,8 +7,7 @@
 //! A sync webhook is answered as soon as this step runs; the execution goes on. Without
 //! `body`, the step's input is sent. A string body is sent as text, anything else as JSON.
 
-use crate::plan::Compiled;
-use crate::{Response, Step, StepCx, StepError, util};
+use crate::{Outcome, Response, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Path};
@@ -71,7 +70,7 @@ fn settable(name: &str) -> bool {
 }
 
 impl RespondConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         if let Some(n) = self.status.as_u64() {
             if !STATUSES.contains(&n) {
                 diags.error(&path.key("status"), "status must be a final HTTP status, between 200 and 599");
@@ -95,7 +94,7 @@ impl RespondConfig {
             "body": self.body.clone().unwrap_or_else(|| json!("{{ . }}")),
         });
         let spec = util::template(&spec, path, diags)?;
-        Some(Compiled::Action(Box::new(Respond { spec })))
+        Some(Box::new(Respond { spec }))
     }
 }
 
@@ -105,7 +104,7 @@ struct Respond {
 
 #[async_trait]
 impl Step for Respond {
-    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
         let Value::Object(mut spec) = cx.evaluator.eval(&self.spec, input, &cx.scope).await? else {
             return Err(StepError::fatal("respond_invalid", "response spec is not an object"));
         };
@@ -141,6 +140,6 @@ impl Step for Respond {
         }
         let body = spec.remove("body").unwrap_or(Value::Null);
         cx.response = Some(Response { status: status as u16, headers, body });
-        Ok(input.clone())
+        Ok(Outcome::Output(input.clone()))
     }
 }

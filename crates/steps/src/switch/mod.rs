@@ -11,11 +11,14 @@
 //! ```
 //! Step ids inside branches share the flow's namespace (`$steps` is flat).
 
-use crate::plan::{Compiled, PlanCx, compile_steps};
-use crate::{StepConfig, StepDef, util};
+use crate::plan::{CompiledStep, PlanCx, compile_steps};
+use crate::{Outcome, Step, StepConfig, StepCx, StepDef, StepError, util};
+use async_trait::async_trait;
+use flowgate_expr::{Template, truthy};
 use flowgate_model::step::decode_steps;
 use flowgate_model::{Diags, Path, StepDef as ModelStepDef};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// One case.
 #[derive(Debug, Clone)]
@@ -119,7 +122,7 @@ impl SwitchConfig {
         })
     }
 
-    pub(crate) fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         let mut cases = Vec::new();
         let mut ok = true;
         for (i, c) in self.cases.iter().enumerate() {
@@ -133,6 +136,26 @@ impl SwitchConfig {
         }
         let default =
             self.default.as_ref().map(|d| compile_steps(d, cx, &path.index(self.cases.len()).key("default"), diags));
-        ok.then_some(Compiled::Switch { cases, default })
+        ok.then(|| Box::new(Switch { cases, default }) as Box<dyn Step>)
+    }
+}
+
+/// A compiled `switch`: its cases' conditions and steps, and the default's steps.
+pub struct Switch {
+    /// Conditions and their steps, in order.
+    pub cases: Vec<(Arc<Template>, Vec<CompiledStep>)>,
+    /// Steps when no case holds.
+    pub default: Option<Vec<CompiledStep>>,
+}
+
+#[async_trait]
+impl Step for Switch {
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        for (condition, steps) in &self.cases {
+            if truthy(&cx.evaluator.eval(condition, input, &cx.scope).await?) {
+                return Ok(Outcome::Branch(Some(steps)));
+            }
+        }
+        Ok(Outcome::Branch(self.default.as_deref()))
     }
 }

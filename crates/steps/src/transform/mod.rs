@@ -6,8 +6,7 @@
 //! ```
 //! Several outputs are collected into an array; none is `null`.
 
-use crate::plan::Compiled;
-use crate::{Step, StepCx, StepError, util};
+use crate::{Outcome, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Path};
@@ -36,9 +35,9 @@ impl TransformConfig {
         schemars::json_schema!({ "type": "string", "description": "jq expression whose value is the step's output; `.` is the previous step's output." })
     }
 
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Compiled> {
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         let expr = util::expr(&self.expr, path, diags)?;
-        Some(Compiled::Action(Box::new(Transform { expr })))
+        Some(Box::new(Transform { expr }))
     }
 }
 
@@ -48,7 +47,7 @@ struct Transform {
 
 #[async_trait]
 impl Step for Transform {
-    async fn run(&self, input: &Value, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
-        Ok(cx.evaluator.eval(&self.expr, input, &cx.scope).await?)
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        Ok(Outcome::Output(cx.evaluator.eval(&self.expr, input, &cx.scope).await?))
     }
 }

@@ -15,7 +15,8 @@
 //! the receiver's `response`). Delivery — attempts, the schedule, signatures, resends — is the
 //! engine's; this module compiles the request template once per flow version.
 
-use crate::util;
+use crate::{Outbound, Outcome, Step, StepCx, StepError, util};
+use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::outbound::{OutboundAuth, OutboundWebhook};
 use flowgate_model::{Diags, Path};
@@ -70,11 +71,59 @@ pub fn compile(cfg: &OutboundWebhook, path: &Path, diags: &mut Diags) -> Option<
 }
 
 impl OutboundWebhookStep {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Arc<WebhookStep>> {
-        compile(&self.0, path, diags).map(Arc::new)
+    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+        compile(&self.0, path, diags).map(|w| Box::new(w) as Box<dyn Step>)
     }
 }
 
 /// The `webhook` step's config.
 #[derive(Debug, Clone)]
 pub struct OutboundWebhookStep(pub OutboundWebhook);
+
+#[async_trait]
+impl Step for WebhookStep {
+    /// The request evaluated and checked, then handed to the engine's webhook deliveries
+    /// (`wait`: the step's output is the delivery's outcome).
+    async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
+        if !self.enabled {
+            return Ok(Outcome::Output(json!({ "status": "disabled" })));
+        }
+        let request = cx.evaluator.eval(&self.request, input, &cx.scope).await?;
+        check_request(&request).map_err(|m| StepError::fatal("webhook_request", m))?;
+        Ok(Outcome::Send(Outbound {
+            kind: "webhook",
+            name: self.name.clone(),
+            message: request,
+            delays: self.delays.clone(),
+            wait: self.wait,
+            show_message_id: true,
+        }))
+    }
+}
+
+/// An evaluated request is one a delivery can make: an http(s) URL, credentials of the
+/// right shape (a config value left unset shows here, not at the receiver).
+///
+/// # Errors
+/// What is wrong, for the step's error or the hook's log.
+pub fn check_request(req: &Value) -> Result<(), String> {
+    if req["url"].as_str().is_none_or(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+        return Err(format!("the endpoint `{}` is not an http(s) URL", flowgate_expr::to_text(&req["url"])));
+    }
+    let auth = &req["auth"];
+    match auth["kind"].as_str() {
+        Some("clientSecret") if auth["secret"].as_str().is_none_or(|s| s.is_empty() || s.chars().count() > 250) => {
+            Err("the client secret must be 1–250 characters (is its config value set?)".into())
+        }
+        Some("basic")
+            if auth["username"].as_str().is_none_or(|s| s.chars().count() > 100)
+                || auth["password"].as_str().is_none_or(|s| s.chars().count() > 100) =>
+        {
+            Err("basic credentials must be at most 100 characters each".into())
+        }
+        Some("standardWebhooks") if auth["secret"].as_str().and_then(flowgate_model::outbound::whsec_key).is_none() => {
+            Err("the signing secret must be a whsec_… secret (is its config value set?)".into())
+        }
+        _ => Ok(()),
+    }
+}
