@@ -45,87 +45,92 @@ pub type Integration = flowgate_model::Integration<StepConfig>;
 /// A step of one of Flowgate's kinds.
 pub type StepDef = ModelStepDef<StepConfig>;
 
-/// The config of one step, by kind.
-#[allow(clippy::large_enum_variant)] // parsed once per apply, never on a hot path
-#[derive(Debug, Clone)]
-pub enum StepConfig {
-    /// Calls an HTTP endpoint.
-    Http(http::HttpConfig),
-    /// Computes a new value with jq.
-    Transform(transform::TransformConfig),
-    /// Ends the execution as `filtered` unless a jq condition holds.
-    Filter(filter::FilterConfig),
-    /// Runs the steps of the first case whose condition holds.
-    Switch(switch::SwitchConfig),
-    /// Writes a line into the execution's log.
-    Log(log::LogConfig),
-    /// Answers the webhook's caller.
-    Respond(respond::RespondConfig),
-    /// Runs another flow of the integration and waits for its result.
-    Call(call::CallConfig),
-    /// POSTs JSON to an endpoint, durably, retried on a schedule.
-    Webhook(webhook::OutboundWebhookStep),
-    /// Sends an e-mail, durably, retried.
-    Email(email::EmailConfig),
+/// A step kind's config: how it is read, described and compiled. Each kind's folder
+/// implements it once, and [`kinds!`] registers the kind with one line.
+pub trait Kind: Sized {
+    /// Reads the config found under the kind's key (every problem recorded, located).
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self>;
+    /// The config's JSON Schema.
+    fn schema(generator: &mut SchemaGenerator) -> Schema;
+    /// Compiles it (found at `path`): every expression and template once per flow version.
+    fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>>;
+    /// The attempt timeout of a step of this kind that sets none of its own.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// The integration's rate limit each attempt takes a token from.
+    fn limit(&self) -> Option<&String> {
+        None
+    }
+    /// Steps nested in this one, each with its path relative to the kind's key.
+    fn children(&self) -> Vec<(Path, &[StepDef])> {
+        Vec::new()
+    }
 }
 
-impl StepKind for StepConfig {
-    const KINDS: &'static [&'static str] =
-        &["http", "transform", "filter", "switch", "log", "respond", "call", "webhook", "email"];
+/// The step kinds, one line each: the variant of [`StepConfig`], the key a step is written
+/// with, the config type (a [`Kind`]) and what it does.
+macro_rules! kinds {
+    ($($variant:ident($key:literal): $config:ty, $doc:literal;)*) => {
+        /// The config of one step, by kind.
+        #[allow(clippy::large_enum_variant)] // parsed once per apply, never on a hot path
+        #[derive(Debug, Clone)]
+        pub enum StepConfig {
+            $(#[doc = $doc] $variant($config),)*
+        }
 
-    fn decode(kind: &str, value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
-        Some(match kind {
-            "http" => StepConfig::Http(flowgate_model::decode::decode(value, path, diags)?),
-            "transform" => StepConfig::Transform(transform::TransformConfig::decode(value, path, diags)?),
-            "filter" => StepConfig::Filter(filter::FilterConfig::decode(value, path, diags)?),
-            "switch" => StepConfig::Switch(switch::SwitchConfig::decode(value, path, diags)?),
-            "log" => StepConfig::Log(log::LogConfig::decode(value, path, diags)?),
-            "respond" => StepConfig::Respond(flowgate_model::decode::decode(value, path, diags)?),
-            "call" => StepConfig::Call(flowgate_model::decode::decode(value, path, diags)?),
-            "email" => StepConfig::Email(flowgate_model::decode::decode(value, path, diags)?),
-            "webhook" => {
-                let w: flowgate_model::outbound::OutboundWebhook = flowgate_model::decode::decode(value, path, diags)?;
-                w.check(path, diags);
-                StepConfig::Webhook(webhook::OutboundWebhookStep(w))
+        impl StepConfig {
+            /// Compiles the step's kind (found at `path`).
+            pub(crate) fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+                match self { $(StepConfig::$variant(c) => Kind::compile(c, cx, path, diags),)* }
             }
-            _ => return None,
-        })
-    }
 
-    fn kind(&self) -> &'static str {
-        match self {
-            StepConfig::Http(_) => "http",
-            StepConfig::Transform(_) => "transform",
-            StepConfig::Filter(_) => "filter",
-            StepConfig::Switch(_) => "switch",
-            StepConfig::Log(_) => "log",
-            StepConfig::Respond(_) => "respond",
-            StepConfig::Call(_) => "call",
-            StepConfig::Webhook(_) => "webhook",
-            StepConfig::Email(_) => "email",
+            /// The kind's own attempt timeout.
+            pub(crate) fn timeout(&self) -> Option<Duration> {
+                match self { $(StepConfig::$variant(c) => Kind::timeout(c),)* }
+            }
+
+            /// The rate limit the kind takes tokens from.
+            pub(crate) fn limit(&self) -> Option<&String> {
+                match self { $(StepConfig::$variant(c) => Kind::limit(c),)* }
+            }
         }
-    }
 
-    fn children(&self) -> Vec<(Path, &[ModelStepDef<Self>])> {
-        match self {
-            StepConfig::Switch(s) => s.branches(),
-            _ => Vec::new(),
+        impl StepKind for StepConfig {
+            const KINDS: &'static [&'static str] = &[$($key),*];
+
+            fn decode(kind: &str, value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+                match kind {
+                    $($key => <$config as Kind>::decode(value, path, diags).map(StepConfig::$variant),)*
+                    _ => None,
+                }
+            }
+
+            fn kind(&self) -> &'static str {
+                match self { $(StepConfig::$variant(_) => $key,)* }
+            }
+
+            fn children(&self) -> Vec<(Path, &[ModelStepDef<Self>])> {
+                match self { $(StepConfig::$variant(c) => Kind::children(c),)* }
+            }
+
+            fn schemas(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
+                vec![$(($key, <$config as Kind>::schema(g)),)*]
+            }
         }
-    }
+    };
+}
 
-    fn schemas(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
-        vec![
-            ("http", g.subschema_for::<http::HttpConfig>()),
-            ("transform", transform::TransformConfig::schema()),
-            ("filter", filter::FilterConfig::schema()),
-            ("switch", switch::SwitchConfig::schema(g)),
-            ("log", log::LogConfig::schema(g)),
-            ("respond", g.subschema_for::<respond::RespondConfig>()),
-            ("call", g.subschema_for::<call::CallConfig>()),
-            ("webhook", g.subschema_for::<flowgate_model::outbound::OutboundWebhook>()),
-            ("email", g.subschema_for::<email::EmailConfig>()),
-        ]
-    }
+kinds! {
+    Http("http"): http::HttpConfig, "Calls an HTTP endpoint.";
+    Transform("transform"): transform::TransformConfig, "Computes a new value with jq.";
+    Filter("filter"): filter::FilterConfig, "Ends the execution as `filtered` unless a jq condition holds.";
+    Switch("switch"): switch::SwitchConfig, "Runs the steps of the first case whose condition holds.";
+    Log("log"): log::LogConfig, "Writes a line into the execution's log.";
+    Respond("respond"): respond::RespondConfig, "Answers the webhook's caller.";
+    Call("call"): call::CallConfig, "Runs another flow and waits for its result.";
+    Webhook("webhook"): webhook::OutboundWebhookStep, "POSTs JSON to an endpoint, durably, retried on a schedule.";
+    Email("email"): email::EmailConfig, "Sends an e-mail, durably, retried.";
 }
 
 /// A step failure, as data: journaled, shown as `{error: {code, message}}`, and classified

@@ -1,7 +1,7 @@
 //! Compiling a flow's steps into a plan the engine runs: every expression and template is
 //! compiled here, once per flow version, and every problem is recorded with its location.
 
-use crate::{Step, StepConfig, StepDef, util};
+use crate::{Step, StepDef, util};
 use flowgate_expr::Template;
 use flowgate_model::{Diags, OnError, Path, RetryPolicy};
 use std::sync::Arc;
@@ -57,17 +57,7 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
     let o = &s.options;
     let when = o.when.as_deref().and_then(|w| util::expr(w, &path.key("when"), diags));
     let at = path.key(s.kind_name());
-    let body = match &s.kind {
-        StepConfig::Http(c) => c.compile(&at, diags),
-        StepConfig::Transform(c) => c.compile(&at, diags),
-        StepConfig::Filter(c) => c.compile(&at, diags),
-        StepConfig::Switch(c) => c.compile(cx, &at, diags),
-        StepConfig::Log(c) => c.compile(&at, diags),
-        StepConfig::Respond(c) => c.compile(&at, diags),
-        StepConfig::Call(c) => c.compile(&at, diags),
-        StepConfig::Webhook(c) => c.compile(&at, diags),
-        StepConfig::Email(c) => c.compile(&at, diags),
-    };
+    let body = s.kind.compile(cx, &at, diags);
     let hooks = o.hooks.as_ref().map(|h| {
         let at = path.key("hooks");
         Arc::new(crate::webhook::CompiledHooks {
@@ -75,18 +65,11 @@ fn compile_step(s: &StepDef, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) ->
             on_complete: h.on_complete.as_ref().and_then(|w| crate::webhook::compile(w, &at.key("onComplete"), diags)),
         })
     });
-    let timeout = o.timeout.map(|d| d.0).or_else(|| match &s.kind {
-        StepConfig::Http(c) => c.timeout.map(|d| d.0),
-        StepConfig::Call(c) => Some(c.wait()),
-        _ => None,
-    });
+    let timeout = o.timeout.map(|d| d.0).or_else(|| s.kind.timeout());
     if o.when.is_some() && when.is_none() {
         return None;
     }
-    let limit = match &s.kind {
-        StepConfig::Http(c) => c.limit.clone(),
-        _ => None,
-    };
+    let limit = s.kind.limit().cloned();
     if let Some(name) = &limit
         && !cx.limits.contains(name)
     {

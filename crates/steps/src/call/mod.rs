@@ -16,7 +16,7 @@
 //! same child: each step of each execution starts one child, however often it is resumed.
 //! Running it is the engine's (it needs the queue); this module only checks and compiles it.
 
-use crate::{Outcome, Step, StepConfig, StepCx, StepDef, StepError, util};
+use crate::{Kind, Outcome, PlanCx, Step, StepConfig, StepCx, StepDef, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Dur, Path, StepKind, is_slug};
@@ -47,8 +47,16 @@ pub struct CallConfig {
     pub timeout: Option<Dur>,
 }
 
-impl CallConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+impl Kind for CallConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        flowgate_model::decode::decode(value, path, diags)
+    }
+
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<Self>()
+    }
+
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         if !is_slug(&self.flow) {
             diags.error(&path.key("flow"), format!("invalid flow slug `{}`", self.flow));
         }
@@ -61,6 +69,12 @@ impl CallConfig {
         Some(Box::new(Call { integration: self.integration.clone(), flow: self.flow.clone(), input }))
     }
 
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.wait())
+    }
+}
+
+impl CallConfig {
     /// How long an attempt waits.
     pub fn wait(&self) -> Duration {
         self.timeout.map_or(DEFAULT_CALL_TIMEOUT, |t| t.0)

@@ -12,7 +12,7 @@
 //! text. Attachments take `content` (base64 bytes, e.g. an inbound mail's attachment) or
 //! `text`. Output: `{deliveryId, status: queued}`; the delivery loop sends it.
 
-use crate::{Outbound, Outcome, Step, StepCx, StepError, util};
+use crate::{Kind, Outbound, Outcome, PlanCx, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_model::{Diags, Dur, Path};
 use schemars::JsonSchema;
@@ -69,8 +69,16 @@ use flowgate_expr::Template;
 
 const DEFAULT_DELAYS: [u64; 6] = [0, 30, 300, 1800, 7200, 18000];
 
-impl EmailConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+impl Kind for EmailConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        flowgate_model::decode::decode(value, path, diags)
+    }
+
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<Self>()
+    }
+
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         if self.text.is_none() && self.html.is_none() {
             diags.error(path, "an e-mail needs `text`, `html` or both");
         }

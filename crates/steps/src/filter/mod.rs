@@ -7,7 +7,7 @@
 //! The step passes its input through. jq truthiness: only `false` and `null` are false; an
 //! expression with no output counts as false.
 
-use crate::{Outcome, Step, StepCx, StepError, util};
+use crate::{Kind, Outcome, PlanCx, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::{Template, truthy};
 use flowgate_model::{Diags, Path};
@@ -21,8 +21,8 @@ pub struct FilterConfig {
     pub expr: String,
 }
 
-impl FilterConfig {
-    pub(crate) fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+impl Kind for FilterConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
         match value {
             Value::String(s) => Some(FilterConfig { expr: s.clone() }),
             _ => {
@@ -32,11 +32,11 @@ impl FilterConfig {
         }
     }
 
-    pub(crate) fn schema() -> schemars::Schema {
+    fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({ "type": "string", "description": "jq condition; when false (or null, or no output) the execution ends as `filtered`." })
     }
 
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         util::expr(&self.expr, path, diags).map(|condition| Box::new(Filter { condition }) as Box<dyn Step>)
     }
 }

@@ -106,11 +106,29 @@ impl StatusSet {
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-impl HttpConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn crate::Step>> {
+impl crate::Kind for HttpConfig {
+    fn decode(value: &serde_json::Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        flowgate_model::decode::decode(value, path, diags)
+    }
+
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<Self>()
+    }
+
+    fn compile(&self, _: &crate::PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn crate::Step>> {
         Some(Box::new(self.compile_http(path, diags)?))
     }
 
+    fn timeout(&self) -> Option<std::time::Duration> {
+        self.timeout.map(|d| d.0)
+    }
+
+    fn limit(&self) -> Option<&String> {
+        self.limit.as_ref()
+    }
+}
+
+impl HttpConfig {
     pub(crate) fn compile_http(&self, path: &Path, diags: &mut Diags) -> Option<Http> {
         let method = self.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {

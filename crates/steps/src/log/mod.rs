@@ -8,7 +8,7 @@
 //!   log: { level: warn, message: "no email for {{ .id }}" }
 //! ```
 
-use crate::{LogEntry, Outcome, Step, StepCx, StepError, util};
+use crate::{Kind, LogEntry, Outcome, PlanCx, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Path};
@@ -65,8 +65,8 @@ pub struct LogConfig {
     pub object_form: bool,
 }
 
-impl LogConfig {
-    pub(crate) fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+impl Kind for LogConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
         if value.is_string() {
             return Some(LogConfig { level: LogLevel::Info, message: value.clone(), object_form: false });
         }
@@ -74,12 +74,12 @@ impl LogConfig {
         Some(LogConfig { level: o.level, message: o.message, object_form: true })
     }
 
-    pub(crate) fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let obj = g.subschema_for::<LogObject>();
         schemars::json_schema!({ "oneOf": [ { "type": "string", "description": "The message (level info); may embed {{ expr }}." }, obj ] })
     }
 
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         let at = if self.object_form { path.key("message") } else { path.clone() };
         let message = util::template(&self.message, &at, diags)?;
         Some(Box::new(Log { level: self.level, message }))

@@ -7,7 +7,7 @@
 //! A sync webhook is answered as soon as this step runs; the execution goes on. Without
 //! `body`, the step's input is sent. A string body is sent as text, anything else as JSON.
 
-use crate::{Outcome, Response, Step, StepCx, StepError, util};
+use crate::{Kind, Outcome, PlanCx, Response, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Path};
@@ -69,8 +69,16 @@ fn settable(name: &str) -> bool {
     !FRAMING_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
-impl RespondConfig {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+impl Kind for RespondConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        flowgate_model::decode::decode(value, path, diags)
+    }
+
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<Self>()
+    }
+
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         if let Some(n) = self.status.as_u64() {
             if !STATUSES.contains(&n) {
                 diags.error(&path.key("status"), "status must be a final HTTP status, between 200 and 599");

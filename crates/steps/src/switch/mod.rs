@@ -12,7 +12,7 @@
 //! Step ids inside branches share the flow's namespace (`$steps` is flat).
 
 use crate::plan::{CompiledStep, PlanCx, compile_steps};
-use crate::{Outcome, Step, StepConfig, StepCx, StepDef, StepError, util};
+use crate::{Kind, Outcome, Step, StepConfig, StepCx, StepDef, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::{Template, truthy};
 use flowgate_model::step::decode_steps;
@@ -38,8 +38,8 @@ pub struct SwitchConfig {
     pub default: Option<Vec<StepDef>>,
 }
 
-impl SwitchConfig {
-    pub(crate) fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+impl Kind for SwitchConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
         let Some(items) = value.as_array() else {
             diags.error(path, "expected a list of cases: `- when: <jq>` with `steps: [...]`, and optionally a last `- default: [...]`");
             return None;
@@ -95,7 +95,7 @@ impl SwitchConfig {
         Some(SwitchConfig { cases, default })
     }
 
-    pub(crate) fn branches(&self) -> Vec<(Path, &[ModelStepDef<StepConfig>])> {
+    fn children(&self) -> Vec<(Path, &[ModelStepDef<StepConfig>])> {
         let mut out: Vec<(Path, &[StepDef])> = self
             .cases
             .iter()
@@ -108,7 +108,7 @@ impl SwitchConfig {
         out
     }
 
-    pub(crate) fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let steps = g.subschema_for::<Vec<StepDef>>();
         schemars::json_schema!({
             "type": "array",
@@ -122,7 +122,7 @@ impl SwitchConfig {
         })
     }
 
-    pub(crate) fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+    fn compile(&self, cx: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         let mut cases = Vec::new();
         let mut ok = true;
         for (i, c) in self.cases.iter().enumerate() {

@@ -6,7 +6,7 @@
 //! ```
 //! Several outputs are collected into an array; none is `null`.
 
-use crate::{Outcome, Step, StepCx, StepError, util};
+use crate::{Kind, Outcome, PlanCx, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::{Diags, Path};
@@ -20,8 +20,8 @@ pub struct TransformConfig {
     pub expr: String,
 }
 
-impl TransformConfig {
-    pub(crate) fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+impl Kind for TransformConfig {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
         match value {
             Value::String(s) => Some(TransformConfig { expr: s.clone() }),
             _ => {
@@ -31,11 +31,11 @@ impl TransformConfig {
         }
     }
 
-    pub(crate) fn schema() -> schemars::Schema {
+    fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({ "type": "string", "description": "jq expression whose value is the step's output; `.` is the previous step's output." })
     }
 
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         let expr = util::expr(&self.expr, path, diags)?;
         Some(Box::new(Transform { expr }))
     }

@@ -15,7 +15,7 @@
 //! the receiver's `response`). Delivery — attempts, the schedule, signatures, resends — is the
 //! engine's; this module compiles the request template once per flow version.
 
-use crate::{Outbound, Outcome, Step, StepCx, StepError, util};
+use crate::{Kind, Outbound, Outcome, PlanCx, Step, StepCx, StepError, util};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use flowgate_model::outbound::{OutboundAuth, OutboundWebhook};
@@ -70,8 +70,18 @@ pub fn compile(cfg: &OutboundWebhook, path: &Path, diags: &mut Diags) -> Option<
     Some(WebhookStep { name: cfg.name.clone(), enabled: cfg.enabled, request, wait: cfg.wait, delays: cfg.delays() })
 }
 
-impl OutboundWebhookStep {
-    pub(crate) fn compile(&self, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+impl Kind for OutboundWebhookStep {
+    fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self> {
+        let w: OutboundWebhook = flowgate_model::decode::decode(value, path, diags)?;
+        w.check(path, diags);
+        Some(OutboundWebhookStep(w))
+    }
+
+    fn schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<OutboundWebhook>()
+    }
+
+    fn compile(&self, _: &PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
         compile(&self.0, path, diags).map(|w| Box::new(w) as Box<dyn Step>)
     }
 }
