@@ -29,11 +29,11 @@
 //! - `executor`: running one execution; [`call`]: the `call` step's child executions and
 //!   call-tree budget; `logs`: the node's log sources.
 //! - `events`: what other nodes tell this one (new work, answers, cancels, changes).
-//! - `triggers`: the scheduler: schedules and polls fire on the leader.
+//! - [`triggers`]: one module per trigger kind (webhook with its auth and signature schemes,
+//!   e-mail, schedule, poll), each its compiled spec and runtime; the leader's scheduler.
 //! - [`deliveries`]: outbound messages (webhook calls, e-mails, notifications) sent and
 //!   retried durably.
 //! - [`waiters`]: sync callers.
-//! - [`verify`]: signed webhooks (Standard Webhooks, GitHub, Stripe, generic HMAC).
 //! - [`backoff`], [`clock`]: retry delays and time; [`budget`]: the memory budget for
 //!   events in flight.
 
@@ -60,8 +60,7 @@ mod shares;
 mod start;
 mod submit;
 pub mod testing;
-mod triggers;
-pub mod verify;
+pub mod triggers;
 pub mod waiters;
 
 #[cfg(test)]
@@ -78,6 +77,7 @@ pub use operations::{BulkKind, BulkStart, ReplayError};
 pub use settings::EngineSettings;
 pub(crate) use submit::TriggerEvent;
 pub use submit::{Submission, SubmitError, SubmitOptions, Submitted};
+pub use triggers::webhook::verify;
 pub use waiters::{SyncOutcome, Wait};
 
 use committer::{CommitError, Committer};

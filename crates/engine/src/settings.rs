@@ -66,7 +66,7 @@ pub struct EngineSettings {
     /// always sets it).
     pub log_dir: Option<std::path::PathBuf>,
     /// Memory for events being received, parsed and run at once on this node, in bytes of
-    /// their trees (see [`budget`]).
+    /// their trees (see [`crate::budget`]).
     pub memory_in_flight: usize,
     /// Largest step output journaled, in bytes of JSON; a larger one fails the step
     /// (`output_too_large`).

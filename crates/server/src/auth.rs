@@ -1,17 +1,17 @@
-//! Who may call: API tokens (stored hashed), webhook credentials (compared in constant
-//! time), and signed status URLs for webhook callers who have no token.
+//! Who may call the API: API tokens (stored hashed), the admin token, and signed status URLs
+//! for webhook callers who have no token. Webhook credentials are the trigger's
+//! (`flowgate_engine::triggers::webhook::auth`).
 
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
-use flowgate_engine::{AuthSpec, KeyLocation};
+pub use flowgate_engine::triggers::webhook::auth::{HookAuth, check_hook, scheme_value, secret_eq};
 use flowgate_store::TokenInfo;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// Prefix of API tokens, so they are recognisable in logs and secret scanners.
 pub const TOKEN_PREFIX: &str = "fgt_";
@@ -36,12 +36,6 @@ fn random_b64(n: usize) -> String {
 /// enough (no dictionary to guard against).
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Compares secrets in constant time (regardless of where they differ or their lengths).
-pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
-    let (a, b) = (Sha256::digest(given), Sha256::digest(expected));
-    a.ct_eq(&b).into()
 }
 
 /// The tenant an API call acts for, from its bearer token.
@@ -93,62 +87,6 @@ impl FromRequestParts<AppState> for Admin {
         let given = hash_token(std::str::from_utf8(token).unwrap_or("").trim());
         if secret_eq(given.as_bytes(), expected.as_bytes()) { Ok(Admin) } else { Err(denied()) }
     }
-}
-
-/// Outcome of a webhook credential check.
-pub enum HookAuth {
-    /// Accepted; the label of the API key used, if any.
-    Ok(Option<String>),
-    /// Refused.
-    Denied,
-}
-
-/// Checks a webhook request against its flow's credentials.
-pub fn check_hook(auth: &AuthSpec, headers: &http::HeaderMap, query: &[(String, String)]) -> HookAuth {
-    let header = |name: &http::HeaderName| headers.get(name).map(|v| v.as_bytes());
-    match auth {
-        AuthSpec::None => HookAuth::Ok(None),
-        AuthSpec::Header { name, value } => ok_if(header(name).is_some_and(|v| secret_eq(v, value.as_bytes()))),
-        AuthSpec::Bearer { token } => {
-            let given = header(&http::header::AUTHORIZATION).and_then(|v| scheme_value(v, b"bearer"));
-            ok_if(given.is_some_and(|g| secret_eq(g, token.as_bytes())))
-        }
-        AuthSpec::Basic { credentials } => {
-            let given = header(&http::header::AUTHORIZATION)
-                .and_then(|v| scheme_value(v, b"basic"))
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-            ok_if(given.is_some_and(|g| secret_eq(&g, credentials.as_bytes())))
-        }
-        AuthSpec::ApiKey { location, keys } => {
-            let given: Option<&[u8]> = match location {
-                KeyLocation::Header(h) => header(h),
-                KeyLocation::Query(q) => query.iter().find(|(k, _)| k == q).map(|(_, v)| v.as_bytes()),
-            };
-            let Some(given) = given else { return HookAuth::Denied };
-            // Check every key, so timing does not tell which one (or whether any) matched.
-            let mut found = None;
-            for (label, key) in keys {
-                if secret_eq(given, key.as_bytes()) && found.is_none() {
-                    found = Some(label.clone());
-                }
-            }
-            match found {
-                Some(label) => HookAuth::Ok(Some(label)),
-                None => HookAuth::Denied,
-            }
-        }
-    }
-}
-
-/// The credentials after an `Authorization` scheme (matched case-insensitively, RFC 9110).
-fn scheme_value<'a>(header: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
-    let n = scheme.len();
-    (header.len() > n && header[..n].eq_ignore_ascii_case(scheme) && header[n] == b' ')
-        .then(|| header[n + 1..].trim_ascii())
-}
-
-fn ok_if(ok: bool) -> HookAuth {
-    if ok { HookAuth::Ok(None) } else { HookAuth::Denied }
 }
 
 /// Signature of a status URL for execution `id`.

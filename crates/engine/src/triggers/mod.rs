@@ -1,270 +1,93 @@
-//! The scheduler: schedule triggers fire and poll triggers poll, on the leader only.
+//! Triggers: what starts a flow, one module per kind, each with its compiled spec (built
+//! from the definition when an integration version is compiled) and its runtime.
 //!
-//! The scheduler keeps, for each active schedule or poll flow, the last slot it accounted for
-//! and when the next one is due; it sleeps until then (or a tick, or a wake-up when a flow
-//! changes). A due schedule becomes executions committed *in the same transaction* as the
-//! flow's new state (`trigger_state`), so a crash either fired a slot and remembered it, or
-//! did neither: a slot never fires twice across a restart. Each execution also carries the
-//! slot as its delivery identity, so two nodes that both believe they lead for a moment
-//! (a leadership hand-over on PostgreSQL) cannot fire one slot twice either.
+//! - `webhook/`: the inbound spec (path, methods, query parameters, how the caller is
+//!   answered), caller authentication with credentials resolved against the config and
+//!   checked in constant time (`auth`), signature schemes (`verify`). The server only routes
+//!   the request here and reads its body.
+//! - `email`: the inbound address and allowed senders; the server's SMTP receiver hands a
+//!   parsed message here.
+//! - `schedule`: when a schedule fires and what happens to missed slots; `poll`: an HTTP
+//!   source fetched on a schedule, its items deduplicated and its cursor kept. Both are run
+//!   by the leader's `scheduler`.
+//! - Manual and lifecycle (`deploy`, `undeploy`) triggers have no config and no runtime of
+//!   their own: the API and `crate::deploy` start their flows.
 //!
-//! Slots that passed while no scheduler ran (the server was down, a leader died) are
-//! *missed*: the flow's `missed` policy says whether none (`skip`), the latest (`last`) or
-//! each of them (`all`, bounded) runs. A slot is on time when it is at most [`GRACE`] old.
-//!
-//! A due poll starts a task ([`poll`]) that fetches the source, keeps the new items and
-//! commits one execution per item with the poll's new state (cursor, remembered ids).
+//! Adding a kind: its module here with a spec and a `compile`, a variant of
+//! [`FlowTrigger`] and an arm in `compile`; its runtime beside it.
 
+pub mod email;
 pub(crate) mod poll;
+pub mod schedule;
+pub(crate) mod scheduler;
+pub mod webhook;
 
-use crate::compile::{CompiledFlow, FlowTrigger, ScheduleSpec};
-use crate::{Engine, Inner, TriggerEvent};
-use flowgate_model::Missed;
-use flowgate_store::TriggerState;
-use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-use tokio::sync::oneshot;
+pub use email::InboundEmail;
+pub use poll::{PaginateSpec, PollSpec};
+pub use schedule::ScheduleSpec;
+pub use webhook::{AuthSpec, InboundWebhook, KeyLocation};
 
-/// A slot at most this old when the scheduler sees it is on time, not missed.
-pub(crate) const GRACE: i64 = 60_000;
-/// How long a slot's identity is remembered (the guard against a second leader).
-const SLOT_IDENTITY: Duration = Duration::from_secs(7 * 24 * 3600);
+use flowgate_model::schedule::Schedule;
+use flowgate_model::trigger::Trigger;
+use flowgate_model::{Diags, Path};
+use serde_json::Value;
 
-type FlowKey = (String, String, String);
-
-/// What the scheduler keeps per flow.
-struct Entry {
-    flow: Arc<CompiledFlow>,
-    /// The trigger's stored state (JSON object).
-    state: Value,
-    /// Newest slot accounted for (fired or skipped).
-    last_slot: i64,
-    /// When this flow next needs the scheduler (epoch ms; `i64::MAX`: never).
-    next_due: i64,
-    /// The poll running now; it sends the state it committed (or `None`) when it ends.
-    polling: Option<oneshot::Receiver<Option<Value>>>,
+/// What starts a compiled flow.
+#[allow(clippy::large_enum_variant)] // one per flow, built once
+pub enum FlowTrigger {
+    /// A webhook.
+    Webhook(InboundWebhook),
+    /// Only API/CLI runs.
+    Manual,
+    /// A schedule.
+    Schedule(ScheduleSpec),
+    /// Inbound e-mail.
+    Email(InboundEmail),
+    /// An HTTP source polled on a schedule.
+    Poll(Box<PollSpec>),
+    /// Runs when the integration is deployed, upgraded or reconfigured.
+    Deploy,
+    /// Runs when the integration is undeployed or deleted.
+    Undeploy,
 }
 
-pub(crate) async fn scheduler_loop(inner: Arc<Inner>) {
-    let engine = Engine { inner: inner.clone() };
-    let mut entries: HashMap<FlowKey, Entry> = HashMap::new();
-    let mut seen_generation = u64::MAX;
-    loop {
-        if inner.stopping.load(Ordering::Relaxed) {
-            return;
+impl FlowTrigger {
+    /// The trigger's key (`webhook`, `manual`, `schedule`, `email`, `poll`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FlowTrigger::Webhook(_) => "webhook",
+            FlowTrigger::Manual => "manual",
+            FlowTrigger::Schedule(_) => "schedule",
+            FlowTrigger::Email(_) => "email",
+            FlowTrigger::Poll(_) => "poll",
+            FlowTrigger::Deploy => "deploy",
+            FlowTrigger::Undeploy => "undeploy",
         }
-        if !inner.leading.load(Ordering::Acquire) {
-            // Another node schedules; what this one knew may be stale when it leads again.
-            entries.clear();
-            seen_generation = u64::MAX;
-        } else {
-            let generation = inner.registry.generation();
-            if generation != seen_generation {
-                seen_generation = generation;
-                sync(&inner, &mut entries).await;
-            }
-            let now = inner.clock.now_ms();
-            for entry in entries.values_mut() {
-                collect_poll(entry, now);
-                if entry.next_due <= now && entry.polling.is_none() {
-                    fire(&engine, entry, now).await;
-                }
-            }
-        }
-        let now = inner.clock.now_ms();
-        let next = entries.values().map(|e| e.next_due).min().unwrap_or(i64::MAX);
-        let sleep = Duration::from_millis((next.saturating_sub(now)).clamp(0, i64::MAX) as u64)
-            .min(inner.settings.trigger_tick);
-        tokio::select! {
-            _ = inner.hard_stop.cancelled() => return,
-            _ = inner.trigger_wake.notified() => {}
-            _ = tokio::time::sleep(sleep) => {}
+    }
+
+    /// When it fires, for schedules and polls.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        match self {
+            FlowTrigger::Schedule(s) => Some(&s.schedule),
+            FlowTrigger::Poll(p) => Some(&p.schedule),
+            _ => None,
         }
     }
 }
 
-/// Brings the entries in line with the registry: removed and switched-off flows are dropped,
-/// and every other one (re)reads its stored state, which an API call (a reset, a switch) may
-/// have changed on any node.
-async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKey, Entry>) {
-    let mut wanted: HashMap<FlowKey, Arc<CompiledFlow>> = HashMap::new();
-    for ci in inner.registry.current_integrations() {
-        for f in ci.flows.values() {
-            if f.trigger.schedule().is_some() && inner.registry.is_active(f) {
-                wanted.insert((f.tenant.clone(), f.integration.clone(), f.slug.clone()), f.clone());
-            }
-        }
-    }
-    entries.retain(|k, _| wanted.contains_key(k));
-    let now = inner.clock.now_ms();
-    for (key, flow) in wanted {
-        if entries.get(&key).is_some_and(|e| e.polling.is_some()) {
-            // A poll is committing its own state; take that when it ends.
-            if let Some(e) = entries.get_mut(&key) {
-                e.flow = flow;
-            }
-            continue;
-        }
-        let stored = match inner.store.trigger_state(&key.0, &key.1, &key.2).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, flow = %key.2, "Cannot read a trigger's state; will retry.");
-                entries.remove(&key);
-                continue;
-            }
-        };
-        let mut state = stored.and_then(|s| serde_json::from_str::<Value>(&s.state).ok()).unwrap_or_else(|| json!({}));
-        let last_slot = match state["lastSlot"].as_i64() {
-            Some(t) => t,
-            None => {
-                // First sight: slots before now are not "missed". Remember that at once, so a
-                // restart before the first slot counts from here.
-                let schedule = flow.trigger.schedule().expect("filtered above");
-                let t = schedule.latest_at_or_before(now).unwrap_or(now);
-                state["lastSlot"] = json!(t);
-                let write = state_row(&flow, &state, now);
-                let batch = flowgate_store::WriteBatch { states: vec![write], ..Default::default() };
-                if let Err(e) = inner.committer.commit(batch).await {
-                    tracing::warn!(error = %e, flow = %key.2, "Cannot store a trigger's state; will retry.");
-                    entries.remove(&key);
-                    continue;
-                }
-                t
-            }
-        };
-        let next_due = next_due(&flow, last_slot, now);
-        entries.insert(key, Entry { flow, state, last_slot, next_due, polling: None });
-    }
-}
-
-/// When a flow next needs the scheduler: its first slot after the last one accounted for.
-fn next_due(flow: &CompiledFlow, last_slot: i64, _now: i64) -> i64 {
-    flow.trigger.schedule().and_then(|s| s.next_after(last_slot)).unwrap_or(i64::MAX)
-}
-
-/// The stored row of a flow's state.
-pub(crate) fn state_row(flow: &CompiledFlow, state: &Value, now: i64) -> TriggerState {
-    TriggerState {
-        tenant_id: flow.tenant.clone(),
-        integration: flow.integration.clone(),
-        flow: flow.slug.clone(),
-        state: state.to_string(),
-        updated_at: now,
-    }
-}
-
-/// Takes the state a finished poll committed.
-fn collect_poll(entry: &mut Entry, now: i64) {
-    let Some(rx) = entry.polling.as_mut() else { return };
-    match rx.try_recv() {
-        Err(oneshot::error::TryRecvError::Empty) => return,
-        Ok(Some(state)) => entry.state = state,
-        // The poll committed nothing (or its task ended abnormally): keep the state we had.
-        Ok(None) | Err(oneshot::error::TryRecvError::Closed) => {}
-    }
-    entry.polling = None;
-    entry.next_due = next_due(&entry.flow, entry.last_slot, now);
-}
-
-/// The flow is due: fire its slots (schedule) or start a poll.
-async fn fire(engine: &Engine, entry: &mut Entry, now: i64) {
-    let inner = &engine.inner;
-    // Switched off since the last sync: do nothing (the next sync drops it).
-    if !inner.registry.is_active(&entry.flow) {
-        entry.next_due = i64::MAX;
-        return;
-    }
-    let Some(schedule) = entry.flow.trigger.schedule() else { return };
-    let latest = schedule.latest_at_or_before(now).unwrap_or(entry.last_slot).max(entry.last_slot);
-    match &entry.flow.trigger {
-        FlowTrigger::Schedule(spec) => {
-            let slots = slots_to_fire(spec, entry.last_slot, latest, now);
-            let mut state = entry.state.clone();
-            state["lastSlot"] = json!(latest);
-            let tz = schedule.timezone().to_owned();
-            let events = slots
-                .iter()
-                .map(|&slot| TriggerEvent {
-                    trigger: json!({
-                        "scheduledAt": crate::clock::rfc3339(slot),
-                        "firedAt": crate::clock::rfc3339(now),
-                        "timezone": tz,
-                        "schedule": schedule.describe(),
-                        "missed": now - slot > GRACE,
-                    }),
-                    identity: Some((format!("slot:{slot}"), SLOT_IDENTITY)),
-                })
-                .collect();
-            let flow = entry.flow.clone();
-            match engine.submit_many(&flow, "schedule", events, Some(state_row(&flow, &state, now))).await {
-                Ok(ids) => {
-                    if !slots.is_empty() {
-                        tracing::info!(flow = %flow.slug, integration = %flow.integration, fired = ids.len(), "Schedule fired.");
-                    }
-                    entry.state = state;
-                    entry.last_slot = latest;
-                    entry.next_due = next_due(&flow, latest, now);
-                }
-                Err(e) => {
-                    // Nothing was written: the same slots are due again shortly.
-                    tracing::warn!(error = %e, flow = %flow.slug, "Cannot fire a schedule; will retry.");
-                    entry.next_due = now + 1_000;
-                }
-            }
-        }
-        FlowTrigger::Poll(_) => {
-            // One poll for however many slots passed; the next is due after `latest`.
-            entry.last_slot = latest;
-            entry.next_due = i64::MAX; // until the poll ends
-            let (engine, flow, mut state) = (engine.clone(), entry.flow.clone(), entry.state.clone());
-            state["lastSlot"] = json!(latest);
-            let (tx, rx) = oneshot::channel();
-            entry.polling = Some(rx);
-            tokio::spawn(async move {
-                let out = poll::run(&engine, &flow, state).await;
-                let _ = tx.send(out);
-                engine.inner.trigger_wake.notify_one();
-            });
-        }
-        _ => {}
-    }
-}
-
-/// The slots in `(last, latest]` that run now, oldest first, by the `missed` policy.
-fn slots_to_fire(spec: &ScheduleSpec, last: i64, latest: i64, now: i64) -> Vec<i64> {
-    if latest <= last {
-        return Vec::new();
-    }
-    let on_time = now - latest <= GRACE;
-    match spec.missed {
-        Missed::Skip => {
-            if on_time {
-                vec![latest]
-            } else {
-                Vec::new()
-            }
-        }
-        Missed::Last => vec![latest],
-        Missed::All => {
-            // Walk back from the latest: bounded by `max_missed` however long the downtime.
-            let bound = spec.max_missed as usize + usize::from(on_time);
-            let mut out = Vec::new();
-            let mut at = latest;
-            while out.len() < bound && at > last {
-                out.push(at);
-                match spec.schedule.latest_at_or_before(at - 1) {
-                    Some(prev) => at = prev,
-                    None => break,
-                }
-            }
-            out.reverse();
-            out
+/// Compiles the trigger of the flow at `at`; `config` holds the deployment's values
+/// (`missing`: some required ones are unset, so credentials may not resolve yet).
+pub(crate) fn compile(trigger: &Trigger, config: &Value, missing: bool, at: &Path, diags: &mut Diags) -> FlowTrigger {
+    let at = at.key("trigger");
+    match trigger {
+        Trigger::Webhook(w) => FlowTrigger::Webhook(webhook::compile(w, config, missing, &at.key("webhook"), diags)),
+        Trigger::Manual(_) => FlowTrigger::Manual,
+        Trigger::Deploy(_) => FlowTrigger::Deploy,
+        Trigger::Undeploy(_) => FlowTrigger::Undeploy,
+        Trigger::Schedule(t) => schedule::compile(t).map_or(FlowTrigger::Manual, FlowTrigger::Schedule),
+        Trigger::Email(e) => FlowTrigger::Email(email::compile(e)),
+        Trigger::Poll(p) => {
+            poll::compile(p, &at.key("poll"), diags).map_or(FlowTrigger::Manual, |p| FlowTrigger::Poll(Box::new(p)))
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
