@@ -12,6 +12,7 @@
 //!   [`webhook`], [`email`]: the kinds, each a folder with its config, compile and run
 //!   (an [`Step`] returning an [`Outcome`]); [`outbound`]: the address policy of requests.
 //! - [`util`]: helpers shared by kinds (template compilation, the HTTP client).
+//! - `test_support` (tests only): one step compiled and run, for each kind's `tests.rs`.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,8 @@ pub mod outbound;
 pub mod plan;
 pub mod respond;
 pub mod switch;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod transform;
 pub mod util;
 pub mod webhook;
@@ -46,7 +49,7 @@ pub type Integration = flowgate_model::Integration<StepConfig>;
 pub type StepDef = ModelStepDef<StepConfig>;
 
 /// A step kind's config: how it is read, described and compiled. Each kind's folder
-/// implements it once, and [`kinds!`] registers the kind with one line.
+/// implements it once, and `kinds!` registers the kind with one line.
 pub trait Kind: Sized {
     /// Reads the config found under the kind's key (every problem recorded, located).
     fn decode(value: &Value, path: &Path, diags: &mut Diags) -> Option<Self>;

@@ -122,3 +122,6 @@ pub fn check_targets(steps: &[StepDef], flows: &[String], path: &Path, diags: &m
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -125,3 +125,6 @@ impl Step for EmailStep {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,3 +52,6 @@ impl Step for Filter {
         Ok(if truthy(&v) { Outcome::Pass } else { Outcome::Filtered })
     }
 }
+
+#[cfg(test)]
+mod tests;

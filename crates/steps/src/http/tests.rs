@@ -1,8 +1,6 @@
 //! Runs the http step against a local server.
 
-use crate::{NoCalls, Outcome, StepConfig, StepCx, compile_steps};
-use flowgate_expr::{Budget, Evaluator, Scope};
-use flowgate_model::{Diags, Path, StepKind};
+use crate::test_support::{self, Ran};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -28,31 +26,11 @@ async fn serve() -> String {
     format!("http://{addr}")
 }
 
+/// The output of an `http` step with id `call` (its idempotency key is `exec-1:call`).
 async fn run(config: Value, input: Value) -> Result<Value, crate::StepError> {
-    let mut diags = Diags::default();
-    let kind = StepConfig::decode("http", &config, &Path::root(), &mut diags).unwrap();
-    let def =
-        flowgate_model::StepDef { index: 0, options: serde_json::from_value(json!({"id": "call"})).unwrap(), kind };
-    let plan = compile_steps(&[def], &crate::PlanCx { retry: None, limits: &[] }, &Path::root(), &mut diags);
-    assert!(diags.is_empty(), "{:?}", diags.into_vec());
-    let step = &plan[0].body;
-    let evaluator = Evaluator::new(Budget::DEFAULT, 1);
-    let client = crate::util::http_client();
-    let policy = crate::outbound::OutboundPolicy::default();
-    let mut cx = StepCx {
-        scope: Scope::empty(),
-        evaluator: &evaluator,
-        http: &client,
-        idempotency_key: "exec-1:call",
-        timeout: Duration::from_secs(5),
-        logs: vec![],
-        response: None,
-        outbound: &policy,
-        calls: &NoCalls,
-    };
-    match step.run(&input, &mut cx).await? {
-        Outcome::Output(out) => Ok(out),
-        _ => panic!("an http step outputs a value"),
+    match test_support::run(json!({"id": "call", "http": config}), input).await.result? {
+        Ran::Output(out) => Ok(out),
+        other => panic!("an http step outputs a value, got {other:?}"),
     }
 }
 

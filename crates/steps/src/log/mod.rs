@@ -99,3 +99,6 @@ impl Step for Log {
         Ok(Outcome::Output(input.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests;

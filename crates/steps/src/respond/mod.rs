@@ -151,3 +151,6 @@ impl Step for Respond {
         Ok(Outcome::Output(input.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests;

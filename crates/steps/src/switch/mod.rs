@@ -159,3 +159,6 @@ impl Step for Switch {
         Ok(Outcome::Branch(self.default.as_deref()))
     }
 }
+
+#[cfg(test)]
+mod tests;

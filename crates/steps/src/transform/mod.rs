@@ -51,3 +51,6 @@ impl Step for Transform {
         Ok(Outcome::Output(cx.evaluator.eval(&self.expr, input, &cx.scope).await?))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -137,3 +137,6 @@ pub fn check_request(req: &Value) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;
