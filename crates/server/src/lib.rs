@@ -11,7 +11,8 @@
 //! - [`hooks`]: `/hooks/{tenant}/{path}` and `/status/{id}`.
 //! - [`mail`]: inbound e-mail: the SMTP receiver's recipients and messages become executions.
 //! - [`api`]: the `/v1` routes (integrations, flows, executions, tokens, validate, OpenAPI).
-//! - [`auth`]: tokens, webhook credentials, status signatures.
+//! - [`auth`]: API tokens, the admin token, status signatures (webhook credentials are the
+//!   trigger's: `flowgate_engine::triggers::webhook::auth`).
 //! - [`body`]: reading request bodies (limit, deadline, memory budget).
 //! - [`error`]: the error body every failure uses.
 //! - [`present`]: JSON shapes of stored records.

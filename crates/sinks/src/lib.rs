@@ -8,7 +8,8 @@
 //! # Layout
 //! - [`event`]: the record and its JSON form.
 //! - [`config`]: where a sink delivers, and validation.
-//! - [`sink`]: the running sink — queue, counters, flush and stop.
+//! - [`sink`]: the running sink — queue, counters, flush and stop; `task`: what the handle
+//!   and the delivery task share, and the task's end of the queue each transport runs on.
 //! - `syslog`: RFC 5424 over UDP, or TCP with octet counting ([`format_syslog`] is public).
 //! - `http`: NDJSON batches with retry.
 //! - `file`: JSON lines appended to a local file.
