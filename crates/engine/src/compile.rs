@@ -146,6 +146,17 @@ pub struct CompiledFlow {
 }
 
 impl CompiledFlow {
+    /// The stored row of this flow's trigger state.
+    pub(crate) fn state_row(&self, state: &Value, now: i64) -> flowgate_store::TriggerState {
+        flowgate_store::TriggerState {
+            tenant_id: self.tenant.clone(),
+            integration: self.integration.clone(),
+            flow: self.slug.clone(),
+            state: state.to_string(),
+            updated_at: now,
+        }
+    }
+
     /// The webhook spec, for webhook flows.
     pub fn webhook(&self) -> Option<&InboundWebhook> {
         match &self.trigger {

@@ -233,7 +233,7 @@ impl Engine {
                 .and_then(|s| serde_json::from_str::<Value>(&s.state).ok())
                 .unwrap_or_else(|| serde_json::json!({}));
             state["lastSlot"] = serde_json::json!(schedule.latest_at_or_before(now).unwrap_or(now));
-            let row = triggers::scheduler::state_row(f, &state, now);
+            let row = f.state_row(&state, now);
             inner
                 .committer
                 .commit(WriteBatch { states: vec![row], ..WriteBatch::default() })

@@ -15,11 +15,10 @@
 //! A due poll starts a task (`super::poll`) that fetches the source, keeps the new items and
 //! commits one execution per item with the poll's new state (cursor, remembered ids).
 
-use super::poll;
+use super::poll::run as poll;
 use crate::compile::{CompiledFlow, FlowTrigger, ScheduleSpec};
 use crate::{Engine, Inner, TriggerEvent};
 use flowgate_model::Missed;
-use flowgate_store::TriggerState;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -124,7 +123,7 @@ async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKey, Entry>) {
                 let schedule = flow.trigger.schedule().expect("filtered above");
                 let t = schedule.latest_at_or_before(now).unwrap_or(now);
                 state["lastSlot"] = json!(t);
-                let write = state_row(&flow, &state, now);
+                let write = flow.state_row(&state, now);
                 let batch = flowgate_store::WriteBatch { states: vec![write], ..Default::default() };
                 if let Err(e) = inner.committer.commit(batch).await {
                     tracing::warn!(error = %e, flow = %key.2, "Cannot store a trigger's state; will retry.");
@@ -142,17 +141,6 @@ async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKey, Entry>) {
 /// When a flow next needs the scheduler: its first slot after the last one accounted for.
 fn next_due(flow: &CompiledFlow, last_slot: i64, _now: i64) -> i64 {
     flow.trigger.schedule().and_then(|s| s.next_after(last_slot)).unwrap_or(i64::MAX)
-}
-
-/// The stored row of a flow's state.
-pub(crate) fn state_row(flow: &CompiledFlow, state: &Value, now: i64) -> TriggerState {
-    TriggerState {
-        tenant_id: flow.tenant.clone(),
-        integration: flow.integration.clone(),
-        flow: flow.slug.clone(),
-        state: state.to_string(),
-        updated_at: now,
-    }
 }
 
 /// Takes the state a finished poll committed.
@@ -198,7 +186,7 @@ async fn fire(engine: &Engine, entry: &mut Entry, now: i64) {
                 })
                 .collect();
             let flow = entry.flow.clone();
-            match engine.submit_many(&flow, "schedule", events, Some(state_row(&flow, &state, now))).await {
+            match engine.submit_many(&flow, "schedule", events, Some(flow.state_row(&state, now))).await {
                 Ok(ids) => {
                     if !slots.is_empty() {
                         tracing::info!(flow = %flow.slug, integration = %flow.integration, fired = ids.len(), "Schedule fired.");
