@@ -2,19 +2,15 @@
 //! deploy → the deploy flow registers both webhook URLs in Acme ERP → Acme ERP calls them as
 //! customers and stock change → the data arrives at Progix; undeploy → the URLs are removed.
 //!
-//! The fake Acme ERP speaks the API the example is written against: `PUT/DELETE /webhooks`
-//! (subscriptions, checked against its API key), `GET /customers/{id}`, and outgoing calls to
-//! the registered URLs with the `X-Acme-Key` secret it was given.
+//! The fake Acme ERP (the shared mock upstream, answering by a behaviour) speaks the API the
+//! example is written against: `PUT/DELETE /webhooks` (subscriptions, checked against its API
+//! key), `GET /customers/{id}`, and outgoing calls to the registered URLs with the
+//! `X-Acme-Key` secret it was given.
 
 #[macro_use]
 mod common;
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
-use common::{TestServer, eventually, send};
+use common::{MockResponse, MockUpstream, Recorded, TestServer, eventually, send};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
@@ -23,63 +19,93 @@ const ACME_KEY: &str = "acme-api-key-5551";
 const PROGIX_TOKEN: &str = "progix-token-8882";
 const HOOK_KEY: &str = "hook-secret-3333";
 
-#[derive(Default)]
+/// Acme ERP's registered subscriptions and the secret to send with them.
+type Subscriptions = Mutex<Option<(Vec<Value>, String)>>;
+
+/// The fake Acme ERP and Progix: the shared mock upstream answering by [`answer`] (which
+/// checks each caller's credentials), with Acme ERP's subscriptions kept here.
 struct World {
     /// Acme ERP's registered subscriptions and the secret to send with them.
-    subscriptions: Mutex<Option<(Vec<Value>, String)>>,
-    /// What Progix received: (path, body).
-    progix: Mutex<Vec<(String, Value)>>,
+    subscriptions: Arc<Subscriptions>,
+    mock: MockUpstream,
 }
 
-fn key_ok(headers: &HeaderMap, name: &str, want: &str) -> bool {
-    headers.get(name).and_then(|v| v.to_str().ok()) == Some(want)
+impl World {
+    /// What Progix accepted: (kind, body), in order.
+    fn progix(&self) -> Vec<(String, Value)> {
+        self.mock
+            .all_requests()
+            .into_iter()
+            .filter(|r| r.status == 201)
+            .filter_map(|r| Some((r.path.strip_prefix("/progix/api/")?.to_owned(), r.json())))
+            .collect()
+    }
+}
+
+fn key_ok(r: &Recorded, name: &str, want: &str) -> bool {
+    r.header(name) == Some(want)
+}
+
+/// The JSON body of a request that says it is JSON.
+fn json_body(r: &Recorded) -> Option<Value> {
+    r.header("content-type").is_some_and(|ct| ct.starts_with("application/json")).then(|| r.json())
+}
+
+/// `PUT/DELETE /acme/webhooks`, `GET /acme/customers/{id}` (with the API key) and
+/// `POST /progix/api/{kind}` (with the bearer token).
+fn answer(subscriptions: &Subscriptions, r: &Recorded) -> MockResponse {
+    let unauthorized = MockResponse::status(401);
+    let path = r.path.as_str();
+    if path == "/acme/webhooks" {
+        if !["PUT", "DELETE"].contains(&r.method.as_str()) {
+            return MockResponse::status(405);
+        }
+        if !key_ok(r, "x-api-key", ACME_KEY) {
+            return unauthorized;
+        }
+        if r.method == "DELETE" {
+            *subscriptions.lock().unwrap() = None;
+            return MockResponse::status(204);
+        }
+        let Some(body) = json_body(r) else { return MockResponse::status(415) };
+        let subs = body["subscriptions"].as_array().cloned().unwrap_or_default();
+        *subscriptions.lock().unwrap() = Some((subs, body["secret"].as_str().unwrap_or("").to_owned()));
+        return MockResponse::json(200, json!({ "registered": true }));
+    }
+    if let Some(id) = path.strip_prefix("/acme/customers/").filter(|id| !id.contains('/')) {
+        if r.method != "GET" {
+            return MockResponse::status(405);
+        }
+        if !key_ok(r, "x-api-key", ACME_KEY) {
+            return unauthorized;
+        }
+        let Ok(id) = id.parse::<u64>() else { return MockResponse::status(400) };
+        return MockResponse::json(
+            200,
+            json!({ "id": id, "name": format!("Customer {id}"), "email": format!("C{id}@Acme.Example"), "active": id != 13 }),
+        );
+    }
+    if path.strip_prefix("/progix/api/").is_some_and(|kind| !kind.is_empty() && !kind.contains('/')) {
+        if r.method != "POST" {
+            return MockResponse::status(405);
+        }
+        if !key_ok(r, "authorization", &format!("Bearer {PROGIX_TOKEN}")) {
+            return unauthorized;
+        }
+        if json_body(r).is_none() {
+            return MockResponse::status(415);
+        }
+        return MockResponse::json(201, json!({ "id": "p-1" }));
+    }
+    MockResponse::status(404)
 }
 
 async fn start_world() -> (Arc<World>, String) {
-    let world = Arc::new(World::default());
-    let app = axum::Router::new()
-        .route(
-            "/acme/webhooks",
-            put(|State(w): State<Arc<World>>, headers: HeaderMap, Json(body): Json<Value>| async move {
-                if !key_ok(&headers, "x-api-key", ACME_KEY) {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                }
-                let subs = body["subscriptions"].as_array().cloned().unwrap_or_default();
-                *w.subscriptions.lock().unwrap() = Some((subs, body["secret"].as_str().unwrap_or("").to_owned()));
-                Json(json!({ "registered": true })).into_response()
-            })
-            .delete(|State(w): State<Arc<World>>, headers: HeaderMap| async move {
-                if !key_ok(&headers, "x-api-key", ACME_KEY) {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                }
-                *w.subscriptions.lock().unwrap() = None;
-                StatusCode::NO_CONTENT.into_response()
-            }),
-        )
-        .route(
-            "/acme/customers/{id}",
-            get(|headers: HeaderMap, Path(id): Path<u64>| async move {
-                if !key_ok(&headers, "x-api-key", ACME_KEY) {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                }
-                Json(json!({ "id": id, "name": format!("Customer {id}"), "email": format!("C{id}@Acme.Example"), "active": id != 13 }))
-                    .into_response()
-            }),
-        )
-        .route(
-            "/progix/api/{kind}",
-            post(|State(w): State<Arc<World>>, headers: HeaderMap, Path(kind): Path<String>, Json(body): Json<Value>| async move {
-                if !key_ok(&headers, "authorization", &format!("Bearer {PROGIX_TOKEN}")) {
-                    return StatusCode::UNAUTHORIZED.into_response();
-                }
-                w.progix.lock().unwrap().push((kind, body));
-                (StatusCode::CREATED, Json(json!({ "id": "p-1" }))).into_response()
-            }),
-        )
-        .with_state(world.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let subscriptions = Arc::new(Mutex::new(None));
+    let subs = subscriptions.clone();
+    let mock = MockUpstream::with(move |r| answer(&subs, r)).await;
+    let url = mock.url.clone();
+    let world = Arc::new(World { subscriptions, mock });
     (world, url)
 }
 
@@ -150,7 +176,7 @@ async fn acme_erp_example_end_to_end() {
     );
     assert_eq!(emit(&world, "inventory.changed", json!({ "items": [{ "sku": "A-1", "quantity": 4 }] })).await, [202]);
     let got = eventually("Progix to receive both", || async {
-        let p = world.progix.lock().unwrap().clone();
+        let p = world.progix();
         (p.len() >= 2).then_some(p)
     })
     .await;

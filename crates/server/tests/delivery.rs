@@ -4,212 +4,33 @@
 //! the executions behind it (block / skip / retry), bulk retry and replay, retention and
 //! diagnostics levels, ingress backpressure and the flow's total timeout.
 //!
-//! Everything runs on loopback against [`Target`], a local HTTP server that records each
+//! Everything runs on loopback against the shared [`MockUpstream`], which records each
 //! request with its arrival time and the number of requests in flight, and answers as the
-//! test scripts it (status, latency, holding requests until released).
+//! test scripts it (status, latency, holding requests until released, refusing connections
+//! until it listens).
 
 #[macro_use]
 mod common;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use common::{TestServer, assert_error, send};
+use common::{MockResponse, MockUpstream, TestServer, assert_error, send};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------------------------------
-// A scriptable target
+// The target's answers
 // ---------------------------------------------------------------------------------------
 
-/// How the target answers one request.
-#[derive(Clone, Debug)]
-struct Reply {
-    status: u16,
-    delay: Duration,
-    headers: Vec<(&'static str, String)>,
-    /// Wait until the gate is opened ([`Target::open_gate`]) before answering.
-    hold: bool,
+/// The target's answer with `status`: `{"ok": status < 400}`.
+fn reply(status: u16) -> MockResponse {
+    MockResponse::json(status, json!({ "ok": status < 400 }))
 }
 
-impl Reply {
-    fn ok() -> Reply {
-        Reply::status(200)
-    }
-
-    fn status(status: u16) -> Reply {
-        Reply { status, delay: Duration::ZERO, headers: Vec::new(), hold: false }
-    }
-
-    fn delay(mut self, d: Duration) -> Reply {
-        self.delay = d;
-        self
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Reply {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-
-    fn held(mut self) -> Reply {
-        self.hold = true;
-        self
-    }
-}
-
-type Behaviour = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
-
-/// A request the target received.
-#[derive(Clone, Debug)]
-struct Hit {
-    path: String,
-    body: Value,
-    at: Instant,
-    /// Requests in flight at the target when this one arrived, itself included.
-    in_flight: usize,
-    /// What it was answered.
-    status: u16,
-}
-
-struct TargetState {
-    hits: Mutex<Vec<Hit>>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    behaviour: Mutex<Behaviour>,
-    gate: tokio::sync::watch::Sender<bool>,
-}
-
-/// A local HTTP target: answers by a swappable behaviour, records every request.
-#[derive(Clone)]
-struct Target {
-    url: String,
-    port: u16,
-    state: Arc<TargetState>,
-}
-
-impl Target {
-    /// A target listening now on an ephemeral port.
-    async fn start(behaviour: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Target {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
-        let t = Target::new(listener.local_addr().expect("addr").port(), behaviour);
-        t.serve(listener);
-        t
-    }
-
-    /// A target that does not listen yet (connections are refused) until [`Target::listen`].
-    /// Its port lies outside the ephemeral range, so no outgoing connection takes it meanwhile.
-    fn down(behaviour: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Target {
-        Target::new(reserve_port(), behaviour)
-    }
-
-    fn new(port: u16, behaviour: impl Fn(&str, &Value) -> Reply + Send + Sync + 'static) -> Target {
-        let (gate, _) = tokio::sync::watch::channel(false);
-        let state = Arc::new(TargetState {
-            hits: Mutex::new(Vec::new()),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            behaviour: Mutex::new(Arc::new(behaviour)),
-            gate,
-        });
-        Target { url: format!("http://127.0.0.1:{port}"), port, state }
-    }
-
-    /// Starts listening on the target's port (for a target made with [`Target::down`]).
-    async fn listen(&self) {
-        let started = Instant::now();
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(started.elapsed() < Duration::from_secs(5), "cannot bind port {}: {e}", self.port);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
-        self.serve(listener);
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let app = axum::Router::new().fallback(target_handler).with_state(self.state.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-    }
-
-    /// Lets held requests (and every later one) through.
-    fn open_gate(&self) {
-        self.state.gate.send_replace(true);
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.state.hits.lock().unwrap().clone()
-    }
-
-    fn hits_on(&self, path: &str) -> Vec<Hit> {
-        self.hits().into_iter().filter(|h| h.path == path).collect()
-    }
-
-    fn count(&self) -> usize {
-        self.state.hits.lock().unwrap().len()
-    }
-
-    fn max_in_flight(&self) -> usize {
-        self.state.max_in_flight.load(Ordering::SeqCst)
-    }
-}
-
-/// Counts a request out of flight when its handler ends (or is dropped).
-struct Leaving(Arc<TargetState>);
-
-impl Drop for Leaving {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-async fn target_handler(State(st): State<Arc<TargetState>>, uri: Uri, body: Bytes) -> Response {
-    let path = uri.path().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let now_in = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let _leaving = Leaving(st.clone());
-    st.max_in_flight.fetch_max(now_in, Ordering::SeqCst);
-    let behaviour = st.behaviour.lock().unwrap().clone();
-    let reply = behaviour(&path, &body);
-    st.hits.lock().unwrap().push(Hit { path, body, at: Instant::now(), in_flight: now_in, status: reply.status });
-    if reply.hold {
-        let mut open = st.gate.subscribe();
-        let _ = open.wait_for(|o| *o).await;
-    }
-    if !reply.delay.is_zero() {
-        // Scripted latency of a slow target, not synchronisation.
-        tokio::time::sleep(reply.delay).await;
-    }
-    let mut r =
-        (StatusCode::from_u16(reply.status).unwrap(), axum::Json(json!({ "ok": reply.status < 400 }))).into_response();
-    for (k, v) in reply.headers {
-        r.headers_mut().insert(k, v.parse().unwrap());
-    }
-    r
-}
-
-/// A free port below the ephemeral range (outgoing connections never take it).
-fn reserve_port() -> u16 {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
-        .unwrap_or(32768);
-    let (from, to) = if low > 12_000 { (10_000, low - 1) } else { (61_000, 65_000) };
-    for _ in 0..500 {
-        let port = rand::random_range(from..=to);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port in {from}..={to}");
+/// `200 {"ok": true}`.
+fn ok() -> MockResponse {
+    reply(200)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -367,7 +188,7 @@ backends!(ordering_per_key_with_keys_in_parallel);
 /// event arrives exactly once, and the target had several requests in flight at some point.
 async fn ordering_per_key_with_keys_in_parallel() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, _| Reply::ok().delay(Duration::from_millis(rand::random_range(0..=20)))).await;
+    let target = MockUpstream::with(|_| ok().delay(Duration::from_millis(rand::random_range(0..=20)))).await;
     s.apply(&ORDERING.replace("BASE", &target.url)).await;
     let flow = s.get_json("/v1/integrations/ordering/flows/keyed").await;
     assert_eq!(flow["ordered"], true, "{flow}");
@@ -404,18 +225,18 @@ async fn ordering_per_key_with_keys_in_parallel() {
     assert_eq!(ids.len(), total);
 
     poll("every event to reach the target", Duration::from_secs(45), || async {
-        (target.count() >= total).then_some(())
+        (target.total_hits() >= total).then_some(())
     })
     .await;
     let drained_in = started.elapsed();
     wait_all(&s, "ordering", "keyed", total, "succeeded", Duration::from_secs(10)).await;
 
-    let hits = target.hits();
+    let hits = target.all_requests();
     assert_eq!(hits.len(), total, "every event is delivered exactly once");
     let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
     for h in &hits {
-        let key = h.body["key"].as_str().unwrap().to_owned();
-        seen.entry(key).or_default().push(h.body["seq"].as_u64().unwrap() as usize);
+        let key = h.json()["key"].as_str().unwrap().to_owned();
+        seen.entry(key).or_default().push(h.json()["seq"].as_u64().unwrap() as usize);
     }
     for (key, sent) in &acked {
         assert_eq!(sent, &(0..PER_KEY).collect::<Vec<_>>(), "events of {key} were acknowledged out of order");
@@ -462,7 +283,8 @@ backends!(outage_then_recovery_delivers_everything_in_order);
 /// behind the ordered head runs.
 async fn outage_then_recovery_delivers_everything_in_order() {
     let s = TestServer::start().await;
-    let target = Target::down(|_, _| Reply::ok());
+    let target = MockUpstream::down();
+    target.behave(|_| ok());
     s.apply(&OUTAGE.replace("BASE", &target.url)).await;
     const N: usize = 20;
     let started = Instant::now();
@@ -493,7 +315,7 @@ async fn outage_then_recovery_delivers_everything_in_order() {
         assert_eq!(s.execution(id).await["status"], "queued", "nothing overtakes the ordered head");
     }
     let outage = started.elapsed();
-    assert_eq!(target.count(), 0);
+    assert_eq!(target.total_hits(), 0);
 
     target.listen().await;
     let up = Instant::now();
@@ -501,9 +323,10 @@ async fn outage_then_recovery_delivers_everything_in_order() {
     wait_all(&s, "outage", "plain", N, "succeeded", Duration::from_secs(20)).await;
     let drained = up.elapsed();
 
-    let arrived: Vec<u64> = target.hits_on("/ordered").iter().map(|h| h.body["n"].as_u64().unwrap()).collect();
+    let arrived: Vec<u64> = target.requests("/ordered").iter().map(|h| h.json()["n"].as_u64().unwrap()).collect();
     assert_eq!(arrived, (0..N as u64).collect::<Vec<_>>(), "the ordered flow's events arrived out of order");
-    let mut plain_arrived: Vec<u64> = target.hits_on("/plain").iter().map(|h| h.body["n"].as_u64().unwrap()).collect();
+    let mut plain_arrived: Vec<u64> =
+        target.requests("/plain").iter().map(|h| h.json()["n"].as_u64().unwrap()).collect();
     plain_arrived.sort_unstable();
     assert_eq!(plain_arrived, (0..N as u64).collect::<Vec<_>>(), "each plain event exactly once");
     let head = s.execution(&ordered[0]).await;
@@ -695,7 +518,7 @@ backends!(rate_limit_bounds_every_window);
 /// so a limiter granting even two tokens too many fails, while a stalled task does not.
 async fn rate_limit_bounds_every_window() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, _| Reply::ok()).await;
+    let target = MockUpstream::with(|_| ok()).await;
     s.apply(&LIMITED.replace("BASE", &target.url)).await;
     const N: usize = 20;
     const RATE: f64 = 5.0;
@@ -712,7 +535,7 @@ async fn rate_limit_bounds_every_window() {
     }
     wait_all(&s, "limited", "calls", N, "succeeded", Duration::from_secs(15)).await;
     let took = started.elapsed();
-    let at: Vec<Instant> = target.hits().iter().map(|h| h.at).collect();
+    let at: Vec<Instant> = target.all_requests().iter().map(|h| h.at).collect();
     assert_eq!(at.len(), N);
     let (mut worst, mut worst_window) = (0.0f64, (0usize, Duration::ZERO));
     for i in 0..N {
@@ -764,11 +587,11 @@ async fn retry_after_pauses_the_whole_limit() {
     let s = TestServer::start().await;
     let throttled = Arc::new(AtomicBool::new(false));
     let once = throttled.clone();
-    let target = Target::start(move |path, _| {
-        if path == "/throttled" && !once.swap(true, Ordering::SeqCst) {
-            Reply::status(429).header("retry-after", "1")
+    let target = MockUpstream::with(move |r| {
+        if r.path == "/throttled" && !once.swap(true, Ordering::SeqCst) {
+            reply(429).header("retry-after", "1")
         } else {
-            Reply::ok()
+            ok()
         }
     })
     .await;
@@ -779,7 +602,7 @@ async fn retry_after_pauses_the_whole_limit() {
 
     let first = hook(&s, "paused/throttled", json!({})).await;
     let t429 =
-        poll("the 429", Duration::from_secs(5), || async { target.hits_on("/throttled").first().map(|h| h.at) }).await;
+        poll("the 429", Duration::from_secs(5), || async { target.requests("/throttled").first().map(|h| h.at) }).await;
     let mut others = Vec::new();
     for _ in 0..5 {
         others.push(hook(&s, "paused/others", json!({})).await);
@@ -788,12 +611,12 @@ async fn retry_after_pauses_the_whole_limit() {
         s.wait_for(id, "succeeded").await;
     }
     s.wait_for(&first, "succeeded").await;
-    let after: Vec<Duration> = target.hits_on("/others")[1..].iter().map(|h| h.at.duration_since(t429)).collect();
+    let after: Vec<Duration> = target.requests("/others")[1..].iter().map(|h| h.at.duration_since(t429)).collect();
     assert_eq!(after.len(), 5);
     for d in &after {
         assert!(*d >= Duration::from_millis(950), "a request went out {d:?} after the 429 asked for 1s: {after:?}");
     }
-    let retried = target.hits_on("/throttled");
+    let retried = target.requests("/throttled");
     assert_eq!(retried.len(), 2);
     assert!(retried[1].at.duration_since(t429) >= Duration::from_millis(950));
     eprintln!(
@@ -825,7 +648,7 @@ backends!(concurrency_cap_holds_with_a_slow_target);
 /// at some point), and every execution completes.
 async fn concurrency_cap_holds_with_a_slow_target() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, _| Reply::ok().delay(Duration::from_millis(100))).await;
+    let target = MockUpstream::with(|_| ok().delay(Duration::from_millis(100))).await;
     s.apply(&CAPPED.replace("BASE", &target.url)).await;
     let flow = s.get_json("/v1/integrations/capped/flows/slow").await;
     assert_eq!((flow["concurrency"].as_u64(), flow["ordered"].as_bool()), (Some(2), Some(false)), "{flow}");
@@ -852,12 +675,12 @@ async fn concurrency_cap_holds_with_a_slow_target() {
         assert!(started.elapsed() < Duration::from_secs(15), "not done: {counts:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(target.count(), N);
+    assert_eq!(target.total_hits(), N);
     assert_eq!(
         target.max_in_flight(),
         2,
         "the cap is 2: {:?}",
-        target.hits().iter().map(|h| h.in_flight).collect::<Vec<_>>()
+        target.all_requests().iter().map(|h| h.in_flight).collect::<Vec<_>>()
     );
     eprintln!(
         "[delivery] concurrency 2: {N} executions of 100 ms in {:?}, max in flight {}, most running seen {most_running}",
@@ -893,12 +716,12 @@ flows:
 "#;
 
 /// `(key, n)` of the requests to `path`, in arrival order, keeping only `key`.
-fn arrivals(target: &Target, path: &str, key: &str) -> Vec<(u64, u16)> {
+fn arrivals(target: &MockUpstream, path: &str, key: &str) -> Vec<(u64, u16)> {
     target
-        .hits_on(path)
+        .requests(path)
         .iter()
-        .filter(|h| h.body["key"] == key)
-        .map(|h| (h.body["n"].as_u64().unwrap(), h.status))
+        .filter(|h| h.json()["key"] == key)
+        .map(|h| (h.json()["n"].as_u64().unwrap(), h.status))
         .collect()
 }
 
@@ -912,9 +735,9 @@ async fn failed_head_blocks_its_key_until_skipped_or_retried() {
     let fixed = Arc::new(AtomicBool::new(false));
     let f = fixed.clone();
     let target =
-        Target::start(
-            move |_, body| {
-                if body["fail"] == true && !f.load(Ordering::SeqCst) { Reply::status(500) } else { Reply::ok() }
+        MockUpstream::with(
+            move |r| {
+                if r.json()["fail"] == true && !f.load(Ordering::SeqCst) { reply(500) } else { ok() }
             },
         )
         .await;
@@ -1032,8 +855,7 @@ async fn bulk_retry_and_replay_after_an_outage() {
     let s = TestServer::start().await;
     let down = Arc::new(AtomicBool::new(true));
     let d = down.clone();
-    let target =
-        Target::start(move |_, _| if d.load(Ordering::SeqCst) { Reply::status(503) } else { Reply::ok() }).await;
+    let target = MockUpstream::with(move |_| if d.load(Ordering::SeqCst) { reply(503) } else { ok() }).await;
     s.apply(&BULK.replace("BASE", &target.url)).await;
 
     let mut early = Vec::new();
@@ -1233,7 +1055,7 @@ backends!(retention_keeps_the_newest_per_flow);
 /// kept whatever the count (deleting it would release the key).
 async fn retention_keeps_the_newest_per_flow() {
     let s = TestServer::start_with(|st| st.housekeeping_every = Duration::from_millis(200)).await;
-    let target = Target::start(|_, body| if body["fail"] == true { Reply::status(500) } else { Reply::ok() }).await;
+    let target = MockUpstream::with(|r| if r.json()["fail"] == true { reply(500) } else { ok() }).await;
     s.apply(&RETENTION.replace("BASE", &target.url)).await;
 
     let mut kept = Vec::new();
@@ -1338,7 +1160,7 @@ backends!(diagnostics_levels);
 /// output is always kept.
 async fn diagnostics_levels() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, body| if body["fail"] == true { Reply::status(500) } else { Reply::ok() }).await;
+    let target = MockUpstream::with(|r| if r.json()["fail"] == true { reply(500) } else { ok() }).await;
     s.apply(&diagnostics_doc(&target.url)).await;
     let run = |flow: &'static str, fail: bool| {
         let s = &s;
@@ -1373,7 +1195,7 @@ backends!(diagnostics_errors_keeps_no_inputs);
 /// not show the trigger as the first step's input of a scrubbed journal.
 async fn diagnostics_errors_keeps_no_inputs() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, _| Reply::ok()).await;
+    let target = MockUpstream::with(|_| ok()).await;
     s.apply(&diagnostics_doc(&target.url)).await;
     let r = s.run_flow("diag", "errors", json!({ "n": 1, "fail": false })).await;
     let ex = s.execution(r["executionId"].as_str().unwrap()).await;
@@ -1408,11 +1230,11 @@ async fn backlog_past_the_limit_answers_503() {
         st.backlog_every = Duration::from_millis(50);
     })
     .await;
-    let target = Target::start(|_, _| Reply::ok().held()).await;
+    let target = MockUpstream::with(|_| ok().held()).await;
     s.apply(&BACKLOG.replace("BASE", &target.url)).await;
 
     let mut accepted = vec![hook(&s, "backlog/stuck", json!({ "n": 0 })).await];
-    poll("the first request to be held", Duration::from_secs(5), || async { (target.count() == 1).then_some(()) })
+    poll("the first request to be held", Duration::from_secs(5), || async { (target.total_hits() == 1).then_some(()) })
         .await;
     let started = Instant::now();
     let (headers, body) = loop {
@@ -1443,7 +1265,7 @@ async fn backlog_past_the_limit_answers_503() {
         s.wait_for(id, "succeeded").await;
     }
     let drained_in = drain.elapsed();
-    assert_eq!(target.count(), accepted.len(), "every accepted event ran exactly once");
+    assert_eq!(target.total_hits(), accepted.len(), "every accepted event ran exactly once");
     let after = poll("webhooks to be accepted again", Duration::from_secs(5), || async {
         let (status, _, v) = send(s.post_hook("backlog/stuck").json(&json!({ "n": "after" }))).await;
         (status == 202).then(|| v["executionId"].as_str().unwrap().to_owned())
@@ -1494,7 +1316,7 @@ backends!(total_timeout_ends_retrying_execution);
 /// fails with `execution_timeout` about a second after its event, before the second attempt.
 async fn total_timeout_ends_retrying_execution() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, _| Reply::status(503)).await;
+    let target = MockUpstream::with(|_| reply(503)).await;
     s.apply(&TIMEOUTS.replace("BASE", &target.url)).await;
     let started = Instant::now();
     let id = hook(&s, "timeouts/inline", json!({})).await;
@@ -1503,7 +1325,7 @@ async fn total_timeout_ends_retrying_execution() {
     assert_eq!(ex["status"], "failed", "{ex:#}");
     assert_eq!(ex["error"]["code"], "execution_timeout", "{ex:#}");
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "ended after {took:?}");
-    assert_eq!(target.hits_on("/inline").len(), 1, "no attempt after the timeout");
+    assert_eq!(target.requests("/inline").len(), 1, "no attempt after the timeout");
     eprintln!("[delivery] timeout 1s with 1.5 s backoff: failed with execution_timeout after {took:?}");
 }
 
@@ -1513,7 +1335,7 @@ backends!(total_timeout_ends_a_parked_execution);
 /// with `execution_timeout` about a second after its event, not after the whole backoff.
 async fn total_timeout_ends_a_parked_execution() {
     let s = TestServer::start().await;
-    let target = Target::start(|_, _| Reply::status(503)).await;
+    let target = MockUpstream::with(|_| reply(503)).await;
     s.apply(&TIMEOUTS.replace("BASE", &target.url)).await;
     let started = Instant::now();
     let id = hook(&s, "timeouts/parked", json!({})).await;
@@ -1524,7 +1346,7 @@ async fn total_timeout_ends_a_parked_execution() {
     assert!(
         took < Duration::from_secs(3),
         "a flow with timeout 1s ended after {took:?} ({} attempts at the target)",
-        target.hits_on("/parked").len()
+        target.requests("/parked").len()
     );
 }
 
@@ -1542,8 +1364,7 @@ async fn total_timeout_counts_from_a_manual_retry() {
     .await;
     let up = Arc::new(AtomicBool::new(false));
     let u = up.clone();
-    let target =
-        Target::start(move |_, _| if u.load(Ordering::SeqCst) { Reply::ok() } else { Reply::status(500) }).await;
+    let target = MockUpstream::with(move |_| if u.load(Ordering::SeqCst) { ok() } else { reply(500) }).await;
     s.apply(&TIMEOUTS.replace("BASE", &target.url)).await;
     let id = hook(&s, "timeouts/once", json!({})).await;
     let ex = s.wait_for(&id, "failed").await;
@@ -1555,7 +1376,7 @@ async fn total_timeout_counts_from_a_manual_retry() {
     assert_eq!(status, 202, "{v}");
     let ex = ended(&s, &id, Duration::from_secs(10)).await;
     assert_eq!(ex["status"], "succeeded", "retried after the flow's timeout had passed since the event: {ex:#}");
-    assert_eq!(target.hits_on("/once").len(), 2);
+    assert_eq!(target.requests("/once").len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------

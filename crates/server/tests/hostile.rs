@@ -211,6 +211,7 @@ backends!(a_slow_target_does_not_starve_other_tenants);
 /// webhooks and manual runs keep answering at once.
 async fn a_slow_target_does_not_starve_other_tenants() {
     // A target that accepts connections and never answers.
+    // Raw TCP, not common::MockUpstream: it must never answer, not even with a delayed reply.
     let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hang_url = format!("http://{}", hang.local_addr().unwrap());
     tokio::spawn(async move {

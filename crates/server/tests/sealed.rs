@@ -433,6 +433,7 @@ async fn the_small_holes_are_closed() {
     }
 
     // SMTP: saved while the node allowed internal hosts, sent after it stopped allowing them.
+    // Raw TCP, not common::MockUpstream: an SMTP port that must never be connected to, not an HTTP upstream.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();

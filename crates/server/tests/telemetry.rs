@@ -7,13 +7,12 @@
 #[macro_use]
 mod common;
 
-use axum::extract::State;
-use common::{TestServer, eventually, send};
+use common::{MockResponse, MockUpstream, TestServer, eventually, send};
 use flowgate_engine::{Clock, ManualClock};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The aiosmtpd process, killed when the test ends.
@@ -45,6 +44,7 @@ impl SmtpSink {
             common::skip_or_fail("aiosmtpd is not available (pip install aiosmtpd)");
             return None;
         }
+        // Not common::MockUpstream: this reserves a port for aiosmtpd, an SMTP server, not an HTTP upstream.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
@@ -318,33 +318,23 @@ flows:
     steps: [ { id: boom, transform: 'error("broken")' } ]
 "#;
 
-#[derive(Default, Clone)]
-struct Collector {
-    lines: Arc<Mutex<Vec<Value>>>,
-    authorization: Arc<Mutex<Vec<String>>>,
+/// An HTTP log collector: the shared mock upstream answering `POST /ingest` with `ok`.
+async fn collector() -> (MockUpstream, String) {
+    let c = MockUpstream::start().await;
+    c.on("/ingest", MockResponse::text(200, "ok"));
+    let url = format!("{}/ingest", c.url);
+    (c, url)
 }
 
-async fn collector() -> (Collector, String) {
-    let c = Collector::default();
-    let app = axum::Router::new()
-        .route(
-            "/ingest",
-            axum::routing::post(
-                |State(c): State<Collector>, headers: axum::http::HeaderMap, body: String| async move {
-                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    c.authorization.lock().unwrap().push(auth.to_owned());
-                    for l in body.lines().filter(|l| !l.trim().is_empty()) {
-                        c.lines.lock().unwrap().push(serde_json::from_str(l).unwrap());
-                    }
-                    "ok"
-                },
-            ),
-        )
-        .with_state(c.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/ingest", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await });
-    (c, url)
+/// The ndjson records the collector received, in order (each batch a `POST`).
+fn collected(c: &MockUpstream) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for r in c.requests("/ingest") {
+        assert_eq!(r.method, "POST", "the collector takes POSTs only");
+        let body = std::str::from_utf8(&r.body).expect("an ndjson body");
+        lines.extend(body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    lines
 }
 
 fn file_lines(path: &Path) -> Vec<Value> {
@@ -433,7 +423,7 @@ async fn flow_events_stream_to_log_sources() {
     let id = hook(&s, "logged/http", json!({ "n": 2 })).await;
     s.wait_for(&id, "succeeded").await;
     let lines = eventually("the HTTP collector to get the records", || async {
-        let l = http.lines.lock().unwrap().clone();
+        let l = collected(&http);
         (l.len() >= 3).then_some(l)
     })
     .await;
@@ -442,7 +432,7 @@ async fn flow_events_stream_to_log_sources() {
     assert_eq!((lines[1]["message"].clone(), lines[1]["level"].clone()), (json!("hello 2"), json!("info")));
     assert_eq!((lines[1]["flow"].clone(), lines[1]["step"].clone()), (json!("to-http"), json!("note")));
     assert!(lines[2]["durationMs"].as_u64().is_some(), "{:?}", lines[2]);
-    assert!(http.authorization.lock().unwrap().iter().all(|a| a == "Bearer collector-token-777"));
+    assert!(http.requests("/ingest").iter().all(|r| r.header("authorization") == Some("Bearer collector-token-777")));
 
     let id = hook(&s, "logged/file", json!({})).await;
     s.wait_for(&id, "failed").await;

@@ -11,10 +11,7 @@
 #[macro_use]
 mod common;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use common::{TestServer, eventually};
+use common::{MockResponse, MockUpstream, Recorded, TestServer, eventually};
 use flowgate_engine::{Clock, ManualClock};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -411,28 +408,24 @@ flows:
 // Polls
 // ---------------------------------------------------------------------------------------
 
-/// A local paginated source of items `{id, updatedAt, name}`.
-#[derive(Clone, Default)]
+/// A local paginated source of items `{id, updatedAt, name}`: the shared mock upstream, its
+/// behaviour serving `GET /next`, `/link`, `/offset` and `/since` from `items` (503 while
+/// `down`).
+#[derive(Clone)]
 struct Source {
     items: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
-    /// Query strings received, in order.
-    seen: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    mock: MockUpstream,
 }
 
 impl Source {
     async fn start() -> (Source, String) {
-        let src = Source::default();
-        let app = axum::Router::new()
-            .route("/next", axum::routing::get(next_url_page))
-            .route("/link", axum::routing::get(link_page))
-            .route("/offset", axum::routing::get(offset_page))
-            .route("/since", axum::routing::get(since_page))
-            .with_state(src.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (src, url)
+        let items = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let (i, d) = (items.clone(), down.clone());
+        let mock = MockUpstream::with(move |r| page(&i, &d, r)).await;
+        let url = mock.url.clone();
+        (Source { items, down, mock }, url)
     }
 
     fn add(&self, from: u64, to: u64) {
@@ -442,71 +435,56 @@ impl Source {
         }
     }
 
-    /// A page of items and the total, or `Err` while the source is down (answer 503).
-    fn page(&self, q: &HashMap<String, String>, start: usize, per: usize) -> Result<(Vec<Value>, usize), Down> {
-        self.seen.lock().unwrap().push(q.clone());
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Down);
-        }
-        let items = self.items.lock().unwrap();
-        Ok((items.iter().skip(start).take(per).cloned().collect(), items.len()))
+    /// The query parameters of each request to `path`, in order.
+    fn seen(&self, path: &str) -> Vec<HashMap<String, String>> {
+        self.mock.requests(path).iter().map(Recorded::params).collect()
     }
 }
 
-/// The source is down.
-struct Down;
-
-impl IntoResponse for Down {
-    fn into_response(self) -> Response {
-        (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response()
+/// One page of the source: by next-URL in the body (`/next?page=`), `Link` header
+/// (`/link?p=`), offset (`/offset?offset=`), two items a page; or every item updated after
+/// `since` (all without it), oldest first (`/since`).
+fn page(items: &Mutex<Vec<Value>>, down: &AtomicBool, r: &Recorded) -> MockResponse {
+    if r.method != "GET" {
+        return MockResponse::status(405);
     }
-}
-
-type Q = Query<HashMap<String, String>>;
-
-async fn next_url_page(State(src): State<Source>, Query(q): Q) -> Response {
-    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-    match src.page(&q, (page - 1) * 2, 2) {
-        Err(down) => down.into_response(),
-        Ok((items, total)) => {
+    let q = r.params();
+    let num = |name: &str, default: usize| q.get(name).and_then(|p| p.parse().ok()).unwrap_or(default);
+    let (start, per) = match r.path.as_str() {
+        "/next" => ((num("page", 1) - 1) * 2, 2),
+        "/link" => ((num("p", 1) - 1) * 2, 2),
+        "/offset" => (num("offset", 0), 2),
+        "/since" => (0, usize::MAX),
+        _ => return MockResponse::status(404),
+    };
+    if down.load(Ordering::SeqCst) {
+        return MockResponse::text(503, "down for maintenance");
+    }
+    let (items, total) = {
+        let all = items.lock().unwrap();
+        (all.iter().skip(start).take(per).cloned().collect::<Vec<Value>>(), all.len())
+    };
+    match r.path.as_str() {
+        "/next" => {
+            let page = num("page", 1);
             let next = (page * 2 < total).then(|| format!("/next?page={}", page + 1));
-            axum::Json(json!({ "items": items, "next": next })).into_response()
+            MockResponse::json(200, json!({ "items": items, "next": next }))
         }
-    }
-}
-
-async fn link_page(State(src): State<Source>, Query(q): Q, headers: HeaderMap) -> Response {
-    let page: usize = q.get("p").and_then(|p| p.parse().ok()).unwrap_or(1);
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-    match src.page(&q, (page - 1) * 2, 2) {
-        Err(down) => down.into_response(),
-        Ok((items, total)) => {
+        "/link" => {
+            let page = num("p", 1);
+            let host = r.header("host").unwrap_or("");
             let mut links = vec![format!("<http://{host}/link?p=1>; rel=\"first\"")];
             if page * 2 < total {
                 links.push(format!("<http://{host}/link?p={}>; rel=\"next\"", page + 1));
             }
-            ([("link", links.join(", "))], axum::Json(json!(items))).into_response()
+            MockResponse::json(200, json!(items)).header("link", &links.join(", "))
         }
-    }
-}
-
-async fn offset_page(State(src): State<Source>, Query(q): Q) -> Response {
-    let offset: usize = q.get("offset").and_then(|p| p.parse().ok()).unwrap_or(0);
-    match src.page(&q, offset, 2) {
-        Err(down) => down.into_response(),
-        Ok((items, _)) => axum::Json(json!({ "data": items })).into_response(),
-    }
-}
-
-/// Items updated after `since` (all without it), oldest first.
-async fn since_page(State(src): State<Source>, Query(q): Q) -> Response {
-    match src.page(&q, 0, usize::MAX) {
-        Err(down) => down.into_response(),
-        Ok((items, _)) => {
+        "/offset" => MockResponse::json(200, json!({ "data": items })),
+        _ => {
             let since = q.get("since").cloned().unwrap_or_default();
             let items: Vec<Value> =
                 items.into_iter().filter(|i| i["updatedAt"].as_str().unwrap_or("") > since.as_str()).collect();
-            axum::Json(json!({ "items": items })).into_response()
+            MockResponse::json(200, json!({ "items": items }))
         }
     }
 }
@@ -682,13 +660,13 @@ async fn poll_cursor_first_run_now_and_a_failing_source() {
     assert_eq!(state["cursor"], "2026-01-05T00:03:00Z", "{state}");
     // The poll's executions (none) were committed with the state `polls` returned.
     assert!(executions(&s, "changes", "since").await.is_empty(), "firstRun: now runs nothing");
-    assert_eq!(src.seen.lock().unwrap()[0].get("since"), None, "no cursor yet: a null parameter is left out");
+    assert_eq!(src.seen("/since")[0].get("since"), None, "no cursor yet: a null parameter is left out");
 
     src.add(4, 5);
     step(5);
     assert_eq!(per_item(&wait_count(&s, "changes", "since", 2).await), once_each(4, 5));
     assert_eq!(
-        src.seen.lock().unwrap().last().and_then(|q| q.get("since").cloned()).as_deref(),
+        src.seen("/since").last().and_then(|q| q.get("since").cloned()).as_deref(),
         Some("2026-01-05T00:03:00Z"),
         "the request carried $state.cursor"
     );

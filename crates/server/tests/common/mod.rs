@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -417,34 +418,39 @@ pub struct MockResponse {
     pub content_type: Option<String>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Wait until the mock's gate is opened ([`MockUpstream::open_gate`]) before answering.
+    pub hold: bool,
 }
 
 impl MockResponse {
     /// A JSON reply.
     pub fn json(status: u16, body: Value) -> MockResponse {
         MockResponse {
-            status,
-            headers: Vec::new(),
-            body: body.to_string().into_bytes(),
             content_type: Some("application/json".into()),
-            delay: Duration::ZERO,
+            body: body.to_string().into_bytes(),
+            ..MockResponse::status(status)
         }
     }
 
     /// A text reply.
     pub fn text(status: u16, body: &str) -> MockResponse {
         MockResponse {
-            status,
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
             content_type: Some("text/plain".into()),
-            delay: Duration::ZERO,
+            body: body.as_bytes().to_vec(),
+            ..MockResponse::status(status)
         }
     }
 
     /// An empty reply.
     pub fn status(status: u16) -> MockResponse {
-        MockResponse { status, headers: Vec::new(), body: Vec::new(), content_type: None, delay: Duration::ZERO }
+        MockResponse {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            content_type: None,
+            delay: Duration::ZERO,
+            hold: false,
+        }
     }
 
     /// Adds a header.
@@ -456,6 +462,12 @@ impl MockResponse {
     /// Answers only after `d`.
     pub fn delay(mut self, d: Duration) -> MockResponse {
         self.delay = d;
+        self
+    }
+
+    /// Answers only once the mock's gate is open ([`MockUpstream::open_gate`]).
+    pub fn held(mut self) -> MockResponse {
+        self.hold = true;
         self
     }
 }
@@ -473,6 +485,12 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// Body.
     pub body: Bytes,
+    /// When it arrived.
+    pub at: Instant,
+    /// Requests in flight at the mock when this one arrived, itself included.
+    pub in_flight: usize,
+    /// The status it was answered (0 while a behaviour is still deciding).
+    pub status: u16,
 }
 
 impl Recorded {
@@ -486,7 +504,17 @@ impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The query parameters (decoded; the last one wins when a name repeats).
+    pub fn params(&self) -> HashMap<String, String> {
+        serde_urlencoded::from_str(self.query.as_deref().unwrap_or("")).unwrap_or_else(|e| {
+            panic!("query of {} {} is not form-encoded ({e}): {:?}", self.method, self.path, self.query)
+        })
+    }
 }
+
+/// How a mock answers the requests no script covers: a closure over the recorded request.
+pub type Behaviour = Arc<dyn Fn(&Recorded) -> MockResponse + Send + Sync>;
 
 #[derive(Default)]
 struct Script {
@@ -498,39 +526,100 @@ struct Script {
 struct MockState {
     requests: Vec<Recorded>,
     scripts: HashMap<String, Script>,
+    behaviour: Option<Behaviour>,
 }
 
-/// An HTTP server on an ephemeral port that records every request and answers as scripted
-/// per path: first from the path's queue, then its default; unscripted paths get 404.
+struct MockShared {
+    state: Mutex<MockState>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    gate: tokio::sync::watch::Sender<bool>,
+}
+
+/// An HTTP server on a loopback port that records every request and answers as scripted
+/// per path: first from the path's queue, then its default, then the behaviour given to
+/// [`MockUpstream::with`] / [`MockUpstream::behave`]; anything else gets 404.
+///
+/// [`MockUpstream::down`] makes one that refuses connections until [`MockUpstream::listen`].
 #[derive(Clone)]
 pub struct MockUpstream {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
-    state: Arc<Mutex<MockState>>,
+    /// The port.
+    pub port: u16,
+    shared: Arc<MockShared>,
 }
 
 impl MockUpstream {
     /// Starts the mock in the current runtime.
     pub async fn start() -> MockUpstream {
-        let state = Arc::new(Mutex::new(MockState::default()));
-        let app = axum::Router::new().fallback(mock_handler).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
-        let addr = listener.local_addr().expect("mock addr");
+        let mock = MockUpstream::new(listener.local_addr().expect("mock addr").port());
+        mock.serve(listener);
+        mock
+    }
+
+    /// Starts a mock answering every unscripted request by `behaviour`.
+    pub async fn with(behaviour: impl Fn(&Recorded) -> MockResponse + Send + Sync + 'static) -> MockUpstream {
+        let mock = MockUpstream::start().await;
+        mock.behave(behaviour);
+        mock
+    }
+
+    /// A mock that does not listen yet (connections are refused) until [`MockUpstream::listen`].
+    /// Its port lies outside the ephemeral range, so no outgoing connection takes it meanwhile.
+    pub fn down() -> MockUpstream {
+        MockUpstream::new(reserve_port())
+    }
+
+    fn new(port: u16) -> MockUpstream {
+        let (gate, _) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(MockShared {
+            state: Mutex::new(MockState::default()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            gate,
+        });
+        MockUpstream { url: format!("http://127.0.0.1:{port}"), port, shared }
+    }
+
+    /// Starts listening on the mock's port (for a mock made with [`MockUpstream::down`]).
+    pub async fn listen(&self) {
+        let started = Instant::now();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(5), "cannot bind port {}: {e}", self.port);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        self.serve(listener);
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = axum::Router::new().fallback(mock_handler).with_state(self.shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        MockUpstream { url: format!("http://{addr}"), state }
+    }
+
+    /// Answers every request no script covers by `behaviour` (replacing an earlier one).
+    pub fn behave(&self, behaviour: impl Fn(&Recorded) -> MockResponse + Send + Sync + 'static) -> &Self {
+        self.shared.state.lock().unwrap().behaviour = Some(Arc::new(behaviour));
+        self
     }
 
     /// The default reply of `path` (after its queue is used up).
     pub fn on(&self, path: &str, reply: MockResponse) -> &Self {
-        self.state.lock().unwrap().scripts.entry(path.to_owned()).or_default().default = Some(reply);
+        self.shared.state.lock().unwrap().scripts.entry(path.to_owned()).or_default().default = Some(reply);
         self
     }
 
     /// Replies used once each, in order, before the default.
     pub fn queue(&self, path: &str, replies: impl IntoIterator<Item = MockResponse>) -> &Self {
-        self.state.lock().unwrap().scripts.entry(path.to_owned()).or_default().queue.extend(replies);
+        self.shared.state.lock().unwrap().scripts.entry(path.to_owned()).or_default().queue.extend(replies);
         self
     }
 
@@ -540,19 +629,34 @@ impl MockUpstream {
         self.on(path, then)
     }
 
+    /// Lets held replies ([`MockResponse::held`]) go, now and for good.
+    pub fn open_gate(&self) {
+        self.shared.gate.send_replace(true);
+    }
+
     /// Every request to `path`, in arrival order.
     pub fn requests(&self, path: &str) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()
+        self.shared.state.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()
     }
 
     /// Every request received.
     pub fn all_requests(&self) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.clone()
+        self.shared.state.lock().unwrap().requests.clone()
     }
 
     /// How many requests `path` received.
     pub fn hits(&self, path: &str) -> usize {
         self.requests(path).len()
+    }
+
+    /// How many requests the mock received, on any path.
+    pub fn total_hits(&self) -> usize {
+        self.shared.state.lock().unwrap().requests.len()
+    }
+
+    /// The most requests that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Waits until `path` received at least `n` requests.
@@ -561,30 +665,67 @@ impl MockUpstream {
     }
 }
 
+/// Counts a request out of flight when its handler ends (or is dropped).
+struct Leaving(Arc<MockShared>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn mock_handler(
-    State(state): State<Arc<Mutex<MockState>>>,
+    State(shared): State<Arc<MockShared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let now_in = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _leaving = Leaving(shared.clone());
+    shared.max_in_flight.fetch_max(now_in, Ordering::SeqCst);
     let path = uri.path().to_owned();
-    let reply = {
-        let mut st = state.lock().unwrap();
-        st.requests.push(Recorded {
-            method: method.to_string(),
-            path: path.clone(),
-            query: uri.query().map(str::to_owned),
-            headers,
-            body,
-        });
-        match st.scripts.get_mut(&path) {
-            Some(s) => s.queue.pop_front().or_else(|| s.default.clone()),
-            None => None,
+    let mut recorded = Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        query: uri.query().map(str::to_owned),
+        headers,
+        body,
+        at: Instant::now(),
+        in_flight: now_in,
+        status: 0,
+    };
+    let scripted = {
+        let mut st = shared.state.lock().unwrap();
+        match st.scripts.get_mut(&path).and_then(|s| s.queue.pop_front().or_else(|| s.default.clone())) {
+            // Recorded under the same lock, so records are in the order the script was used.
+            Some(reply) => {
+                recorded.status = reply.status;
+                st.requests.push(recorded.clone());
+                Ok(reply)
+            }
+            None => Err(st.behaviour.clone()),
         }
     };
-    let reply = reply.unwrap_or_else(|| MockResponse::json(404, json!({ "error": format!("{path} is not scripted") })));
+    let reply = match scripted {
+        Ok(reply) => reply,
+        Err(behaviour) => {
+            // The behaviour runs outside the lock: it may look at the mock's own records.
+            let reply = match behaviour {
+                Some(b) => b(&recorded),
+                None => MockResponse::json(404, json!({ "error": format!("{path} is not scripted") })),
+            };
+            recorded.status = reply.status;
+            shared.state.lock().unwrap().requests.push(recorded);
+            reply
+        }
+    };
+    if reply.hold {
+        let mut open = shared.gate.subscribe();
+        let _ = open.wait_for(|o| *o).await;
+    }
     if !reply.delay.is_zero() {
+        // Scripted latency of a slow upstream, not synchronisation.
         tokio::time::sleep(reply.delay).await;
     }
     let mut r = (StatusCode::from_u16(reply.status).expect("status"), reply.body).into_response();
@@ -596,6 +737,22 @@ async fn mock_handler(
             .insert(axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
     }
     r
+}
+
+/// A free port below the ephemeral range (outgoing connections never take it).
+fn reserve_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (from, to) = if low > 12_000 { (10_000, low - 1) } else { (61_000, 65_000) };
+    for _ in 0..500 {
+        let port = rand::random_range(from..=to);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {from}..={to}");
 }
 
 /// Says a test is skipped because `why` (a service or tool is missing), or fails it when
