@@ -208,7 +208,8 @@ pub struct StepCx<'a> {
     pub evaluator: &'a Evaluator,
     /// The shared HTTP client.
     pub http: &'a reqwest::Client,
-    /// Stable across attempts and resumes: `<execution>:<step>`.
+    /// Stable across attempts and resumes: `<execution>:<step>` (empty for a step without
+    /// side effects).
     pub idempotency_key: &'a str,
     /// Longest this attempt may take.
     pub timeout: Duration,

@@ -10,7 +10,8 @@ impl Execution {
     /// Runs the step's kind, attempt after attempt, and follows what it comes to.
     pub(super) async fn run_action(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
         let action = step.body.as_ref();
-        let key = format!("{}:{}", self.id, step.id);
+        // Only a step with side effects sends a key; the others need no string made for it.
+        let key = if action.side_effects() { format!("{}:{}", self.id, step.id) } else { String::new() };
         let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
         loop {
             attempt += 1;
