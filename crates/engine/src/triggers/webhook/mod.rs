@@ -5,13 +5,13 @@
 //! call and what the call means is here.
 
 pub mod auth;
+mod credential;
 pub mod verify;
 
-use flowgate_expr::{Budget, Scope, Template};
 use flowgate_model::trigger::{Method, QueryParam, Respond, WebhookAuth, WebhookTrigger};
 use flowgate_model::{Diags, Path};
 use indexmap::IndexMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A webhook trigger with its credentials resolved.
 pub struct InboundWebhook {
@@ -95,38 +95,7 @@ fn resolve_auth(
     diags: &mut Diags,
 ) -> AuthSpec {
     let mut resolve = |s: &str, at: Path| -> String {
-        if !s.contains("{{") {
-            return s.to_owned();
-        }
-        let empty = Map::new();
-        let scope = Scope {
-            trigger: &Value::Null,
-            steps: &empty,
-            config,
-            flow: &Value::Null,
-            execution: &Value::Null,
-            item: None,
-            state: None,
-        };
-        match Template::compile(&Value::String(s.to_owned()))
-            .map_err(|e| e[0].error.message.clone())
-            .and_then(|t| t.eval(&Value::Null, &scope, Budget::DEFAULT).map_err(|e| e.to_string()))
-        {
-            Ok(Value::String(v)) if !v.is_empty() => v,
-            Ok(Value::Null) | Ok(Value::String(_)) => {
-                // Unset config values keep the integration from going live; only a
-                // deployment with every value set must give a credential.
-                if !values_missing {
-                    diags.error(&at, "the credential is empty (is the config value set?)");
-                }
-                String::new()
-            }
-            Ok(other) => flowgate_expr::to_text(&other),
-            Err(e) => {
-                diags.error(&at, format!("expression does not compile or fails: {e}"));
-                String::new()
-            }
-        }
+        credential::resolve(s, config, values_missing, "credential", &at, diags).unwrap_or_default()
     };
     match auth {
         None | Some(WebhookAuth::None {}) => AuthSpec::None,

@@ -9,7 +9,6 @@
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use flowgate_expr::{Budget, Scope, Template};
 use flowgate_model::trigger::{
     DEFAULT_SIGNATURE_TOLERANCE, DEFAULT_STRIPE_TOLERANCE, HmacVerify, PayloadPart, VerifyScheme, WebhookVerify,
     parse_payload,
@@ -368,35 +367,7 @@ fn resolve(written: &str, config: &Value, values_missing: bool, at: &Path, diags
         // An empty literal is reported by the model's checks.
         return Some(written.to_owned()).filter(|s| !s.trim().is_empty());
     }
-    let empty = Map::new();
-    let scope = Scope {
-        trigger: &Value::Null,
-        steps: &empty,
-        config,
-        flow: &Value::Null,
-        execution: &Value::Null,
-        item: None,
-        state: None,
-    };
-    match Template::compile(&Value::String(written.to_owned()))
-        .map_err(|e| e[0].error.message.clone())
-        .and_then(|t| t.eval(&Value::Null, &scope, Budget::DEFAULT).map_err(|e| e.to_string()))
-    {
-        Ok(Value::String(v)) if !v.is_empty() => Some(v),
-        Ok(Value::Null) | Ok(Value::String(_)) => {
-            // Unset config values keep the integration from going live; only a deployment
-            // with every value set must give a secret.
-            if !values_missing {
-                diags.error(at, "the secret is empty (is the config value set?)");
-            }
-            None
-        }
-        Ok(other) => Some(flowgate_expr::to_text(&other)),
-        Err(e) => {
-            diags.error(at, format!("expression does not compile or fails: {e}"));
-            None
-        }
-    }
+    super::credential::resolve(written, config, values_missing, "secret", at, diags)
 }
 
 #[cfg(test)]
