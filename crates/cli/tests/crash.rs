@@ -581,21 +581,7 @@ async fn a_database_crash_orphans_nothing() {
             }
             panic!("{} acknowledged executions never completed, e.g. {stuck:#?}", pending.len());
         }
-        let mut done = Vec::new();
-        for id in pending.iter().take(200) {
-            let Ok(r) = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await else {
-                continue;
-            };
-            let v: Value = r.json().await.unwrap();
-            match v["status"].as_str() {
-                Some("succeeded") => done.push(id.clone()),
-                Some("queued" | "running") | None => {}
-                Some(other) => panic!("execution {id} ended {other}: {v}"),
-            }
-        }
-        for id in done {
-            pending.remove(&id);
-        }
+        forget_succeeded(&client, &base, &mut pending).await;
         if !pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -615,21 +601,7 @@ async fn a_database_crash_orphans_nothing() {
         last.remove(id);
     }
     wait_until("the last acknowledged executions to finish", async || {
-        let mut done = Vec::new();
-        for id in last.iter().take(200) {
-            let Ok(r) = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await else {
-                continue;
-            };
-            let v: Value = r.json().await.unwrap();
-            match v["status"].as_str() {
-                Some("succeeded") => done.push(id.clone()),
-                Some("queued" | "running") | None => {}
-                Some(other) => panic!("execution {id} ended {other}: {v}"),
-            }
-        }
-        for id in done {
-            last.remove(&id);
-        }
+        forget_succeeded(&client, &base, &mut last).await;
         last.is_empty()
     })
     .await;
@@ -658,4 +630,24 @@ async fn a_database_crash_orphans_nothing() {
         assert!(hits.contains_key(&format!("{id}:a")), "{id}'s step never reached the target");
     }
     println!("database outage: {} events acknowledged across 2 crashes, all completed once", acks.len());
+}
+
+/// Drops from `pending` the executions (up to 200 a call) that succeeded; any other end fails
+/// the test.
+async fn forget_succeeded(client: &reqwest::Client, base: &str, pending: &mut HashSet<String>) {
+    let mut done = Vec::new();
+    for id in pending.iter().take(200) {
+        let Ok(r) = client.get(format!("{base}/v1/executions/{id}")).bearer_auth(TOKEN).send().await else {
+            continue;
+        };
+        let v: Value = r.json().await.unwrap();
+        match v["status"].as_str() {
+            Some("succeeded") => done.push(id.clone()),
+            Some("queued" | "running") | None => {}
+            Some(other) => panic!("execution {id} ended {other}: {v}"),
+        }
+    }
+    for id in done {
+        pending.remove(&id);
+    }
 }
