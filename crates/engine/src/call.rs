@@ -17,7 +17,7 @@
 use crate::{Engine, Inner, Submission, SubmitOptions, SyncOutcome, Wait};
 use async_trait::async_trait;
 use flowgate_steps::{Calls, StepError};
-use flowgate_store::Status;
+use flowgate_store::{IntegrationKey, Status};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,14 @@ impl Calls for ChildCalls<'_> {
         let refused = self
             .inner
             .store
-            .take_token(self.tenant, "", &tree_bucket(self.root), per_second, most, now)
+            // A call tree's bucket is the tenant's own (no integration): trees cross integrations.
+            .take_token(
+                IntegrationKey { tenant: self.tenant, integration: "" },
+                &tree_bucket(self.root),
+                per_second,
+                most,
+                now,
+            )
             .await
             .map_err(|e| StepError::retryable("call_submit", format!("cannot count the calls: {e}")))?;
         if refused.is_some() {

@@ -189,7 +189,7 @@ async fn found(store: &SharedStore, batch: &WriteBatch) -> flowgate_store::Resul
     let mut duplicates = Vec::new();
     for new in missing {
         let first = match &new.dedup {
-            Some(d) => store.dedup_lookup(&new.tenant_id, &new.integration, &new.flow, &d.key, i64::MIN).await?,
+            Some(d) => store.dedup_lookup(new.flow_key(), &d.key, i64::MIN).await?,
             None => None,
         };
         // Without a first one to point at, the caller gets its own (absent) id: a lookup

@@ -13,7 +13,7 @@ use flowgate_model::{
     Diagnostic, Diagnostics, Diags, Format, OnExhausted, Path, Retention, Trigger, decode_integration, source,
 };
 use flowgate_steps::{CompiledStep, Integration, PlanCx, compile_steps};
-use flowgate_store::VersionRecord;
+use flowgate_store::{FlowKey, VersionRecord};
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -146,6 +146,11 @@ pub struct CompiledFlow {
 }
 
 impl CompiledFlow {
+    /// Which flow of which tenant's integration this is.
+    pub fn key(&self) -> FlowKey<'_> {
+        FlowKey { tenant: &self.tenant, integration: &self.integration, flow: &self.slug }
+    }
+
     /// The stored row of this flow's trigger state.
     pub(crate) fn state_row(&self, state: &Value, now: i64) -> flowgate_store::TriggerState {
         flowgate_store::TriggerState {

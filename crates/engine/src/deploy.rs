@@ -18,7 +18,7 @@
 use crate::compile::{self, CompiledIntegration, FlowTrigger};
 use flowgate_model::{ConfigType, Diagnostic, Format};
 use flowgate_secrets::{MARKER_PREFIX, Redactor, Sealer};
-use flowgate_store::{Deployment, VersionRecord};
+use flowgate_store::{Deployment, IntegrationKey, VersionRecord};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -528,7 +528,7 @@ impl crate::Engine {
                 }
             }
         }
-        let existing = inner.store.deployment(tenant, slug).await?;
+        let existing = inner.store.deployment(IntegrationKey { tenant, integration: slug }).await?;
         let mut merged = match &existing {
             Some(d) => {
                 open_values(&inner.sealer, d).map_err(|m| DeployError::Store(flowgate_store::Error::Config(m)))?
@@ -585,7 +585,9 @@ impl crate::Engine {
     pub async fn undeploy(&self, tenant: &str, slug: &str) -> Result<bool, DeployError> {
         let inner = &self.inner;
         let ci = self.integration(tenant, slug).await?.ok_or(DeployError::NotFound)?;
-        let Some(mut d) = inner.store.deployment(tenant, slug).await? else { return Ok(false) };
+        let Some(mut d) = inner.store.deployment(IntegrationKey { tenant, integration: slug }).await? else {
+            return Ok(false);
+        };
         if !d.deployed {
             return Ok(false);
         }
@@ -611,7 +613,7 @@ impl crate::Engine {
     pub async fn deployment_view(&self, tenant: &str, slug: &str) -> Result<Value, DeployError> {
         let inner = &self.inner;
         let ci = self.integration(tenant, slug).await?.ok_or(DeployError::NotFound)?;
-        let d = inner.store.deployment(tenant, slug).await?;
+        let d = inner.store.deployment(IntegrationKey { tenant, integration: slug }).await?;
         let values = match &d {
             Some(d) => {
                 open_values(&inner.sealer, d).map_err(|m| DeployError::Store(flowgate_store::Error::Config(m)))?
@@ -635,7 +637,7 @@ impl crate::Engine {
         let mut lifecycle = Vec::new();
         for event in ["deploy", "undeploy"] {
             for f in lifecycle_flows(&ci, event) {
-                let last = inner.store.last_run(tenant, slug, &f.slug).await?;
+                let last = inner.store.last_run(f.key()).await?;
                 lifecycle.push(json!({
                     "flow": f.slug,
                     "trigger": event,

@@ -137,6 +137,8 @@ async fn start_claimed(
         }
     };
     inner.lanes[lane].running.fetch_add(1, Ordering::AcqRel);
+    let share =
+        inner.shares.take(&c.tenant_id, crate::shares::Shares::flow_key(c.flow_key())).on_room(inner.room_waker());
     let job = Job {
         id: c.id,
         flow,
@@ -150,12 +152,7 @@ async fn start_claimed(
         crashes: c.crashes,
         lane: Some(lane),
         reservation: None,
-        share: Some(
-            inner
-                .shares
-                .take(&c.tenant_id, crate::shares::Shares::flow_key(&c.tenant_id, &c.integration, &c.flow))
-                .on_room(inner.room_waker()),
-        ),
+        share: Some(share),
         stored_trigger: Some(c.trigger),
     };
     inner.tracker.spawn(executor::run(inner.clone(), job));

@@ -89,9 +89,7 @@ async fn answer_from_store(inner: &Arc<Inner>, id: &str) {
 /// Re-reads which flows are switched on or off through the API.
 async fn reload_switches(inner: &Arc<Inner>) {
     match inner.store.flow_switches().await {
-        Ok(all) => {
-            inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))
-        }
+        Ok(all) => inner.registry.set_switches(all.iter().map(|s| (s.flow_key().into(), s.active))),
         Err(e) => tracing::warn!(error = %e, "Cannot reload the flows' switches."),
     }
 }

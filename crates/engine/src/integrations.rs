@@ -137,7 +137,7 @@ impl Engine {
         {
             return Ok((outcome, ci));
         }
-        let deployment = match inner.store.deployment(tenant, &slug).await? {
+        let deployment = match inner.store.deployment(IntegrationKey { tenant, integration: &slug }).await? {
             Some(d) => d,
             None => {
                 let d = flowgate_store::Deployment {
@@ -172,7 +172,7 @@ impl Engine {
     pub async fn delete(&self, tenant: &str, slug: &str) -> Result<bool, flowgate_store::Error> {
         if let Some(ci) = self.integration(tenant, slug).await?
             && ci.live()
-            && let Some(d) = self.inner.store.deployment(tenant, slug).await?
+            && let Some(d) = self.inner.store.deployment(IntegrationKey { tenant, integration: slug }).await?
         {
             self.run_lifecycle(&ci, "undeploy", "delete", d).await?;
         }
@@ -213,22 +213,16 @@ impl Engine {
     ///
     /// # Errors
     /// No such integration or flow, or the store.
-    pub async fn set_active(
-        &self,
-        tenant: &str,
-        integration: &str,
-        flow: &str,
-        active: bool,
-    ) -> Result<(), flowgate_store::Error> {
+    pub async fn set_active(&self, key: FlowKey<'_>, active: bool) -> Result<(), flowgate_store::Error> {
         let inner = &self.inner;
-        let ci = self.integration(tenant, integration).await?.ok_or(flowgate_store::Error::NotFound)?;
-        let f = ci.flows.get(flow).ok_or(flowgate_store::Error::NotFound)?;
+        let ci = self.integration(key.tenant, key.integration).await?.ok_or(flowgate_store::Error::NotFound)?;
+        let f = ci.flows.get(key.flow).ok_or(flowgate_store::Error::NotFound)?;
         let now = inner.clock.now_ms();
         if active
             && !inner.registry.is_active(f)
             && let Some(schedule) = f.trigger.schedule()
         {
-            let stored = inner.store.trigger_state(tenant, integration, flow).await?;
+            let stored = inner.store.trigger_state(key).await?;
             let mut state = stored
                 .and_then(|s| serde_json::from_str::<Value>(&s.state).ok())
                 .unwrap_or_else(|| serde_json::json!({}));
@@ -240,10 +234,10 @@ impl Engine {
                 .await
                 .map_err(|e| flowgate_store::Error::Config(e.to_string()))?;
         }
-        inner.store.set_flow_active(tenant, integration, flow, active, now).await?;
-        inner.registry.set_switch(tenant, integration, flow, active);
+        inner.store.set_flow_active(key, active, now).await?;
+        inner.registry.set_switch(key, active);
         inner.trigger_wake.notify_one();
-        self.announce_integration(tenant, integration).await;
+        self.announce_integration(key.tenant, key.integration).await;
         Ok(())
     }
 
@@ -257,13 +251,8 @@ impl Engine {
     ///
     /// # Errors
     /// The store.
-    pub async fn trigger_state(
-        &self,
-        tenant: &str,
-        integration: &str,
-        flow: &str,
-    ) -> Result<Option<Value>, flowgate_store::Error> {
-        let Some(row) = self.inner.store.trigger_state(tenant, integration, flow).await? else { return Ok(None) };
+    pub async fn trigger_state(&self, key: FlowKey<'_>) -> Result<Option<Value>, flowgate_store::Error> {
+        let Some(row) = self.inner.store.trigger_state(key).await? else { return Ok(None) };
         let mut v: Value = serde_json::from_str(&row.state).unwrap_or(Value::Null);
         if let Some(o) = v.as_object_mut() {
             let remembered = o.remove("seen").and_then(|s| s.as_array().map(Vec::len)).unwrap_or(0);
@@ -281,16 +270,11 @@ impl Engine {
     ///
     /// # Errors
     /// The store.
-    pub async fn reset_trigger_state(
-        &self,
-        tenant: &str,
-        integration: &str,
-        flow: &str,
-    ) -> Result<bool, flowgate_store::Error> {
-        let deleted = self.inner.store.delete_trigger_state(tenant, integration, flow).await?;
+    pub async fn reset_trigger_state(&self, key: FlowKey<'_>) -> Result<bool, flowgate_store::Error> {
+        let deleted = self.inner.store.delete_trigger_state(key).await?;
         self.inner.registry.touch();
         self.inner.trigger_wake.notify_one();
-        self.announce_integration(tenant, integration).await;
+        self.announce_integration(key.tenant, key.integration).await;
         Ok(deleted)
     }
 

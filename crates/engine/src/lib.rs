@@ -84,8 +84,8 @@ use committer::{CommitError, Committer};
 use flowgate_expr::Evaluator;
 use flowgate_model::{Diagnostic, Format};
 use flowgate_store::{
-    Dedup, ExecutionRow, Finish, NewExecution, NewVersion, PutOutcome, Scrub, SharedStore, Status, StoreEvent,
-    VersionRecord, WriteBatch,
+    Dedup, ExecutionRow, Finish, FlowKey, IntegrationKey, NewExecution, NewVersion, PutOutcome, Scrub, SharedStore,
+    Status, StoreEvent, VersionRecord, WriteBatch,
 };
 use registry::Registry;
 use serde_json::Value;

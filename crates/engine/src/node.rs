@@ -139,7 +139,7 @@ impl Inner {
     /// Compiles a stored version for the integration's deployment (its config values).
     pub(crate) async fn build(&self, record: VersionRecord) -> Result<CompiledIntegration, Vec<Diagnostic>> {
         let deployment =
-            self.store.deployment(&record.tenant_id, &record.slug).await.map_err(|e| {
+            self.store.deployment(record.integration_key()).await.map_err(|e| {
                 vec![Diagnostic { path: String::new(), line: None, column: None, message: e.to_string() }]
             })?;
         deploy::build(record, deployment.as_ref(), &self.sealer, &self.settings.public_url)

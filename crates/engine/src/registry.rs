@@ -8,12 +8,12 @@
 
 use crate::compile::{CompiledFlow, CompiledIntegration, FlowTrigger};
 use arc_swap::ArcSwap;
+use flowgate_store::{FlowKey, FlowKeyBuf};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Routes = HashMap<String, HashMap<String, Arc<CompiledFlow>>>;
-type FlowKey = (String, String, String);
 
 /// Compiled integrations and routes.
 #[derive(Default)]
@@ -22,7 +22,7 @@ pub struct Registry {
     emails: ArcSwap<HashMap<String, Arc<CompiledFlow>>>,
     current: Mutex<HashMap<(String, String), Arc<CompiledIntegration>>>,
     versions: Mutex<HashMap<i64, Arc<CompiledIntegration>>>,
-    switches: Mutex<HashMap<FlowKey, bool>>,
+    switches: Mutex<HashMap<FlowKeyBuf, bool>>,
     /// Domain of derived e-mail addresses.
     mail_domain: String,
     /// Bumped on every change (the scheduler re-reads its flows when it moves).
@@ -56,23 +56,20 @@ impl Registry {
         if !f.live {
             return false;
         }
-        let key = (f.tenant.clone(), f.integration.clone(), f.slug.clone());
+        let key = FlowKeyBuf::from(f.key());
         self.switches.lock().expect("registry lock").get(&key).copied().unwrap_or(f.active)
     }
 
     /// Replaces every switch (at start, and after events may have been missed).
-    pub fn set_switches(&self, all: impl IntoIterator<Item = (FlowKey, bool)>) {
+    pub fn set_switches(&self, all: impl IntoIterator<Item = (FlowKeyBuf, bool)>) {
         *self.switches.lock().expect("registry lock") = all.into_iter().collect();
         let current = self.current.lock().expect("registry lock");
         self.rebuild(&current);
     }
 
     /// Switches one flow on or off.
-    pub fn set_switch(&self, tenant: &str, integration: &str, flow: &str, active: bool) {
-        self.switches
-            .lock()
-            .expect("registry lock")
-            .insert((tenant.to_owned(), integration.to_owned(), flow.to_owned()), active);
+    pub fn set_switch(&self, key: FlowKey<'_>, active: bool) {
+        self.switches.lock().expect("registry lock").insert(key.into(), active);
         let current = self.current.lock().expect("registry lock");
         self.rebuild(&current);
     }

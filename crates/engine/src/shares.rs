@@ -7,6 +7,7 @@
 //! Counted on this node only: in a cluster each node shares its own slots. The flow's own
 //! `concurrency` (a cap across nodes) is enforced by claims as before.
 
+use flowgate_store::FlowKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -41,8 +42,8 @@ impl Shares {
     }
 
     /// The key of a flow in the claim filter: `tenant/integration/flow`.
-    pub(crate) fn flow_key(tenant: &str, integration: &str, flow: &str) -> String {
-        format!("{tenant}/{integration}/{flow}")
+    pub(crate) fn flow_key(key: FlowKey<'_>) -> String {
+        format!("{}/{}/{}", key.tenant, key.integration, key.flow)
     }
 
     /// Takes a place if the tenant and the flow are under their shares.

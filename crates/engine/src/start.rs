@@ -80,9 +80,7 @@ impl Engine {
         }
         inner.log_sinks.reload(inner.store.all_log_sources().await?, &inner.sealer, &inner.settings.outbound).await;
         match inner.store.flow_switches().await {
-            Ok(all) => {
-                inner.registry.set_switches(all.into_iter().map(|s| ((s.tenant_id, s.integration, s.flow), s.active)))
-            }
+            Ok(all) => inner.registry.set_switches(all.iter().map(|s| (s.flow_key().into(), s.active))),
             Err(e) => return Err(e),
         }
         if inner.settings.leader {

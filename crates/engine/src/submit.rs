@@ -131,7 +131,7 @@ impl Engine {
             let f = &s.flow;
             if let Some(first) = inner
                 .store
-                .dedup_lookup(&f.tenant, &f.integration, &f.slug, key, now)
+                .dedup_lookup(f.key(), key, now)
                 .await
                 .map_err(|e| SubmitError::Commit(CommitError(e.to_string().into())))?
             {
@@ -157,7 +157,7 @@ impl Engine {
         };
         let id = uuid::Uuid::now_v7().to_string();
         // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
-        let flow_key = shares::Shares::flow_key(&s.flow.tenant, &s.flow.integration, &s.flow.slug);
+        let flow_key = shares::Shares::flow_key(s.flow.key());
         let permit = if s.options.mocks.is_some() {
             // A test run carries its mocks in memory: it must run here.
             let permit = inner.permits.clone().acquire_owned().await.ok();

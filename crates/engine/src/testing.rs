@@ -9,7 +9,7 @@ use crate::{Engine, EngineSettings, Submission, SubmitOptions, SyncOutcome, Syst
 use flowgate_expr::{Scope, Template, truthy};
 use flowgate_model::tests_def::{FlowTest, differences};
 use flowgate_model::{Diagnostic, Format};
-use flowgate_store::Store;
+use flowgate_store::{IntegrationKey, Store};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -293,7 +293,13 @@ impl Engine {
         };
         let literals = crate::deploy::open_literals(&self.inner.sealer, &record).map_err(problem)?;
         let text = flowgate_secrets::Redactor::new(literals).restore_text(&record.source).into_owned();
-        let values = match self.inner.store.deployment(tenant, slug).await.map_err(|e| problem(e.to_string()))? {
+        let values = match self
+            .inner
+            .store
+            .deployment(IntegrationKey { tenant, integration: slug })
+            .await
+            .map_err(|e| problem(e.to_string()))?
+        {
             Some(d) => crate::deploy::open_values(&self.inner.sealer, &d).map_err(problem)?,
             None => Map::new(),
         };

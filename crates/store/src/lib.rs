@@ -13,7 +13,8 @@
 //!
 //! # Layout
 //! - [`types`]: the records read and written (`outbound` messages and log sources, the
-//!   `queue`'s claims and depths, the rest in `types/mod.rs`).
+//!   `queue`'s claims and depths, the rest in `types/mod.rs`), and the `keys` that name a
+//!   flow or an integration by named fields ([`FlowKey`], [`IntegrationKey`]).
 //! - `shared`: the SQL, written once for both backends (`$n` placeholders bind alike on
 //!   SQLite), one module per area — `tenants` (settings, tenants, tokens, re-sealing),
 //!   `integrations` (versions, routes, deployments, flow switches), `executions` (reads,
@@ -130,7 +131,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_integration(&self, tenant: &str, slug: &str) -> Result<bool>;
 
     /// The deployment of an integration.
-    async fn deployment(&self, tenant: &str, integration: &str) -> Result<Option<Deployment>>;
+    async fn deployment(&self, key: IntegrationKey<'_>) -> Result<Option<Deployment>>;
     /// Every deployment (to compile every integration at start).
     async fn deployments(&self) -> Result<Vec<Deployment>>;
     /// Creates or replaces a deployment.
@@ -159,14 +160,7 @@ pub trait Store: Send + Sync + 'static {
     async fn wait_for_delivery(&self, execution: &str, owner: &str, delivery: &str) -> Result<bool>;
     /// How many deliveries of `kind` a flow had delivered since `since` (rate limits);
     /// recovery notifications (ids ending `:recovered`) do not count.
-    async fn count_deliveries(
-        &self,
-        tenant: &str,
-        integration: &str,
-        flow: &str,
-        kind: &str,
-        since: i64,
-    ) -> Result<i64>;
+    async fn count_deliveries(&self, key: FlowKey<'_>, kind: &str, since: i64) -> Result<i64>;
     /// A delivery.
     async fn delivery(&self, tenant: &str, id: &str) -> Result<Option<DeliveryRecord>>;
     /// An execution's deliveries, oldest first.
@@ -185,13 +179,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_log_source(&self, tenant: &str, name: &str) -> Result<bool>;
 
     /// The state a schedule or poll flow keeps.
-    async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>>;
+    async fn trigger_state(&self, key: FlowKey<'_>) -> Result<Option<TriggerState>>;
     /// Forgets a flow's trigger state (a poll starts over as on its first run); false if none.
-    async fn delete_trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<bool>;
+    async fn delete_trigger_state(&self, key: FlowKey<'_>) -> Result<bool>;
     /// Every flow switched on or off through the API.
     async fn flow_switches(&self) -> Result<Vec<FlowSwitch>>;
     /// Switches a flow on or off (it wins over the document's `active`).
-    async fn set_flow_active(&self, tenant: &str, integration: &str, flow: &str, active: bool, now: i64) -> Result<()>;
+    async fn set_flow_active(&self, key: FlowKey<'_>, active: bool, now: i64) -> Result<()>;
 
     /// Commits a batch of writes in one transaction. New executions whose delivery identity
     /// was seen within its window are not inserted; the outcome names their first execution.
@@ -219,29 +213,21 @@ pub trait Store: Send + Sync + 'static {
     /// holding its group.
     async fn skip_execution(&self, tenant: &str, id: &str) -> Result<ExecutionRow>;
     /// Failed executions that hold their order group (the keys are blocked), oldest first.
-    async fn blocked(&self, tenant: &str, integration: &str, flow: &str) -> Result<Vec<ExecutionRow>>;
+    async fn blocked(&self, key: FlowKey<'_>) -> Result<Vec<ExecutionRow>>;
     /// The first execution of a delivery identity still in its window.
-    async fn dedup_lookup(
-        &self,
-        tenant: &str,
-        integration: &str,
-        flow: &str,
-        key: &str,
-        now: i64,
-    ) -> Result<Option<String>>;
+    async fn dedup_lookup(&self, flow: FlowKey<'_>, key: &str, now: i64) -> Result<Option<String>>;
     /// Takes a token from a shared token bucket (`per_second`, `burst`); `Some(ms)` says how
     /// long to wait before trying again.
     async fn take_token(
         &self,
-        tenant: &str,
-        integration: &str,
+        integration: IntegrationKey<'_>,
         name: &str,
         per_second: f64,
         burst: u32,
         now: i64,
     ) -> Result<Option<i64>>;
     /// Empties a bucket and refuses tokens until `until` (a target said `Retry-After`).
-    async fn pause_limit(&self, tenant: &str, integration: &str, name: &str, until: i64) -> Result<()>;
+    async fn pause_limit(&self, integration: IntegrationKey<'_>, name: &str, until: i64) -> Result<()>;
     /// How many executions match, and the greatest `seq` among them (0 if none).
     async fn count_executions(&self, filter: &ExecutionFilter) -> Result<(i64, i64)>;
     /// Ids of matching executions in commit order, after `after_seq`: (seq, id).
@@ -291,5 +277,5 @@ pub trait Store: Send + Sync + 'static {
     /// True when a cancel was requested for this running execution.
     async fn cancel_requested(&self, id: &str) -> Result<bool>;
     /// The latest finished execution of a flow.
-    async fn last_run(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<ExecutionRow>>;
+    async fn last_run(&self, key: FlowKey<'_>) -> Result<Option<ExecutionRow>>;
 }

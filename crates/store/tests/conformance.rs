@@ -526,7 +526,7 @@ conformance!(one_batch_carries_every_kind_of_write, |store: SharedStore| async m
         }],
     };
     store.commit(&batch).await.unwrap();
-    assert!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().is_some());
+    assert!(store.trigger_state(KEY).await.unwrap().is_some());
     assert_eq!(store.deliveries_of("p1").await.unwrap().len(), 1);
 
     assert_eq!(row(&store, "n1").await.status(), Status::Queued);
@@ -893,20 +893,20 @@ conformance!(executions_pages_newest_first_with_filters, |store: SharedStore| as
 conformance!(last_run_is_the_latest_finished_execution_of_the_flow, |store: SharedStore| async move {
     let v = setup(&store).await;
     let vg = setup_tenant(&store, "globex").await;
-    assert!(store.last_run(TENANT, INTEGRATION, FLOW).await.unwrap().is_none());
+    assert!(store.last_run(KEY).await.unwrap().is_none());
 
     run_to_end(&store, v, "e1", Status::Succeeded, T0 + 10).await;
-    assert_eq!(store.last_run(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().id, "e1");
+    assert_eq!(store.last_run(KEY).await.unwrap().unwrap().id, "e1");
     run_to_end(&store, v, "e2", Status::Filtered, T0 + 20).await;
-    assert_eq!(store.last_run(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().id, "e2");
+    assert_eq!(store.last_run(KEY).await.unwrap().unwrap().id, "e2");
     run_to_end(&store, v, "e3", Status::Failed, T0 + 30).await;
-    let last = store.last_run(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap();
+    let last = store.last_run(KEY).await.unwrap().unwrap();
     assert_eq!((last.id.as_str(), last.status(), last.finished_at), ("e3", Status::Failed, Some(T0 + 30)));
 
     // Not finished (queued, running) or cancelled: not a run.
     insert(&store, vec![exec("e4", v, T0), running_exec("e5", v, "w1", T0 + 60_000), exec("e6", v, T0)]).await;
     store.cancel_execution(TENANT, "e6", T0 + 40).await.unwrap();
-    assert_eq!(store.last_run(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().id, "e3");
+    assert_eq!(store.last_run(KEY).await.unwrap().unwrap().id, "e3");
 
     // Another flow, another tenant.
     insert(&store, vec![NewExecution { flow: "sync".into(), ..running_exec("s1", v, "w1", T0 + 60_000) }]).await;
@@ -914,10 +914,10 @@ conformance!(last_run_is_the_latest_finished_execution_of_the_flow, |store: Shar
     insert(&store, vec![NewExecution { tenant_id: "globex".into(), ..running_exec("g1", vg, "w1", T0 + 60_000) }])
         .await;
     commit_finishes(&store, vec![finish("g1", "w1", Status::Succeeded, T0 + 60)]).await;
-    assert_eq!(store.last_run(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().id, "e3");
-    assert_eq!(store.last_run(TENANT, INTEGRATION, "sync").await.unwrap().unwrap().id, "s1");
-    assert_eq!(store.last_run("globex", INTEGRATION, FLOW).await.unwrap().unwrap().id, "g1");
-    assert!(store.last_run(TENANT, "crm", FLOW).await.unwrap().is_none());
+    assert_eq!(store.last_run(KEY).await.unwrap().unwrap().id, "e3");
+    assert_eq!(store.last_run(FlowKey { flow: "sync", ..KEY }).await.unwrap().unwrap().id, "s1");
+    assert_eq!(store.last_run(FlowKey { tenant: "globex", ..KEY }).await.unwrap().unwrap().id, "g1");
+    assert!(store.last_run(FlowKey { integration: "crm", ..KEY }).await.unwrap().is_none());
 });
 
 conformance!(retry_only_from_failed_or_cancelled, |store: SharedStore| async move {
@@ -1455,13 +1455,13 @@ fn state(flow: &str, state: &str, at: i64) -> TriggerState {
 
 conformance!(trigger_state_commits_with_its_executions, |store: SharedStore| async move {
     let v = setup(&store).await;
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap(), None);
+    assert_eq!(store.trigger_state(KEY).await.unwrap(), None);
     // Alone: one statement.
     store
         .commit(&WriteBatch { states: vec![state(FLOW, r#"{"slot":1}"#, T0)], ..WriteBatch::default() })
         .await
         .unwrap();
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap(), Some(state(FLOW, r#"{"slot":1}"#, T0)));
+    assert_eq!(store.trigger_state(KEY).await.unwrap(), Some(state(FLOW, r#"{"slot":1}"#, T0)));
     // With executions, the last write of a flow in a batch wins.
     let batch = WriteBatch {
         inserts: vec![exec("s1", v, T0), exec("s2", v, T0)],
@@ -1473,8 +1473,8 @@ conformance!(trigger_state_commits_with_its_executions, |store: SharedStore| asy
         ..WriteBatch::default()
     };
     store.commit(&batch).await.unwrap();
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().state, r#"{"slot":3}"#);
-    assert!(store.trigger_state(TENANT, INTEGRATION, "other").await.unwrap().is_some());
+    assert_eq!(store.trigger_state(KEY).await.unwrap().unwrap().state, r#"{"slot":3}"#);
+    assert!(store.trigger_state(FlowKey { flow: "other", ..KEY }).await.unwrap().is_some());
     // A failed batch writes no state either.
     let batch = WriteBatch {
         inserts: vec![exec("s3", v, T0), exec("s1", v, T0)],
@@ -1482,7 +1482,7 @@ conformance!(trigger_state_commits_with_its_executions, |store: SharedStore| asy
         ..WriteBatch::default()
     };
     assert!(store.commit(&batch).await.is_err());
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().state, r#"{"slot":3}"#);
+    assert_eq!(store.trigger_state(KEY).await.unwrap().unwrap().state, r#"{"slot":3}"#);
     // Deduplicated inserts still write the state (the slot was taken before).
     let keyed = |id: &str| NewExecution {
         dedup: Some(Dedup { key: "slot:5".into(), expires_at: T0 + 1_000 }),
@@ -1499,14 +1499,14 @@ conformance!(trigger_state_commits_with_its_executions, |store: SharedStore| asy
         .unwrap();
     assert_eq!(out.duplicates, vec![("k2".to_owned(), "k1".to_owned())]);
     assert!(store.execution(None, "k2").await.unwrap().is_none());
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap().unwrap().state, r#"{"slot":5}"#);
+    assert_eq!(store.trigger_state(KEY).await.unwrap().unwrap().state, r#"{"slot":5}"#);
     // Reset.
-    assert!(store.delete_trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap());
-    assert!(!store.delete_trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap());
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, FLOW).await.unwrap(), None);
+    assert!(store.delete_trigger_state(KEY).await.unwrap());
+    assert!(!store.delete_trigger_state(KEY).await.unwrap());
+    assert_eq!(store.trigger_state(KEY).await.unwrap(), None);
     // Deleting the integration deletes its states.
     assert!(store.delete_integration(TENANT, INTEGRATION).await.unwrap());
-    assert_eq!(store.trigger_state(TENANT, INTEGRATION, "other").await.unwrap(), None);
+    assert_eq!(store.trigger_state(FlowKey { flow: "other", ..KEY }).await.unwrap(), None);
 });
 
 conformance!(email_addresses_are_unique_across_tenants, |store: SharedStore| async move {
@@ -1544,9 +1544,9 @@ conformance!(email_addresses_are_unique_across_tenants, |store: SharedStore| asy
 conformance!(flow_switches_are_kept_per_flow, |store: SharedStore| async move {
     setup(&store).await;
     assert!(store.flow_switches().await.unwrap().is_empty());
-    store.set_flow_active(TENANT, INTEGRATION, "a", false, T0).await.unwrap();
-    store.set_flow_active(TENANT, INTEGRATION, "b", true, T0).await.unwrap();
-    store.set_flow_active(TENANT, INTEGRATION, "a", true, T0 + 1).await.unwrap();
+    store.set_flow_active(FlowKey { flow: "a", ..KEY }, false, T0).await.unwrap();
+    store.set_flow_active(FlowKey { flow: "b", ..KEY }, true, T0).await.unwrap();
+    store.set_flow_active(FlowKey { flow: "a", ..KEY }, true, T0 + 1).await.unwrap();
     let got: Vec<(String, bool, i64)> =
         store.flow_switches().await.unwrap().into_iter().map(|s| (s.flow, s.active, s.updated_at)).collect();
     assert_eq!(got, vec![("a".into(), true, T0 + 1), ("b".into(), true, T0)]);
@@ -1567,11 +1567,11 @@ fn deployment(tenant: &str, integration: &str, config: &str, deployed: bool, at:
 
 conformance!(deployments_versions_and_children, |store: SharedStore| async move {
     let v1 = setup(&store).await;
-    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap(), None);
+    assert_eq!(store.deployment(KEY.integration()).await.unwrap(), None);
     store.put_deployment(&deployment(TENANT, INTEGRATION, r#"{"a":1}"#, true, T0)).await.unwrap();
     let d = Deployment { deployed_version: Some(v1), ..deployment(TENANT, INTEGRATION, r#"{"a":2}"#, false, T0 + 1) };
     store.put_deployment(&d).await.unwrap();
-    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap(), Some(d.clone()));
+    assert_eq!(store.deployment(KEY.integration()).await.unwrap(), Some(d.clone()));
     assert_eq!(store.deployments().await.unwrap(), vec![d]);
 
     // Versions, newest first, with their sealed secrets.
@@ -1621,15 +1621,15 @@ conformance!(deployments_versions_and_children, |store: SharedStore| async move 
         .await
         .unwrap();
     assert_eq!(n, 2, "{:?}", seen.lock().unwrap());
-    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap().unwrap().config, r#"re:{"a":2}"#);
+    assert_eq!(store.deployment(KEY.integration()).await.unwrap().unwrap().config, r#"re:{"a":2}"#);
     assert_eq!(store.version(v2.id).await.unwrap().unwrap().secrets.as_deref(), Some("re:fgs1:k:x"));
     let failed =
         store.reseal_all(&|s: Sealed<'_>| if s.kind == "version" { Err("no".into()) } else { Ok("x".into()) }).await;
     assert!(failed.is_err());
-    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap().unwrap().config, r#"re:{"a":2}"#, "rolled back");
+    assert_eq!(store.deployment(KEY.integration()).await.unwrap().unwrap().config, r#"re:{"a":2}"#, "rolled back");
 
     // Deleting the integration deletes its deployment; versions stay for its executions.
     assert!(store.delete_integration(TENANT, INTEGRATION).await.unwrap());
-    assert_eq!(store.deployment(TENANT, INTEGRATION).await.unwrap(), None);
+    assert_eq!(store.deployment(KEY.integration()).await.unwrap(), None);
     assert!(store.version(v1).await.unwrap().is_some());
 });

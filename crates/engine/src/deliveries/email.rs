@@ -204,11 +204,7 @@ fn notification(d: &DeliveryRecord, req: &Value) -> Email {
 /// the window's digest (made once, sent when the window ends) and says it was handled.
 async fn folded(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Option<Sent> {
     let now = inner.clock.now_ms();
-    let sent = inner
-        .store
-        .count_deliveries(&d.tenant_id, &d.integration, &d.flow, "notification", now - NOTIFY_WINDOW)
-        .await
-        .ok()?;
+    let sent = inner.store.count_deliveries(d.flow_key(), "notification", now - NOTIFY_WINDOW).await.ok()?;
     if sent < NOTIFY_LIMIT || req["event"] != "failed" {
         return None;
     }

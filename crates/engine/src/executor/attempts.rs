@@ -210,7 +210,7 @@ impl Execution {
         let f = &self.flow;
         loop {
             let now = self.inner.clock.now_ms();
-            match self.inner.store.take_token(&f.tenant, &f.integration, name, spec.per_second, spec.burst, now).await {
+            match self.inner.store.take_token(f.key().integration(), name, spec.per_second, spec.burst, now).await {
                 Ok(None) => return,
                 Ok(Some(wait_ms)) => tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000) as u64)).await,
                 Err(e) => {
@@ -225,7 +225,7 @@ impl Execution {
     pub(super) async fn pause_limit(&self, name: &str, after: Duration) {
         let f = &self.flow;
         let until = self.inner.clock.now_ms() + after.min(crate::backoff::MAX_RETRY_AFTER).as_millis() as i64;
-        if let Err(e) = self.inner.store.pause_limit(&f.tenant, &f.integration, name, until).await {
+        if let Err(e) = self.inner.store.pause_limit(f.key().integration(), name, until).await {
             tracing::warn!(error = %e, limit = name, "Could not pause the rate limit.");
         }
     }

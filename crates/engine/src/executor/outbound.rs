@@ -154,7 +154,7 @@ impl Execution {
             Status::Failed => "failed",
             Status::Succeeded if f.notify_on_recovery => {
                 // A recovery: the flow's previous run ended badly.
-                match self.inner.store.last_run(&f.tenant, &f.integration, &f.slug).await {
+                match self.inner.store.last_run(f.key()).await {
                     Ok(Some(prev)) if prev.id != self.id && prev.status == "failed" => "recovered",
                     _ => return,
                 }

@@ -19,6 +19,7 @@ use super::poll::run as poll;
 use crate::compile::{CompiledFlow, FlowTrigger, ScheduleSpec};
 use crate::{Engine, Inner, TriggerEvent};
 use flowgate_model::Missed;
+use flowgate_store::FlowKeyBuf;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,8 +31,6 @@ use tokio::sync::oneshot;
 pub(crate) const GRACE: i64 = 60_000;
 /// How long a slot's identity is remembered (the guard against a second leader).
 const SLOT_IDENTITY: Duration = Duration::from_secs(7 * 24 * 3600);
-
-type FlowKey = (String, String, String);
 
 /// What the scheduler keeps per flow.
 struct Entry {
@@ -48,7 +47,7 @@ struct Entry {
 
 pub(crate) async fn scheduler_loop(inner: Arc<Inner>) {
     let engine = Engine { inner: inner.clone() };
-    let mut entries: HashMap<FlowKey, Entry> = HashMap::new();
+    let mut entries: HashMap<FlowKeyBuf, Entry> = HashMap::new();
     let mut seen_generation = u64::MAX;
     loop {
         if inner.stopping.load(Ordering::Relaxed) {
@@ -87,12 +86,12 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>) {
 /// Brings the entries in line with the registry: removed and switched-off flows are dropped,
 /// and every other one (re)reads its stored state, which an API call (a reset, a switch) may
 /// have changed on any node.
-async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKey, Entry>) {
-    let mut wanted: HashMap<FlowKey, Arc<CompiledFlow>> = HashMap::new();
+async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKeyBuf, Entry>) {
+    let mut wanted: HashMap<FlowKeyBuf, Arc<CompiledFlow>> = HashMap::new();
     for ci in inner.registry.current_integrations() {
         for f in ci.flows.values() {
             if f.trigger.schedule().is_some() && inner.registry.is_active(f) {
-                wanted.insert((f.tenant.clone(), f.integration.clone(), f.slug.clone()), f.clone());
+                wanted.insert(f.key().into(), f.clone());
             }
         }
     }
@@ -106,10 +105,10 @@ async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKey, Entry>) {
             }
             continue;
         }
-        let stored = match inner.store.trigger_state(&key.0, &key.1, &key.2).await {
+        let stored = match inner.store.trigger_state(key.as_key()).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, flow = %key.2, "Cannot read a trigger's state; will retry.");
+                tracing::warn!(error = %e, flow = %key.flow, "Cannot read a trigger's state; will retry.");
                 entries.remove(&key);
                 continue;
             }
@@ -126,7 +125,7 @@ async fn sync(inner: &Arc<Inner>, entries: &mut HashMap<FlowKey, Entry>) {
                 let write = flow.state_row(&state, now);
                 let batch = flowgate_store::WriteBatch { states: vec![write], ..Default::default() };
                 if let Err(e) = inner.committer.commit(batch).await {
-                    tracing::warn!(error = %e, flow = %key.2, "Cannot store a trigger's state; will retry.");
+                    tracing::warn!(error = %e, flow = %key.flow, "Cannot store a trigger's state; will retry.");
                     entries.remove(&key);
                     continue;
                 }

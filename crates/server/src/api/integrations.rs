@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowgate_engine::{ApplyError, CompiledIntegration, Engine, FlowTrigger, Submission, SyncOutcome, Wait};
 use flowgate_model::Format;
-use flowgate_store::PutOutcome;
+use flowgate_store::{FlowKey, PutOutcome};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -164,7 +164,7 @@ pub async fn flow(
         .ok_or_else(|| ApiError::not_found(format!("no integration `{slug}`")))?;
     let f = ci.flows.get(&flow).ok_or_else(|| ApiError::not_found(format!("no flow `{flow}` in `{slug}`")))?;
     let def = ci.definition.flow(&flow);
-    let last = st.engine.store().last_run(&who.tenant_id, &slug, &flow).await?;
+    let last = st.engine.store().last_run(FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow }).await?;
     let (last_at, last_status, last_log) = match &last {
         Some(r) => {
             let status = match r.status() {
@@ -237,7 +237,7 @@ pub async fn flow(
         }
     });
     let state = match f.trigger.schedule() {
-        Some(_) => st.engine.trigger_state(&who.tenant_id, &slug, &flow).await?,
+        Some(_) => st.engine.trigger_state(FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow }).await?,
         None => None,
     };
     Ok(axum::Json(json!({
@@ -261,7 +261,7 @@ pub async fn flow(
         "ordered": f.policy.order.is_some(),
         "concurrency": f.policy.concurrency,
         // Order keys held up by a failed execution (retry or skip it to release them).
-        "blocked": st.engine.store().blocked(&who.tenant_id, &slug, &flow).await?.iter().map(|r| json!({
+        "blocked": st.engine.store().blocked(FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow }).await?.iter().map(|r| json!({
             "executionId": r.id,
             "orderKey": r.order_key,
             "failedStep": r.failed_step,
@@ -380,8 +380,9 @@ pub async fn run(
 
 /// `POST /v1/integrations/{slug}/flows/{flow}/activate` and `…/deactivate`: switches a flow on
 /// or off on every node at once (it wins over the document's `active`).
-pub async fn switch(st: AppState, tenant: &str, slug: &str, flow: &str, active: bool) -> ApiResult<Response> {
-    st.engine.set_active(tenant, slug, flow, active).await.map_err(|e| match e {
+pub async fn switch(st: AppState, key: FlowKey<'_>, active: bool) -> ApiResult<Response> {
+    let FlowKey { integration: slug, flow, .. } = key;
+    st.engine.set_active(key, active).await.map_err(|e| match e {
         flowgate_store::Error::NotFound => ApiError::not_found(format!("no flow `{flow}` in `{slug}`")),
         other => other.into(),
     })?;
@@ -394,7 +395,7 @@ pub async fn activate(
     Caller(who): Caller,
     Path((slug, flow)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    switch(st, &who.tenant_id, &slug, &flow, true).await
+    switch(st, FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow }, true).await
 }
 
 /// `POST /v1/integrations/{slug}/flows/{flow}/deactivate`.
@@ -403,11 +404,12 @@ pub async fn deactivate(
     Caller(who): Caller,
     Path((slug, flow)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    switch(st, &who.tenant_id, &slug, &flow, false).await
+    switch(st, FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow }, false).await
 }
 
 /// The flow `flow` of `slug`, if it has a schedule or poll trigger.
-async fn timed_flow(st: &AppState, tenant: &str, slug: &str, flow: &str) -> ApiResult<()> {
+async fn timed_flow(st: &AppState, key: FlowKey<'_>) -> ApiResult<()> {
+    let FlowKey { tenant, integration: slug, flow } = key;
     let ci = st
         .engine
         .integration(tenant, slug)
@@ -434,8 +436,9 @@ pub async fn trigger_state(
     Caller(who): Caller,
     Path((slug, flow)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    timed_flow(&st, &who.tenant_id, &slug, &flow).await?;
-    let state = st.engine.trigger_state(&who.tenant_id, &slug, &flow).await?;
+    let key = FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow };
+    timed_flow(&st, key).await?;
+    let state = st.engine.trigger_state(key).await?;
     Ok(axum::Json(json!({ "integration": slug, "flow": flow, "state": state })).into_response())
 }
 
@@ -446,8 +449,9 @@ pub async fn reset_trigger_state(
     Caller(who): Caller,
     Path((slug, flow)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    timed_flow(&st, &who.tenant_id, &slug, &flow).await?;
-    let existed = st.engine.reset_trigger_state(&who.tenant_id, &slug, &flow).await?;
+    let key = FlowKey { tenant: &who.tenant_id, integration: &slug, flow: &flow };
+    timed_flow(&st, key).await?;
+    let existed = st.engine.reset_trigger_state(key).await?;
     Ok(axum::Json(json!({ "integration": slug, "flow": flow, "reset": existed })).into_response())
 }
 

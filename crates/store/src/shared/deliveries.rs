@@ -93,14 +93,8 @@ macro_rules! methods {
                 Ok(true)
             }
 
-            async fn count_deliveries(
-                &self,
-                tenant: &str,
-                integration: &str,
-                flow: &str,
-                kind: &str,
-                since: i64,
-            ) -> Result<i64> {
+            async fn count_deliveries(&self, key: FlowKey<'_>, kind: &str, since: i64) -> Result<i64> {
+                let FlowKey { tenant, integration, flow } = key;
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND kind = $4 AND status = 'delivered' AND updated_at >= $5 AND id NOT LIKE '%:recovered'")
                     .bind(tenant)
                     .bind(integration)

@@ -43,7 +43,8 @@ macro_rules! methods {
                 Ok(sqlx::query_as(&sql).bind(parent).bind(tenant).fetch_all(&self.$read).await?)
             }
 
-            async fn last_run(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<ExecutionRow>> {
+            async fn last_run(&self, key: FlowKey<'_>) -> Result<Option<ExecutionRow>> {
+                let FlowKey { tenant, integration, flow } = key;
                 let sql = format!(
                     "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
                      WHERE e.tenant_id = $1 AND e.integration = $2 AND e.flow = $3 \
@@ -65,7 +66,8 @@ macro_rules! methods {
                 Ok(qb.build_query_as().fetch_all(&self.$read).await?)
             }
 
-            async fn blocked(&self, tenant: &str, integration: &str, flow: &str) -> Result<Vec<ExecutionRow>> {
+            async fn blocked(&self, key: FlowKey<'_>) -> Result<Vec<ExecutionRow>> {
+                let FlowKey { tenant, integration, flow } = key;
                 let sql = format!(
                     "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
                      WHERE e.tenant_id = $1 AND e.integration = $2 AND e.flow = $3 AND e.holds_order AND e.status = 'failed' \

@@ -213,7 +213,8 @@ macro_rules! methods {
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn deployment(&self, tenant: &str, integration: &str) -> Result<Option<Deployment>> {
+            async fn deployment(&self, key: IntegrationKey<'_>) -> Result<Option<Deployment>> {
+                let IntegrationKey { tenant, integration } = key;
                 Ok(sqlx::query_as(
                     "SELECT tenant_id, integration, config, deployed, deployed_version, updated_at FROM deployments \
                      WHERE tenant_id = $1 AND integration = $2",
@@ -258,7 +259,8 @@ macro_rules! methods {
                 .await?)
             }
 
-            async fn set_flow_active(&self, tenant: &str, integration: &str, flow: &str, active: bool, now: i64) -> Result<()> {
+            async fn set_flow_active(&self, key: FlowKey<'_>, active: bool, now: i64) -> Result<()> {
+                let FlowKey { tenant, integration, flow } = key;
                 sqlx::query(
                     "INSERT INTO flow_switches (tenant_id, integration, flow, active, updated_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (tenant_id, integration, flow) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",

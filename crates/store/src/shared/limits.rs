@@ -11,13 +11,13 @@ macro_rules! methods {
 
             async fn take_token(
                 &self,
-                tenant: &str,
-                integration: &str,
+                key: IntegrationKey<'_>,
                 name: &str,
                 per_second: f64,
                 burst: u32,
                 now: i64,
             ) -> Result<Option<i64>> {
+                let IntegrationKey { tenant, integration } = key;
                 let per_ms = per_second / 1000.0;
                 let mut tx = self.$write.begin().await?;
                 sqlx::query(
@@ -58,7 +58,8 @@ macro_rules! methods {
                 Ok(wait)
             }
 
-            async fn pause_limit(&self, tenant: &str, integration: &str, name: &str, until: i64) -> Result<()> {
+            async fn pause_limit(&self, key: IntegrationKey<'_>, name: &str, until: i64) -> Result<()> {
+                let IntegrationKey { tenant, integration } = key;
                 sqlx::query(
                     &format!("UPDATE rate_limits SET paused_until = {GREATEST}(paused_until, $1), tokens = {LEAST}(tokens, 0) \
                      WHERE tenant_id = $2 AND integration = $3 AND name = $4"),

@@ -9,7 +9,8 @@ macro_rules! methods {
     ($rest:tt ($ty:ty, $db:ty, $read:ident, $write:ident) { $($acc:tt)* }) => {
         $crate::shared::chain! { $rest ($ty, $db, $read, $write) { $($acc)*
 
-            async fn trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<Option<TriggerState>> {
+            async fn trigger_state(&self, key: FlowKey<'_>) -> Result<Option<TriggerState>> {
+                let FlowKey { tenant, integration, flow } = key;
                 Ok(sqlx::query_as(
                     "SELECT tenant_id, integration, flow, state, updated_at FROM trigger_state \
                      WHERE tenant_id = $1 AND integration = $2 AND flow = $3",
@@ -21,7 +22,8 @@ macro_rules! methods {
                 .await?)
             }
 
-            async fn delete_trigger_state(&self, tenant: &str, integration: &str, flow: &str) -> Result<bool> {
+            async fn delete_trigger_state(&self, key: FlowKey<'_>) -> Result<bool> {
+                let FlowKey { tenant, integration, flow } = key;
                 let r = sqlx::query("DELETE FROM trigger_state WHERE tenant_id = $1 AND integration = $2 AND flow = $3")
                     .bind(tenant)
                     .bind(integration)
@@ -41,14 +43,8 @@ macro_rules! methods {
                 Ok(r.rows_affected() > 0)
             }
 
-            async fn dedup_lookup(
-                &self,
-                tenant: &str,
-                integration: &str,
-                flow: &str,
-                key: &str,
-                now: i64,
-            ) -> Result<Option<String>> {
+            async fn dedup_lookup(&self, flow_key: FlowKey<'_>, key: &str, now: i64) -> Result<Option<String>> {
+                let FlowKey { tenant, integration, flow } = flow_key;
                 Ok(sqlx::query_scalar(
                     "SELECT execution_id FROM dedup_keys WHERE tenant_id = $1 AND integration = $2 AND flow = $3 AND key = $4 \
                      AND expires_at > $5",

@@ -3,8 +3,10 @@
 
 use serde::Serialize;
 
+mod keys;
 mod outbound;
 mod queue;
+pub use keys::*;
 pub use outbound::*;
 pub use queue::*;
 

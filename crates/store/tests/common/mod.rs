@@ -208,6 +208,9 @@ pub const TENANT: &str = "acme";
 pub const INTEGRATION: &str = "shop";
 /// The flow every fixture uses.
 pub const FLOW: &str = "orders";
+/// [`FLOW`] of [`INTEGRATION`] of [`TENANT`].
+pub const KEY: flowgate_store::FlowKey<'static> =
+    flowgate_store::FlowKey { tenant: TENANT, integration: INTEGRATION, flow: FLOW };
 
 /// A new integration version (`hash` decides whether it changes anything).
 pub fn new_version(tenant: &str, slug: &str, hash: &str, routes: &[(&str, &str)]) -> NewVersion {
