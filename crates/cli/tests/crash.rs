@@ -232,6 +232,9 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
             .json()
             .await
             .unwrap();
+        for item in v["items"].as_array().unwrap() {
+            assert_eq!(item["status"], "succeeded", "every execution succeeded: {item}");
+        }
         total += v["items"].as_array().unwrap().len();
         match v["nextCursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
@@ -562,8 +565,78 @@ async fn a_database_crash_orphans_nothing() {
     let acked: Vec<String> = acks.lock().unwrap().values().flat_map(|ids| ids.iter().cloned()).collect();
     assert!(acked.len() > 50, "the load ran: {} events acknowledged", acked.len());
     // Every acknowledged event completes, well within a lease's time.
-    let deadline = Instant::now() + Duration::from_secs(40);
     let mut pending: HashSet<String> = acked.iter().cloned().collect();
+    wait_all_succeeded(&client, &base, &mut pending, "acknowledged executions").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acks = acks_all.lock().unwrap().clone();
+    for (n, ids) in &acks {
+        assert_eq!(ids.len(), 1, "event {n} was acknowledged as several executions: {ids:?}");
+    }
+    // Let the last ones finish before counting: the executions acknowledged since the ones
+    // awaited above (thousands: the load went on all that time) end too. Their number makes
+    // this a drain, so it waits for the queue to empty rather than asking after each one;
+    // the listing below checks each one succeeded.
+    let waited = Instant::now();
+    let deadline = waited + Duration::from_secs(120);
+    loop {
+        let mut unfinished = 0;
+        for status in ["queued", "running", "waiting"] {
+            let v: Value = client
+                .get(format!("{base}/v1/executions?flow=f&status={status}&limit=1"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            unfinished += v["items"].as_array().unwrap().len();
+        }
+        if unfinished == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the last acknowledged executions did not finish within 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("the executions acknowledged during the wait finished {:?} later", waited.elapsed());
+    // Once each: one execution per event, and the step reached the target for each.
+    let mut total = 0;
+    let mut cursor = String::new();
+    loop {
+        let v: Value = client
+            .get(format!("{base}/v1/executions?flow=f&limit=500{cursor}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for item in v["items"].as_array().unwrap() {
+            assert_eq!(item["status"], "succeeded", "every execution succeeded: {item}");
+        }
+        total += v["items"].as_array().unwrap().len();
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(total, acks.len(), "one execution per acknowledged event");
+    let hits = up.hits.lock().unwrap().clone();
+    for id in &acked {
+        assert!(hits.contains_key(&format!("{id}:a")), "{id}'s step never reached the target");
+    }
+    println!("database outage: {} events acknowledged across 2 crashes, all completed once", acks.len());
+}
+
+/// Waits (40 s at most: well within a lease's time, with room for a loaded machine) until
+/// every execution in `pending` succeeded; any other end fails the test, and so does the
+/// deadline, showing a few of the executions that did not finish.
+async fn wait_all_succeeded(client: &reqwest::Client, base: &str, pending: &mut HashSet<String>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(40);
     while !pending.is_empty() {
         if Instant::now() > deadline {
             let mut stuck = Vec::new();
@@ -579,57 +652,13 @@ async fn a_database_crash_orphans_nothing() {
                     .unwrap();
                 stuck.push(v);
             }
-            panic!("{} acknowledged executions never completed, e.g. {stuck:#?}", pending.len());
+            panic!("{} of {what} never completed, e.g. {stuck:#?}", pending.len());
         }
-        forget_succeeded(&client, &base, &mut pending).await;
+        forget_succeeded(client, base, pending).await;
         if !pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for s in senders {
-        s.await.unwrap();
-    }
-    let acks = acks_all.lock().unwrap().clone();
-    for (n, ids) in &acks {
-        assert_eq!(ids.len(), 1, "event {n} was acknowledged as several executions: {ids:?}");
-    }
-    // Let the last ones finish before counting: the executions acknowledged since the ones
-    // awaited above end too.
-    let mut last: HashSet<String> = acks.values().flat_map(|ids| ids.iter().cloned()).collect();
-    for id in &acked {
-        last.remove(id);
-    }
-    wait_until("the last acknowledged executions to finish", async || {
-        forget_succeeded(&client, &base, &mut last).await;
-        last.is_empty()
-    })
-    .await;
-    // Once each: one execution per event, and the step reached the target for each.
-    let mut total = 0;
-    let mut cursor = String::new();
-    loop {
-        let v: Value = client
-            .get(format!("{base}/v1/executions?flow=f&limit=500{cursor}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        total += v["items"].as_array().unwrap().len();
-        match v["nextCursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
-    assert_eq!(total, acks.len(), "one execution per acknowledged event");
-    let hits = up.hits.lock().unwrap().clone();
-    for id in &acked {
-        assert!(hits.contains_key(&format!("{id}:a")), "{id}'s step never reached the target");
-    }
-    println!("database outage: {} events acknowledged across 2 crashes, all completed once", acks.len());
 }
 
 /// Drops from `pending` the executions (up to 200 a call) that succeeded; any other end fails
