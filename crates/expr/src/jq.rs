@@ -158,19 +158,98 @@ impl Bound {
     }
 }
 
+type StdDef = jaq_core::load::parse::Def<&'static str>;
+
 /// The standard library's definitions, parsed once (parsing them for every expression
-/// cost about a millisecond each, which a definition of thousands of expressions pays).
-fn std_defs() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
-    static DEFS: std::sync::OnceLock<Vec<jaq_core::load::parse::Def<&'static str>>> = std::sync::OnceLock::new();
-    DEFS.get_or_init(|| {
-        jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs())
-            .chain(jaq_core::load::parse(sandbox::TICKING_DEFS, |p| p.defs()).unwrap_or_default())
-            .collect()
+/// cost about a millisecond each, which a definition of thousands of expressions pays),
+/// with the names each one mentions.
+///
+/// jaq compiles every definition it is given into each expression's program, so one
+/// expression held the whole library (~90 KB, ~0.4 ms to compile): a node with thousands
+/// of flows held and compiled it thousands of times. An expression is compiled with only
+/// the definitions and natives it can reach from the names in its text ([`Library::reach`]).
+struct Library {
+    defs: Vec<StdDef>,
+    /// The names each definition's body mentions: every quoted text of its parse tree,
+    /// which includes every call and variable (and some strings — more is harmless).
+    mentions: Vec<Vec<String>>,
+    /// Definitions by name, in library order (later ones shadow earlier ones).
+    by_name: std::collections::HashMap<&'static str, Vec<usize>>,
+}
+
+impl Library {
+    fn get() -> &'static Library {
+        static LIBRARY: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
+        LIBRARY.get_or_init(|| {
+            let defs: Vec<StdDef> = jaq_core::defs()
+                .chain(jaq_std::defs())
+                .chain(jaq_json::defs())
+                .chain(jaq_core::load::parse(sandbox::TICKING_DEFS, |p| p.defs()).unwrap_or_default())
+                .collect();
+            let mentions = defs.iter().map(|d| quoted_names(&format!("{:?}", d.body))).collect();
+            let mut by_name = std::collections::HashMap::<&'static str, Vec<usize>>::new();
+            for (i, d) in defs.iter().enumerate() {
+                by_name.entry(d.name).or_default().push(i);
+            }
+            Library { defs, mentions, by_name }
+        })
+    }
+
+    /// The names an expression can reach: those in its text, and those the definitions of
+    /// these mention, transitively.
+    fn reach<'a>(&'a self, src: &'a str) -> (Vec<bool>, std::collections::HashSet<&'a str>) {
+        let mut names: std::collections::HashSet<&str> = words(src).collect();
+        let mut todo: Vec<&str> = names.iter().copied().collect();
+        let mut keep = vec![false; self.defs.len()];
+        while let Some(name) = todo.pop() {
+            for &i in self.by_name.get(name).into_iter().flatten() {
+                if !std::mem::replace(&mut keep[i], true) {
+                    for m in &self.mentions[i] {
+                        if names.insert(m) {
+                            todo.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        (keep, names)
+    }
+}
+
+/// Every identifier-like word of a text (names of filters, variables, formats).
+fn words(src: &str) -> impl Iterator<Item = &str> {
+    let is_start = |c: char| c.is_ascii_alphabetic() || matches!(c, '_' | '$' | '@');
+    let is_part = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut rest = src;
+    std::iter::from_fn(move || {
+        let start = rest.find(is_start)?;
+        let tail = &rest[start..];
+        let len = 1 + tail[1..].find(|c: char| !is_part(c)).unwrap_or(tail.len() - 1);
+        rest = &tail[len..];
+        Some(&tail[..len])
     })
-    .clone()
-    .into_iter()
+}
+
+/// The quoted texts of a parse tree's `Debug` form that could be names.
+fn quoted_names(debug: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut parts = debug.split('"');
+    parts.next();
+    // Between every other pair of quotes: the quoted text (names never hold quotes).
+    while let Some(quoted) = parts.next() {
+        if words(quoted).next() == Some(quoted) {
+            out.push(quoted.to_owned());
+        }
+        parts.next();
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The standard library's definitions (to name them in hints).
+fn std_defs() -> impl Iterator<Item = &'static StdDef> {
+    Library::get().defs.iter()
 }
 
 /// A compiled jq expression.
@@ -201,10 +280,35 @@ impl Expr {
     }
 
     fn compile_checked(src: &str, terms: usize) -> Result<Expr, CompileError> {
-        let defs = std_defs();
+        let library = Library::get();
+        let (keep, names) = library.reach(src);
+        let reached = library.defs.iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d.clone());
+        let reached_funs = |name: &&str| names.contains(name);
+        match Expr::compile_with(src, terms, reached, reached_funs) {
+            Ok(expr) => Ok(expr),
+            // Something reached by a way the scan of names does not see: the whole library
+            // decides (and names the error, if there is one).
+            Err(_) => Expr::compile_with(src, terms, library.defs.iter().cloned(), |_: &&str| true),
+        }
+    }
+
+    /// Compiles `src` with the whole library (what every expression got before pruning).
+    #[cfg(test)]
+    pub(crate) fn compile_whole(src: &str) -> Result<Expr, CompileError> {
+        let terms = sandbox::count_terms(src).map_err(|m| CompileError { message: m, offset: None })?;
+        Expr::compile_with(src, terms, Library::get().defs.iter().cloned(), |_: &&str| true)
+    }
+
+    fn compile_with(
+        src: &str,
+        terms: usize,
+        defs: impl Iterator<Item = StdDef>,
+        wanted: impl Fn(&&str) -> bool,
+    ) -> Result<Expr, CompileError> {
         let funs = jaq_core::funs()
             .chain(jaq_std::funs().filter(|(name, _, _)| !sandbox::REPLACED_NATIVES.contains(name)))
-            .chain(sandbox::natives());
+            .chain(sandbox::natives())
+            .filter(|(name, _, _)| wanted(name));
         let arena = Arena::default();
         let modules =
             Loader::new(defs).load(&arena, File { code: src, path: () }).map_err(|errs| load_error(src, errs))?;

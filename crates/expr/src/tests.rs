@@ -153,6 +153,54 @@ fn evaluator_moves_slow_expressions_to_the_pool() {
 
 mod hostile;
 
+/// Issue 16: an expression is compiled with only the library definitions it reaches. Each of
+/// these reaches its definitions by another way (directly, through other definitions, a
+/// format, a shadowed generator, a variable, a path) and must mean what it meant with the
+/// whole library.
+#[test]
+fn a_pruned_expression_means_what_it_meant_with_the_whole_library() {
+    let input = json!({"items": [{"sku": "b", "qty": 2, "tags": ["x"]}, {"sku": "a", "qty": 0}], "name": "Ann Lee"});
+    let cases = [
+        "[.items[] | select(.qty > 0) | {sku, qty}] | sort_by(.sku) | map(.qty) | add",
+        "[paths] | length",
+        "[paths(type == \"number\")] | length",
+        "walk(if type == \"number\" then . + 1 else . end)",
+        "to_entries | map(.key) | join(\",\")",
+        "with_entries(.value |= type)",
+        ".name | @base64 | @base64d",
+        "\"\\(.name | ascii_upcase)!\" | test(\"ANN\")",
+        "[limit(3; range(10))]",
+        "[range(0; 10; 3)]",
+        "[.items | recurse | numbers]",
+        "[.. | strings] | unique",
+        "first(.items[]).sku, last(.items[]).qty",
+        "reduce .items[] as $i (0; . + $i.qty)",
+        "[foreach .items[] as $i (0; . + 1)]",
+        ".items | group_by(.qty > 0) | map(length)",
+        "[.name | splits(\" \")] | map(ascii_downcase)",
+        "tojson | fromjson | .name",
+        "getpath([\"items\", 0, \"sku\"]), (del(.items) | keys), (to_entries | from_entries | keys)",
+        ".items | any(.qty == 0), all(.qty >= 0), (map(.qty) | min, max)",
+        "[.items[] | .tags // [] | length] | add",
+        "input_line_number? // \"none\"",
+        "try error(\"boom\") catch .",
+        "[combinations(2)] | length",
+        "(.name | ltrimstr(\"Ann \") | rtrimstr(\"e\")), (.name | split(\" \") | reverse)",
+        "now | type",
+        "@json \"v: \\(.items[0].sku)\"",
+    ];
+    for src in cases {
+        let pruned = Expr::compile(src).map(|e| e.eval(&input, &Scope::empty(), Budget::DEFAULT));
+        let whole = Expr::compile_whole(src).map(|e| e.eval(&input, &Scope::empty(), Budget::DEFAULT));
+        assert_eq!(format!("{pruned:?}"), format!("{whole:?}"), "{src}");
+        assert!(matches!(pruned, Ok(Ok(_))) || src.contains("input_line_number"), "{src}: {pruned:?}");
+    }
+    // Undefined names are still named, with the same hint.
+    let pruned = Expr::compile(".items | lenght").unwrap_err();
+    let whole = Expr::compile_whole(".items | lenght").unwrap_err();
+    assert_eq!(pruned.message, whole.message);
+}
+
 /// Issue 14: an undefined name offers the closest known one, like unknown keys do.
 #[test]
 fn undefined_names_suggest_the_closest_known_one() {
