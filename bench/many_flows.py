@@ -11,6 +11,7 @@ Applies COUNT integrations (default 2,000) of FLOWS webhook flows each (default 
 * that the last integration's flow answers (a sync webhook), so nothing was skipped.
 
 Usage: python3 bench/many_flows.py [--count 2000] [--flows 5] [--bin target/release/flowgate]
+                                  [--keep DIR]
 (build first: cargo build --release -p flowgate).
 """
 
@@ -101,11 +102,13 @@ def main():
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--flows", type=int, default=5)
     ap.add_argument("--bin", default="target/release/flowgate")
+    ap.add_argument("--keep", help="leave the data directory here (for profiling a start)")
     args = ap.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/yaml"}
-    with tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.keep or tmp
         proc, _ = start(args.bin, port, data)
         try:
             wait_for(f"{base}/healthz")

@@ -65,15 +65,17 @@ impl Engine {
                 tracing::info!(executions = n, "Resuming executions interrupted by the last stop.");
             }
         }
+        let mut built = Vec::new();
         for record in inner.store.all_integrations().await? {
             let (tenant, slug) = (record.tenant_id.clone(), record.slug.clone());
             match inner.build(record).await {
-                Ok(ci) => inner.registry.install(Arc::new(ci)),
+                Ok(ci) => built.push(Arc::new(ci)),
                 Err(diags) => {
                     tracing::error!(tenant, integration = slug, problems = ?diags, "A stored integration no longer compiles; it is not served.")
                 }
             }
         }
+        inner.registry.install_all(built);
         if inner.settings.workers {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
             tokio::spawn(dispatch::renew_loop(inner.clone()));

@@ -649,3 +649,79 @@ async fn issue_2_failed_sync_answer_does_not_leak_config_secrets() {
     assert!(!v.to_string().contains("s3cr3t-upstream-token"), "the sync answer leaks a config secret: {v}");
     assert!(!st.to_string().contains("s3cr3t-upstream-token"), "the status URL leaks a config secret: {st}");
 }
+
+/// A flow answering with who it is, at `path`.
+fn answering(flow: &str, path: &str, by: &str) -> String {
+    format!(
+        "  - flow: {flow}\n    trigger:\n      webhook: {{ path: {path}, respond: {{ mode: sync, timeout: 5s }} }}\n    steps:\n      - id: reply\n        respond: {{ status: 200, body: {{ by: {by} }} }}\n"
+    )
+}
+
+/// Which flow answers at `path` (`None`: 404).
+async fn answers(s: &TestServer, path: &str) -> Option<String> {
+    let (status, _, v) = send(s.post_hook(path).json(&json!({}))).await;
+    match status {
+        404 => None,
+        200 => Some(v["by"].as_str().expect("by").to_owned()),
+        other => panic!("POST {path}: {other} {v}"),
+    }
+}
+
+backends!(issue_16_routes_follow_every_change);
+/// Issue 16: an apply changes only its own integration's routes (the table is no longer
+/// rebuilt from every integration); every way a route changes is seen at once, and again
+/// after a restart (which builds the table once from all integrations).
+async fn issue_16_routes_follow_every_change() {
+    let s = TestServer::start().await;
+    let a1 = format!(
+        "integration: ia\nflows:\n{}{}",
+        answering("one", "r/one", "a-one"),
+        answering("two", "r/two", "a-two")
+    );
+    let b1 = format!("integration: ib\nflows:\n{}", answering("one", "r/b", "b-one"));
+    s.apply(&a1).await;
+    s.apply(&b1).await;
+    assert_eq!(answers(&s, "r/one").await.as_deref(), Some("a-one"));
+    assert_eq!(answers(&s, "r/two").await.as_deref(), Some("a-two"));
+    assert_eq!(answers(&s, "r/b").await.as_deref(), Some("b-one"));
+
+    // A new version moves one path and drops a flow: the old paths go, the other integration stays.
+    let a2 = format!("integration: ia\nflows:\n{}", answering("one", "r/uno", "a-uno"));
+    s.apply(&a2).await;
+    assert_eq!(answers(&s, "r/one").await, None);
+    assert_eq!(answers(&s, "r/two").await, None);
+    assert_eq!(answers(&s, "r/uno").await.as_deref(), Some("a-uno"));
+    assert_eq!(answers(&s, "r/b").await.as_deref(), Some("b-one"));
+
+    // The freed path is taken by the other integration.
+    let b2 =
+        format!("integration: ib\nflows:\n{}{}", answering("one", "r/b", "b-one"), answering("two", "r/one", "b-two"));
+    s.apply(&b2).await;
+    assert_eq!(answers(&s, "r/one").await.as_deref(), Some("b-two"));
+
+    // A switch turns one flow's route off and on, and nothing else.
+    let (status, _, v) = send(s.api(reqwest::Method::POST, "/v1/integrations/ia/flows/one/deactivate")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(answers(&s, "r/uno").await, None);
+    assert_eq!(answers(&s, "r/one").await.as_deref(), Some("b-two"));
+    let (status, _, v) = send(s.api(reqwest::Method::POST, "/v1/integrations/ia/flows/one/activate")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(answers(&s, "r/uno").await.as_deref(), Some("a-uno"));
+
+    // Re-applying an integration unchanged keeps its routes.
+    s.apply(&b2).await;
+    assert_eq!(answers(&s, "r/b").await.as_deref(), Some("b-one"));
+
+    // Deleting one leaves the other's routes.
+    let (status, _, v) = send(s.api(reqwest::Method::DELETE, "/v1/integrations/ia")).await;
+    assert!(status == 200 || status == 204, "{status} {v}");
+    assert_eq!(answers(&s, "r/uno").await, None);
+    assert_eq!(answers(&s, "r/b").await.as_deref(), Some("b-one"));
+    assert_eq!(answers(&s, "r/one").await.as_deref(), Some("b-two"));
+
+    // A restart builds the same table from the stored integrations.
+    let s = s.restart(|_| {}).await;
+    assert_eq!(answers(&s, "r/uno").await, None);
+    assert_eq!(answers(&s, "r/b").await.as_deref(), Some("b-one"));
+    assert_eq!(answers(&s, "r/one").await.as_deref(), Some("b-two"));
+}
