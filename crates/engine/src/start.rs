@@ -65,16 +65,7 @@ impl Engine {
                 tracing::info!(executions = n, "Resuming executions interrupted by the last stop.");
             }
         }
-        let mut built = Vec::new();
-        for record in inner.store.all_integrations().await? {
-            let (tenant, slug) = (record.tenant_id.clone(), record.slug.clone());
-            match inner.build(record).await {
-                Ok(ci) => built.push(Arc::new(ci)),
-                Err(diags) => {
-                    tracing::error!(tenant, integration = slug, problems = ?diags, "A stored integration no longer compiles; it is not served.")
-                }
-            }
-        }
+        let built = build_all(&inner).await?;
         inner.registry.install_all(built);
         if inner.settings.workers {
             tokio::spawn(dispatch::claim_loop(inner.clone()));
@@ -130,4 +121,55 @@ impl Engine {
     pub fn running(&self) -> usize {
         self.inner.running.lock().expect("running lock").len()
     }
+}
+
+/// Compiles every stored integration for its deployment: the deployments read in one query,
+/// the compiling shared among the cores (a node may serve thousands of integrations, and it
+/// answers nothing until they are compiled).
+async fn build_all(inner: &Arc<Inner>) -> Result<Vec<Arc<CompiledIntegration>>, flowgate_store::Error> {
+    let records = inner.store.all_integrations().await?;
+    let mut deployments: HashMap<(String, String), flowgate_store::Deployment> = HashMap::new();
+    for d in inner.store.deployments().await? {
+        deployments.insert((d.tenant_id.clone(), d.integration.clone()), d);
+    }
+    let inner = inner.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = records.len().div_ceil(cores).max(1);
+        let mut records = records;
+        let mut parts = Vec::new();
+        while !records.is_empty() {
+            let rest = records.split_off(chunk.min(records.len()));
+            parts.push(std::mem::replace(&mut records, rest));
+        }
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let (inner, deployments) = (&inner, &deployments);
+                    scope.spawn(move || {
+                        let mut built = Vec::with_capacity(part.len());
+                        for record in part {
+                            let (tenant, slug) = (record.tenant_id.clone(), record.slug.clone());
+                            let deployment = deployments.get(&(tenant.clone(), slug.clone()));
+                            match deploy::build(record, deployment, &inner.sealer, &inner.settings.public_url) {
+                                Ok(ci) => built.push(Arc::new(ci)),
+                                Err(diags) => tracing::error!(
+                                    tenant,
+                                    integration = slug,
+                                    problems = ?diags,
+                                    "A stored integration no longer compiles; it is not served."
+                                ),
+                            }
+                        }
+                        built
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().expect("a compiling thread panicked")).collect::<Vec<_>>()
+        })
+    })
+    .await
+    .expect("compiling the stored integrations");
+    Ok(built)
 }
