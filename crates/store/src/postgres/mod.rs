@@ -14,7 +14,9 @@
 //! A `schema=<name>` parameter in the URL puts Flowgate's tables in that schema (created if
 //! missing), which lets tests and several deployments share one database.
 
-use crate::shared::{EXECUTION_COLUMNS, LISTING_COLUMNS, VERSION_COLUMNS, conflict_on_unique};
+use crate::shared::{
+    EXECUTION_COLUMNS, LISTING_COLUMNS, QUEUED_FREE, QUEUED_GATED, VERSION_COLUMNS, conflict_on_unique,
+};
 use crate::types::*;
 use crate::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};

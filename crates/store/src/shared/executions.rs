@@ -114,14 +114,25 @@ macro_rules! methods {
             }
 
             async fn next_due(&self) -> Result<Option<i64>> {
-                Ok(sqlx::query_scalar("SELECT MIN(run_after) FROM executions WHERE status = 'queued'")
-                    .fetch_one(&self.$read)
-                    .await?)
+                // Asked after every claim round: each half is the first entry of a queue index
+                // (its condition spelled as the index's), where `status = 'queued'` alone would
+                // read every execution ever kept.
+                Ok(sqlx::query_scalar(&format!(
+                    "SELECT MIN(m) FROM (SELECT MIN(run_after) AS m FROM executions WHERE {QUEUED_FREE} \
+                     UNION ALL SELECT MIN(run_after) AS m FROM executions WHERE {QUEUED_GATED}) q"
+                ))
+                .fetch_one(&self.$read)
+                .await?)
             }
 
             async fn queue_depth(&self) -> Result<QueueDepth> {
-                let queued: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'queued'").fetch_one(&self.$read).await?;
+                // Counted in the queue's two indexes (see `next_due`), not in the whole table.
+                let queued: i64 = sqlx::query_scalar(&format!(
+                    "SELECT (SELECT COUNT(*) FROM executions WHERE {QUEUED_FREE}) \
+                     + (SELECT COUNT(*) FROM executions WHERE {QUEUED_GATED})"
+                ))
+                .fetch_one(&self.$read)
+                .await?;
                 let running: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'running'")
                     .fetch_one(&self.$read)
                     .await?;

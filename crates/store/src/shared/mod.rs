@@ -18,6 +18,12 @@ pub(crate) mod limits;
 pub(crate) mod tenants;
 pub(crate) mod triggers;
 
+/// The queued executions without order or cap, spelled as the partial index
+/// `executions_pending_free` says (a planner uses a partial index only for its own condition).
+pub(crate) const QUEUED_FREE: &str = "status = 'queued' AND order_key IS NULL AND max_running IS NULL";
+/// The other queued executions, as `executions_pending_gated` says; with [`QUEUED_FREE`], all.
+pub(crate) const QUEUED_GATED: &str = "status = 'queued' AND (order_key IS NOT NULL OR max_running IS NOT NULL)";
+
 /// Columns of [`ExecutionRow`](crate::ExecutionRow), with the version number joined in.
 pub(crate) const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \

@@ -8,7 +8,9 @@
 //! (up to 64 rows each, `shared::batch`); a batch that fits in one statement needs no transaction
 //! around it.
 
-use crate::shared::{EXECUTION_COLUMNS, LISTING_COLUMNS, VERSION_COLUMNS, conflict_on_unique};
+use crate::shared::{
+    EXECUTION_COLUMNS, LISTING_COLUMNS, QUEUED_FREE, QUEUED_GATED, VERSION_COLUMNS, conflict_on_unique,
+};
 use crate::types::*;
 use crate::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -215,10 +217,13 @@ crate::shared::store_impl! {
         let (lane, lists) = filter.sql(5, |n| format!("?{n}"), json_each);
         let lists: Vec<String> =
             lists.iter().map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into())).collect();
+        // Suspects are few among many queued: SQLite, without statistics, would walk the
+        // free-work index (every queued execution) to find them.
+        let index = if filter.crashes.start > 0 { "INDEXED BY executions_suspects" } else { "" };
         // Executions without order or cap: any due one, in order.
         let sql = format!(
             "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, started_at = COALESCE(started_at, ?3) \
-             WHERE seq IN (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= ?3 \
+             WHERE seq IN (SELECT seq FROM executions {index} WHERE status = 'queued' AND run_after <= ?3 \
              AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT ?4) \
              RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes",
         );

@@ -41,6 +41,10 @@ impl ClaimFilter {
     ) -> (String, Vec<&[String]>) {
         // The lane's numbers are ours, not input: written into the text (one statement per lane).
         let mut sql = format!(" AND crashes >= {} AND crashes < {}", self.crashes.start, self.crashes.end);
+        if self.crashes.start > 0 {
+            // Spelled as the suspects' partial index says, so that the planner may use it.
+            sql.push_str(" AND crashes > 0");
+        }
         let mut lists: Vec<&[String]> = Vec::new();
         if !self.busy_tenants.is_empty() {
             sql.push_str(&format!(" AND tenant_id NOT IN {}", in_list(&placeholder(first + lists.len()))));
