@@ -7,18 +7,25 @@ webhook URLs with the body you send. Progix (under /progix): POST /progix/api/<k
 what arrives (needs the bearer token) and prints it.
 
     python3 examples/acme-erp/fake-erp.py 9100 acme-key progix-token
+    python3 examples/acme-erp/fake-erp.py --detach 9100 acme-key progix-token
+
+With --detach it returns once it listens and goes on serving in the background (what you
+type next can rely on it being there; `&` alone would race with it).
 
 The crates/server/tests/acme.rs test runs the same story with a Rust fake.
 """
 
 import json
+import os
 import sys
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 9100
-ACME_KEY = sys.argv[2] if len(sys.argv) > 2 else "acme-key"
-PROGIX_TOKEN = sys.argv[3] if len(sys.argv) > 3 else "progix-token"
+DETACH = "--detach" in sys.argv[1:]
+ARGS = [a for a in sys.argv[1:] if a != "--detach"]
+PORT = int(ARGS[0]) if len(ARGS) > 0 else 9100
+ACME_KEY = ARGS[1] if len(ARGS) > 1 else "acme-key"
+PROGIX_TOKEN = ARGS[2] if len(ARGS) > 2 else "progix-token"
 subscriptions = {"list": [], "secret": ""}
 
 
@@ -84,5 +91,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+# Listening before saying so (and, detached, before the command returns).
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
 print(f"fake Acme ERP and Progix on http://127.0.0.1:{PORT}", flush=True)
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+if DETACH and os.fork() > 0:
+    os._exit(0)
+server.serve_forever()

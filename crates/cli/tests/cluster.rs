@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Nodes, free_port, serve, skip_or_fail, wait_until};
+use common::{Nodes, free_port, get_json, serve, skip_or_fail, wait_until};
 
 const TOKEN: &str = "fgt_cluster_test_token";
 const EVENTS: usize = 300;
@@ -175,15 +175,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
         assert!(Instant::now() < deadline, "{} executions did not finish", pending.len());
         let mut done = Vec::new();
         for id in pending.iter().take(60) {
-            let v: Value = client
-                .get(format!("{}/v1/executions/{id}", bases[0]))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = get_json(&client, &format!("{}/v1/executions/{id}", bases[0]), TOKEN).await;
             match v["status"].as_str().unwrap_or("") {
                 "succeeded" => done.push(id.clone()),
                 "queued" | "running" => {}
@@ -200,15 +192,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     let hits = up.hits.lock().unwrap().clone();
     let mut resent = 0;
     for id in &acked {
-        let v: Value = client
-            .get(format!("{}/v1/executions/{id}", bases[2]))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&client, &format!("{}/v1/executions/{id}", bases[2]), TOKEN).await;
         let succeeded: Vec<&str> = v["steps"]
             .as_array()
             .unwrap()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Node, free_port, serve, wait_ready, wait_until};
+use common::{Node, free_port, get_json, serve, wait_ready, wait_until};
 
 const TOKEN: &str = "fgt_crash_test_token";
 /// Events and kills in CI; `bench/kill.sh` raises them through the environment.
@@ -159,48 +159,14 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     let load_done = Instant::now();
 
     // Every acknowledged event completes.
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending: HashSet<String> = acked.iter().cloned().collect();
-    while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "{} executions did not finish", pending.len());
-        let mut done = Vec::new();
-        for id in pending.iter().take(50) {
-            let v: Value = client
-                .get(format!("{base}/v1/executions/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            match v["status"].as_str().unwrap() {
-                "succeeded" => done.push(id.clone()),
-                "queued" | "running" => {}
-                other => panic!("execution {id} ended {other}: {v}"),
-            }
-        }
-        for id in done {
-            pending.remove(&id);
-        }
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    wait_all_succeeded(&client, &base, &mut pending, "acknowledged executions").await;
 
     // No completed step ran twice; every step reached the upstream.
     let hits = up.hits.lock().unwrap().clone();
     let mut resent = 0;
     for id in &acked {
-        let v: Value = client
-            .get(format!("{base}/v1/executions/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&client, &format!("{base}/v1/executions/{id}"), TOKEN).await;
         let succeeded: Vec<&str> = v["steps"]
             .as_array()
             .unwrap()
@@ -223,15 +189,7 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     let mut total = 0;
     let mut cursor = String::new();
     loop {
-        let v: Value = client
-            .get(format!("{base}/v1/executions?flow=f&limit=500{cursor}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&client, &format!("{base}/v1/executions?flow=f&limit=500{cursor}"), TOKEN).await;
         for item in v["items"].as_array().unwrap() {
             assert_eq!(item["status"], "succeeded", "every execution succeeded: {item}");
         }
@@ -584,15 +542,8 @@ async fn a_database_crash_orphans_nothing() {
     loop {
         let mut unfinished = 0;
         for status in ["queued", "running", "waiting"] {
-            let v: Value = client
-                .get(format!("{base}/v1/executions?flow=f&status={status}&limit=1"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value =
+                get_json(&client, &format!("{base}/v1/executions?flow=f&status={status}&limit=1"), TOKEN).await;
             unfinished += v["items"].as_array().unwrap().len();
         }
         if unfinished == 0 {
@@ -606,15 +557,7 @@ async fn a_database_crash_orphans_nothing() {
     let mut total = 0;
     let mut cursor = String::new();
     loop {
-        let v: Value = client
-            .get(format!("{base}/v1/executions?flow=f&limit=500{cursor}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&client, &format!("{base}/v1/executions?flow=f&limit=500{cursor}"), TOKEN).await;
         for item in v["items"].as_array().unwrap() {
             assert_eq!(item["status"], "succeeded", "every execution succeeded: {item}");
         }
@@ -632,24 +575,16 @@ async fn a_database_crash_orphans_nothing() {
     println!("database outage: {} events acknowledged across 2 crashes, all completed once", acks.len());
 }
 
-/// Waits (40 s at most: well within a lease's time, with room for a loaded machine) until
+/// Waits (60 s at most: well within a lease's time, with room for a loaded machine) until
 /// every execution in `pending` succeeded; any other end fails the test, and so does the
 /// deadline, showing a few of the executions that did not finish.
 async fn wait_all_succeeded(client: &reqwest::Client, base: &str, pending: &mut HashSet<String>, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !pending.is_empty() {
         if Instant::now() > deadline {
             let mut stuck = Vec::new();
             for id in pending.iter().take(5) {
-                let v: Value = client
-                    .get(format!("{base}/v1/executions/{id}"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let v: Value = get_json(client, &format!("{base}/v1/executions/{id}"), TOKEN).await;
                 stuck.push(v);
             }
             panic!("{} of {what} never completed, e.g. {stuck:#?}", pending.len());

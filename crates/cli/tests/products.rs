@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Node, free_port, wait_ready};
+use common::{Node, free_port, get_json, wait_ready};
 
 const TOKEN: &str = "fgt_products_test_token";
 
@@ -289,15 +289,7 @@ async fn call_steps_survive_a_sigkill() {
     let mut children: HashMap<String, Vec<String>> = HashMap::new();
     for id in &parents {
         let ex = loop {
-            let ex: Value = client
-                .get(format!("{base}/v1/executions/{id}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let ex: Value = get_json(&client, &format!("{base}/v1/executions/{id}"), TOKEN).await;
             match ex["status"].as_str().unwrap() {
                 "succeeded" => break ex,
                 "queued" | "running" => {}

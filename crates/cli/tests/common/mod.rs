@@ -83,6 +83,12 @@ pub fn wait_listening(port: u16) {
     }
 }
 
+/// GETs `url` with the bearer `token` and returns its JSON body (failing the test when there
+/// is none).
+pub async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    client.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 /// Polls `ok` until it holds, failing the test after [`DEADLINE`].
 pub async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
