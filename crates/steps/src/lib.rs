@@ -241,6 +241,7 @@ pub enum Outcome<'s> {
 
 /// A message a step sends through the engine's durable deliveries (committed with the
 /// journal before the step succeeds, retried on the message's schedule).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {
     /// The delivery kind (`webhook`, `email`): which sender delivers it.
     pub kind: &'static str,

@@ -9,7 +9,6 @@ use flowgate_expr::{Budget, Evaluator, Scope};
 use flowgate_model::step::decode_steps;
 use flowgate_model::{Diagnostic, Diags, Path};
 use serde_json::{Map, Value};
-use std::time::Duration;
 
 /// Where the step under test sits: problems are reported as `steps[0].<kind>…`.
 pub(crate) fn steps_path() -> Path {
@@ -80,16 +79,8 @@ pub(crate) enum Ran {
     Send(Sent),
 }
 
-/// An [`crate::Outbound`], owned and comparable.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sent {
-    pub kind: &'static str,
-    pub name: String,
-    pub message: Value,
-    pub delays: Vec<Duration>,
-    pub wait: bool,
-    pub show_message_id: bool,
-}
+/// What a step sends, as the engine receives it.
+pub(crate) use crate::Outbound as Sent;
 
 impl From<Outcome<'_>> for Ran {
     fn from(o: Outcome<'_>) -> Ran {
@@ -98,14 +89,7 @@ impl From<Outcome<'_>> for Ran {
             Outcome::Pass => Ran::Pass,
             Outcome::Filtered => Ran::Filtered,
             Outcome::Branch(steps) => Ran::Branch(steps.map(|s| s.iter().map(|c| c.id.clone()).collect())),
-            Outcome::Send(o) => Ran::Send(Sent {
-                kind: o.kind,
-                name: o.name,
-                message: o.message,
-                delays: o.delays,
-                wait: o.wait,
-                show_message_id: o.show_message_id,
-            }),
+            Outcome::Send(o) => Ran::Send(o),
         }
     }
 }
