@@ -134,13 +134,11 @@ async fn build_all(inner: &Arc<Inner>) -> Result<Vec<Arc<CompiledIntegration>>, 
     }
     let inner = inner.clone();
     let built = tokio::task::spawn_blocking(move || {
+        // Dealt round-robin: the order they are installed in does not matter.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let chunk = records.len().div_ceil(cores).max(1);
-        let mut records = records;
-        let mut parts = Vec::new();
-        while !records.is_empty() {
-            let rest = records.split_off(chunk.min(records.len()));
-            parts.push(std::mem::replace(&mut records, rest));
+        let mut parts: Vec<Vec<flowgate_store::VersionRecord>> = (0..cores).map(|_| Vec::new()).collect();
+        for (i, record) in records.into_iter().enumerate() {
+            parts[i % cores].push(record);
         }
         std::thread::scope(|scope| {
             let workers: Vec<_> = parts
