@@ -68,8 +68,6 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
             }
             inner.backlog.store(false, Ordering::Relaxed);
             let mut full = false;
-            // Tenants and flows holding their share of the workers wait in the queue.
-            let (busy_tenants, busy_flows) = inner.shares.busy();
             for (i, lane) in inner.lanes.iter().enumerate() {
                 let room = match lane.cap {
                     None => permits.len(),
@@ -87,11 +85,9 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>) {
                 }
                 let now = inner.clock.now_ms();
                 let until = now + inner.settings.lease.as_millis() as i64;
-                let filter = flowgate_store::ClaimFilter {
-                    crashes: lane.crashes.clone(),
-                    busy_tenants: busy_tenants.clone(),
-                    busy_flows: busy_flows.clone(),
-                };
+                // Tenants and flows holding their share of the workers wait in the queue; a claim
+                // takes no more of one than its share has room for.
+                let filter = flowgate_store::ClaimFilter::new(lane.crashes.clone(), inner.shares.room());
                 let claimed = match inner.store.claim_in(&inner.settings.node_id, now, until, room, &filter).await {
                     Ok(c) => c,
                     Err(e) => {

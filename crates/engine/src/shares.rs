@@ -7,7 +7,7 @@
 //! Counted on this node only: in a cluster each node shares its own slots. The flow's own
 //! `concurrency` (a cap across nodes) is enforced by claims as before.
 
-use flowgate_store::FlowKey;
+use flowgate_store::{FlowKey, ShareRoom};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -41,9 +41,9 @@ impl Shares {
         Shares { counts: Mutex::default(), tenant_cap: part(tenant_pct), flow_cap: part(flow_pct) }
     }
 
-    /// The key of a flow in the claim filter: `tenant/integration/flow`.
+    /// The key of a flow in the counts (and in a claim's [`ShareRoom`]).
     pub(crate) fn flow_key(key: FlowKey<'_>) -> String {
-        format!("{}/{}/{}", key.tenant, key.integration, key.flow)
+        ShareRoom::flow_key(key)
     }
 
     /// Takes a place if the tenant and the flow are under their shares.
@@ -67,12 +67,15 @@ impl Shares {
         Share { shares: self.clone(), tenant: tenant.to_owned(), flow, on_room: None }
     }
 
-    /// Tenants and flows at their share: claims leave their executions in the queue.
-    pub(crate) fn busy(&self) -> (Vec<String>, Vec<String>) {
+    /// The room the shares leave, for a claim to count its places in.
+    pub(crate) fn room(&self) -> ShareRoom {
         let c = self.counts.lock().expect("shares lock");
-        let tenants = c.tenants.iter().filter(|(_, n)| **n >= self.tenant_cap).map(|(k, _)| k.clone()).collect();
-        let flows = c.flows.iter().filter(|(_, n)| **n >= self.flow_cap).map(|(k, _)| k.clone()).collect();
-        (tenants, flows)
+        ShareRoom {
+            tenant_cap: self.tenant_cap,
+            flow_cap: self.flow_cap,
+            tenants: c.tenants.clone(),
+            flows: c.flows.clone(),
+        }
     }
 }
 
@@ -123,11 +126,12 @@ mod tests {
         let a2: Vec<Share> = (0..2).map(|_| s.try_take("a", "a/i/f2".into()).unwrap()).collect();
         assert!(s.try_take("a", "a/i/f3".into()).is_none(), "the tenant holds its half");
         assert!(s.try_take("b", "b/i/f1".into()).is_some(), "others still get in");
-        let (tenants, flows) = s.busy();
-        assert_eq!(tenants, ["a"]);
-        assert_eq!(flows.len(), 2);
+        let room = s.room();
+        assert_eq!(room.tenants["a"], room.tenant_cap);
+        assert_eq!(room.flows.values().filter(|n| **n >= room.flow_cap).count(), 2);
         drop(a1);
-        assert!(s.busy().0.is_empty());
+        let room = s.room();
+        assert!(room.tenants["a"] < room.tenant_cap);
         assert!(s.try_take("a", "a/i/f3".into()).is_some());
         drop(a2);
     }

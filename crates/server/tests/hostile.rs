@@ -265,6 +265,28 @@ async fn a_slow_target_does_not_starve_other_tenants() {
     healthz_within(&s, Duration::from_millis(500)).await;
 }
 
+backends!(a_busy_flow_never_runs_beyond_its_share);
+/// Class 6 again, as the queue drains: a flow with a deep backlog against a slow target runs
+/// at most its share of the workers (a quarter of 64) at any moment — claims after each
+/// finished execution take only the room its share has, not every free worker.
+async fn a_busy_flow_never_runs_beyond_its_share() {
+    let up = MockUpstream::start().await;
+    up.on("/slow", MockResponse::json(200, json!({ "ok": true })).delay(Duration::from_millis(150)));
+    let s = server_with_bystander(|st| st.max_concurrency = 64).await;
+    s.apply(&format!(
+        "integration: busy\nflows:\n  - flow: f\n    trigger: {{ webhook: {{ path: busy }} }}\n    steps:\n      - {{ id: call, http: {{ method: POST, url: \"{}/slow\" }} }}\n",
+        up.url
+    ))
+    .await;
+    for n in 0..96 {
+        let (status, _, v) = send(s.post_hook("busy").json(&json!({ "n": n }))).await;
+        assert_eq!(status, 202, "{v}");
+    }
+    up.wait_hits("/slow", 96).await;
+    let most = up.max_in_flight();
+    assert!((8..=16).contains(&most), "the flow ran {most} at once; its share is 16 of 64");
+}
+
 backends!(slow_clients_cannot_hold_the_node);
 /// Class 7: connections that send half a request and stop. They are closed after the header
 /// timeout; at the connection cap the longest-waiting one makes room, so `/healthz` and the

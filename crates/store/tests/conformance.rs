@@ -444,6 +444,55 @@ conformance!(reaping_counts_crashes_and_progress_resets_the_count, |store: Share
     assert_eq!((retried.status(), retried.crashes), (Status::Queued, 0));
 });
 
+/// The shares of a node's workers (issue 12) as a claim sees them: `acme/shop/orders` runs 4
+/// of its 5, `acme` 4 of its 10.
+fn shares(tenant_running: usize, flow_running: usize) -> ShareRoom {
+    ShareRoom {
+        tenant_cap: 10,
+        flow_cap: 5,
+        tenants: [(TENANT.to_owned(), tenant_running)].into(),
+        flows: [(ShareRoom::flow_key(KEY), flow_running)].into(),
+    }
+}
+
+conformance!(claims_take_no_more_than_a_share_has_room_for, |store: SharedStore| async move {
+    let v = setup(&store).await;
+    let g = setup_tenant(&store, "globex").await;
+    // A deep backlog of one flow (more than a claim looks at from the head of the queue), then
+    // a little of another flow of the same tenant and of another tenant, all due.
+    let deep: Vec<NewExecution> = (0..400).map(|n| exec(&format!("deep{n:03}"), v, T0)).collect();
+    for chunk in deep.chunks(100) {
+        insert(&store, chunk.to_vec()).await;
+    }
+    let other = |id: &str| NewExecution { flow: "other".into(), ..exec(id, v, T0 + 1) };
+    let globex = |id: &str| NewExecution { tenant_id: "globex".into(), ..exec(id, g, T0 + 2) };
+    insert(&store, vec![other("o1"), other("o2"), other("o3"), globex("g1"), globex("g2")]).await;
+
+    let claim = |shares: ShareRoom| {
+        let store = store.clone();
+        async move {
+            let filter = ClaimFilter::new(0..i64::MAX, shares);
+            let claimed = store.claim_in("w1", T0 + 10, T0 + 60_000, 64, &filter).await.unwrap();
+            claimed.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    // The deep flow has room for one more, its tenant for six: the other flow's three are
+    // found behind the backlog, and the other tenant's two.
+    assert_eq!(claim(shares(4, 4)).await, ["deep000", "o1", "o2", "o3", "g1", "g2"]);
+    insert(&store, vec![other("o4"), globex("g3")]).await;
+    // The deep flow at its share: none of it, the rest as before.
+    assert_eq!(claim(shares(4, 5)).await, ["o4", "g3"]);
+    insert(&store, vec![other("o5"), globex("g4")]).await;
+    // The tenant at its share: only the other tenant's.
+    assert_eq!(claim(shares(10, 0)).await, ["g4"]);
+    // No shares: a claim takes the oldest, whatever their flow.
+    let all = claim(ShareRoom::default()).await;
+    assert_eq!(all.len(), 64);
+    assert_eq!(all[..2], ["deep001", "deep002"]);
+    let depth = store.queue_depth().await.unwrap();
+    assert_eq!((depth.queued, depth.running), (400 - 65 + 1, 64 + 6 + 2 + 1), "o5 waits with the rest");
+});
+
 conformance!(next_due_and_queue_depth, |store: SharedStore| async move {
     let v = setup(&store).await;
     assert_eq!(store.next_due().await.unwrap(), None);

@@ -15,7 +15,7 @@
 //! missing), which lets tests and several deployments share one database.
 
 use crate::shared::{
-    EXECUTION_COLUMNS, LISTING_COLUMNS, QUEUED_FREE, QUEUED_GATED, VERSION_COLUMNS, conflict_on_unique,
+    CLAIMED_COLUMNS, EXECUTION_COLUMNS, LISTING_COLUMNS, QUEUED_FREE, QUEUED_GATED, VERSION_COLUMNS, conflict_on_unique,
 };
 use crate::types::*;
 use crate::{Error, Result};
@@ -36,10 +36,14 @@ const EVENT_BUFFER: usize = 4096;
 /// Largest `NOTIFY` payload PostgreSQL accepts is 8000 bytes; events are packed below that.
 const MAX_PAYLOAD: usize = 7000;
 
-const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes";
+/// PostgreSQL's planner picks its indexes itself.
+const SUSPECTS_INDEX: &str = "";
+const BY_FLOW_INDEX: &str = "";
 
 /// The PostgreSQL store.
 pub struct PgStore {
+    /// The flow the last claim's walk over flows served (`shared::claims`).
+    claim_cursor: std::sync::Mutex<Option<FlowKeyBuf>>,
     pool: PgPool,
     events: broadcast::Sender<StoreEvent>,
     /// The connection holding the leader's advisory lock, while this node leads.
@@ -115,7 +119,15 @@ impl PgStore {
         listener.listen(&channel).await?;
         let closed = std::sync::Arc::new(tokio::sync::Notify::new());
         tokio::spawn(listen(listener, events.clone(), closed.clone()));
-        Ok(PgStore { pool, events, leader: tokio::sync::Mutex::new(None), leader_pool, channel, closed })
+        Ok(PgStore {
+            claim_cursor: Default::default(),
+            pool,
+            events,
+            leader: tokio::sync::Mutex::new(None),
+            leader_pool,
+            channel,
+            closed,
+        })
     }
 
     /// Closes the pools (the leader's lock is released with its session).
@@ -229,13 +241,13 @@ impl PgStore {
     /// checks and the claims cannot interleave with another node's.
     async fn claim_gated(
         &self,
-        owner: &str,
-        now: i64,
-        until: i64,
+        lease: Lease<'_>,
         limit: usize,
         lane: &str,
-        lists: &[&[String]],
+        lists: &[Vec<String>],
+        shares: &mut ShareRoom,
     ) -> Result<Vec<Claimed>> {
+        let Lease { owner, now, until } = lease;
         let sql = format!(
             "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
              WHERE status = 'queued' AND run_after <= $1 AND (order_key IS NOT NULL OR max_running IS NOT NULL) {lane} \
@@ -246,7 +258,7 @@ impl PgStore {
         );
         let mut query = sqlx::query_as(&sql).bind(now).bind((limit * 4) as i64);
         for l in lists {
-            query = query.bind(*l);
+            query = query.bind(l);
         }
         let candidates: Vec<(i64, String, String, String, Option<i64>)> = query.fetch_all(&self.pool).await?;
         if candidates.is_empty() {
@@ -266,6 +278,10 @@ impl PgStore {
         for (tenant, integration, flow, cap, seqs) in flows {
             if claimed.len() >= limit {
                 break;
+            }
+            let flow_key = FlowKey { tenant: &tenant, integration: &integration, flow: &flow };
+            if shares.room(flow_key) == 0 {
+                continue;
             }
             let mut tx = self.pool.begin().await?;
             sqlx::query(
@@ -290,7 +306,7 @@ impl PgStore {
                 room = cap - running;
             }
             for seq in seqs {
-                if room <= 0 || claimed.len() >= limit {
+                if room <= 0 || claimed.len() >= limit || shares.room(flow_key) == 0 {
                     break;
                 }
                 let row: Option<Claimed> = sqlx::query_as(&format!(
@@ -310,6 +326,7 @@ impl PgStore {
                 if let Some(r) = row {
                     claimed.push(r);
                     room -= 1;
+                    shares.take(flow_key);
                 }
             }
             tx.commit().await?;
@@ -391,24 +408,15 @@ crate::shared::store_impl! {
         limit: usize,
         filter: &ClaimFilter,
     ) -> Result<Vec<Claimed>> {
-        let unnest = |p: &str| format!("(SELECT unnest({p}::text[]))");
-        let (lane, lists) = filter.sql(5, |n| format!("${n}"), unnest);
-        let returning = CLAIMED_COLUMNS.split(", ").map(|c| format!("executions.{c}")).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "WITH next AS (SELECT seq FROM executions WHERE status = 'queued' AND run_after <= $3 \
-             AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             UPDATE executions SET status = 'running', lease_owner = $1, lease_until = $2, \
-             started_at = COALESCE(started_at, $3) FROM next WHERE executions.seq = next.seq \
-             RETURNING {returning}"
-        );
-        let mut query = sqlx::query_as(&sql).bind(owner).bind(until).bind(now).bind(limit as i64);
-        for l in &lists {
-            query = query.bind(*l);
-        }
-        let mut claimed: Vec<Claimed> = query.fetch_all(&self.pool).await?;
+        let lease = Lease { owner, now, until };
+        let mut room = filter.shares.clone();
+        let mut tx = self.pool.begin().await?;
+        let mut claimed = claim_free(&mut tx, &self.claim_cursor, lease, limit, filter, &mut room).await?;
+        tx.commit().await?;
         if claimed.len() < limit {
-            let (lane, _) = filter.sql(3, |n| format!("${n}"), unnest);
-            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane, &lists).await?;
+            let unnest = |p: &str| format!("(SELECT unnest({p}::text[]))");
+            let (lane, lists) = filter.sql(&room, 3, |n| format!("${n}"), unnest);
+            let gated = self.claim_gated(lease, limit - claimed.len(), &lane, &lists, &mut room).await?;
             claimed.extend(gated);
         }
         claimed.sort_by_key(|c| c.seq);

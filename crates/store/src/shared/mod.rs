@@ -11,6 +11,7 @@
 //! `sqlite/` and `postgres/`.
 
 pub(crate) mod batch;
+pub(crate) mod claims;
 pub(crate) mod deliveries;
 pub(crate) mod executions;
 pub(crate) mod integrations;
@@ -23,6 +24,10 @@ pub(crate) mod triggers;
 pub(crate) const QUEUED_FREE: &str = "status = 'queued' AND order_key IS NULL AND max_running IS NULL";
 /// The other queued executions, as `executions_pending_gated` says; with [`QUEUED_FREE`], all.
 pub(crate) const QUEUED_GATED: &str = "status = 'queued' AND (order_key IS NOT NULL OR max_running IS NOT NULL)";
+
+/// Columns of [`Claimed`](crate::Claimed).
+pub(crate) const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, \
+     attempt, created_at, replay_of, crashes";
 
 /// Columns of [`ExecutionRow`](crate::ExecutionRow), with the version number joined in.
 pub(crate) const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
@@ -54,6 +59,7 @@ macro_rules! store_impl {
     ($ty:ty, db: $db:ty, read: $read:ident, write: $write:ident; $($own:tt)*) => {
         $crate::shared::batch::batch_statements!($db);
         $crate::shared::executions::functions!($db);
+        $crate::shared::claims::functions!($db);
         $crate::shared::chain! {
             [tenants, integrations, executions, batch, deliveries, triggers, limits]
             ($ty, $db, $read, $write) { $($own)* }

@@ -35,6 +35,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// The SQLite store.
 pub struct SqliteStore {
+    /// The flow the last claim's walk over flows served (`shared::claims`).
+    claim_cursor: std::sync::Mutex<Option<FlowKeyBuf>>,
     writer: SqlitePool,
     reader: SqlitePool,
     checkpointer: SqlitePool,
@@ -81,7 +83,7 @@ impl SqliteStore {
             .await?;
         let checkpointer = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts).await?;
         tokio::spawn(checkpoint_loop(checkpointer.clone()));
-        Ok(SqliteStore { writer, reader, checkpointer })
+        Ok(SqliteStore { claim_cursor: Default::default(), writer, reader, checkpointer })
     }
 
     /// Closes both pools.
@@ -114,6 +116,10 @@ const ROW_ID: &str = "rowid";
 /// Claims take rows without locking them: the single writer serialises every change.
 const SKIP_LOCKED: &str = "";
 const FOR_UPDATE: &str = "";
+/// Without statistics SQLite would read the suspects through the free work's index.
+const SUSPECTS_INDEX: &str = "INDEXED BY executions_suspects";
+/// The queued work per flow (`shared::claims`).
+const BY_FLOW_INDEX: &str = "INDEXED BY executions_queued_by_flow";
 
 /// SQLite lets one statement upsert a row several times (the last row wins).
 const DEDUP_UPSERTS: bool = false;
@@ -213,28 +219,17 @@ crate::shared::store_impl! {
         limit: usize,
         filter: &ClaimFilter,
     ) -> Result<Vec<Claimed>> {
-        let json_each = |p: &str| format!("(SELECT value FROM json_each({p}))");
-        let (lane, lists) = filter.sql(5, |n| format!("?{n}"), json_each);
-        let lists: Vec<String> =
-            lists.iter().map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into())).collect();
-        // Suspects are few among many queued: SQLite, without statistics, would walk the
-        // free-work index (every queued execution) to find them.
-        let index = if filter.crashes.start > 0 { "INDEXED BY executions_suspects" } else { "" };
-        // Executions without order or cap: any due one, in order.
-        let sql = format!(
-            "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, started_at = COALESCE(started_at, ?3) \
-             WHERE seq IN (SELECT seq FROM executions {index} WHERE status = 'queued' AND run_after <= ?3 \
-             AND order_key IS NULL AND max_running IS NULL {lane} ORDER BY run_after, seq LIMIT ?4) \
-             RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, created_at, replay_of, crashes",
-        );
-        let mut query = sqlx::query_as(&sql).bind(owner).bind(until).bind(now).bind(limit as i64);
-        for l in &lists {
-            query = query.bind(l);
-        }
-        let mut claimed: Vec<Claimed> = query.fetch_all(&self.writer).await?;
+        let lease = Lease { owner, now, until };
+        let mut room = filter.shares.clone();
+        let mut tx = self.writer.begin().await?;
+        let mut claimed = claim_free(&mut tx, &self.claim_cursor, lease, limit, filter, &mut room).await?;
+        tx.commit().await?;
         if claimed.len() < limit {
-            let (lane, _) = filter.sql(3, |n| format!("?{n}"), json_each);
-            let gated = self.claim_gated(owner, now, until, limit - claimed.len(), &lane, &lists).await?;
+            let json_each = |p: &str| format!("(SELECT value FROM json_each({p}))");
+            let (lane, lists) = filter.sql(&room, 3, |n| format!("?{n}"), json_each);
+            let lists: Vec<String> =
+                lists.iter().map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into())).collect();
+            let gated = self.claim_gated(lease, limit - claimed.len(), &lane, &lists, &mut room).await?;
             claimed.extend(gated);
         }
         claimed.sort_by_key(|c| c.seq);
@@ -356,13 +351,13 @@ impl SqliteStore {
     /// the checks and the claims cannot interleave with another claim.
     async fn claim_gated(
         &self,
-        owner: &str,
-        now: i64,
-        until: i64,
+        lease: Lease<'_>,
         limit: usize,
         lane: &str,
         lists: &[String],
+        room: &mut ShareRoom,
     ) -> Result<Vec<Claimed>> {
+        let Lease { owner, now, until } = lease;
         let mut tx = self.writer.begin().await?;
         let sql = format!(
             "SELECT seq, tenant_id, integration, flow, max_running FROM executions e \
@@ -382,6 +377,10 @@ impl SqliteStore {
         for (seq, tenant, integration, flow, cap) in candidates {
             if claimed.len() >= limit {
                 break;
+            }
+            let flow_key = FlowKey { tenant: &tenant, integration: &integration, flow: &flow };
+            if room.room(flow_key) == 0 {
+                continue;
             }
             if let Some(cap) = cap {
                 let key = (tenant.clone(), integration.clone(), flow.clone());
@@ -422,6 +421,9 @@ impl SqliteStore {
             .bind(seq)
             .fetch_optional(&mut *tx)
             .await?;
+            if row.is_some() {
+                room.take(flow_key);
+            }
             claimed.extend(row);
         }
         tx.commit().await?;
