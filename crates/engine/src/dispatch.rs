@@ -143,6 +143,8 @@ async fn start_claimed(
         round: c.attempt,
         created_at: c.created_at,
         resumed: true,
+        fresh: c.fresh,
+        cancel_requested: c.cancel_requested,
         permit,
         mocks: None,
         crashes: c.crashes,
@@ -279,7 +281,7 @@ pub(crate) async fn renew_loop(inner: Arc<Inner>) {
         // Only what a worker here runs now: an execution this node holds but does not run
         // (its insert's commit failed in doubt, its worker gave up on the store) must expire
         // and be resumed, not be kept alive forever (issue 12).
-        let ids: Vec<String> = inner.running.lock().expect("running lock").keys().cloned().collect();
+        let ids = inner.running.ids();
         if let Err(e) = inner.store.renew_leases(&inner.settings.node_id, &ids, until).await {
             tracing::warn!(error = %e, "Lease renewal failed; will retry.");
         }

@@ -30,10 +30,8 @@ async fn handle(inner: &Arc<Inner>, event: StoreEvent) {
             inner.wake.notify_one();
         }
         StoreEvent::Finished { id } | StoreEvent::Responded { id } => answer_from_store(inner, &id).await,
-        StoreEvent::Cancel { id } => {
-            if let Some(token) = inner.running.lock().expect("running lock").get(&id) {
-                token.cancel();
-            }
+        StoreEvent::Cancel { id, attempt } => {
+            inner.running.cancel(&id, attempt);
         }
         StoreEvent::Integration { tenant, slug } => {
             reload_switches(inner).await;

@@ -55,6 +55,7 @@ mod logs;
 mod node;
 mod operations;
 pub mod registry;
+mod running;
 mod settings;
 mod shares;
 mod start;

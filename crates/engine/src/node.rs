@@ -33,7 +33,7 @@ pub(crate) struct Inner {
     /// Queued work may be waiting: the claim loop should look.
     pub(crate) backlog: AtomicBool,
     /// Executions running on this node, with the token that cancels each.
-    pub(crate) running: Mutex<HashMap<String, CancellationToken>>,
+    pub(crate) running: crate::running::Running,
     /// Every task the engine spawned, awaited at shutdown.
     pub(crate) tracker: TaskTracker,
     /// Cancelled at shutdown: claim no more work.

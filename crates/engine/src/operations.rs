@@ -99,8 +99,9 @@ impl Engine {
     /// Not found, already ended, or the store.
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<ExecutionRow, flowgate_store::Error> {
         let row = self.inner.store.cancel_execution(tenant, id, self.inner.clock.now_ms()).await?;
-        if let Some(token) = self.inner.running.lock().expect("running lock").get(id) {
-            token.cancel();
+        // A running one (it may be starting here this moment: see `running`).
+        if row.status() == flowgate_store::Status::Running {
+            self.inner.running.cancel(id, row.attempt);
         }
         Ok(row)
     }

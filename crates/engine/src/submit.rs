@@ -222,6 +222,8 @@ impl Engine {
                             round: 1,
                             created_at: now,
                             resumed: false,
+                            fresh: true,
+                            cancel_requested: false,
                             permit,
                             mocks,
                             crashes: 0,

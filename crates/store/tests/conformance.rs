@@ -1268,7 +1268,7 @@ conformance!(notified_events_reach_every_node_in_order, |ctx: Ctx| async move {
         StoreEvent::Work,
         StoreEvent::Finished { id: id.clone() },
         StoreEvent::Responded { id: id.clone() },
-        StoreEvent::Cancel { id: id.clone() },
+        StoreEvent::Cancel { id: id.clone(), attempt: 3 },
         StoreEvent::Integration { tenant: TENANT.into(), slug: id.clone() },
     ];
     store.notify(&sent).await.unwrap();

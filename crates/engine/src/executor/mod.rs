@@ -44,6 +44,10 @@ pub(crate) struct Job {
     pub created_at: i64,
     /// Claimed from the store (it may have a journal), rather than just inserted.
     pub resumed: bool,
+    /// It never started before: no journal to read.
+    pub fresh: bool,
+    /// The store says it was cancelled (while it ran on a node that died).
+    pub cancel_requested: bool,
     pub permit: OwnedSemaphorePermit,
     /// Outputs of steps that are not run (flow tests).
     pub mocks: Option<Arc<Map<String, Value>>>,
@@ -133,7 +137,11 @@ pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
         tracing::debug_span!("execution", tenant = %job.flow.tenant, flow = %job.flow.slug, execution_id = %job.id);
     let id = job.id.clone();
     let cancel = CancellationToken::new();
-    inner.running.lock().expect("running lock").insert(id.clone(), cancel.clone());
+    // A cancel that came before this (the execution was committed first), by the API or in
+    // the store while it was queued or ran elsewhere.
+    if inner.running.register(&id, job.round, cancel.clone()) || job.cancel_requested {
+        cancel.cancel();
+    }
     let lane = job.lane;
     let mut job = job;
     let _share = job.share.take();
@@ -157,7 +165,7 @@ pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
         None => run_inner(inner.clone(), job, cancel).instrument(span).await,
         Some(message) => fail_at_start(&inner, job, StepError::fatal("invalid_event", message)).await,
     };
-    inner.running.lock().expect("running lock").remove(&id);
+    inner.running.remove(&id);
     if let Some(lane) = lane {
         inner.lanes[lane].running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         if lane > 0 {
@@ -205,19 +213,14 @@ async fn fail_at_start(inner: &Arc<Inner>, job: Job, error: StepError) -> bool {
 /// Runs one execution; true when it stopped because the store failed (its lease is then
 /// held by no worker).
 async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bool {
-    let resumed = job.resumed;
+    let (resumed, fresh) = (job.resumed, job.fresh);
     let trigger_kind = job.trigger_kind.clone();
     let crashes = job.crashes;
     let mut ex = Execution::new(&inner, job);
-    if resumed {
-        if let Err(e) = ex.load_journal().await {
-            tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
-            return true;
-        }
-        // A cancel may have come while it was queued or claimed, before it was registered.
-        if inner.store.cancel_requested(&ex.id).await.unwrap_or(false) {
-            cancel.cancel();
-        }
+    // A claimed execution that ran before goes on from its journal.
+    if resumed && !fresh && let Err(e) = ex.load_journal().await {
+        tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
+        return true;
     }
     let started = Instant::now();
     let limit = i64::from(inner.settings.crash_limit);

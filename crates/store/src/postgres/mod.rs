@@ -546,7 +546,7 @@ crate::shared::store_impl! {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                let event = StoreEvent::Cancel { id: id.to_owned() };
+                let event = StoreEvent::Cancel { id: id.to_owned(), attempt: row.attempt };
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(&self.channel)
                     .bind(payloads(&[event]).remove(0))

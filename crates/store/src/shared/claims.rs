@@ -37,23 +37,25 @@ macro_rules! functions {
             use $crate::shared::QUEUED_FREE;
             let Lease { owner, now, until } = lease;
             let lane = filter.lane_sql();
-            let window = (limit * 4).max(64);
+            // Room to pass over a few busy ones; the walk finds the rest.
+            let window = (limit * 2).max(32);
             let index = if filter.crashes.start > 0 { SUSPECTS_INDEX } else { "" };
-            let heads: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
-                "SELECT seq, tenant_id, integration, flow FROM executions {index} WHERE {QUEUED_FREE} \
+            let heads: Vec<(i64, String, String, String, bool)> = sqlx::query_as(&format!(
+                "SELECT seq, tenant_id, integration, flow, started_at IS NULL FROM executions {index} WHERE {QUEUED_FREE} \
                  AND run_after <= $1{lane} ORDER BY run_after, seq LIMIT $2{SKIP_LOCKED}"
             ))
             .bind(now)
             .bind(window as i64)
             .fetch_all(&mut **tx)
             .await?;
-            let mut picked: Vec<i64> = Vec::with_capacity(limit);
-            for (seq, tenant, integration, flow) in &heads {
+            // (seq, never started: it has no journal to read)
+            let mut picked: Vec<(i64, bool)> = Vec::with_capacity(limit);
+            for (seq, tenant, integration, flow, fresh) in &heads {
                 if picked.len() == limit {
                     break;
                 }
                 if room.take(FlowKey { tenant, integration, flow }) {
-                    picked.push(*seq);
+                    picked.push((*seq, *fresh));
                 }
             }
             if picked.len() < limit && heads.len() == window {
@@ -70,11 +72,15 @@ macro_rules! functions {
                 .push_bind(now)
                 .push(") WHERE status = 'queued' AND seq IN (");
             let mut seqs = qb.separated(", ");
-            for seq in &picked {
+            for (seq, _) in &picked {
                 seqs.push_bind(*seq);
             }
             qb.push(") RETURNING ").push($crate::shared::CLAIMED_COLUMNS);
-            Ok(qb.build_query_as::<Claimed>().fetch_all(&mut **tx).await?)
+            let mut claimed: Vec<Claimed> = qb.build_query_as().fetch_all(&mut **tx).await?;
+            for c in &mut claimed {
+                c.fresh = picked.iter().any(|(seq, fresh)| *seq == c.seq && *fresh);
+            }
+            Ok(claimed)
         }
 
         /// The walk over flows with queued work (see `shared::claims`): adds to `picked`
@@ -86,7 +92,7 @@ macro_rules! functions {
             limit: usize,
             lane: &str,
             room: &mut ShareRoom,
-            picked: &mut Vec<i64>,
+            picked: &mut Vec<(i64, bool)>,
         ) -> Result<()> {
             use $crate::shared::QUEUED_FREE;
             let start = cursor.lock().map(|c| c.clone()).unwrap_or_default();
@@ -99,15 +105,21 @@ macro_rules! functions {
             while picked.len() < limit && visited.len() < $crate::shared::claims::WALK_FLOWS {
                 // The next flow with queued work, in key order (a skip to the next tenant when
                 // this one is at its share).
+                // Three seeks, one per column of the key: SQLite seeks a row value `(a, b, c) > …`
+                // on its first column only, which walked a flow's whole backlog to get past it.
                 let sql = if skip_tenant {
-                    format!(
-                        "SELECT tenant_id, integration, flow FROM executions {BY_FLOW_INDEX} WHERE {QUEUED_FREE} \
-                         AND tenant_id > $1 ORDER BY tenant_id, integration, flow LIMIT 1"
-                    )
+                    format!("SELECT tenant_id, integration, flow FROM executions {BY_FLOW_INDEX} WHERE {QUEUED_FREE} \
+                             AND tenant_id > $1 ORDER BY tenant_id, integration, flow LIMIT 1")
                 } else {
+                    let arm = |n: u8, after: &str| {
+                        format!("SELECT * FROM (SELECT {n} AS arm, tenant_id, integration, flow FROM executions {BY_FLOW_INDEX} \
+                                 WHERE {QUEUED_FREE} AND {after} ORDER BY tenant_id, integration, flow LIMIT 1) AS a{n}")
+                    };
                     format!(
-                        "SELECT tenant_id, integration, flow FROM executions {BY_FLOW_INDEX} WHERE {QUEUED_FREE} \
-                         AND (tenant_id, integration, flow) > ($1, $2, $3) ORDER BY tenant_id, integration, flow LIMIT 1"
+                        "SELECT tenant_id, integration, flow FROM ({} UNION ALL {} UNION ALL {}) AS next ORDER BY arm LIMIT 1",
+                        arm(1, "tenant_id = $1 AND integration = $2 AND flow > $3"),
+                        arm(2, "tenant_id = $1 AND integration > $2"),
+                        arm(3, "tenant_id > $1"),
                     )
                 };
                 let mut query = sqlx::query_as(&sql).bind(&after.0);
@@ -139,8 +151,8 @@ macro_rules! functions {
                     continue;
                 }
                 // The window may have taken some of this flow's oldest already.
-                let seqs: Vec<i64> = sqlx::query_scalar(&format!(
-                    "SELECT seq FROM executions {BY_FLOW_INDEX} WHERE {QUEUED_FREE} AND tenant_id = $1 \
+                let seqs: Vec<(i64, bool)> = sqlx::query_as(&format!(
+                    "SELECT seq, started_at IS NULL FROM executions {BY_FLOW_INDEX} WHERE {QUEUED_FREE} AND tenant_id = $1 \
                      AND integration = $2 AND flow = $3 AND run_after <= $4{lane} ORDER BY run_after, seq \
                      LIMIT $5{SKIP_LOCKED}"
                 ))
@@ -152,17 +164,17 @@ macro_rules! functions {
                 .fetch_all(&mut **tx)
                 .await?;
                 let mut took = false;
-                for seq in seqs {
+                for (seq, fresh) in seqs {
                     if picked.len() == limit {
                         break;
                     }
-                    if picked.contains(&seq) {
+                    if picked.iter().any(|(p, _)| *p == seq) {
                         continue;
                     }
                     if !room.take(key) {
                         break;
                     }
-                    picked.push(seq);
+                    picked.push((seq, fresh));
                     took = true;
                 }
                 if took {

@@ -27,7 +27,7 @@ pub(crate) const QUEUED_GATED: &str = "status = 'queued' AND (order_key IS NOT N
 
 /// Columns of [`Claimed`](crate::Claimed).
 pub(crate) const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, \
-     attempt, created_at, replay_of, crashes";
+     attempt, created_at, replay_of, crashes, cancel_requested";
 
 /// Columns of [`ExecutionRow`](crate::ExecutionRow), with the version number joined in.
 pub(crate) const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \

@@ -9,7 +9,7 @@
 //! around it.
 
 use crate::shared::{
-    EXECUTION_COLUMNS, LISTING_COLUMNS, QUEUED_FREE, QUEUED_GATED, VERSION_COLUMNS, conflict_on_unique,
+    CLAIMED_COLUMNS, EXECUTION_COLUMNS, LISTING_COLUMNS, QUEUED_FREE, QUEUED_GATED, VERSION_COLUMNS, conflict_on_unique,
 };
 use crate::types::*;
 use crate::{Error, Result};
@@ -406,15 +406,14 @@ impl SqliteStore {
                 running.insert(key, n + 1);
             }
             // Claimed one by one: an earlier claim in this pass may have taken its group's head.
-            let row: Option<Claimed> = sqlx::query_as(
+            let row: Option<Claimed> = sqlx::query_as(&format!(
                 "UPDATE executions SET status = 'running', lease_owner = ?1, lease_until = ?2, \
                  started_at = COALESCE(started_at, ?3) WHERE seq = ?4 AND status = 'queued' \
                  AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM executions p WHERE p.holds_order = 1 \
                       AND p.tenant_id = executions.tenant_id AND p.integration = executions.integration \
                       AND p.flow = executions.flow AND p.order_key = executions.order_key AND p.seq < executions.seq)) \
-                 RETURNING seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, attempt, \
-                 created_at, replay_of, crashes",
-            )
+                 RETURNING {CLAIMED_COLUMNS}",
+            ))
             .bind(owner)
             .bind(until)
             .bind(now)

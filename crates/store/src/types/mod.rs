@@ -519,6 +519,9 @@ pub enum StoreEvent {
     Cancel {
         /// The execution.
         id: String,
+        /// Its round (a retry of it is not to be stopped).
+        #[serde(default)]
+        attempt: i64,
     },
     /// An integration changed (reload it).
     Integration {

@@ -176,4 +176,10 @@ pub struct Claimed {
     /// How many times in a row its node died under it without it making progress (see
     /// `Store::reap_expired`).
     pub crashes: i64,
+    /// It never started before this claim, so it has no journal to read (set where a claim
+    /// knows it; `false` says only that it may have one).
+    #[sqlx(skip)]
+    pub fresh: bool,
+    /// A cancel was asked for while it ran before (on a node that died).
+    pub cancel_requested: bool,
 }
