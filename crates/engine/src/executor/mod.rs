@@ -218,7 +218,10 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
     let crashes = job.crashes;
     let mut ex = Execution::new(&inner, job);
     // A claimed execution that ran before goes on from its journal.
-    if resumed && !fresh && let Err(e) = ex.load_journal().await {
+    if resumed
+        && !fresh
+        && let Err(e) = ex.load_journal().await
+    {
         tracing::error!(error = %e, "Cannot load the journal; the execution will be resumed later.");
         return true;
     }
