@@ -37,9 +37,26 @@ impl Drop for Node {
     }
 }
 
-/// A port nobody listens on (for now).
+/// A port nobody listens on (for now), for a server a test starts (and may restart on the
+/// same port).
+///
+/// Taken below the kernel's ephemeral range (32768–60999 by default), not from it: an
+/// outgoing connection of another test running meanwhile draws its source port from that
+/// range, and once took a port found free there before the server bound it (the server then
+/// failed to start: "connection refused"). Each test binary starts at its own offset, and
+/// within one the ports are handed out in turn.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    loop {
+        let port = (FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// `flowgate serve` on `127.0.0.1:port` in `dir` with the `default` tenant's token `token`,

@@ -37,8 +37,8 @@ macro_rules! functions {
             use $crate::shared::QUEUED_FREE;
             let Lease { owner, now, until } = lease;
             let lane = filter.lane_sql();
-            // Room to pass over a few busy ones; the walk finds the rest.
-            let window = (limit * 2).max(32);
+            // Room to pass over a few busy ones (each row read costs); the walk finds the rest.
+            let window = limit + 16;
             let index = if filter.crashes.start > 0 { SUSPECTS_INDEX } else { "" };
             let heads: Vec<(i64, String, String, String, bool)> = sqlx::query_as(&format!(
                 "SELECT seq, tenant_id, integration, flow, started_at IS NULL FROM executions {index} WHERE {QUEUED_FREE} \
