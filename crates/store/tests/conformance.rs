@@ -14,7 +14,7 @@ mod common;
 
 use common::*;
 use flowgate_store::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Runs one test body on both backends (see the module documentation).
@@ -491,6 +491,32 @@ conformance!(claims_take_no_more_than_a_share_has_room_for, |store: SharedStore|
     assert_eq!(all[..2], ["deep001", "deep002"]);
     let depth = store.queue_depth().await.unwrap();
     assert_eq!((depth.queued, depth.running), (400 - 65 + 1, 64 + 6 + 2 + 1), "o5 waits with the rest");
+});
+
+conformance!(flows_behind_a_busy_backlog_take_turns, |store: SharedStore| async move {
+    let v = setup(&store).await;
+    // The busy flow's backlog fills the head of the queue; two other flows wait behind it.
+    let of = |flow: &str, n: usize| -> Vec<NewExecution> {
+        (0..n).map(|i| NewExecution { flow: flow.into(), ..exec(&format!("{flow}{i:03}"), v, T0) }).collect()
+    };
+    insert(&store, of("busy", 100)).await;
+    insert(&store, of("b", 20)).await;
+    insert(&store, of("c", 20)).await;
+    let busy = ShareRoom {
+        tenant_cap: 1_000,
+        flow_cap: 2,
+        tenants: HashMap::new(),
+        flows: [(ShareRoom::flow_key(FlowKey { tenant: TENANT, integration: INTEGRATION, flow: "busy" }), 2)].into(),
+    };
+    let mut rounds = Vec::new();
+    for _ in 0..4 {
+        let filter = ClaimFilter::new(0..i64::MAX, busy.clone());
+        let claimed = store.claim_in("w1", T0 + 10, T0 + 60_000, 2, &filter).await.unwrap();
+        rounds.push(claimed.into_iter().map(|c| c.id).collect::<Vec<_>>());
+    }
+    // Each claim goes on after the flow the last one served: the two flows take turns, each
+    // oldest first, and the busy flow gets nothing.
+    assert_eq!(rounds, [["b000", "b001"], ["c000", "c001"], ["b002", "b003"], ["c002", "c003"]]);
 });
 
 conformance!(next_due_and_queue_depth, |store: SharedStore| async move {
