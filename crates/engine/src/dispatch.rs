@@ -134,7 +134,7 @@ async fn start_claimed(
     };
     inner.lanes[lane].running.fetch_add(1, Ordering::AcqRel);
     let share =
-        inner.shares.take(&c.tenant_id, crate::shares::Shares::flow_key(c.flow_key())).on_room(inner.room_waker());
+        inner.shares.take(&c.tenant_id, flowgate_store::ShareRoom::flow_key(c.flow_key())).on_room(inner.room_waker());
     let job = Job {
         id: c.id,
         flow,

@@ -7,7 +7,7 @@
 //! Counted on this node only: in a cluster each node shares its own slots. The flow's own
 //! `concurrency` (a cap across nodes) is enforced by claims as before.
 
-use flowgate_store::{FlowKey, ShareRoom};
+use flowgate_store::ShareRoom;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -39,11 +39,6 @@ impl Shares {
     pub(crate) fn new(slots: usize, tenant_pct: u8, flow_pct: u8) -> Shares {
         let part = |pct: u8| (slots * usize::from(pct.min(100)) / 100).max(1);
         Shares { counts: Mutex::default(), tenant_cap: part(tenant_pct), flow_cap: part(flow_pct) }
-    }
-
-    /// The key of a flow in the counts (and in a claim's [`ShareRoom`]).
-    pub(crate) fn flow_key(key: FlowKey<'_>) -> String {
-        ShareRoom::flow_key(key)
     }
 
     /// Takes a place if the tenant and the flow are under their shares.

@@ -157,7 +157,7 @@ impl Engine {
         };
         let id = uuid::Uuid::now_v7().to_string();
         // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
-        let flow_key = shares::Shares::flow_key(s.flow.key());
+        let flow_key = flowgate_store::ShareRoom::flow_key(s.flow.key());
         let permit = if s.options.mocks.is_some() {
             // A test run carries its mocks in memory: it must run here.
             let permit = inner.permits.clone().acquire_owned().await.ok();

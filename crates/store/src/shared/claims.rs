@@ -1,7 +1,7 @@
 //! Claiming queued work of flows without order or cap, within a node's fair shares.
 //!
-//! A claim first looks at the head of the queue: the oldest due executions, a window a few
-//! times the size of the claim, taking those whose tenant and flow have room in their shares
+//! A claim first looks at the head of the queue: the oldest due executions, a window a little
+//! larger than the claim, taking those whose tenant and flow have room in their shares
 //! (issue 12). That is one indexed range read, and the whole claim when little is busy.
 //!
 //! When the window is full of executions of tenants or flows at their share — a deep backlog
@@ -14,7 +14,10 @@
 //! executions.
 //!
 //! The functions are expanded into each backend's module (see [`super`]); statements use `$n`
-//! placeholders. Each backend says `SKIP_LOCKED` (PostgreSQL's row locks, so nodes claiming
+//! placeholders. They run on one connection the caller holds: PostgreSQL's in a transaction
+//! (its row locks hold to the commit), SQLite's writer without one (the one writer already
+//! keeps other writes out, the update claims only rows still queued, and `BEGIN`/`COMMIT`
+//! would be two more hand-offs to its thread per claim). Each backend says `SKIP_LOCKED` (PostgreSQL's row locks, so nodes claiming
 //! together take different rows), `SUSPECTS_INDEX` and `BY_FLOW_INDEX` (index hints where
 //! SQLite, without statistics, would choose worse).
 
@@ -27,7 +30,7 @@ macro_rules! functions {
         /// `lease.owner`, in `filter`'s lane, taking their places in `room` (see `shared::claims`).
         /// `cursor` is the flow the last walk served.
         async fn claim_free(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            conn: &mut <$db as sqlx::Database>::Connection,
             cursor: &std::sync::Mutex<Option<FlowKeyBuf>>,
             lease: Lease<'_>,
             limit: usize,
@@ -46,7 +49,7 @@ macro_rules! functions {
             ))
             .bind(now)
             .bind(window as i64)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?;
             // (seq, never started: it has no journal to read)
             let mut picked: Vec<(i64, bool)> = Vec::with_capacity(limit);
@@ -59,7 +62,7 @@ macro_rules! functions {
                 }
             }
             if picked.len() < limit && heads.len() == window {
-                walk_flows(tx, cursor, now, limit, &lane, room, &mut picked).await?;
+                walk_flows(conn, cursor, now, limit, &lane, room, &mut picked).await?;
             }
             if picked.is_empty() {
                 return Ok(Vec::new());
@@ -76,9 +79,10 @@ macro_rules! functions {
                 seqs.push_bind(*seq);
             }
             qb.push(") RETURNING ").push($crate::shared::CLAIMED_COLUMNS);
-            let mut claimed: Vec<Claimed> = qb.build_query_as().fetch_all(&mut **tx).await?;
+            let mut claimed: Vec<Claimed> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            let fresh: std::collections::HashSet<i64> = picked.iter().filter(|p| p.1).map(|p| p.0).collect();
             for c in &mut claimed {
-                c.fresh = picked.iter().any(|(seq, fresh)| *seq == c.seq && *fresh);
+                c.fresh = fresh.contains(&c.seq);
             }
             Ok(claimed)
         }
@@ -86,7 +90,7 @@ macro_rules! functions {
         /// The walk over flows with queued work (see `shared::claims`): adds to `picked`
         /// the oldest due executions of flows with room, until `limit`.
         async fn walk_flows(
-            tx: &mut sqlx::Transaction<'_, $db>,
+            conn: &mut <$db as sqlx::Database>::Connection,
             cursor: &std::sync::Mutex<Option<FlowKeyBuf>>,
             now: i64,
             limit: usize,
@@ -126,7 +130,7 @@ macro_rules! functions {
                 if !skip_tenant {
                     query = query.bind(&after.1).bind(&after.2);
                 }
-                let next: Option<(String, String, String)> = query.fetch_optional(&mut **tx).await?;
+                let next: Option<(String, String, String)> = query.fetch_optional(&mut *conn).await?;
                 skip_tenant = false;
                 let Some(flow) = next else {
                     if wrapped {
@@ -161,7 +165,7 @@ macro_rules! functions {
                 .bind(key.flow)
                 .bind(now)
                 .bind((want + picked.len()) as i64)
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *conn)
                 .await?;
                 let mut took = false;
                 for (seq, fresh) in seqs {

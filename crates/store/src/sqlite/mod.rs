@@ -221,9 +221,9 @@ crate::shared::store_impl! {
     ) -> Result<Vec<Claimed>> {
         let lease = Lease { owner, now, until };
         let mut room = filter.shares.clone();
-        let mut tx = self.writer.begin().await?;
-        let mut claimed = claim_free(&mut tx, &self.claim_cursor, lease, limit, filter, &mut room).await?;
-        tx.commit().await?;
+        let mut writer = self.writer.acquire().await?;
+        let mut claimed = claim_free(&mut writer, &self.claim_cursor, lease, limit, filter, &mut room).await?;
+        drop(writer);
         if claimed.len() < limit {
             let json_each = |p: &str| format!("(SELECT value FROM json_each({p}))");
             let (lane, lists) = filter.sql(&room, 3, |n| format!("?{n}"), json_each);

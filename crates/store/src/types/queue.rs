@@ -120,8 +120,12 @@ impl ShareRoom {
 
     /// How many more executions of the flow fit in its share and its tenant's.
     pub(crate) fn room(&self, key: FlowKey<'_>) -> usize {
-        let tenant = self.tenant_cap.saturating_sub(self.tenants.get(key.tenant).copied().unwrap_or(0));
-        let flow = self.flow_cap.saturating_sub(self.flows.get(&Self::flow_key(key)).copied().unwrap_or(0));
+        self.room_of(key.tenant, &Self::flow_key(key))
+    }
+
+    fn room_of(&self, tenant: &str, flow_key: &str) -> usize {
+        let tenant = self.tenant_cap.saturating_sub(self.tenants.get(tenant).copied().unwrap_or(0));
+        let flow = self.flow_cap.saturating_sub(self.flows.get(flow_key).copied().unwrap_or(0));
         tenant.min(flow)
     }
 
@@ -130,11 +134,12 @@ impl ShareRoom {
         if self.tenant_cap == usize::MAX && self.flow_cap == usize::MAX {
             return true;
         }
-        if self.room(key) == 0 {
+        let flow_key = Self::flow_key(key);
+        if self.room_of(key.tenant, &flow_key) == 0 {
             return false;
         }
         *self.tenants.entry(key.tenant.to_owned()).or_default() += 1;
-        *self.flows.entry(Self::flow_key(key)).or_default() += 1;
+        *self.flows.entry(flow_key).or_default() += 1;
         true
     }
 
