@@ -18,7 +18,7 @@ BODY='{"id": 7, "name": "Ann Example", "email": "Ann@Example.com", "qty": 3, "ac
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 if curl -s "$URL/healthz" >/dev/null 2>&1; then echo "port $PORT is in use; set PORT"; exit 1; fi
 cargo build --release -p flowgate -p flowgate-bench-baseline 2>&1 | tail -1
-BIN=target/release/flowgate
+BIN=${BIN:-target/release/flowgate}   # BIN=… compares another build (e.g. a worktree of the previous commit)
 BARE=target/release/bare_axum
 LOADGEN=target/release/loadgen
 PID=

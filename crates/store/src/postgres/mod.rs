@@ -28,6 +28,9 @@ use tokio::sync::broadcast;
 /// The channel Flowgate's nodes talk on, followed by the schema's name: deployments sharing a
 /// database in separate schemas do not hear each other.
 const CHANNEL_PREFIX: &str = "flowgate_events";
+
+/// A pooled connection idle this long is pinged before it is lent again.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// First half of the leader's advisory lock key ("flow" in ASCII); the second half is a hash of
 /// the schema, so deployments sharing a database in separate schemas elect separate leaders.
 const LEADER_KEY: i32 = 0x666c_6f77;
@@ -102,7 +105,19 @@ impl PgStore {
             admin.close().await;
             opts = opts.options([("search_path", schema.as_str())]);
         }
+        // sqlx pings a connection before lending it by default: one more network round trip
+        // per statement. A connection that was lent a moment ago is known to be alive; one
+        // that sat idle (the server may have restarted meanwhile) is still checked.
         let pool = PgPoolOptions::new()
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .max_connections(pool_size.max(2))
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))

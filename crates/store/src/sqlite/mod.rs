@@ -13,11 +13,15 @@ use crate::shared::{
 };
 use crate::types::*;
 use crate::{Error, Result};
+mod writer;
+
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+use writer::Writer;
 
 /// How hard SQLite works to make each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,7 +41,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 pub struct SqliteStore {
     /// The flow the last claim's walk over flows served (`shared::claims`).
     claim_cursor: std::sync::Mutex<Option<FlowKeyBuf>>,
-    writer: SqlitePool,
+    writer: Writer,
     reader: SqlitePool,
     checkpointer: SqlitePool,
 }
@@ -68,20 +72,25 @@ impl SqliteStore {
         // writer, every ~4 MB of WAL one commit would stall for the copy and its fsync, and
         // every caller waiting on that commit with it. The writer still checkpoints if the WAL
         // passes ~80 MB, in case the background one cannot keep up.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts.clone().pragma("wal_autocheckpoint", "20000"))
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        // The writer is one connection under a lock (`writer.rs`: sqlx's pool would ping it
+        // on every statement); the readers' pool does not ping before lending (a file does
+        // not hang up).
+        let mut writer = opts.clone().pragma("wal_autocheckpoint", "20000").connect().await?;
+        sqlx::migrate!("./migrations/sqlite").run_direct(&mut writer).await?;
+        let writer = Writer::new(writer);
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(4)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(opts.clone())
             .await?;
-        let checkpointer = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts).await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(opts)
+            .await?;
         tokio::spawn(checkpoint_loop(checkpointer.clone()));
         Ok(SqliteStore { claim_cursor: Default::default(), writer, reader, checkpointer })
     }
@@ -105,7 +114,7 @@ fn push_ids<'a>(qb: &mut QueryBuilder<'a, Sqlite>, ids: &'a [String]) {
 }
 
 /// Nothing to do: the single writer already serialises every transaction.
-async fn serialise(_tx: &mut sqlx::Transaction<'_, Sqlite>, _key: &str) -> Result<()> {
+async fn serialise(_tx: &mut writer::WriterTx<'_>, _key: &str) -> Result<()> {
     Ok(())
 }
 
@@ -440,3 +449,9 @@ impl FromStr for Durability {
         }
     }
 }
+// `open` stays `Send` (a server handler opens throwaway stores for flow tests); sqlx's
+// `Migrator::run` on a connection would not be.
+const _: fn(&'static Path) = |path| {
+    fn is_send<T: Send>(_: T) {}
+    is_send(SqliteStore::open(path, Durability::Full));
+};
