@@ -33,6 +33,8 @@ pub struct Draft {
     config: Value,
     /// Required config variables without a value: the integration cannot be live.
     pub missing: Vec<String>,
+    /// The connections, resolved for the deployment.
+    connections: crate::connections::ConnectionSpecs,
 }
 
 struct DraftFlow {
@@ -131,6 +133,8 @@ pub struct CompiledFlow {
     pub policy: ExecutionPolicy,
     /// The integration's rate limits.
     pub limits: Arc<HashMap<String, LimitSpec>>,
+    /// The integration's connections, resolved for the deployment.
+    pub connections: crate::connections::ConnectionSpecs,
     /// The integration is live: deployed, every required config value set. Only live
     /// flows are triggered (webhooks, e-mail, schedules, polls).
     pub live: bool,
@@ -249,10 +253,12 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
     let config = Value::Object(config_map);
     let flow_names: Vec<String> = definition.flows.iter().map(|f| f.flow.clone()).collect();
     let limit_names: Vec<String> = definition.limits.keys().cloned().collect();
+    let connection_names: Vec<&str> = definition.connections.keys().map(String::as_str).collect();
+    let connections = crate::connections::compile(&definition.connections, &config, !missing.is_empty(), &mut diags);
     let mut flows = Vec::with_capacity(definition.flows.len());
     for (i, f) in definition.flows.iter().enumerate() {
         let at = Path::root().key("flows").index(i);
-        let cx = PlanCx { retry: f.retry.as_ref(), limits: &limit_names };
+        let cx = PlanCx { retry: f.retry.as_ref(), limits: &limit_names, connections: &connection_names };
         let steps = compile_steps(&f.steps, &cx, &at.key("steps"), &mut diags);
         flowgate_steps::call::check_targets(&f.steps, &flow_names, &at.key("steps"), &mut diags);
         let order = if f.ordered {
@@ -315,7 +321,7 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
     });
     hasher.update(text.as_bytes());
     let hash = hex::encode(hasher.finalize());
-    Ok(Draft { definition, document: doc.value, hash, flows, config, missing })
+    Ok(Draft { definition, document: doc.value, hash, flows, config, missing, connections })
 }
 
 impl Draft {
@@ -402,6 +408,7 @@ impl Draft {
                     timeout: f.timeout,
                     policy: f.policy,
                     limits: limits.clone(),
+                    connections: self.connections.clone(),
                     live,
                     redactor: redactor.clone(),
                     log_source: f.log_source,

@@ -63,6 +63,16 @@ pub fn extract_literals(document: &mut Value) -> Vec<(String, String)> {
             }
         }
     }
+    // Connections' secret settings (a client secret, a password, a key, a token).
+    if let Some(connections) = document.get_mut("connections").and_then(Value::as_object_mut) {
+        for connection in connections.values_mut() {
+            for (kind, field) in flowgate_model::connection::SECRET_FIELDS {
+                if let Some(slot) = connection.get_mut(*kind).and_then(|k| k.get_mut(*field)) {
+                    take(slot);
+                }
+            }
+        }
+    }
     if let Some(flows) = document.get_mut("flows") {
         credentials(flows, &mut take);
     }

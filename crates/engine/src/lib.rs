@@ -45,6 +45,7 @@ pub mod call;
 pub mod clock;
 pub mod committer;
 pub mod compile;
+pub mod connections;
 pub mod deliveries;
 pub mod deploy;
 mod dispatch;

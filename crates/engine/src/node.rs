@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub(crate) memory: budget::MemoryBudget,
     /// Workers held per tenant and per flow.
     pub(crate) shares: Arc<shares::Shares>,
+    /// OAuth connections' tokens held here.
+    pub(crate) tokens: crate::connections::tokens::Tokens,
 }
 
 impl Inner {

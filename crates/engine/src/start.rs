@@ -57,6 +57,7 @@ impl Engine {
             lanes,
             memory,
             shares: Arc::new(shares::Shares::new(settings_slots, settings_tenant_pct, settings_flow_pct)),
+            tokens: Default::default(),
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.

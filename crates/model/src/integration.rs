@@ -35,6 +35,9 @@ pub struct IntegrationDoc<F> {
     /// an `http` step opts in with `limit: <name>`.
     #[serde(default)]
     pub limits: IndexMap<String, RateLimit>,
+    /// Named connections (credentials for external systems) the flows and steps use by name.
+    #[serde(default)]
+    pub connections: IndexMap<String, crate::connection::Connection>,
     /// The flows.
     pub flows: Vec<F>,
     /// Test cases of the flows (`flowgate test`): a trigger event, mocked step outputs and
@@ -62,6 +65,12 @@ pub struct FlowDoc<T, St> {
     /// Inactive flows do not run (their webhooks answer 404). Default true.
     #[serde(default = "yes")]
     pub active: bool,
+    /// The flow's primary connection: connector steps use it unless they name another.
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// The flow's secondary connection (e.g. the system the data goes to).
+    #[serde(default)]
+    pub connection2: Option<String>,
     /// What starts the flow.
     pub trigger: T,
     /// The pipeline.
@@ -288,6 +297,18 @@ pub fn is_slug(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Records a problem at `at` unless `name` is one of the integration's connections.
+pub fn check_connection_name(name: &str, declared: &[&str], at: &Path, diags: &mut Diags) {
+    if !declared.contains(&name) {
+        let known = if declared.is_empty() {
+            "the integration declares none".to_owned()
+        } else {
+            format!("declared: {}", declared.join(", "))
+        };
+        diags.error(at, format!("unknown connection `{name}` ({known} under `connections:`)"));
+    }
+}
+
 /// Decodes and checks a document, collecting every structural problem in `diags`.
 /// Returns the typed integration when nothing stopped decoding (there may still be problems
 /// recorded; the caller decides).
@@ -343,6 +364,17 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
             diags.error(&at.key("burst"), "burst must be at least 1");
         }
     }
+    for (name, connection) in &head.connections {
+        let at = root.key("connections").key(name.clone());
+        if !is_slug(name) {
+            diags.error(
+                &at,
+                format!("invalid connection name `{name}`: expected 1–64 lower-case letters, digits, `-` or `_`"),
+            );
+        }
+        connection.check(&at, diags);
+    }
+    let connection_names: Vec<&str> = head.connections.keys().map(String::as_str).collect();
     if head.flows.is_empty() {
         diags.error(&root.key("flows"), "an integration needs at least one flow");
     }
@@ -388,6 +420,11 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         {
             diags.error(&at.key("logSource"), format!("invalid log source name `{ls}`: expected a slug"));
         }
+        for (key, named) in [("connection", &fhead.connection), ("connection2", &fhead.connection2)] {
+            if let Some(name) = named {
+                check_connection_name(name, &connection_names, &at.key(key), diags);
+            }
+        }
         if fhead.concurrency == Some(0) {
             diags.error(&at.key("concurrency"), "concurrency must be at least 1");
         }
@@ -425,6 +462,8 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
                 name: fhead.name,
                 description: fhead.description,
                 active: fhead.active,
+                connection: fhead.connection,
+                connection2: fhead.connection2,
                 trigger,
                 steps,
                 retry: fhead.retry,
@@ -451,6 +490,7 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         description: head.description,
         config: head.config,
         limits: head.limits,
+        connections: head.connections,
         flows,
         tests: head.tests,
     })

@@ -10,6 +10,7 @@
 //! - [`diag`]: paths, positions and the problem list.
 //! - [`decode`]: typed decoding that collects problems instead of stopping.
 //! - [`integration`]: integrations, flows and config variables.
+//! - [`connection`]: connections (`connections:`), the credentials steps use by name.
 //! - [`trigger`]: triggers (webhook, manual, schedule, email, poll); the [`Trigger`] enum
 //!   and the settings-less manual/`deploy`/`undeploy` trigger in `trigger/mod.rs`, then:
 //!   - `trigger::webhook`: webhook path, methods, caller auth, query parameters, `respond`;
@@ -26,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod connection;
 pub mod decode;
 pub mod diag;
 pub mod duration;
@@ -40,6 +42,7 @@ pub mod trigger;
 #[cfg(test)]
 mod tests;
 
+pub use connection::Connection;
 pub use diag::{Diagnostic, Diags, Path, Seg};
 pub use duration::Dur;
 pub use integration::{

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod call;
+pub mod connection;
 pub mod email;
 pub mod filter;
 pub mod http;
@@ -221,6 +222,8 @@ pub struct StepCx<'a> {
     pub outbound: &'a outbound::OutboundPolicy,
     /// Starts child executions (`call`).
     pub calls: &'a dyn Calls,
+    /// The integration's connections (credentials by name).
+    pub connections: &'a dyn connection::Connections,
 }
 
 /// What a step's attempt comes to. Most kinds compute an [`Outcome::Output`]; the others ask

@@ -45,6 +45,8 @@ pub struct PlanCx<'a> {
     pub retry: Option<&'a RetryPolicy>,
     /// Names of the integration's rate limits.
     pub limits: &'a [String],
+    /// Names of the integration's connections.
+    pub connections: &'a [&'a str],
 }
 
 /// Compiles `steps` (found at `path`).

@@ -33,7 +33,7 @@ pub(crate) fn compile(step: Value) -> Compiled {
 pub(crate) fn compile_list(steps: Value) -> Compiled {
     let mut diags = Diags::default();
     let defs = decode(&steps, &mut diags);
-    let steps = compile_steps(&defs, &PlanCx { retry: None, limits: &[] }, &steps_path(), &mut diags);
+    let steps = compile_steps(&defs, &PlanCx { retry: None, limits: &[], connections: &[] }, &steps_path(), &mut diags);
     Compiled { steps, diags: diags.into_vec() }
 }
 
@@ -205,6 +205,7 @@ impl Harness {
             response: None,
             outbound: &self.policy,
             calls,
+            connections: &crate::connection::NoConnections,
         };
         let result = step.body.run(&input, &mut cx).await.map(Ran::from);
         Run { result, logs: cx.logs, response: cx.response }

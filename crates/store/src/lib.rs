@@ -228,6 +228,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<i64>>;
     /// Empties a bucket and refuses tokens until `until` (a target said `Retry-After`).
     async fn pause_limit(&self, integration: IntegrationKey<'_>, name: &str, until: i64) -> Result<()>;
+
+    /// A connection's stored tokens and status.
+    async fn connection_tokens(&self, key: ConnectionKey<'_>) -> Result<Option<ConnectionTokens>>;
+    /// Every stored connection of an integration.
+    async fn list_connection_tokens(&self, integration: IntegrationKey<'_>) -> Result<Vec<ConnectionTokens>>;
+    /// Takes the one refresh of a connection for `owner` until `until` (the row is created
+    /// when missing): the row as it stands, or `None` while another owner's lease holds.
+    async fn lease_connection_refresh(
+        &self,
+        key: ConnectionKey<'_>,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<ConnectionTokens>>;
+    /// Stores tokens obtained under `owner`'s lease, in one statement with the lease's end
+    /// (a rotated refresh token is never stored apart from its access token): the new
+    /// version, or `None` when the lease was lost.
+    async fn store_connection_tokens(
+        &self,
+        key: ConnectionKey<'_>,
+        owner: &str,
+        tokens: NewTokens<'_>,
+    ) -> Result<Option<i64>>;
+    /// Ends `owner`'s lease without tokens, setting the status (`needs_reconnect`, `error`)
+    /// and its message.
+    async fn end_connection_refresh(
+        &self,
+        key: ConnectionKey<'_>,
+        owner: &str,
+        status: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<()>;
     /// How many executions match, and the greatest `seq` among them (0 if none).
     async fn count_executions(&self, filter: &ExecutionFilter) -> Result<(i64, i64)>;
     /// Ids of matching executions in commit order, after `after_seq`: (seq, id).

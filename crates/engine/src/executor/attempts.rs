@@ -46,6 +46,12 @@ impl Execution {
                     response: None,
                     outbound: &self.inner.settings.outbound,
                     calls: &calls,
+                    connections: &crate::connections::ExecutionConnections {
+                        inner: &self.inner,
+                        tenant: &self.flow.tenant,
+                        integration: &self.flow.integration,
+                        specs: &self.flow.connections,
+                    },
                 };
                 let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
                     Ok(r) => r,

@@ -22,6 +22,10 @@ pub mod schedule;
 pub(crate) mod scheduler;
 pub mod webhook;
 
+/// A text as written in a definition — a literal, or a template over `$config` — for this
+/// deployment (webhook credentials, signing secrets, connections' settings).
+pub(crate) use webhook::credential::resolve as resolve_config_text;
+
 pub use email::InboundEmail;
 pub use poll::{PaginateSpec, PollSpec};
 pub use schedule::ScheduleSpec;

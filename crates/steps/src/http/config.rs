@@ -50,6 +50,10 @@ pub struct HttpConfig {
     /// `503` with `Retry-After` pauses the whole limit.
     #[serde(default)]
     pub limit: Option<String>,
+    /// A connection of the integration (`connections:`) whose credentials the request
+    /// carries; an OAuth token refused with `401` is refreshed and the request sent once more.
+    #[serde(default)]
+    pub connection: Option<String>,
 }
 
 fn default_method() -> String {
@@ -115,7 +119,10 @@ impl crate::Kind for HttpConfig {
         g.subschema_for::<Self>()
     }
 
-    fn compile(&self, _: &crate::PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn crate::Step>> {
+    fn compile(&self, cx: &crate::PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn crate::Step>> {
+        if let Some(name) = &self.connection {
+            flowgate_model::integration::check_connection_name(name, cx.connections, &path.key("connection"), diags);
+        }
         Some(Box::new(self.compile_http(path, diags)?))
     }
 
@@ -199,6 +206,6 @@ impl HttpConfig {
         } else {
             super::run::BodyKind::None
         };
-        Some(Http { method, spec, body_kind, success, idempotency_header })
+        Some(Http { method, spec, body_kind, success, idempotency_header, connection: self.connection.clone() })
     }
 }

@@ -27,6 +27,7 @@ pub(crate) struct Http {
     pub(crate) body_kind: BodyKind,
     pub(crate) success: Vec<(u16, u16)>,
     pub(crate) idempotency_header: Option<http::HeaderName>,
+    pub(crate) connection: Option<String>,
 }
 
 /// Where a request goes instead of its own URL, and query parameters set on top of its own:
@@ -133,7 +134,26 @@ impl Http {
                 _ => req,
             },
         };
-        let resp = req.send().await.map_err(|e| send_error(&self.method, &url, &e))?;
+        let sent =
+            |req: reqwest::RequestBuilder| async { req.send().await.map_err(|e| send_error(&self.method, &url, &e)) };
+        let resp = match &self.connection {
+            None => sent(req).await?,
+            Some(name) => {
+                let credentials = cx.connections.credentials(name).await?;
+                let again = req.try_clone();
+                let resp = sent(credentials.apply(req)).await?;
+                match again {
+                    // Refused: a token revoked or expired early. Once more with a new one, if
+                    // the connection can get one (a fixed key cannot).
+                    Some(again) if resp.status() == http::StatusCode::UNAUTHORIZED => {
+                        cx.connections.refused(name, credentials.version).await;
+                        let fresh = cx.connections.credentials(name).await?;
+                        if fresh.version == credentials.version { resp } else { sent(fresh.apply(again)).await? }
+                    }
+                    _ => resp,
+                }
+            }
+        };
         let status = resp.status().as_u16();
         let headers = response_headers(resp.headers());
         let retry_after =

@@ -3,9 +3,11 @@
 
 use serde::Serialize;
 
+mod connections;
 mod keys;
 mod outbound;
 mod queue;
+pub use connections::*;
 pub use keys::*;
 pub use outbound::*;
 pub use queue::*;

@@ -111,6 +111,12 @@ async fn fetch(
         item: None,
         state: Some(&shown),
     };
+    let connections = crate::connections::ExecutionConnections {
+        inner,
+        tenant: &flow.tenant,
+        integration: &flow.integration,
+        specs: &flow.connections,
+    };
     let mut items = Vec::new();
     let mut page = match &spec.paginate {
         Some(PaginateSpec::Page { param, start }) | Some(PaginateSpec::Offset { param, start }) => {
@@ -134,6 +140,7 @@ async fn fetch(
             response: None,
             outbound: &inner.settings.outbound,
             calls: &flowgate_steps::NoCalls,
+            connections: &connections,
         };
         let response = spec.request.send(&Value::Null, &mut cx, &page).await?;
         pages += 1;

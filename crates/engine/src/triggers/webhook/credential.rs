@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// The text `written` stands for; `None` when a template gives nothing usable. `what` names
 /// it in problems (`credential`, `secret`). An empty value is a problem only when every
 /// config value is set: unset ones already keep the integration from going live.
-pub(super) fn resolve(
+pub(crate) fn resolve(
     written: &str,
     config: &Value,
     values_missing: bool,

@@ -5,7 +5,7 @@
 //! call and what the call means is here.
 
 pub mod auth;
-mod credential;
+pub(crate) mod credential;
 pub mod verify;
 
 use flowgate_model::trigger::{Method, QueryParam, Respond, WebhookAuth, WebhookTrigger};

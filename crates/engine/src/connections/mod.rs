@@ -1,0 +1,259 @@
+//! Connections at run time. `compile` resolves an integration's `connections:` against its
+//! deployment's config (once per build, like webhook credentials); `tokens` obtains, stores
+//! (sealed) and refreshes OAuth tokens, one refresh at a time per connection on every node;
+//! [`ExecutionConnections`] is what a running execution's steps see (`StepCx::connections`).
+
+mod oauth;
+pub(crate) mod tokens;
+
+use crate::triggers::resolve_config_text;
+use async_trait::async_trait;
+use flowgate_model::connection::{ClientAuth, Connection, Grant, QuickBooksEnvironment};
+use flowgate_model::{Diags, Path};
+use flowgate_steps::StepError;
+use flowgate_steps::connection::{Connections, Credentials};
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An integration's connections, by name.
+pub type ConnectionSpecs = Arc<HashMap<String, Arc<ConnectionSpec>>>;
+
+/// A connection with its settings resolved for one deployment.
+#[derive(Debug)]
+pub enum ConnectionSpec {
+    /// Sent as they are with every request.
+    Fixed(Credentials),
+    /// Tokens from a token endpoint.
+    OAuth(OAuthSpec),
+}
+
+/// An OAuth 2.0 connection, resolved.
+#[derive(Debug, Clone)]
+pub struct OAuthSpec {
+    /// Which grant obtains the first tokens.
+    pub grant: Grant,
+    /// The token endpoint.
+    pub token_url: String,
+    /// The consent page (authorization code).
+    pub auth_url: Option<String>,
+    /// The app's id.
+    pub client_id: String,
+    /// The app's secret.
+    pub client_secret: Option<String>,
+    /// Scopes asked for.
+    pub scopes: Vec<String>,
+    /// PKCE in the authorization-code grant.
+    pub pkce: bool,
+    /// How the app authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Extra token request parameters.
+    pub params: Vec<(String, String)>,
+    /// What connector steps need beside the token (`baseUrl`, `minorversion`).
+    pub extras: Value,
+}
+
+impl OAuthSpec {
+    /// Names the settings tokens are obtained with: tokens stored under other settings (a
+    /// changed token URL, client or scopes) are not used.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        for part in [self.token_url.as_str(), self.client_id.as_str(), &self.scopes.join(" ")] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..12])
+    }
+}
+
+/// Azure AD's token endpoint for a directory (tenant).
+fn azure_token_url(tenant: &str) -> String {
+    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+}
+
+/// Intuit's OAuth 2.0 endpoints and the Accounting API's hosts.
+const INTUIT_AUTH_URL: &str = "https://appcenter.intuit.com/connect/oauth2";
+const INTUIT_TOKEN_URL: &str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer";
+const QUICKBOOKS_PRODUCTION: &str = "https://quickbooks.api.intuit.com";
+const QUICKBOOKS_SANDBOX: &str = "https://sandbox-quickbooks.api.intuit.com";
+
+/// Resolves every connection of a definition against `config`; problems are recorded at
+/// `connections.<name>.<kind>.<field>`. Values from unset config are a problem only when
+/// every value is set (`values_missing`: the integration is not live anyway).
+pub fn compile(
+    connections: &IndexMap<String, Connection>,
+    config: &Value,
+    values_missing: bool,
+    diags: &mut Diags,
+) -> ConnectionSpecs {
+    let mut out = HashMap::with_capacity(connections.len());
+    for (name, connection) in connections {
+        let at = Path::root().key("connections").key(name.clone()).key(connection.kind());
+        let mut text = |written: &str, field: &str| -> Option<String> {
+            resolve_config_text(written, config, values_missing, "value", &at.key(field), diags)
+        };
+        let spec = match connection {
+            Connection::ApiKey(k) => {
+                let Some(value) = text(&k.value, "value") else { continue };
+                let mut c = Credentials::default();
+                match (&k.header, &k.query) {
+                    (Some(h), _) => {
+                        let (Ok(name), Ok(mut v)) =
+                            (http::HeaderName::from_bytes(h.as_bytes()), http::HeaderValue::from_str(&value))
+                        else {
+                            diags.error(&at.key("value"), "the key cannot be sent in a header (control characters)");
+                            continue;
+                        };
+                        v.set_sensitive(true);
+                        c.headers.push((name, v));
+                    }
+                    (None, Some(q)) => c.query.push((q.clone(), value)),
+                    (None, None) => continue,
+                }
+                ConnectionSpec::Fixed(c)
+            }
+            Connection::Basic(b) => {
+                let (Some(user), Some(password)) = (text(&b.username, "username"), text(&b.password, "password"))
+                else {
+                    continue;
+                };
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                ConnectionSpec::Fixed(authorization(&format!("Basic {encoded}")))
+            }
+            Connection::Bearer(b) => {
+                let Some(token) = text(&b.token, "token") else { continue };
+                ConnectionSpec::Fixed(authorization(&format!("Bearer {token}")))
+            }
+            Connection::Oauth2(o) => {
+                let token_url = text(&o.token_url, "tokenUrl");
+                let auth_url = o.auth_url.as_deref().and_then(|u| text(u, "authUrl"));
+                let client_id = text(&o.client_id, "clientId");
+                let client_secret = o.client_secret.as_deref().and_then(|s| text(s, "clientSecret"));
+                let params = o.params.iter().filter_map(|(k, v)| Some((k.clone(), text(v, "params")?))).collect();
+                let (Some(token_url), Some(client_id)) = (token_url, client_id) else { continue };
+                ConnectionSpec::OAuth(OAuthSpec {
+                    grant: o.grant,
+                    token_url,
+                    auth_url,
+                    client_id,
+                    client_secret,
+                    scopes: o.scopes.clone(),
+                    pkce: o.pkce,
+                    client_auth: o.client_auth,
+                    params,
+                    extras: json!({}),
+                })
+            }
+            Connection::Dynamics365(d) => {
+                let url = text(&d.url, "url");
+                let tenant = text(&d.tenant_id, "tenantId");
+                let client_id = text(&d.client_id, "clientId");
+                let client_secret = text(&d.client_secret, "clientSecret");
+                let token_url = d.token_url.as_deref().and_then(|u| text(u, "tokenUrl"));
+                let (Some(url), Some(tenant), Some(client_id), Some(client_secret)) =
+                    (url, tenant, client_id, client_secret)
+                else {
+                    continue;
+                };
+                let url = url.trim_end_matches('/').to_owned();
+                ConnectionSpec::OAuth(OAuthSpec {
+                    grant: Grant::ClientCredentials,
+                    token_url: token_url.unwrap_or_else(|| azure_token_url(&tenant)),
+                    auth_url: None,
+                    client_id,
+                    client_secret: Some(client_secret),
+                    // Azure AD's client-credentials scope for an environment is its URL + /.default.
+                    scopes: vec![format!("{url}/.default")],
+                    pkce: false,
+                    client_auth: ClientAuth::Body,
+                    params: Vec::new(),
+                    extras: json!({ "baseUrl": url }),
+                })
+            }
+            Connection::Quickbooks(q) => {
+                let client_id = text(&q.client_id, "clientId");
+                let client_secret = text(&q.client_secret, "clientSecret");
+                let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else { continue };
+                let base = q.base_url.as_deref().and_then(|u| text(u, "baseUrl")).unwrap_or_else(|| {
+                    match q.environment {
+                        QuickBooksEnvironment::Production => QUICKBOOKS_PRODUCTION,
+                        QuickBooksEnvironment::Sandbox => QUICKBOOKS_SANDBOX,
+                    }
+                    .to_owned()
+                });
+                ConnectionSpec::OAuth(OAuthSpec {
+                    grant: Grant::AuthorizationCode,
+                    token_url: q
+                        .token_url
+                        .as_deref()
+                        .and_then(|u| text(u, "tokenUrl"))
+                        .unwrap_or(INTUIT_TOKEN_URL.into()),
+                    auth_url: Some(
+                        q.auth_url.as_deref().and_then(|u| text(u, "authUrl")).unwrap_or(INTUIT_AUTH_URL.into()),
+                    ),
+                    client_id,
+                    client_secret: Some(client_secret),
+                    scopes: vec!["com.intuit.quickbooks.accounting".into()],
+                    pkce: false,
+                    client_auth: ClientAuth::Basic,
+                    params: Vec::new(),
+                    extras: json!({ "baseUrl": base.trim_end_matches('/'), "minorversion": q.minorversion }),
+                })
+            }
+        };
+        out.insert(name.clone(), Arc::new(spec));
+    }
+    Arc::new(out)
+}
+
+/// Credentials of one `Authorization` header.
+fn authorization(value: &str) -> Credentials {
+    let mut c = Credentials::default();
+    if let Ok(mut v) = http::HeaderValue::from_str(value) {
+        v.set_sensitive(true);
+        c.headers.push((http::header::AUTHORIZATION, v));
+    }
+    c
+}
+
+/// The connections a running execution's steps use: its integration's, with tokens from
+/// the node's `tokens::Tokens`.
+pub(crate) struct ExecutionConnections<'a> {
+    pub(crate) inner: &'a crate::node::Inner,
+    pub(crate) tenant: &'a str,
+    pub(crate) integration: &'a str,
+    pub(crate) specs: &'a ConnectionSpecs,
+}
+
+#[async_trait]
+impl Connections for ExecutionConnections<'_> {
+    async fn credentials(&self, name: &str) -> Result<Credentials, StepError> {
+        let spec = self.specs.get(name).ok_or_else(|| {
+            StepError::fatal("connection_unknown", format!("no connection `{name}` in this integration"))
+        })?;
+        match &**spec {
+            ConnectionSpec::Fixed(c) => Ok(c.clone()),
+            ConnectionSpec::OAuth(o) => {
+                let key = flowgate_store::ConnectionKey {
+                    tenant: self.tenant,
+                    integration: self.integration,
+                    connection: name,
+                };
+                self.inner.tokens.credentials(self.inner, key, o).await
+            }
+        }
+    }
+
+    async fn refused(&self, name: &str, version: i64) {
+        if let Some(spec) = self.specs.get(name)
+            && let ConnectionSpec::OAuth(_) = &**spec
+        {
+            let key =
+                flowgate_store::ConnectionKey { tenant: self.tenant, integration: self.integration, connection: name };
+            self.inner.tokens.refused(key, version);
+        }
+    }
+}

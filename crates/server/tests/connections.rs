@@ -1,0 +1,175 @@
+//! Connections (issue 17): an `http` step with `connection:` carries the connection's
+//! credentials; OAuth tokens are obtained once for many concurrent executions, refreshed
+//! after a `401`, and a refusing token endpoint fails the step with a clear code. Unknown
+//! connection names are problems with their location.
+
+#[macro_use]
+mod common;
+
+use common::{MockResponse, MockUpstream, TestServer, send};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A token endpoint (`/token`, answering `tok-<n>` for the n-th request after a delay that
+/// widens races) and an API (`/api`) that takes only the tokens `accepted` allows.
+async fn provider(accepted: impl Fn(&str) -> bool + Send + Sync + 'static) -> (MockUpstream, Arc<AtomicUsize>) {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counter = issued.clone();
+    let mock = MockUpstream::with(move |r| match r.path.as_str() {
+        "/token" => {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            MockResponse::json(
+                200,
+                json!({ "access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600 }),
+            )
+            .delay(Duration::from_millis(100))
+        }
+        "/api" => match r.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
+            Some(t) if accepted(t) => MockResponse::json(200, json!({ "ok": true, "token": t })),
+            _ => MockResponse::json(401, json!({ "error": "invalid_token" })),
+        },
+        _ => MockResponse::status(404),
+    })
+    .await;
+    (mock, issued)
+}
+
+fn integration(mock: &MockUpstream) -> String {
+    format!(
+        r#"
+integration: conn
+config:
+  secret: {{ type: secret, default: "app-s3cret" }}
+connections:
+  api:
+    oauth2: {{ grant: client_credentials, tokenUrl: "{url}/token", clientId: app, clientSecret: "{{{{ $config.secret }}}}", scopes: [read, write] }}
+  keyed:
+    apiKey: {{ header: X-Api-Key, value: "k-123" }}
+flows:
+  - flow: call
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: get, http: {{ connection: api, url: "{url}/api" }} }}
+  - flow: keyed
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: get, http: {{ connection: keyed, url: "{url}/keyed" }} }}
+"#,
+        url = mock.url
+    )
+}
+
+backends!(fifty_concurrent_executions_share_one_token_request);
+async fn fifty_concurrent_executions_share_one_token_request() {
+    let (mock, issued) = provider(|t| t == "tok-1").await;
+    let s = TestServer::start().await;
+    s.apply(&integration(&mock)).await;
+    let runs = (0..50).map(|i| s.run_flow("conn", "call", json!({ "i": i })));
+    let answers = futures::future::join_all(runs).await;
+    for a in &answers {
+        assert_eq!(a["status"], "succeeded", "{a}");
+    }
+    assert_eq!(issued.load(Ordering::SeqCst), 1, "one token request for 50 executions");
+    let token = &mock.requests("/token")[0];
+    // client_secret_basic with the secret from the config, and the grant's form.
+    let basic = token.header("authorization").expect("basic auth");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim_start_matches("Basic ")).unwrap();
+    assert_eq!(String::from_utf8(decoded).unwrap(), "app:app-s3cret");
+    let form = String::from_utf8_lossy(&token.body).into_owned();
+    assert!(form.contains("grant_type=client_credentials"), "{form}");
+    assert!(form.contains("scope=read+write"), "{form}");
+    // The token is nowhere in what the API shows of a run, nor the secret.
+    let listed = s.get_json("/v1/executions?integration=conn&limit=5").await.to_string();
+    assert!(!listed.contains("app-s3cret"));
+}
+
+backends!(a_refused_token_is_refreshed_once_and_the_request_sent_again);
+async fn a_refused_token_is_refreshed_once_and_the_request_sent_again() {
+    // The provider revokes tok-1 early: only tok-2 is accepted.
+    let (mock, issued) = provider(|t| t == "tok-2").await;
+    let s = TestServer::start().await;
+    s.apply(&integration(&mock)).await;
+    let a = s.run_flow("conn", "call", json!({})).await;
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    assert_eq!(mock.hits("/api"), 2, "refused once, then sent with the new token");
+    // Later runs use the new token without asking again.
+    let b = s.run_flow("conn", "call", json!({})).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    // A provider that refuses every token: one refresh, then the step fails with the 401.
+    let (never, never_issued) = provider(|_| false).await;
+    s.apply(&integration(&never)).await;
+    let c = s.run_flow("conn", "call", json!({})).await;
+    assert_eq!(c["status"], "failed", "{c}");
+    assert_eq!(never.hits("/api"), 2);
+    assert_eq!(never_issued.load(Ordering::SeqCst), 2);
+}
+
+backends!(an_api_key_connection_sends_its_header);
+async fn an_api_key_connection_sends_its_header() {
+    let mock = MockUpstream::start().await;
+    mock.on("/keyed", MockResponse::json(200, json!({ "ok": true })));
+    let s = TestServer::start().await;
+    s.apply(&integration(&mock)).await;
+    let a = s.run_flow("conn", "keyed", json!({})).await;
+    assert_eq!(a["status"], "succeeded", "{a}");
+    assert_eq!(mock.requests("/keyed")[0].header("x-api-key"), Some("k-123"));
+    // The literal key is sealed: the stored source shows a marker, not the key.
+    let v = s.get_json("/v1/integrations/conn").await;
+    assert!(!v.to_string().contains("k-123"), "{v}");
+}
+
+backends!(a_refusing_token_endpoint_fails_the_step_with_a_clear_code);
+async fn a_refusing_token_endpoint_fails_the_step_with_a_clear_code() {
+    let mock = MockUpstream::start().await;
+    mock.on("/token", MockResponse::json(401, json!({ "error": "invalid_client", "error_description": "bad secret" })));
+    let s = TestServer::start().await;
+    s.apply(&integration(&mock)).await;
+    let a = s.run_flow("conn", "call", json!({})).await;
+    assert_eq!(a["status"], "failed", "{a}");
+    let text = a.to_string();
+    assert!(text.contains("connection_token") && text.contains("invalid_client"), "{a}");
+    assert!(!text.contains("app-s3cret"), "{a}");
+}
+
+backends!(unknown_connections_are_problems_with_their_location);
+async fn unknown_connections_are_problems_with_their_location() {
+    let s = TestServer::start().await;
+    let (status, body) = s
+        .put_integration(
+            "bad-conn",
+            r#"
+integration: bad-conn
+connections:
+  api: { apiKey: { header: X-Key, query: key, value: v } }
+flows:
+  - flow: f
+    connection: erp
+    trigger: { manual: {} }
+    steps:
+      - { id: get, http: { connection: nope, url: "http://example.com/" } }
+"#,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let problems: Vec<(String, String)> = body["error"]["details"]["problems"]
+        .as_array()
+        .or_else(|| body["error"]["details"].as_array())
+        .expect("problems")
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap_or("").to_owned(), p["message"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    let at = |path: &str| problems.iter().find(|(p, _)| p == path).map(|(_, m)| m.clone());
+    assert!(at("flows[0].connection").is_some_and(|m| m.contains("unknown connection `erp`")), "{problems:?}");
+    assert!(
+        at("flows[0].steps[0].http.connection").is_some_and(|m| m.contains("unknown connection `nope`")),
+        "{problems:?}"
+    );
+    assert!(at("connections.api.apiKey").is_some_and(|m| m.contains("exactly one")), "{problems:?}");
+    let _: Value = body;
+    let _ = send;
+}
