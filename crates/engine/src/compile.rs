@@ -202,6 +202,8 @@ pub struct CompiledIntegration {
     pub deployed: bool,
     /// Required config variables without a value.
     pub missing: Vec<String>,
+    /// The connections, resolved for the deployment.
+    pub connections: crate::connections::ConnectionSpecs,
     /// Which state of the deployment it was built from (its `updated_at`): of two builds of
     /// one version, the registry keeps the later.
     pub stamp: i64,
@@ -418,6 +420,14 @@ impl Draft {
                 (f.slug, Arc::new(compiled))
             })
             .collect();
-        CompiledIntegration { record, definition: self.definition, flows, deployed, missing: self.missing, stamp: 0 }
+        CompiledIntegration {
+            record,
+            definition: self.definition,
+            flows,
+            deployed,
+            missing: self.missing,
+            connections: self.connections,
+            stamp: 0,
+        }
     }
 }

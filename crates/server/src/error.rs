@@ -16,7 +16,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable code: `not_found`, `validation_failed`, `unauthorized`, `forbidden`, `conflict`,
     /// `invalid_body`, `bad_request`, `payload_too_large`, `method_not_allowed`,
-    /// `unsupported_media_type`, `unavailable`, `execution_failed`, `internal`.
+    /// `unsupported_media_type`, `unavailable`, `execution_failed`, `connection_failed`, `internal`.
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,

@@ -654,6 +654,7 @@ pub fn app(state: AppState) -> Router {
         router = router
             .route("/hooks/{tenant}/{*path}", any(hooks::hook))
             .route("/status/{id}", get(hooks::status))
+            .route("/oauth/callback", get(api::connections::callback))
             .nest("/v1", api::router());
     }
     router

@@ -91,7 +91,7 @@ pub fn spec() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                    "code": { "type": "string", "description": "What went wrong, for programs: `not_found`, `validation_failed`, `unauthorized`, `conflict`, `invalid_body`, `bad_request`, `payload_too_large`, `unavailable`, `not_live`, `invalid_smtp`, `invalid_log_source`, `execution_failed`, …" },
+                    "code": { "type": "string", "description": "What went wrong, for programs: `not_found`, `validation_failed`, `unauthorized`, `conflict`, `invalid_body`, `bad_request`, `payload_too_large`, `unavailable`, `not_live`, `invalid_smtp`, `invalid_log_source`, `execution_failed`, `connection_failed` (details.code says how), …" },
                     "message": { "type": "string", "description": "What went wrong and where, for people" },
                     "details": { "description": "More, when there is: every problem of a definition with its location, missing values, …" }
                 } } } }
@@ -132,6 +132,10 @@ pub fn spec() -> Value {
             "/v1/integrations/{slug}/versions/{n}": { "get": op("One version with its source (credentials as markers)", "versions", &["slug", "n"], None, ("200", "The version")) },
             "/v1/integrations/{slug}/versions/{a}/diff/{b}": { "get": op("A unified diff between two versions' sources", "versions", &["slug", "a", "b"], None, ("200", "The diff")) },
             "/v1/integrations/{slug}/versions/{n}/rollback": { "post": op("Apply version n again, as a new version", "versions", &["slug", "n"], None, ("201", "The new version")).ok("200", "That version is already the current one").errors(&["409", "422"]) },
+            "/v1/integrations/{slug}/connections": { "get": op("The integration's connections: kind, status (active, new, needs_reconnect, error), expiry, last refresh; never a secret", "connections", &["slug"], None, ("200", "The connections")) },
+            "/v1/integrations/{slug}/connections/{name}": { "get": op("One connection's status", "connections", &["slug", "name"], None, ("200", "The connection")) },
+            "/v1/integrations/{slug}/connections/{name}/test": { "post": op("Check a connection without running a flow: obtain its credentials", "connections", &["slug", "name"], None, ("200", "It works")).errors(&["502"]) },
+            "/v1/integrations/{slug}/connections/{name}/authorize": { "get": op("The provider URL that authorizes an authorization-code connection (its state is single use, 10 minutes)", "connections", &["slug", "name"], None, ("200", "`{url, expiresIn}`")) },
             "/v1/integrations/{slug}/test": { "post": op("Run the integration's test cases (tests:) on a throwaway engine", "integrations", &["slug", "name:query"], None, ("200", "The report")).errors(&["409", "422"]) },
             "/v1/tenants": {
                 "get": op("List tenants (admin token)", "tenants", &[], None, ("200", "The tenants")).errors(&["403"]),
@@ -185,6 +189,21 @@ pub fn spec() -> Value {
                     "408": { "$ref": "#/components/responses/Error" }, "413": { "$ref": "#/components/responses/Error" },
                     "500": { "description": "A sync flow failed: where, never why (`execution_failed`)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "503": { "$ref": "#/components/responses/Unavailable" }
+                }
+            } },
+            "/oauth/callback": { "get": {
+                "summary": "Where an OAuth provider sends the person who authorized a connection (the single-use state is the credential)", "tags": ["connections"], "security": [],
+                "parameters": [
+                    { "name": "state", "in": "query", "required": false, "schema": { "type": "string" } },
+                    { "name": "code", "in": "query", "required": false, "schema": { "type": "string" } },
+                    { "name": "realmId", "in": "query", "required": false, "schema": { "type": "string" } },
+                    { "name": "error", "in": "query", "required": false, "schema": { "type": "string" } }
+                ],
+                "responses": {
+                    "200": { "description": "A page saying the connection is ready", "content": { "text/html": { "schema": { "type": "string" } } } },
+                    "400": { "description": "A page saying why not (unknown, used or expired state; missing code)", "content": { "text/html": { "schema": { "type": "string" } } } },
+                    "502": { "description": "A page saying the provider refused", "content": { "text/html": { "schema": { "type": "string" } } } },
+                    "503": { "description": "A page saying to try again", "content": { "text/html": { "schema": { "type": "string" } } } }
                 }
             } },
             "/status/{id}": { "get": {

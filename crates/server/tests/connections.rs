@@ -173,3 +173,155 @@ flows:
     let _: Value = body;
     let _ = send;
 }
+
+/// An integration whose connection `books` is authorized by a person (the fake provider
+/// consents at once), and a flow calling an API that takes only the fake's live tokens.
+fn authorized_integration(provider: &flowgate_fakes::OAuthServer, api: &MockUpstream) -> String {
+    format!(
+        r#"
+integration: authz
+connections:
+  books:
+    oauth2: {{ grant: authorization_code, authUrl: "{auth}", tokenUrl: "{token}", clientId: app, clientSecret: app-secret, scopes: [accounting] }}
+flows:
+  - flow: call
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: get, http: {{ connection: books, url: "{api}/api" }} }}
+"#,
+        auth = provider.authorize_url(),
+        token = provider.token_url(),
+        api = api.url
+    )
+}
+
+/// Follows an authorization as a browser would: Flowgate's URL → the provider (which
+/// redirects at once) → Flowgate's callback. Answers the callback's status and page.
+async fn authorize(s: &TestServer, slug: &str, name: &str) -> (u16, String, String) {
+    let (status, _, v) =
+        send(s.api(reqwest::Method::GET, &format!("/v1/integrations/{slug}/connections/{name}/authorize"))).await;
+    assert_eq!(status, 200, "{v}");
+    let url = v["url"].as_str().expect("url").to_owned();
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let consent = browser.get(&url).send().await.expect("provider");
+    assert_eq!(consent.status(), 302, "the provider redirects back");
+    let back = consent.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(&format!("{}/oauth/callback?", s.url)), "{back}");
+    let page = browser.get(&back).send().await.expect("callback");
+    (page.status().as_u16(), page.text().await.unwrap(), back)
+}
+
+async fn guarded_api(provider: &Arc<flowgate_fakes::OAuthServer>) -> MockUpstream {
+    let p = provider.clone();
+    MockUpstream::with(move |r| match r.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
+        Some(t) if p.validate_access(t) => MockResponse::json(200, json!({ "ok": true })),
+        _ => MockResponse::json(401, json!({ "error": "invalid_token" })),
+    })
+    .await
+}
+
+backends!(an_authorization_code_connection_is_authorized_refreshed_and_revoked);
+async fn an_authorization_code_connection_is_authorized_refreshed_and_revoked() {
+    let provider = Arc::new(
+        flowgate_fakes::OAuthServer::start(
+            flowgate_fakes::OAuthConfig::default().with_client("app", "app-secret").with_realm_id("9130350000001"),
+        )
+        .await,
+    );
+    let api = guarded_api(&provider).await;
+    let s = TestServer::start().await;
+    s.apply(&authorized_integration(&provider, &api)).await;
+    // Before the authorization: the status says so, and a run fails with a clear code.
+    let c = s.get_json("/v1/integrations/authz/connections/books").await;
+    assert_eq!((c["status"].as_str(), c["grant"].as_str()), (Some("new"), Some("authorization_code")), "{c}");
+    let a = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(a["status"], "failed");
+    assert!(a.to_string().contains("connection_not_authorized"), "{a}");
+
+    let (status, page, back) = authorize(&s, "authz", "books").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("is authorized and ready"), "{page}");
+    // PKCE (S256) and the scopes went to the provider.
+    let asked = provider.last_authorize_request().expect("authorize request");
+    assert_eq!(asked.code_challenge_method.as_deref(), Some("S256"));
+    assert_eq!(asked.scope.as_deref(), Some("accounting"));
+    // The state is single use.
+    let browser = reqwest::Client::new();
+    let again = browser.get(&back).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await.unwrap().contains("unknown, used or expired"));
+    // Status: active, with the provider's realmId; no token shown anywhere.
+    let c = s.get_json("/v1/integrations/authz/connections/books").await;
+    assert_eq!(c["status"], "active", "{c}");
+    assert_eq!(c["extras"]["realmId"], "9130350000001", "{c}");
+    assert!(c["expiresAt"].is_string(), "{c}");
+    let a = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(a["status"], "succeeded", "{a}");
+
+    // The provider expires the access token early: a 401, a refresh (rotating the refresh
+    // token), the request again.
+    provider.expire_access_tokens();
+    let b = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
+    assert_eq!(provider.token_requests_for("refresh_token"), 1);
+    // And again: the rotated refresh token was stored (the old one is retired by now).
+    provider.expire_access_tokens();
+    let b = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
+    assert_eq!(provider.token_requests_for("refresh_token"), 2);
+
+    // The grant is revoked: needs_reconnect, a plain message, steps fail with a clear code.
+    provider.revoke_all_refresh_tokens();
+    provider.expire_access_tokens();
+    let c = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(c["status"], "failed", "{c}");
+    assert!(c.to_string().contains("connection_needs_reconnect"), "{c}");
+    let st = s.get_json("/v1/integrations/authz/connections/books").await;
+    assert_eq!(st["status"], "needs_reconnect", "{st}");
+    assert!(st["message"].as_str().unwrap_or("").contains("authorize the connection again"), "{st}");
+    // Later runs fail at once without asking the provider.
+    let before = provider.token_requests();
+    let d = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(d["status"], "failed");
+    assert_eq!(provider.token_requests(), before);
+    // Authorizing again brings it back.
+    let (status, page, _) = authorize(&s, "authz", "books").await;
+    assert_eq!(status, 200, "{page}");
+    let e = s.run_flow("authz", "call", json!({})).await;
+    assert_eq!(e["status"], "succeeded", "{e}");
+}
+
+backends!(connections_api_lists_tests_and_refuses_what_does_not_apply);
+async fn connections_api_lists_tests_and_refuses_what_does_not_apply() {
+    let (mock, issued) = provider(|_| true).await;
+    let s = TestServer::start_with(|st| st.admin_token = Some("fga_conn_admin".into())).await;
+    s.apply(&integration(&mock)).await;
+    let all = s.get_json("/v1/integrations/conn/connections").await;
+    let names: Vec<(&str, &str, &str)> = all["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["kind"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, vec![("api", "oauth2", "new"), ("keyed", "apiKey", "active")]);
+    assert!(!all.to_string().contains("s3cret") && !all.to_string().contains("k-123"), "{all}");
+    // A test obtains a token without running a flow.
+    let (status, _, t) = send(s.api(reqwest::Method::POST, "/v1/integrations/conn/connections/api/test")).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["connection"]["status"], "active", "{t}");
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    assert!(!t.to_string().contains("tok-1"), "{t}");
+    // A client-credentials connection is not authorized by a person.
+    let (status, _, v) = send(s.api(reqwest::Method::GET, "/v1/integrations/conn/connections/api/authorize")).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, _, v) = send(s.api(reqwest::Method::GET, "/v1/integrations/conn/connections/nope")).await;
+    assert_eq!(status, 404, "{v}");
+    // Another tenant sees none of it.
+    let other = s.create_tenant("fga_conn_admin", "other").await;
+    let (status, _, _) =
+        send(s.client.get(format!("{}/v1/integrations/conn/connections", s.url)).bearer_auth(&other)).await;
+    assert_eq!(status, 404);
+    // A callback with a made-up state is refused with a page.
+    let r = reqwest::get(format!("{}/oauth/callback?state=forged&code=x", s.url)).await.unwrap();
+    assert_eq!(r.status(), 400);
+}

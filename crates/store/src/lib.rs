@@ -251,6 +251,11 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         tokens: NewTokens<'_>,
     ) -> Result<Option<i64>>;
+    /// Records an authorization in flight (and forgets expired ones).
+    async fn put_oauth_state(&self, state: &OAuthState, now: i64) -> Result<()>;
+    /// Takes an authorization in flight by its state's hash, once: `None` when unknown, used
+    /// or expired.
+    async fn take_oauth_state(&self, state_hash: &str, now: i64) -> Result<Option<OAuthState>>;
     /// Ends `owner`'s lease without tokens, setting the status (`needs_reconnect`, `error`)
     /// and its message.
     async fn end_connection_refresh(

@@ -3,8 +3,14 @@
 //! (sealed) and refreshes OAuth tokens, one refresh at a time per connection on every node;
 //! [`ExecutionConnections`] is what a running execution's steps see (`StepCx::connections`).
 
+// Token errors are steps' errors (`StepError`), as in the executor.
+#![allow(clippy::result_large_err)]
+
+mod manage;
 mod oauth;
 pub(crate) mod tokens;
+
+pub use manage::{ConnectionError, ConnectionStatus};
 
 use crate::triggers::resolve_config_text;
 use async_trait::async_trait;

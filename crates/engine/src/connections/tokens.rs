@@ -61,6 +61,17 @@ impl Tokens {
         self.slot(key).refused.fetch_max(version, Ordering::AcqRel);
     }
 
+    /// Forgets what this node holds for a connection (it was authorized again).
+    pub(crate) fn forget(&self, key: ConnectionKey<'_>) {
+        let slot = self.slot(key);
+        // The next request reads the store (the lock may be held by a request in flight,
+        // which then stores or reads on its own).
+        if let Ok(mut held) = slot.held.try_lock() {
+            *held = None;
+        }
+        slot.refused.store(-1, Ordering::Release);
+    }
+
     /// Fresh credentials for `key`: the token held, else one stored by any node, else a new
     /// one from the provider.
     pub(crate) async fn credentials(
@@ -221,7 +232,8 @@ fn refresh_at(obtained: i64, expires: i64) -> i64 {
     expires - MARGIN_MS.min((expires - obtained) / 4)
 }
 
-fn aad(key: ConnectionKey<'_>) -> String {
+/// What a connection's sealed tokens are bound to.
+pub(crate) fn aad(key: ConnectionKey<'_>) -> String {
     format!("{}/{}/connections/{}", key.tenant, key.integration, key.connection)
 }
 

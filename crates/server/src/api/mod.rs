@@ -1,6 +1,7 @@
 //! The REST API under `/v1` (DESIGN §5): per-tenant bearer tokens, JSON in and out, errors as
 //! `{"error": {"code", "message", "details"}}`.
 
+pub mod connections;
 pub mod deployments;
 pub mod executions;
 pub mod integrations;
@@ -26,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/{slug}/versions/{a}/diff/{b}", get(deployments::diff))
         .route("/integrations/{slug}/versions/{n}/rollback", post(deployments::rollback))
         .route("/integrations/{slug}/test", post(integrations::test))
+        .route("/integrations/{slug}/connections", get(connections::list))
+        .route("/integrations/{slug}/connections/{name}", get(connections::get))
+        .route("/integrations/{slug}/connections/{name}/test", post(connections::test))
+        .route("/integrations/{slug}/connections/{name}/authorize", get(connections::authorize))
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route("/deliveries/{id}", get(outbound::get))
         .route("/deliveries/{id}/resend", post(outbound::resend))

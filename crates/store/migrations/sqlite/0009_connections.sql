@@ -21,3 +21,15 @@ CREATE TABLE connection_tokens (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, integration, connection)
 );
+
+-- Authorizations in flight (the authorization-code grant): the `state` of a provider URL,
+-- stored as its SHA-256 (the row alone cannot complete an authorization), single use,
+-- short-lived, with the PKCE verifier sealed.
+CREATE TABLE oauth_states (
+    state_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    verifier TEXT,
+    expires_at BIGINT NOT NULL
+);

@@ -101,6 +101,35 @@ macro_rules! methods {
                 .await?)
             }
 
+            async fn put_oauth_state(&self, state: &OAuthState, now: i64) -> Result<()> {
+                sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1").bind(now).execute(&self.$write).await?;
+                sqlx::query(
+                    "INSERT INTO oauth_states (state_hash, tenant_id, integration, connection, verifier, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&state.state_hash)
+                .bind(&state.tenant_id)
+                .bind(&state.integration)
+                .bind(&state.connection)
+                .bind(&state.verifier)
+                .bind(state.expires_at)
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_oauth_state(&self, state_hash: &str, now: i64) -> Result<Option<OAuthState>> {
+                // One DELETE: of two callbacks with the same state, one gets the row.
+                let row: Option<OAuthState> = sqlx::query_as(
+                    "DELETE FROM oauth_states WHERE state_hash = $1 RETURNING state_hash, tenant_id, integration, \
+                     connection, verifier, expires_at",
+                )
+                .bind(state_hash)
+                .fetch_optional(&self.$write)
+                .await?;
+                Ok(row.filter(|r| r.expires_at > now))
+            }
+
             async fn end_connection_refresh(
                 &self,
                 key: ConnectionKey<'_>,

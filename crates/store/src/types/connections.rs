@@ -67,3 +67,21 @@ pub struct NewTokens<'a> {
     /// Now.
     pub now: i64,
 }
+
+/// An authorization in flight: the `state` of a provider URL (hashed), what it authorizes,
+/// the PKCE verifier (sealed) and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OAuthState {
+    /// SHA-256 of the state, hex.
+    pub state_hash: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The integration.
+    pub integration: String,
+    /// The connection.
+    pub connection: String,
+    /// The PKCE verifier, sealed.
+    pub verifier: Option<String>,
+    /// When it can no longer be used (ms).
+    pub expires_at: i64,
+}
