@@ -255,12 +255,20 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
     let config = Value::Object(config_map);
     let flow_names: Vec<String> = definition.flows.iter().map(|f| f.flow.clone()).collect();
     let limit_names: Vec<String> = definition.limits.keys().cloned().collect();
-    let connection_names: Vec<&str> = definition.connections.keys().map(String::as_str).collect();
+    let connection_kinds: Vec<(&str, &str)> =
+        definition.connections.iter().map(|(name, c)| (name.as_str(), c.kind())).collect();
     let connections = crate::connections::compile(&definition.connections, &config, !missing.is_empty(), &mut diags);
     let mut flows = Vec::with_capacity(definition.flows.len());
     for (i, f) in definition.flows.iter().enumerate() {
         let at = Path::root().key("flows").index(i);
-        let cx = PlanCx { retry: f.retry.as_ref(), limits: &limit_names, connections: &connection_names };
+        let flow_connections: Vec<&str> =
+            [&f.connection, &f.connection2].into_iter().flatten().map(String::as_str).collect();
+        let cx = PlanCx {
+            retry: f.retry.as_ref(),
+            limits: &limit_names,
+            connections: &connection_kinds,
+            flow_connections: &flow_connections,
+        };
         let steps = compile_steps(&f.steps, &cx, &at.key("steps"), &mut diags);
         flowgate_steps::call::check_targets(&f.steps, &flow_names, &at.key("steps"), &mut diags);
         let order = if f.ordered {

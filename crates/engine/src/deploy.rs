@@ -334,6 +334,18 @@ mod tests {
             ["gh-old-1", "gh-new-2", "whsec_c2VjcmV0LXNpZ25pbmcta2V5", "cs-333", "Bearer erp-literal-4", "ak-555"]
         );
         assert_eq!(outbound["flows"][0]["steps"][3]["http"]["headers"]["Accept"], "application/json");
+        // Every `verify` scheme's `secret`/`secrets` is sealed, Intuit's verifier tokens too.
+        let mut intuit = json!({ "flows": [
+            { "trigger": { "webhook": { "verify": { "intuit": { "secret": "qb-verifier-6" } } } } },
+            { "trigger": { "webhook": { "verify": { "intuit": { "secrets": ["qb-old-7", "{{ $config.qbVerifier }}"] } } } } }
+        ] });
+        let found: Vec<String> = extract_literals(&mut intuit).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(found, ["qb-verifier-6", "qb-old-7"]);
+        assert_eq!(
+            intuit["flows"][1]["trigger"]["webhook"]["verify"]["intuit"]["secrets"][1],
+            "{{ $config.qbVerifier }}"
+        );
+        assert!(!intuit.to_string().contains("qb-verifier-6"));
         assert_eq!(outbound["flows"][0]["steps"][2]["webhook"]["auth"]["basic"]["password"], "{{ $config.p }}");
         assert_eq!(
             literals,

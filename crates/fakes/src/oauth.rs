@@ -258,6 +258,20 @@ impl OAuthServer {
         self.shared.lock().delay = delay;
     }
 
+    /// Makes the token endpoint wait `delay` after handling each request and before answering:
+    /// the tokens are issued (a refresh token rotated) and the answer is still on its way —
+    /// a client killed meanwhile never learns the new tokens (`tokens_issued` says when they
+    /// were).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.shared.lock().answer_delay = delay;
+    }
+
+    /// Token requests answered with tokens so far (counted when issued, before any answer
+    /// delay).
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.lock().tokens_issued
+    }
+
     /// Makes the next `count` token requests fail with HTTP `status` and an RFC 6749 error body
     /// (`temporarily_unavailable` for 429 and 503, `server_error` otherwise), before anything
     /// is checked or issued.
@@ -468,6 +482,8 @@ struct Inner {
     token_requests: u64,
     token_requests_by_grant: HashMap<String, u64>,
     delay: Duration,
+    answer_delay: Duration,
+    tokens_issued: u64,
     /// How many more token requests fail, and with which status.
     injected_failures: Option<(u32, StatusCode)>,
 }
@@ -714,7 +730,17 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: HeaderMap, b
         return TokenError::invalid_request("the body must be application/x-www-form-urlencoded").into_response();
     }
     match Form::parse(&body).and_then(|form| shared.exchange(&headers, &form)) {
-        Ok(answer) => token_response(StatusCode::OK, &answer),
+        Ok(answer) => {
+            let answer_delay = {
+                let mut inner = shared.lock();
+                inner.tokens_issued += 1;
+                inner.answer_delay
+            };
+            if !answer_delay.is_zero() {
+                tokio::time::sleep(answer_delay).await;
+            }
+            token_response(StatusCode::OK, &answer)
+        }
         Err(error) => error.into_response(),
     }
 }

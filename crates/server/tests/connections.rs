@@ -325,3 +325,61 @@ async fn connections_api_lists_tests_and_refuses_what_does_not_apply() {
     let r = reqwest::get(format!("{}/oauth/callback?state=forged&code=x", s.url)).await.unwrap();
     assert_eq!(r.status(), 400);
 }
+
+backends!(a_dynamics_flow_lists_and_writes_through_its_connection);
+async fn a_dynamics_flow_lists_and_writes_through_its_connection() {
+    let oauth = flowgate_fakes::OAuthServer::start(
+        flowgate_fakes::OAuthConfig::default().with_client("d365-app", "d365-secret"),
+    )
+    .await;
+    let d365 = flowgate_fakes::DynamicsServer::start(&oauth).await;
+    for name in ["Contoso", "Fabrikam"] {
+        d365.insert("accounts", json!({ "name": name, "statecode": 0 }));
+    }
+    let s = TestServer::start().await;
+    s.apply(&format!(
+        r#"
+integration: d365
+config:
+  d365Secret: {{ type: secret, default: d365-secret }}
+connections:
+  erp:
+    dynamics365: {{ url: "{url}", tenantId: contoso-tenant, clientId: d365-app, clientSecret: "{{{{ $config.d365Secret }}}}", tokenUrl: "{token}" }}
+flows:
+  - flow: mirror
+    connection: erp
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: accounts, dynamics: {{ op: list, entity: accounts, select: [name], filter: "statecode eq 0", orderby: "name asc" }} }}
+      - {{ id: note, dynamics: {{ op: create, entity: tasks, body: {{ subject: "{{{{ .count }}}} active accounts" }} }} }}
+"#,
+        url = d365.url(),
+        token = oauth.token_url()
+    ))
+    .await;
+    let a = s.run_flow("d365", "mirror", json!({})).await;
+    assert_eq!(a["status"], "succeeded", "{a}");
+    let tasks = d365.all("tasks");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["subject"], "2 active accounts");
+    // One client-credentials token for both steps, with the environment's .default scope.
+    assert_eq!(oauth.token_requests_for("client_credentials"), 1);
+    let status = s.get_json("/v1/integrations/d365/connections/erp").await;
+    assert_eq!((status["kind"].as_str(), status["status"].as_str()), (Some("dynamics365"), Some("active")), "{status}");
+}
+
+backends!(two_nodes_refresh_a_connection_once);
+async fn two_nodes_refresh_a_connection_once() {
+    let (mock, issued) = provider(|t| t == "tok-1").await;
+    let a = TestServer::start().await;
+    // SQLite has one node: this case is PostgreSQL's (a cluster).
+    let Some(b) = a.start_peer(|_| {}).await else { return };
+    a.apply(&integration(&mock)).await;
+    let on_a = (0..20).map(|i| a.run_flow("conn", "call", json!({ "i": i })));
+    let on_b = (0..20).map(|i| b.run_flow("conn", "call", json!({ "i": i })));
+    let (ra, rb) = futures::future::join(futures::future::join_all(on_a), futures::future::join_all(on_b)).await;
+    for r in ra.iter().chain(&rb) {
+        assert_eq!(r["status"], "succeeded", "{r}");
+    }
+    assert_eq!(issued.load(Ordering::SeqCst), 1, "one token request across both nodes");
+}

@@ -18,12 +18,15 @@
 
 pub mod call;
 pub mod connection;
+mod connector;
+pub mod dynamics;
 pub mod email;
 pub mod filter;
 pub mod http;
 pub mod log;
 pub mod outbound;
 pub mod plan;
+pub mod quickbooks;
 pub mod respond;
 pub mod switch;
 #[cfg(test)]
@@ -135,6 +138,8 @@ kinds! {
     Call("call"): call::CallConfig, "Runs another flow and waits for its result.";
     Webhook("webhook"): webhook::OutboundWebhookStep, "POSTs JSON to an endpoint, durably, retried on a schedule.";
     Email("email"): email::EmailConfig, "Sends an e-mail, durably, retried.";
+    Dynamics("dynamics"): dynamics::DynamicsConfig, "Reads and writes Dynamics 365 (Dataverse Web API) records through a connection.";
+    Quickbooks("quickbooks"): quickbooks::QuickBooksConfig, "Reads and writes QuickBooks Online records through a connection.";
 }
 
 /// A step failure, as data: journaled, shown as `{error: {code, message}}`, and classified

@@ -45,8 +45,54 @@ pub struct PlanCx<'a> {
     pub retry: Option<&'a RetryPolicy>,
     /// Names of the integration's rate limits.
     pub limits: &'a [String],
-    /// Names of the integration's connections.
-    pub connections: &'a [&'a str],
+    /// The integration's connections: name and kind (`oauth2`, `dynamics365`, …).
+    pub connections: &'a [(&'a str, &'a str)],
+    /// The flow's primary and secondary connections, in that order.
+    pub flow_connections: &'a [&'a str],
+}
+
+impl PlanCx<'_> {
+    /// Checks that `name` is one of the integration's connections (any kind).
+    pub fn check_connection(&self, name: &str, at: &Path, diags: &mut Diags) {
+        let names: Vec<&str> = self.connections.iter().map(|(n, _)| *n).collect();
+        flowgate_model::integration::check_connection_name(name, &names, at, diags);
+    }
+
+    /// The connection a connector step uses: the one it names (`named`, which must be of one
+    /// of `kinds`), else the flow's primary or secondary connection of one of `kinds`.
+    /// Problems are recorded at `at` (the step's kind key).
+    pub fn connection_for(&self, kinds: &[&str], named: Option<&str>, at: &Path, diags: &mut Diags) -> Option<String> {
+        let kind_of = |name: &str| self.connections.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
+        let wanted = kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" or ");
+        match named {
+            Some(name) => match kind_of(name) {
+                None => {
+                    self.check_connection(name, &at.key("connection"), diags);
+                    None
+                }
+                Some(k) if kinds.contains(&k) => Some(name.to_owned()),
+                Some(k) => {
+                    diags.error(
+                        &at.key("connection"),
+                        format!("connection `{name}` is a `{k}` connection; this step needs a {wanted} one"),
+                    );
+                    None
+                }
+            },
+            None => match self.flow_connections.iter().find(|n| kind_of(n).is_some_and(|k| kinds.contains(&k))) {
+                Some(n) => Some((*n).to_owned()),
+                None => {
+                    diags.error(
+                        at,
+                        format!(
+                            "no {wanted} connection: name one with `connection:`, or set the flow's `connection` (or `connection2`) to one"
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
 }
 
 /// Compiles `steps` (found at `path`).

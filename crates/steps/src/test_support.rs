@@ -31,10 +31,58 @@ pub(crate) fn compile(step: Value) -> Compiled {
 
 /// Decodes and compiles a list of steps.
 pub(crate) fn compile_list(steps: Value) -> Compiled {
+    compile_in(steps, &[], &[])
+}
+
+/// Decodes and compiles a list of steps in a flow whose integration declares `connections`
+/// (name, kind) and whose own connections are `flow_connections`.
+pub(crate) fn compile_in(steps: Value, connections: &[(&str, &str)], flow_connections: &[&str]) -> Compiled {
     let mut diags = Diags::default();
     let defs = decode(&steps, &mut diags);
-    let steps = compile_steps(&defs, &PlanCx { retry: None, limits: &[], connections: &[] }, &steps_path(), &mut diags);
+    let cx = PlanCx { retry: None, limits: &[], connections, flow_connections };
+    let steps = compile_steps(&defs, &cx, &steps_path(), &mut diags);
     Compiled { steps, diags: diags.into_vec() }
+}
+
+/// Connections for tests: every name known in `credentials` answers them; a refusal makes
+/// the next answer use `refreshed` (when given), as a token refresh would.
+pub(crate) struct TestConnections {
+    pub credentials: std::collections::HashMap<String, crate::connection::Credentials>,
+    pub refreshed: std::sync::Mutex<Option<crate::connection::Credentials>>,
+    pub refusals: std::sync::atomic::AtomicUsize,
+}
+
+impl TestConnections {
+    /// `name` answers a bearer `token` with `extras`.
+    pub fn bearer(name: &str, token: &str, extras: Value) -> TestConnections {
+        let mut c = crate::connection::Credentials { version: 1, extras, ..Default::default() };
+        c.headers.push((http::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header")));
+        TestConnections {
+            credentials: [(name.to_owned(), c)].into_iter().collect(),
+            refreshed: std::sync::Mutex::new(None),
+            refusals: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::connection::Connections for TestConnections {
+    async fn credentials(&self, name: &str) -> Result<crate::connection::Credentials, StepError> {
+        if let Some(fresh) = self
+            .refreshed
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|_| self.refusals.load(std::sync::atomic::Ordering::SeqCst) > 0)
+        {
+            return Ok(fresh);
+        }
+        self.credentials.get(name).cloned().ok_or_else(|| StepError::fatal("connection_unknown", name.to_owned()))
+    }
+
+    async fn refused(&self, _: &str, _: i64) {
+        self.refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Decodes a list of steps (found at `steps`), without compiling them.
@@ -151,6 +199,7 @@ pub(crate) struct Harness {
     trigger: Value,
     steps: Map<String, Value>,
     config: Value,
+    connections: Option<std::sync::Arc<dyn crate::connection::Connections>>,
 }
 
 impl Harness {
@@ -163,7 +212,14 @@ impl Harness {
             trigger: Value::Null,
             steps: Map::new(),
             config: Value::Null,
+            connections: None,
         }
+    }
+
+    /// With connections.
+    pub fn connections(mut self, connections: std::sync::Arc<dyn crate::connection::Connections>) -> Harness {
+        self.connections = Some(connections);
+        self
     }
 
     /// With `$steps` (an object of step outputs by id).
@@ -205,7 +261,10 @@ impl Harness {
             response: None,
             outbound: &self.policy,
             calls,
-            connections: &crate::connection::NoConnections,
+            connections: match &self.connections {
+                Some(c) => &**c,
+                None => &crate::connection::NoConnections,
+            },
         };
         let result = step.body.run(&input, &mut cx).await.map(Ran::from);
         Run { result, logs: cx.logs, response: cx.response }

@@ -291,7 +291,8 @@ pub trait Store: Send + Sync + 'static {
     /// not counted as one. False when the owner no longer holds it.
     async fn release_lease(&self, owner: &str, id: &str) -> Result<bool>;
     /// Makes every running execution claimable at once. Only for a store that just proved
-    /// it is the sole user (SQLite's file lock): after a crash nobody else holds leases.
+    /// it is the sole user (SQLite's file lock): after a crash nobody else holds leases —
+    /// connections' refresh leases included.
     async fn expire_all_leases(&self) -> Result<u64>;
     /// When the earliest queued execution becomes due, if any.
     async fn next_due(&self) -> Result<Option<i64>>;

@@ -164,11 +164,29 @@ impl Execution {
         let link = format!("{}/v1/executions/{}", self.inner.settings.public_url, self.id);
         let message = error.and_then(|e| e["message"].as_str()).unwrap_or("").to_owned();
         let code = error.and_then(|e| e["code"].as_str()).unwrap_or("").to_owned();
+        // A connection whose grant was revoked needs a person, not a retry: say so first.
+        let reconnect = code == "connection_needs_reconnect";
         let subject = match event {
+            "failed" if reconnect => {
+                format!("[Flowgate] {} / {}: a connection needs to be authorized again", f.integration, f.slug)
+            }
             "failed" => format!("[Flowgate] {} / {} failed", f.integration, f.slug),
             _ => format!("[Flowgate] {} / {} succeeds again", f.integration, f.slug),
         };
         let text = match event {
+            "failed" if reconnect => format!(
+                "Flow {} (integration {}, tenant {}) cannot run: {}\n\nAuthorize the connection again: GET {}/v1/integrations/{}/connections/<name>/authorize gives the provider's page (or `flowgate connections authorize {} <name>`).\n\nExecution: {}\nFailed step: {}\n\n{}\n",
+                f.slug,
+                f.integration,
+                f.tenant,
+                message,
+                self.inner.settings.public_url,
+                f.integration,
+                f.integration,
+                self.id,
+                failed_step.as_deref().unwrap_or("-"),
+                link
+            ),
             "failed" => format!(
                 "An execution of flow {} (integration {}, tenant {}) failed after its retries.\n\nExecution: {}\nFailed step: {}\nError: {} {}\n\n{}\n",
                 f.slug,

@@ -15,8 +15,8 @@ pub use email::{EmailTrigger, is_mail_address};
 pub use poll::{DEFAULT_MAX_PAGES, DEFAULT_REMEMBER, FirstRun, Paginate, PollTrigger};
 pub use schedule::{DEFAULT_MAX_MISSED, Missed, ScheduleTrigger};
 pub use verify::{
-    DEFAULT_SIGNATURE_TOLERANCE, DEFAULT_STRIPE_TOLERANCE, GithubVerify, HMAC_ALGORITHMS, HmacVerify, PayloadPart,
-    SIGNATURE_ENCODINGS, StandardWebhooksVerify, StripeVerify, VerifyScheme, WebhookVerify, parse_payload,
+    DEFAULT_SIGNATURE_TOLERANCE, DEFAULT_STRIPE_TOLERANCE, GithubVerify, HMAC_ALGORITHMS, HmacVerify, IntuitVerify,
+    PayloadPart, SIGNATURE_ENCODINGS, StandardWebhooksVerify, StripeVerify, VerifyScheme, WebhookVerify, parse_payload,
 };
 pub use webhook::{ApiKey, MAX_RESPOND_TIMEOUT, Method, QueryParam, Respond, RespondMode, WebhookAuth, WebhookTrigger};
 

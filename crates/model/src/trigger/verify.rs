@@ -1,5 +1,5 @@
 //! Webhook signature verification (`verify`): the schemes (Standard Webhooks, GitHub,
-//! Stripe, generic HMAC), their secrets and tolerances, and generic payload templates.
+//! Stripe, Intuit, generic HMAC), their secrets and tolerances, and generic payload templates.
 
 use crate::diag::{Diags, Path};
 use crate::duration::Dur;
@@ -23,6 +23,10 @@ pub struct WebhookVerify {
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]`.
     #[serde(default)]
     pub stripe: Option<StripeVerify>,
+    /// Intuit (QuickBooks Online): `intuit-signature: <base64>`, HMAC-SHA256 of the raw body
+    /// keyed with the app's verifier token.
+    #[serde(default)]
+    pub intuit: Option<IntuitVerify>,
     /// Any HMAC of the body (and optionally a timestamp) in a header.
     #[serde(default)]
     pub hmac: Option<HmacVerify>,
@@ -37,17 +41,20 @@ pub enum VerifyScheme<'a> {
     Github(&'a GithubVerify),
     /// Stripe.
     Stripe(&'a StripeVerify),
+    /// Intuit (QuickBooks Online).
+    Intuit(&'a IntuitVerify),
     /// Generic HMAC.
     Hmac(&'a HmacVerify),
 }
 
 impl VerifyScheme<'_> {
-    /// The scheme's key (`standardWebhooks`, `github`, `stripe`, `hmac`).
+    /// The scheme's key (`standardWebhooks`, `github`, `stripe`, `intuit`, `hmac`).
     pub fn name(&self) -> &'static str {
         match self {
             VerifyScheme::StandardWebhooks(_) => "standardWebhooks",
             VerifyScheme::Github(_) => "github",
             VerifyScheme::Stripe(_) => "stripe",
+            VerifyScheme::Intuit(_) => "intuit",
             VerifyScheme::Hmac(_) => "hmac",
         }
     }
@@ -58,6 +65,7 @@ impl VerifyScheme<'_> {
             VerifyScheme::StandardWebhooks(s) => (&s.secret, &s.secrets),
             VerifyScheme::Github(s) => (&s.secret, &s.secrets),
             VerifyScheme::Stripe(s) => (&s.secret, &s.secrets),
+            VerifyScheme::Intuit(s) => (&s.secret, &s.secrets),
             VerifyScheme::Hmac(s) => (&s.secret, &s.secrets),
         }
     }
@@ -78,6 +86,7 @@ impl VerifyScheme<'_> {
             VerifyScheme::StandardWebhooks(s) => s.tolerance,
             VerifyScheme::Github(_) => None,
             VerifyScheme::Stripe(s) => s.tolerance,
+            VerifyScheme::Intuit(_) => None,
             VerifyScheme::Hmac(s) => s.tolerance,
         }
     }
@@ -131,6 +140,20 @@ pub struct StripeVerify {
     /// Largest difference between the signature's `t` and now, either way. Default 300s.
     #[serde(default)]
     pub tolerance: Option<Dur>,
+}
+
+/// Intuit (QuickBooks Online) signatures (`intuit-signature`). Intuit signs no timestamp:
+/// a captured delivery verifies again, so flows should deduplicate on the notification.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct IntuitVerify {
+    /// The app's webhook verifier token (its text is the key).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Several verifier tokens, any of which may sign (rotation). Instead of `secret`.
+    #[serde(default)]
+    pub secrets: Option<Vec<String>>,
 }
 
 /// HMAC algorithms of generic signatures.
@@ -253,6 +276,9 @@ impl WebhookVerify {
         if let Some(s) = &self.stripe {
             out.push(VerifyScheme::Stripe(s));
         }
+        if let Some(s) = &self.intuit {
+            out.push(VerifyScheme::Intuit(s));
+        }
         if let Some(s) = &self.hmac {
             out.push(VerifyScheme::Hmac(s));
         }
@@ -270,7 +296,7 @@ impl WebhookVerify {
     pub(crate) fn check(&self, path: &Path, diags: &mut Diags) {
         let schemes = self.schemes();
         match schemes.len() {
-            0 => diags.error(path, "set one scheme: `standardWebhooks`, `github`, `stripe` or `hmac`"),
+            0 => diags.error(path, "set one scheme: `standardWebhooks`, `github`, `stripe`, `intuit` or `hmac`"),
             1 => {}
             _ => {
                 let names: Vec<String> = schemes.iter().map(|s| format!("`{}`", s.name())).collect();
@@ -339,4 +365,41 @@ fn check_hmac(h: &HmacVerify, at: &Path, diags: &mut Diags) {
 
 pub(super) fn http_header_name_invalid(name: &str) -> bool {
     name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(verify: serde_json::Value) -> Vec<String> {
+        let mut diags = Diags::new(Default::default());
+        let at = Path::root().key("verify");
+        if let Some(v) = crate::decode::decode::<WebhookVerify>(&verify, &at, &mut diags) {
+            v.check(&at, &mut diags);
+        }
+        diags.into_vec().into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect()
+    }
+
+    #[test]
+    fn intuit_takes_a_secret_or_a_rotation_list() {
+        use serde_json::json;
+        assert!(problems(json!({ "intuit": { "secret": "{{ $config.qbVerifier }}" } })).is_empty());
+        assert!(problems(json!({ "intuit": { "secrets": ["old", "{{ $config.qbVerifier }}"] } })).is_empty());
+        assert_eq!(problems(json!({ "intuit": { "secret": " " } })), ["verify.intuit.secret: the secret is empty"]);
+        assert_eq!(
+            problems(json!({ "intuit": { "secrets": ["a", ""] } })),
+            ["verify.intuit.secrets[1]: the secret is empty"]
+        );
+        assert!(problems(json!({ "intuit": {} }))[0].starts_with("verify.intuit.secret: a secret is needed"));
+        assert!(problems(json!({ "intuit": { "secret": "a", "secrets": ["b"] } }))[0].contains("not both"));
+        // Intuit signs no timestamp: there is nothing to tolerate.
+        assert!(
+            problems(json!({ "intuit": { "secret": "a", "tolerance": "5m" } }))[0].contains("unknown key `tolerance`")
+        );
+        let both = problems(json!({ "intuit": { "secret": "a" }, "github": { "secret": "a" } }));
+        assert_eq!(both, ["verify: set only one scheme (found `github`, `intuit`)"]);
+        let schema = serde_json::to_value(schemars::schema_for!(WebhookVerify)).unwrap();
+        assert_eq!(schema["properties"]["intuit"]["anyOf"][0]["$ref"], "#/$defs/IntuitVerify", "{schema}");
+        assert_eq!(schema["$defs"]["IntuitVerify"]["additionalProperties"], false);
+    }
 }

@@ -121,7 +121,7 @@ impl crate::Kind for HttpConfig {
 
     fn compile(&self, cx: &crate::PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn crate::Step>> {
         if let Some(name) = &self.connection {
-            flowgate_model::integration::check_connection_name(name, cx.connections, &path.key("connection"), diags);
+            cx.check_connection(name, &path.key("connection"), diags);
         }
         Some(Box::new(self.compile_http(path, diags)?))
     }

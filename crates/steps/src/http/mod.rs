@@ -22,4 +22,5 @@ mod run;
 mod tests;
 
 pub use config::{HttpConfig, IdempotencyKey, StatusSet};
+pub(crate) use run::parse_retry_after;
 pub use run::{PageOverride, Request};

@@ -289,6 +289,11 @@ crate::shared::store_impl! {
     async fn expire_all_leases(&self) -> Result<u64> {
         let r =
             sqlx::query("UPDATE executions SET lease_until = 0 WHERE status = 'running'").execute(&self.writer).await?;
+        // A token refresh the previous process was making died with it (no one else could
+        // be making it: one process owns the file).
+        sqlx::query("UPDATE connection_tokens SET refresh_owner = NULL, refresh_until = NULL WHERE refresh_owner IS NOT NULL")
+            .execute(&self.writer)
+            .await?;
         Ok(r.rows_affected())
     }
 

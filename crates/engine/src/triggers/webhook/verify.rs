@@ -3,7 +3,8 @@
 //! ([`VerifySpec::check`]).
 //!
 //! Schemes: Standard Webhooks (`webhook-id` / `webhook-timestamp` / `webhook-signature`),
-//! GitHub (`X-Hub-Signature-256`), Stripe (`Stripe-Signature`) and a generic HMAC in a header.
+//! GitHub (`X-Hub-Signature-256`), Stripe (`Stripe-Signature`), Intuit (`intuit-signature`) and
+//! a generic HMAC in a header.
 //! Signatures are compared in constant time (`hmac`'s `verify_slice`); a refusal says what
 //! failed in general terms and never an expected value.
 
@@ -38,6 +39,7 @@ enum Scheme {
     StandardWebhooks { tolerance: Duration },
     Github,
     Stripe { tolerance: Duration },
+    Intuit(HmacSpec),
     Hmac(HmacSpec),
 }
 
@@ -84,12 +86,13 @@ pub enum Refused {
 }
 
 impl VerifySpec {
-    /// The scheme's key (`standardWebhooks`, `github`, `stripe`, `hmac`).
+    /// The scheme's key (`standardWebhooks`, `github`, `stripe`, `intuit`, `hmac`).
     pub fn scheme(&self) -> &'static str {
         match self.scheme {
             Scheme::StandardWebhooks { .. } => "standardWebhooks",
             Scheme::Github => "github",
             Scheme::Stripe { .. } => "stripe",
+            Scheme::Intuit(_) => "intuit",
             Scheme::Hmac(_) => "hmac",
         }
     }
@@ -122,7 +125,7 @@ impl VerifySpec {
                 }
                 h.timestamp.as_ref().map(|(_, t)| *t)
             }
-            Scheme::Github => None,
+            Scheme::Github | Scheme::Intuit(_) => None,
         };
         if let Some(t) = tolerance {
             m.insert("toleranceSeconds".into(), Value::from(t.as_secs()));
@@ -186,7 +189,7 @@ impl VerifySpec {
                 }
                 (Algorithm::Sha256, vec![t.as_bytes(), b".", body], given)
             }
-            Scheme::Hmac(h) => {
+            Scheme::Intuit(h) | Scheme::Hmac(h) => {
                 let name = h.header.as_str();
                 let given: Vec<Vec<u8>> = header_values(headers, name)?
                     .iter()
@@ -325,9 +328,27 @@ pub fn compile(
         }
         VerifyScheme::Github(_) => Scheme::Github,
         VerifyScheme::Stripe(_) => Scheme::Stripe { tolerance: tolerance(DEFAULT_STRIPE_TOLERANCE) },
+        VerifyScheme::Intuit(_) => Scheme::Intuit(intuit()),
         VerifyScheme::Hmac(h) => Scheme::Hmac(compile_hmac(h)?),
     };
     Some(VerifySpec { scheme, keys })
+}
+
+/// Intuit's header (QuickBooks Online webhooks).
+const INTUIT_SIGNATURE: &str = "intuit-signature";
+
+/// Intuit's settings, the generic scheme's fixed: base64 HMAC-SHA256 of the raw body in
+/// `intuit-signature`, keyed with the verifier token's text; no prefix, nothing else signed
+/// (no timestamp).
+fn intuit() -> HmacSpec {
+    HmacSpec {
+        header: http::HeaderName::from_static(INTUIT_SIGNATURE),
+        algorithm: Algorithm::Sha256,
+        encoding: Encoding::Base64,
+        prefix: None,
+        timestamp: None,
+        payload: vec![PayloadPart::Body],
+    }
 }
 
 /// The generic scheme's settings (`None` when they do not check: reported by the model).
@@ -438,6 +459,78 @@ mod tests {
             assert_eq!(s.check(&h, fox, 0), Ok(()), "{alg}");
             assert_eq!(s.check(&h, b"The quick brown fox jumps over the lazy cog", 0), Err(Refused::NoMatch), "{alg}");
         }
+    }
+
+    /// Intuit's `intuit-signature` value: base64 of the HMAC-SHA256 of the raw body.
+    fn intuit_sig(verifier: &str, body: &[u8]) -> http::HeaderValue {
+        B64.encode(mac256(verifier.as_bytes(), body)).parse().unwrap()
+    }
+
+    #[test]
+    fn intuit_signature_over_the_raw_body() {
+        let s = spec(serde_json::json!({ "intuit": { "secret": "{{ $config.s }}" } })).unwrap();
+        assert_eq!(s.scheme(), "intuit");
+        assert_eq!(s.describe(), serde_json::json!({ "scheme": "intuit", "secrets": 1 }));
+        // Both shapes Intuit sends: the legacy object and the CloudEvents list.
+        let legacy = br#"{"eventNotifications":[{"realmId":"9130","dataChangeEvent":{"entities":[{"name":"Customer","id":"1","operation":"Create","lastUpdated":"2025-01-01T00:00:00.000Z"}]}}]}"#;
+        let cloudevents = br#"[{"specversion":"1.0","id":"e1","source":"intuit.abc","type":"qbo.customer.created.v1","time":"2025-01-01T00:00:00Z","intuitentityid":"1","intuitaccountid":"9130","data":{}}]"#;
+        for body in [&legacy[..], &cloudevents[..]] {
+            let mut h = HeaderMap::new();
+            assert_eq!(s.check(&h, body, 0), Err(Refused::MissingHeader("intuit-signature".into())));
+            h.insert("intuit-signature", intuit_sig("from-config", body));
+            assert_eq!(s.check(&h, body, 0), Ok(()));
+            // One byte changed.
+            let mut altered = body.to_vec();
+            altered[body.len() / 2] ^= 1;
+            assert_eq!(s.check(&h, &altered, 0), Err(Refused::NoMatch));
+            // Another app's verifier token.
+            h.insert("intuit-signature", intuit_sig("another-token", body));
+            assert_eq!(s.check(&h, body, 0), Err(Refused::NoMatch));
+            // A hex digest (as GitHub writes it) is not Intuit's base64.
+            h.insert("intuit-signature", hex::encode(mac256(b"from-config", body)).parse().unwrap());
+            assert_eq!(s.check(&h, body, 0), Err(Refused::NoMatch));
+            h.insert("intuit-signature", "%%%".parse().unwrap());
+            assert_eq!(s.check(&h, body, 0), Err(Refused::Malformed("intuit-signature".into())));
+        }
+        // A vector computed independently (Python's hmac module); the padding is optional.
+        let vector = spec(serde_json::json!({ "intuit": { "secret": "verifier-token" } })).unwrap();
+        for sig in ["PoTD6NkQ7ZMymzly6D5JRrVrHxAE3mCtl20M12uy6iM=", "PoTD6NkQ7ZMymzly6D5JRrVrHxAE3mCtl20M12uy6iM"] {
+            let mut h = HeaderMap::new();
+            h.insert("intuit-signature", sig.parse().unwrap());
+            assert_eq!(vector.check(&h, br#"{"eventNotifications":[]}"#, 0), Ok(()), "{sig}");
+            assert_eq!(vector.check(&h, br#"{"eventNotifications": []}"#, 0), Err(Refused::NoMatch), "{sig}");
+        }
+        // No timestamp is signed or needed: the time does not matter.
+        let mut h = HeaderMap::new();
+        h.insert("intuit-signature", intuit_sig("from-config", legacy));
+        assert_eq!(s.check(&h, legacy, i64::MAX), Ok(()));
+    }
+
+    #[test]
+    fn intuit_rotated_tokens_accept_either() {
+        let s = spec(serde_json::json!({ "intuit": { "secrets": ["old-verifier", "{{ $config.s }}"] } })).unwrap();
+        assert_eq!(s.describe()["secrets"], 2);
+        let body = br#"{"eventNotifications":[]}"#;
+        for token in ["old-verifier", "from-config"] {
+            let mut h = HeaderMap::new();
+            h.insert("intuit-signature", intuit_sig(token, body));
+            assert_eq!(s.check(&h, body, 0), Ok(()), "{token}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("intuit-signature", intuit_sig("retired-verifier", body));
+        assert_eq!(s.check(&h, body, 0), Err(Refused::NoMatch));
+    }
+
+    #[test]
+    fn intuit_secret_from_config_must_not_be_empty() {
+        let verify: WebhookVerify =
+            serde_json::from_value(serde_json::json!({ "intuit": { "secret": "{{ $config.qbVerifier }}" } })).unwrap();
+        let mut diags = Diags::new(Default::default());
+        let config = serde_json::json!({ "qbVerifier": "" });
+        compile(Some(&verify), &config, false, &Path::root().key("verify"), &mut diags);
+        let e: Vec<String> = diags.into_vec().into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("verify.intuit.secret: "), "{e:?}");
     }
 
     #[test]
