@@ -57,6 +57,9 @@ enum Command {
     /// List, inspect, retry, replay or cancel executions on a server.
     #[command(subcommand)]
     Executions(cmd::executions::Command),
+    /// An integration's connections: status, authorize (prints the provider URL), test.
+    #[command(subcommand)]
+    Connections(cmd::connections::Command),
     /// Create, list or revoke API tokens on a server.
     #[command(subcommand)]
     Tokens(cmd::tokens::Command),
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
             Command::Tenants(c) => cmd::tenants::run(c).await,
             Command::Flows(c) => cmd::flows::run(c).await,
             Command::Executions(c) => cmd::executions::run(c).await,
+            Command::Connections(c) => cmd::connections::run(c).await,
             Command::Tokens(c) => cmd::tokens::run(c).await,
             Command::Keys(c) => cmd::keys::run(c).await,
             Command::Deliveries(c) => cmd::outbound::deliveries(c).await,

@@ -115,3 +115,57 @@ async fn a_kill_between_a_token_answer_and_its_commit_does_not_brick_the_connect
         .unwrap();
     assert_eq!(r["status"], "succeeded", "{r}");
 }
+
+/// `flowgate connections …` against a server: list, authorize (prints the URL), test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_commands_list_authorize_and_test() {
+    flowgate_steps::util::install_tls();
+    let oauth =
+        flowgate_fakes::OAuthServer::start(flowgate_fakes::OAuthConfig::default().with_client("app", "app-secret"))
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let _node = Node(serve(dir.path(), port, TOKEN).spawn().expect("start flowgate"));
+    wait_ready(&client, &base).await;
+    let doc = format!(
+        "integration: cli\nconnections:\n  books:\n    oauth2: {{ grant: authorization_code, authUrl: \"{a}\", tokenUrl: \"{t}\", clientId: app, clientSecret: app-secret }}\n  svc:\n    oauth2: {{ grant: client_credentials, tokenUrl: \"{t}\", clientId: app, clientSecret: app-secret }}\nflows:\n  - flow: f\n    trigger: {{ manual: {{}} }}\n    steps: [ {{ id: t, transform: '.' }} ]\n",
+        a = oauth.authorize_url(),
+        t = oauth.token_url()
+    );
+    let r = client
+        .put(format!("{base}/v1/integrations/cli"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(args)
+            .env("FLOWGATE_URL", &base)
+            .env("FLOWGATE_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = cli(&["connections", "list", "cli"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("books") && text.contains("not authorized yet") && text.contains("svc"), "{text}");
+    let (ok, text) = cli(&["connections", "authorize", "cli", "books"]);
+    assert!(ok, "{text}");
+    let url = text.lines().find(|l| l.starts_with("http")).expect("a URL line").to_owned();
+    assert!(url.starts_with(&oauth.authorize_url()) && url.contains("code_challenge="), "{url}");
+    let (ok, text) = cli(&["connections", "test", "cli", "svc"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("svc") && text.contains("active"), "{text}");
+    let (ok, text) = cli(&["connections", "authorize", "cli", "svc"]);
+    assert!(!ok, "a client-credentials connection has nothing to authorize: {text}");
+    assert!(text.contains("client-credentials"), "{text}");
+}

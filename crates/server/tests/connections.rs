@@ -383,3 +383,69 @@ async fn two_nodes_refresh_a_connection_once() {
     }
     assert_eq!(issued.load(Ordering::SeqCst), 1, "one token request across both nodes");
 }
+
+backends!(the_example_syncs_a_dynamics_account_to_a_quickbooks_customer);
+async fn the_example_syncs_a_dynamics_account_to_a_quickbooks_customer() {
+    use flowgate_fakes::{DynamicsServer, OAuthConfig, OAuthServer, QuickBooksServer};
+    let realm = "9130355000000001";
+    let oauth = OAuthServer::start(
+        OAuthConfig::default()
+            .with_client("d365-app", "d365-secret")
+            .with_client("qb-app", "qb-secret")
+            .with_realm_id(realm),
+    )
+    .await;
+    let d365 = DynamicsServer::start(&oauth).await;
+    let qb = QuickBooksServer::start(&oauth).await;
+    let account = d365.insert(
+        "accounts",
+        json!({ "name": "O'Brien Ltd", "emailaddress1": "ap@obrien.example", "telephone1": "+353 1 555 0100" }),
+    );
+    let s = TestServer::start().await;
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/d365-to-quickbooks/integration.yaml"
+    ))
+    .expect("the example");
+    s.apply(&doc).await;
+    let (status, _, v) =
+        send(s.api(reqwest::Method::PUT, "/v1/integrations/d365-to-quickbooks/deployment").json(&json!({
+            "config": {
+                "d365Url": d365.url(), "aadTenant": "contoso", "d365Client": "d365-app", "d365Secret": "d365-secret",
+                "d365TokenUrl": oauth.token_url(),
+                "qbClient": "qb-app", "qbSecret": "qb-secret",
+                "qbBaseUrl": qb.url(), "qbAuthUrl": oauth.authorize_url(), "qbTokenUrl": oauth.token_url(),
+                "hookToken": "hook-token-1"
+            }
+        })))
+        .await;
+    assert!(status == 200 || status == 201, "{v}");
+    let (status, page, _) = authorize(&s, "d365-to-quickbooks", "books").await;
+    assert_eq!(status, 200, "{page}");
+    let books = s.get_json("/v1/integrations/d365-to-quickbooks/connections/books").await;
+    assert_eq!(books["extras"]["realmId"], realm, "{books}");
+
+    // Dataverse calls the webhook: the account becomes a customer.
+    let call =
+        |id: String| s.post_hook("d365/accounts").bearer_auth("hook-token-1").json(&json!({ "accountid": id })).send();
+    let r = call(account.clone()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["executionId"].as_str().unwrap().to_owned();
+    let ex = s.wait_for(&id, "succeeded").await;
+    let customers = qb.all(realm, "Customer");
+    assert_eq!(customers.len(), 1, "{ex}");
+    assert_eq!(customers[0]["DisplayName"], "O'Brien Ltd");
+    assert_eq!(customers[0]["PrimaryEmailAddr"]["Address"], "ap@obrien.example");
+
+    // The account changes: the same customer is updated, not duplicated.
+    let mut changed = d365.get("accounts", &account).unwrap();
+    changed["emailaddress1"] = json!("billing@obrien.example");
+    d365.insert("accounts", changed);
+    let r = call(account.clone()).await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["executionId"].as_str().unwrap().to_owned();
+    s.wait_for(&id, "succeeded").await;
+    let customers = qb.all(realm, "Customer");
+    assert_eq!(customers.len(), 1);
+    assert_eq!(customers[0]["PrimaryEmailAddr"]["Address"], "billing@obrien.example");
+    assert_eq!(qb.creations(), 1);
+}

@@ -1,6 +1,7 @@
 //! One file per subcommand, each with `Args` and `run`.
 
 pub mod apply;
+pub mod connections;
 pub mod deployment;
 pub mod executions;
 pub mod flows;

@@ -97,12 +97,21 @@ pub fn compile(
     let mut out = HashMap::with_capacity(connections.len());
     for (name, connection) in connections {
         let at = Path::root().key("connections").key(name.clone()).key(connection.kind());
-        let mut text = |written: &str, field: &str| -> Option<String> {
-            resolve_config_text(written, config, values_missing, "value", &at.key(field), diags)
+        // A required setting: empty is a problem (once every config value is set). An optional
+        // override (`tokenUrl`, `baseUrl`, …) left empty by its config value means the default.
+        // A URL must be http(s) once resolved.
+        let mut resolve = |written: &str, field: &str, optional: bool, is_url: bool| -> Option<String> {
+            let v = resolve_config_text(written, config, values_missing || optional, "value", &at.key(field), diags)?;
+            if is_url && !(v.starts_with("http://") || v.starts_with("https://")) {
+                diags.error(&at.key(field), format!("`{field}` is not an http:// or https:// URL once resolved"));
+                return None;
+            }
+            Some(v)
         };
+
         let spec = match connection {
             Connection::ApiKey(k) => {
-                let Some(value) = text(&k.value, "value") else { continue };
+                let Some(value) = resolve(&k.value, "value", false, false) else { continue };
                 let mut c = Credentials::default();
                 match (&k.header, &k.query) {
                     (Some(h), _) => {
@@ -121,7 +130,8 @@ pub fn compile(
                 ConnectionSpec::Fixed(c)
             }
             Connection::Basic(b) => {
-                let (Some(user), Some(password)) = (text(&b.username, "username"), text(&b.password, "password"))
+                let (Some(user), Some(password)) =
+                    (resolve(&b.username, "username", false, false), resolve(&b.password, "password", false, false))
                 else {
                     continue;
                 };
@@ -130,15 +140,19 @@ pub fn compile(
                 ConnectionSpec::Fixed(authorization(&format!("Basic {encoded}")))
             }
             Connection::Bearer(b) => {
-                let Some(token) = text(&b.token, "token") else { continue };
+                let Some(token) = resolve(&b.token, "token", false, false) else { continue };
                 ConnectionSpec::Fixed(authorization(&format!("Bearer {token}")))
             }
             Connection::Oauth2(o) => {
-                let token_url = text(&o.token_url, "tokenUrl");
-                let auth_url = o.auth_url.as_deref().and_then(|u| text(u, "authUrl"));
-                let client_id = text(&o.client_id, "clientId");
-                let client_secret = o.client_secret.as_deref().and_then(|s| text(s, "clientSecret"));
-                let params = o.params.iter().filter_map(|(k, v)| Some((k.clone(), text(v, "params")?))).collect();
+                let token_url = resolve(&o.token_url, "tokenUrl", false, true);
+                let auth_url = o.auth_url.as_deref().and_then(|u| resolve(u, "authUrl", false, true));
+                let client_id = resolve(&o.client_id, "clientId", false, false);
+                let client_secret = o.client_secret.as_deref().and_then(|s| resolve(s, "clientSecret", false, false));
+                let params = o
+                    .params
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), resolve(v, "params", false, false)?)))
+                    .collect();
                 let (Some(token_url), Some(client_id)) = (token_url, client_id) else { continue };
                 ConnectionSpec::OAuth(OAuthSpec {
                     grant: o.grant,
@@ -154,13 +168,13 @@ pub fn compile(
                 })
             }
             Connection::Dynamics365(d) => {
-                let url = text(&d.url, "url");
-                let tenant = text(&d.tenant_id, "tenantId");
-                let client_id = text(&d.client_id, "clientId");
-                let client_secret = text(&d.client_secret, "clientSecret");
-                let token_url = d.token_url.as_deref().and_then(|u| text(u, "tokenUrl"));
+                let env_url = resolve(&d.url, "url", false, true);
+                let tenant = resolve(&d.tenant_id, "tenantId", false, false);
+                let client_id = resolve(&d.client_id, "clientId", false, false);
+                let client_secret = resolve(&d.client_secret, "clientSecret", false, false);
+                let token_url = d.token_url.as_deref().and_then(|u| resolve(u, "tokenUrl", true, true));
                 let (Some(url), Some(tenant), Some(client_id), Some(client_secret)) =
-                    (url, tenant, client_id, client_secret)
+                    (env_url, tenant, client_id, client_secret)
                 else {
                     continue;
                 };
@@ -180,10 +194,10 @@ pub fn compile(
                 })
             }
             Connection::Quickbooks(q) => {
-                let client_id = text(&q.client_id, "clientId");
-                let client_secret = text(&q.client_secret, "clientSecret");
+                let client_id = resolve(&q.client_id, "clientId", false, false);
+                let client_secret = resolve(&q.client_secret, "clientSecret", false, false);
                 let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else { continue };
-                let base = q.base_url.as_deref().and_then(|u| text(u, "baseUrl")).unwrap_or_else(|| {
+                let base = q.base_url.as_deref().and_then(|u| resolve(u, "baseUrl", true, true)).unwrap_or_else(|| {
                     match q.environment {
                         QuickBooksEnvironment::Production => QUICKBOOKS_PRODUCTION,
                         QuickBooksEnvironment::Sandbox => QUICKBOOKS_SANDBOX,
@@ -195,10 +209,13 @@ pub fn compile(
                     token_url: q
                         .token_url
                         .as_deref()
-                        .and_then(|u| text(u, "tokenUrl"))
+                        .and_then(|u| resolve(u, "tokenUrl", true, true))
                         .unwrap_or(INTUIT_TOKEN_URL.into()),
                     auth_url: Some(
-                        q.auth_url.as_deref().and_then(|u| text(u, "authUrl")).unwrap_or(INTUIT_AUTH_URL.into()),
+                        q.auth_url
+                            .as_deref()
+                            .and_then(|u| resolve(u, "authUrl", true, true))
+                            .unwrap_or(INTUIT_AUTH_URL.into()),
                     ),
                     client_id,
                     client_secret: Some(client_secret),
