@@ -81,7 +81,13 @@ async fn fifty_concurrent_executions_share_one_token_request() {
     let form = String::from_utf8_lossy(&token.body).into_owned();
     assert!(form.contains("grant_type=client_credentials"), "{form}");
     assert!(form.contains("scope=read+write"), "{form}");
-    // The token is nowhere in what the API shows of a run, nor the secret.
+    // The API echoes the token it was sent: the journal records a marker instead, and the
+    // secret is nowhere either.
+    let id = answers[0]["executionId"].as_str().expect("execution id");
+    let recorded = s.get_json(&format!("/v1/executions/{id}")).await.to_string();
+    assert!(recorded.contains("\"ok\":true"), "{recorded}");
+    assert!(!recorded.contains("tok-1") && !recorded.contains("app-s3cret"), "{recorded}");
+    assert!(recorded.contains("connection credential"), "the echoed token is a marker: {recorded}");
     let listed = s.get_json("/v1/executions?integration=conn&limit=5").await.to_string();
     assert!(!listed.contains("app-s3cret"));
 }

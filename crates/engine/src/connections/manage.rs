@@ -135,7 +135,14 @@ impl Engine {
         if !ci.definition.connections.contains_key(name) {
             return Err(ConnectionError::NotFound(format!("no connection `{name}` in `{slug}`")));
         }
-        let cx = super::ExecutionConnections { inner: &self.inner, tenant, integration: slug, specs: &ci.connections };
+        let handed = Default::default();
+        let cx = super::ExecutionConnections {
+            inner: &self.inner,
+            tenant,
+            integration: slug,
+            specs: &ci.connections,
+            handed: &handed,
+        };
         cx.credentials(name).await.map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
         let all = self.connections(tenant, slug).await?.unwrap_or_default();
         all.into_iter()

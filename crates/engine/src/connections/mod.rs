@@ -249,6 +249,26 @@ pub(crate) struct ExecutionConnections<'a> {
     pub(crate) tenant: &'a str,
     pub(crate) integration: &'a str,
     pub(crate) specs: &'a ConnectionSpecs,
+    /// Every credential value handed out (for the executor's redaction).
+    pub(crate) handed: &'a std::sync::Mutex<Vec<String>>,
+}
+
+impl ExecutionConnections<'_> {
+    fn hand(&self, c: Credentials) -> Credentials {
+        let mut handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
+        let values = c
+            .headers
+            .iter()
+            .filter_map(|(_, v)| v.to_str().ok())
+            .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Basic ")).unwrap_or(v))
+            .chain(c.query.iter().map(|(_, v)| v.as_str()));
+        for v in values {
+            if !handed.iter().any(|h| h == v) {
+                handed.push(v.to_owned());
+            }
+        }
+        c
+    }
 }
 
 #[async_trait]
@@ -258,14 +278,14 @@ impl Connections for ExecutionConnections<'_> {
             StepError::fatal("connection_unknown", format!("no connection `{name}` in this integration"))
         })?;
         match &**spec {
-            ConnectionSpec::Fixed(c) => Ok(c.clone()),
+            ConnectionSpec::Fixed(c) => Ok(self.hand(c.clone())),
             ConnectionSpec::OAuth(o) => {
                 let key = flowgate_store::ConnectionKey {
                     tenant: self.tenant,
                     integration: self.integration,
                     connection: name,
                 };
-                self.inner.tokens.credentials(self.inner, key, o).await
+                self.inner.tokens.credentials(self.inner, key, o).await.map(|c| self.hand(c))
             }
         }
     }

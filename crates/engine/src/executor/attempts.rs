@@ -51,6 +51,7 @@ impl Execution {
                         tenant: &self.flow.tenant,
                         integration: &self.flow.integration,
                         specs: &self.flow.connections,
+                        handed: &self.handed,
                     },
                 };
                 let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {

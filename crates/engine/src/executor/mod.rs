@@ -93,6 +93,9 @@ fn failed_step_of(error: &Option<Value>) -> Option<String> {
 const COMPLETED: [&str; 3] = ["succeeded", "skipped", "continued"];
 
 struct Execution {
+    /// Credentials its steps were given (tokens, keys): redacted from what is recorded, as
+    /// the flow's secrets are.
+    handed: std::sync::Mutex<Vec<String>>,
     inner: Arc<Inner>,
     id: String,
     flow: Arc<CompiledFlow>,
@@ -297,6 +300,7 @@ impl Execution {
         let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
         let call_root = job.trigger["call"]["root"].as_str().unwrap_or(&job.id).to_owned();
         Execution {
+            handed: Default::default(),
             depth,
             call_root,
             execution_var: json!({ "id": job.id, "attempt": job.round, "trigger": job.trigger_kind, "createdAt": crate::clock::rfc3339(job.created_at) }),
@@ -334,7 +338,19 @@ impl Execution {
 
     /// JSON text as it may be recorded: secret values replaced by markers.
     fn redact(&self, json: String) -> String {
-        match self.flow.redactor.redact_json_text(&json) {
+        let json = match self.flow.redactor.redact_json_text(&json) {
+            std::borrow::Cow::Borrowed(_) => json,
+            std::borrow::Cow::Owned(r) => r,
+        };
+        let handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
+        if handed.is_empty() {
+            return json;
+        }
+        // Tokens change; their markers are not put back on a resume (the step ran with a
+        // token that may be gone by then).
+        let tokens =
+            flowgate_secrets::Redactor::new(handed.iter().map(|v| ("connection credential".to_owned(), v.clone())));
+        match tokens.redact_json_text(&json) {
             std::borrow::Cow::Borrowed(_) => json,
             std::borrow::Cow::Owned(r) => r,
         }

@@ -116,6 +116,7 @@ async fn fetch(
         tenant: &flow.tenant,
         integration: &flow.integration,
         specs: &flow.connections,
+        handed: &Default::default(),
     };
     let mut items = Vec::new();
     let mut page = match &spec.paginate {
