@@ -191,6 +191,7 @@ connections:
     oauth2: {{ grant: authorization_code, authUrl: "{auth}", tokenUrl: "{token}", clientId: app, clientSecret: app-secret, scopes: [accounting] }}
 flows:
   - flow: call
+    notifyEmails: ops@acme.example
     trigger: {{ manual: {{}} }}
     steps:
       - {{ id: get, http: {{ connection: books, url: "{api}/api" }} }}
@@ -284,6 +285,12 @@ async fn an_authorization_code_connection_is_authorized_refreshed_and_revoked() 
     assert!(c.to_string().contains("connection_needs_reconnect"), "{c}");
     let st = s.get_json("/v1/integrations/authz/connections/books").await;
     assert_eq!(st["status"], "needs_reconnect", "{st}");
+    // The flow's notifyEmails are told to authorize it again.
+    let id = c["executionId"].as_str().expect("execution id");
+    let ex = s.execution(id).await;
+    let told = ex["deliveries"].as_array().into_iter().flatten().find(|d| d["kind"] == "notification");
+    let told = told.unwrap_or_else(|| panic!("a notification: {ex}"));
+    assert!(told.to_string().contains("needs to be authorized again"), "{told}");
     assert!(st["message"].as_str().unwrap_or("").contains("authorize the connection again"), "{st}");
     // Later runs fail at once without asking the provider.
     let before = provider.token_requests();
