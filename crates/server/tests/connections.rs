@@ -379,6 +379,25 @@ flows:
     assert_eq!(oauth.token_requests_for("client_credentials"), 1);
     let status = s.get_json("/v1/integrations/d365/connections/erp").await;
     assert_eq!((status["kind"].as_str(), status["status"].as_str()), (Some("dynamics365"), Some("active")), "{status}");
+    // Service protection limits: a 429 with Retry-After is waited out and retried.
+    d365.throttle_next(1, 1);
+    let b = s.run_flow("d365", "mirror", json!({})).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
+    let ex = s.execution(b["executionId"].as_str().unwrap()).await;
+    let attempts: Vec<(String, i64, String)> = ex["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| {
+            (
+                st["stepId"].as_str().unwrap().to_owned(),
+                st["attempt"].as_i64().unwrap(),
+                st["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(attempts[0], ("accounts".to_owned(), 1, "failed".to_owned()), "{attempts:?}");
+    assert_eq!(attempts[1], ("accounts".to_owned(), 2, "succeeded".to_owned()), "{attempts:?}");
 }
 
 backends!(two_nodes_refresh_a_connection_once);
@@ -461,4 +480,139 @@ async fn the_example_syncs_a_dynamics_account_to_a_quickbooks_customer() {
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0]["PrimaryEmailAddr"]["Address"], "billing@obrien.example");
     assert_eq!(qb.creations(), 1);
+}
+
+/// An integration with both connectors' operations in one flow, against the fakes.
+backends!(every_connector_operation_runs_through_the_engine);
+async fn every_connector_operation_runs_through_the_engine() {
+    use flowgate_fakes::{DynamicsServer, OAuthConfig, OAuthServer, QuickBooksServer};
+    let realm = "4620816365000000";
+    let oauth = OAuthServer::start(
+        OAuthConfig::default()
+            .with_client("d365-app", "d365-secret")
+            .with_client("qb-app", "qb-secret")
+            .with_realm_id(realm),
+    )
+    .await;
+    let d365 = DynamicsServer::start(&oauth).await;
+    let qb = QuickBooksServer::start(&oauth).await;
+    let s = TestServer::start().await;
+    s.apply(&format!(
+        r#"
+integration: ops
+connections:
+  erp:
+    dynamics365: {{ url: "{d}", tenantId: t, clientId: d365-app, clientSecret: d365-secret, tokenUrl: "{t}" }}
+  books:
+    quickbooks: {{ clientId: qb-app, clientSecret: qb-secret, baseUrl: "{q}", authUrl: "{a}", tokenUrl: "{t}" }}
+flows:
+  - flow: dynamics
+    connection: erp
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: created, dynamics: {{ op: create, entity: contacts, body: {{ lastname: Berg, emailaddress1: ann@x.example }} }} }}
+      - {{ id: got, dynamics: {{ op: get, entity: contacts, id: "{{{{ .contactid }}}}", select: [lastname] }} }}
+      - {{ id: updated, dynamics: {{ op: update, entity: contacts, id: "{{{{ $steps.created.contactid }}}}", body: {{ firstname: Ann }}, etag: '{{{{ .["@odata.etag"] }}}}' }} }}
+      - {{ id: upserted, dynamics: {{ op: upsert, entity: contacts, id: 00000000-0000-0000-0000-00000000beef, body: {{ lastname: Upserted }} }} }}
+      - {{ id: listed, dynamics: {{ op: list, entity: contacts, select: [lastname], orderby: "lastname asc", pageSize: 1 }} }}
+      - {{ id: deleted, dynamics: {{ op: delete, entity: contacts, id: "{{{{ $steps.created.contactid }}}}" }} }}
+  - flow: quickbooks
+    connection: books
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: item, quickbooks: {{ op: create, entity: Item, body: {{ Name: Widget, Type: Service }} }} }}
+      - {{ id: read, quickbooks: {{ op: read, entity: Item, id: "{{{{ .Id }}}}" }} }}
+      - {{ id: renamed, quickbooks: {{ op: update, entity: Item, id: "{{{{ .Id }}}}", body: {{ Name: Gadget }} }} }}
+      - {{ id: found, quickbooks: {{ op: query, query: "SELECT * FROM Item WHERE Name = 'Gadget'" }} }}
+      - {{ id: gone, quickbooks: {{ op: delete, entity: Item, id: "{{{{ $steps.item.Id }}}}" }} }}
+"#,
+        d = d365.url(),
+        q = qb.url(),
+        a = oauth.authorize_url(),
+        t = oauth.token_url()
+    ))
+    .await;
+    let a = s.run_flow("ops", "dynamics", json!({})).await;
+    assert_eq!(a["status"], "succeeded", "{a}");
+    let ex = s.execution(a["executionId"].as_str().unwrap()).await;
+    let out = |id: &str| {
+        ex["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["stepId"] == id)
+            .map(|st| st["output"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(out("got")["lastname"], "Berg");
+    assert_eq!(out("updated")["firstname"], "Ann");
+    assert_eq!(out("listed")["count"], 2, "two contacts, one per page: {}", out("listed"));
+    assert_eq!(out("listed")["pages"], 2);
+    assert_eq!(out("deleted")["deleted"], true);
+    assert_eq!(d365.all("contacts").len(), 1, "the upserted one is left");
+
+    let (status, page, _) = authorize(&s, "ops", "books").await;
+    assert_eq!(status, 200, "{page}");
+    let b = s.run_flow("ops", "quickbooks", json!({})).await;
+    assert_eq!(b["status"], "succeeded", "{b}");
+    let ex = s.execution(b["executionId"].as_str().unwrap()).await;
+    let out = |id: &str| {
+        ex["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["stepId"] == id)
+            .map(|st| st["output"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(out("read")["Name"], "Widget");
+    assert_eq!(out("renamed")["Name"], "Gadget");
+    assert_eq!(out("found")["count"], 1);
+    assert_eq!(out("gone")["status"], "Deleted", "{}", out("gone"));
+}
+
+/// QuickBooks' webhooks: signed with the verifier token; both payload shapes arrive as JSON.
+backends!(quickbooks_webhooks_are_verified_and_arrive_as_json);
+async fn quickbooks_webhooks_are_verified_and_arrive_as_json() {
+    use flowgate_fakes::quickbooks::{
+        EntityChange, WebhookOperation, cloudevents_notification, legacy_notification, sign_webhook,
+    };
+    let s = TestServer::start().await;
+    s.apply(
+        r#"
+integration: qbo-events
+config:
+  verifier: { type: secret, default: verifier-token-123 }
+flows:
+  - flow: events
+    trigger: { webhook: { path: qbo/events, verify: { intuit: { secret: "{{ $config.verifier }}" } } } }
+    steps:
+      - { id: ids, transform: '[ (.body.eventNotifications? // [] | .[].dataChangeEvent.entities[].id), (if (.body | type) == "array" then .body[].intuitentityid else empty end) ]' }
+"#,
+    )
+    .await;
+    let change = EntityChange::new("123", "Customer", "58", WebhookOperation::Create);
+    for body in
+        [legacy_notification(std::slice::from_ref(&change)), cloudevents_notification(std::slice::from_ref(&change))]
+    {
+        let raw = body.to_string();
+        let signed = send(
+            s.post_hook("qbo/events")
+                .header("content-type", "application/json")
+                .header("intuit-signature", sign_webhook("verifier-token-123", raw.as_bytes()))
+                .body(raw.clone()),
+        )
+        .await;
+        assert_eq!(signed.0, 202, "{}", signed.2);
+        let ex = s.wait_for(signed.2["executionId"].as_str().unwrap(), "succeeded").await;
+        assert_eq!(ex["output"], json!(["58"]), "{ex}");
+        let forged = send(
+            s.post_hook("qbo/events")
+                .header("content-type", "application/json")
+                .header("intuit-signature", sign_webhook("another-token", raw.as_bytes()))
+                .body(raw),
+        )
+        .await;
+        assert_eq!(forged.0, 401, "{}", forged.2);
+    }
 }
