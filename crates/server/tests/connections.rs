@@ -482,8 +482,8 @@ async fn the_example_syncs_a_dynamics_account_to_a_quickbooks_customer() {
     assert_eq!(qb.creations(), 1);
 }
 
-/// An integration with both connectors' operations in one flow, against the fakes.
 backends!(every_connector_operation_runs_through_the_engine);
+/// An integration with both connectors' operations in one flow, against the fakes.
 async fn every_connector_operation_runs_through_the_engine() {
     use flowgate_fakes::{DynamicsServer, OAuthConfig, OAuthServer, QuickBooksServer};
     let realm = "4620816365000000";
@@ -571,8 +571,8 @@ flows:
     assert_eq!(out("gone")["status"], "Deleted", "{}", out("gone"));
 }
 
-/// QuickBooks' webhooks: signed with the verifier token; both payload shapes arrive as JSON.
 backends!(quickbooks_webhooks_are_verified_and_arrive_as_json);
+/// QuickBooks' webhooks: signed with the verifier token; both payload shapes arrive as JSON.
 async fn quickbooks_webhooks_are_verified_and_arrive_as_json() {
     use flowgate_fakes::quickbooks::{
         EntityChange, WebhookOperation, cloudevents_notification, legacy_notification, sign_webhook,
