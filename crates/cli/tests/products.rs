@@ -184,6 +184,27 @@ async fn rotating_the_master_key_keeps_every_secret() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A connection's token, obtained and stored sealed.
+    let oauth =
+        flowgate_fakes::OAuthServer::start(flowgate_fakes::OAuthConfig::default().with_client("app", "app-secret"))
+            .await;
+    let conn_doc = format!(
+        "integration: tokens\nconnections:\n  svc:\n    oauth2: {{ grant: client_credentials, tokenUrl: \"{}\", clientId: app, clientSecret: app-secret }}\nflows:\n  - flow: f\n    trigger: {{ manual: {{}} }}\n    steps: [ {{ id: t, transform: '.' }} ]\n",
+        oauth.token_url()
+    );
+    let r = client
+        .put(format!("{base}/v1/integrations/tokens"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(conn_doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let test_connection =
+        || client.post(format!("{base}/v1/integrations/tokens/connections/svc/test")).bearer_auth(TOKEN).send();
+    assert_eq!(test_connection().await.unwrap().status(), 200);
+    assert_eq!(oauth.token_requests(), 1);
     let old_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
 
     // Refused while the server runs (it holds the data directory).
@@ -192,7 +213,9 @@ async fn rotating_the_master_key_keeps_every_secret() {
     drop(node);
     let rotated = flowgate(&["keys", "rotate-master", "--data-dir", dir.path().to_str().unwrap()]);
     assert!(rotated.status.success(), "{}", text(&rotated));
-    assert!(text(&rotated).contains("Re-sealed 4 stored secret sets"), "{}", text(&rotated));
+    // 4 before, and the tokens integration: its deployment, its version (the literal client
+    // secret) and its connection's token.
+    assert!(text(&rotated).contains("Re-sealed 7 stored secret sets"), "{}", text(&rotated));
     let new_key = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
     assert_ne!(new_key, old_key);
     assert_eq!(std::fs::read_to_string(dir.path().join("master.key.old")).unwrap(), old_key);
@@ -210,6 +233,10 @@ async fn rotating_the_master_key_keeps_every_secret() {
     for (_, auth, _) in seen.seen.lock().unwrap().iter().filter(|(p, _, _)| p == "/push") {
         assert_eq!(auth, &format!("Bearer {VAULT_TOKEN}"), "the secret opens after the rotation");
     }
+    // The stored token opens with the new key: no new token request.
+    let r = test_connection().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(oauth.token_requests(), 1, "the stored token was used");
     let get = |path: &str| client.get(format!("{base}{path}")).bearer_auth(TOKEN).send();
     let sources: serde_json::Value = get("/v1/log-sources").await.unwrap().json().await.unwrap();
     assert_eq!(sources["items"][0]["config"]["http"]["headers"]["Authorization"], "«redacted»", "{sources}");

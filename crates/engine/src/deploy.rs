@@ -222,6 +222,10 @@ pub fn reseal_item(sealer: &Sealer, item: flowgate_store::Sealed<'_>) -> Result<
         "logSource" => sealer
             .reseal(item.text, crate::logs::aad(item.tenant, item.integration).as_bytes())
             .map_err(|e| format!("log source {}: {e}", item.integration)),
+        // `integration` is `<integration>/connections/<name>[/pkce]` here (tokens::aad).
+        "connection" => sealer
+            .reseal(item.text, format!("{}/{}", item.tenant, item.integration).as_bytes())
+            .map_err(|e| format!("connection {}: {e}", item.integration)),
         "smtp" => sealer
             .reseal(item.text, crate::deliveries::email::smtp_aad(item.tenant).as_bytes())
             .map_err(|e| format!("SMTP settings of {}: {e}", item.tenant)),

@@ -172,6 +172,49 @@ macro_rules! methods {
                     sqlx::query("UPDATE settings SET value = $1 WHERE key = $2").bind(new).bind(&key).execute(&mut *tx).await?;
                     n += 1;
                 }
+                // Connections' tokens and the PKCE verifiers of authorizations in flight; each
+                // is bound to `<tenant>/<integration>/connections/<name>[/pkce]`.
+                let tokens: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT tenant_id, integration, connection, access_token, refresh_token FROM connection_tokens \
+                     WHERE access_token IS NOT NULL OR refresh_token IS NOT NULL",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for (tenant, integration, connection, access, refresh) in tokens {
+                    let bound = format!("{integration}/connections/{connection}");
+                    let again = |text: Option<String>| -> Result<Option<String>> {
+                        text.map(|text| {
+                            reseal(Sealed { kind: "connection", tenant: &tenant, integration: &bound, text: &text })
+                                .map_err(Error::Config)
+                        })
+                        .transpose()
+                    };
+                    let (access, refresh) = (again(access)?, again(refresh)?);
+                    sqlx::query(
+                        "UPDATE connection_tokens SET access_token = $1, refresh_token = $2 WHERE tenant_id = $3 \
+                         AND integration = $4 AND connection = $5",
+                    )
+                    .bind(access)
+                    .bind(refresh)
+                    .bind(&tenant)
+                    .bind(&integration)
+                    .bind(&connection)
+                    .execute(&mut *tx)
+                    .await?;
+                    n += 1;
+                }
+                let states: Vec<(String, String, String, String, String)> = sqlx::query_as(
+                    "SELECT state_hash, tenant_id, integration, connection, verifier FROM oauth_states WHERE verifier IS NOT NULL",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for (hash, tenant, integration, connection, text) in states {
+                    let bound = format!("{integration}/connections/{connection}/pkce");
+                    let new = reseal(Sealed { kind: "connection", tenant: &tenant, integration: &bound, text: &text })
+                        .map_err(Error::Config)?;
+                    sqlx::query("UPDATE oauth_states SET verifier = $1 WHERE state_hash = $2").bind(new).bind(&hash).execute(&mut *tx).await?;
+                    n += 1;
+                }
                 tx.commit().await?;
                 Ok(n)
             }

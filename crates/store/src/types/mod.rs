@@ -161,12 +161,13 @@ pub struct NewVersion {
 #[derive(Debug, Clone, Copy)]
 pub struct Sealed<'a> {
     /// `deployment` (a config object), `version` (a version's literal credentials),
-    /// `delivery` (an outbound request), `logSource` (a log source's config) or `smtp` (a
-    /// tenant's SMTP settings).
+    /// `delivery` (an outbound request), `logSource` (a log source's config), `smtp` (a
+    /// tenant's SMTP settings) or `connection` (a connection's token or PKCE verifier).
     pub kind: &'static str,
     /// Owner.
     pub tenant: &'a str,
-    /// Integration slug; a delivery's id; a log source's name.
+    /// Integration slug; a delivery's id; a log source's name; for a connection what its
+    /// value is bound to after the tenant (`<integration>/connections/<name>[/pkce]`).
     pub integration: &'a str,
     /// The text.
     pub text: &'a str,
