@@ -456,6 +456,31 @@ async fn the_example_syncs_a_dynamics_account_to_a_quickbooks_customer() {
     assert_eq!(status, 200, "{page}");
     let books = s.get_json("/v1/integrations/d365-to-quickbooks/connections/books").await;
     assert_eq!(books["extras"]["realmId"], realm, "{books}");
+    // A test calls each API with the connection's credentials (WhoAmI, CompanyInfo).
+    for name in ["erp", "books"] {
+        let before = (d365.requests(), qb.requests());
+        let (status, _, t) =
+            send(s.api(reqwest::Method::POST, &format!("/v1/integrations/d365-to-quickbooks/connections/{name}/test")))
+                .await;
+        assert_eq!(status, 200, "{t}");
+        assert_eq!(t["connection"]["status"], "active", "{t}");
+        assert_ne!((d365.requests(), qb.requests()), before, "{name}'s API was called");
+    }
+    // Credentials the API refuses: a clear failure, not a silent success.
+    oauth.expire_access_tokens();
+    oauth.revoke_all_refresh_tokens();
+    let (status, _, t) =
+        send(s.api(reqwest::Method::POST, "/v1/integrations/d365-to-quickbooks/connections/books/test")).await;
+    assert_eq!(status, 502, "{t}");
+    assert_eq!(
+        (t["error"]["code"].as_str(), t["error"]["details"]["code"].as_str()),
+        (Some("connection_failed"), Some("connection_needs_reconnect")),
+        "{t}"
+    );
+    let books = s.get_json("/v1/integrations/d365-to-quickbooks/connections/books").await;
+    assert_eq!(books["status"], "needs_reconnect", "{books}");
+    let (status, page, _) = authorize(&s, "d365-to-quickbooks", "books").await;
+    assert_eq!(status, 200, "{page}");
 
     // Dataverse calls the webhook: the account becomes a customer.
     let call =

@@ -143,7 +143,21 @@ impl Engine {
             specs: &ci.connections,
             handed: &handed,
         };
-        cx.credentials(name).await.map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
+        let credentials =
+            cx.credentials(name).await.map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
+        let kind = ci.definition.connections.get(name).map_or("", |c| c.kind());
+        match self.probe(kind, &credentials).await {
+            // Refused: as a step would, ask for new credentials once and try again.
+            Err(ConnectionError::Failed { code, .. }) if code == "connection_unauthorized" => {
+                cx.refused(name, credentials.version).await;
+                let fresh = cx
+                    .credentials(name)
+                    .await
+                    .map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
+                self.probe(kind, &fresh).await?;
+            }
+            other => other?,
+        }
         let all = self.connections(tenant, slug).await?.unwrap_or_default();
         all.into_iter()
             .find(|c| c.name == name)
@@ -302,6 +316,56 @@ impl Engine {
         })?;
         self.inner.tokens.forget(key);
         Ok((row.tenant_id.clone(), row.integration.clone(), row.connection.clone()))
+    }
+
+    /// For a connector's connection, one harmless call to its API with the credentials
+    /// (Dataverse's `WhoAmI`, QuickBooks' `CompanyInfo`): the credentials are not only
+    /// obtained but accepted.
+    async fn probe(
+        &self,
+        kind: &str,
+        credentials: &flowgate_steps::connection::Credentials,
+    ) -> Result<(), ConnectionError> {
+        let base = credentials.extras["baseUrl"].as_str().unwrap_or("").trim_end_matches('/');
+        let (url, headers): (String, &[(&str, &str)]) = match kind {
+            "dynamics365" => (
+                format!("{base}{}/WhoAmI", flowgate_steps::dynamics::API_PATH),
+                &[("OData-MaxVersion", "4.0"), ("OData-Version", "4.0"), ("Accept", "application/json")],
+            ),
+            "quickbooks" => {
+                let realm = credentials.extras["realmId"].as_str().ok_or_else(|| ConnectionError::Failed {
+                    code: "quickbooks_no_company".into(),
+                    message: "the connection has no company (realmId): authorize it again".into(),
+                })?;
+                (
+                    format!("{base}/v3/company/{realm}/query?query=SELECT%20*%20FROM%20CompanyInfo&minorversion=75"),
+                    &[("Accept", "application/json")],
+                )
+            }
+            _ => return Ok(()),
+        };
+        let failed = |message: String| ConnectionError::Failed { code: "connection_test".into(), message };
+        let url = reqwest::Url::parse(&url).map_err(|e| failed(format!("invalid API URL: {e}")))?;
+        self.inner.settings.outbound.check_url(&url).map_err(|m| failed(format!("the API's URL is refused: {m}")))?;
+        let mut req = self.inner.http.get(url).timeout(std::time::Duration::from_secs(15));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp =
+            credentials.apply(req).send().await.map_err(|e| failed(format!("the API cannot be reached: {e}")))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ConnectionError::Failed {
+                code: "connection_unauthorized".into(),
+                message: "the API refused the credentials (401)".into(),
+            });
+        }
+        if !status.is_success() || body.contains("\"Fault\"") {
+            let excerpt: String = body.chars().take(300).collect();
+            return Err(failed(format!("the API refused the credentials: {status} {excerpt}")));
+        }
+        Ok(())
     }
 
     fn redirect_url(&self) -> Result<RedirectUrl, ConnectionError> {

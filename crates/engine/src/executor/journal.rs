@@ -90,10 +90,10 @@ impl Execution {
 
     pub(super) fn add_logs(&mut self, step_id: &str, logs: Vec<LogEntry>, at: i64) {
         for l in logs {
-            let message = match self.flow.redactor.redact_text(&l.message) {
+            let message = self.redact_text(match self.flow.redactor.redact_text(&l.message) {
                 std::borrow::Cow::Borrowed(_) => l.message,
                 std::borrow::Cow::Owned(m) => m,
-            };
+            });
             self.inner.emit(crate::logs::Emit {
                 flow: &self.flow,
                 execution: &self.id,

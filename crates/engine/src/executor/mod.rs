@@ -342,18 +342,33 @@ impl Execution {
             std::borrow::Cow::Borrowed(_) => json,
             std::borrow::Cow::Owned(r) => r,
         };
+        match self.handed_redactor() {
+            Some(tokens) => match tokens.redact_json_text(&json) {
+                std::borrow::Cow::Borrowed(_) => json,
+                std::borrow::Cow::Owned(r) => r,
+            },
+            None => json,
+        }
+    }
+
+    /// Text (a log line) without the credentials handed to steps.
+    fn redact_text(&self, text: String) -> String {
+        match self.handed_redactor() {
+            Some(tokens) => match tokens.redact_text(&text) {
+                std::borrow::Cow::Borrowed(_) => text,
+                std::borrow::Cow::Owned(r) => r,
+            },
+            None => text,
+        }
+    }
+
+    /// The credentials handed to this execution's steps as a redactor. Tokens change; their
+    /// markers are not put back on a resume (the step ran with a token that may be gone).
+    fn handed_redactor(&self) -> Option<flowgate_secrets::Redactor> {
         let handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
-        if handed.is_empty() {
-            return json;
-        }
-        // Tokens change; their markers are not put back on a resume (the step ran with a
-        // token that may be gone by then).
-        let tokens =
-            flowgate_secrets::Redactor::new(handed.iter().map(|v| ("connection credential".to_owned(), v.clone())));
-        match tokens.redact_json_text(&json) {
-            std::borrow::Cow::Borrowed(_) => json,
-            std::borrow::Cow::Owned(r) => r,
-        }
+        (!handed.is_empty()).then(|| {
+            flowgate_secrets::Redactor::new(handed.iter().map(|v| ("connection credential".to_owned(), v.clone())))
+        })
     }
 
     /// When the flow's timeout ends this execution (epoch ms), if it has one.
