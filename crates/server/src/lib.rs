@@ -119,6 +119,9 @@ pub struct Settings {
     pub max_email_bytes: usize,
     /// Longest the scheduler sleeps between looks at the clock.
     pub trigger_tick: Duration,
+    /// How often the claim loop looks for due work (parked executions, expired leases) when
+    /// nothing woke it; tests on a manual clock shorten it. Default 5 s.
+    pub poll_interval: Duration,
     /// The clock (tests inject a manual one); default the system clock.
     pub clock: Option<Arc<dyn flowgate_engine::Clock>>,
     /// The master key sealing secrets at rest (`FLOWGATE_MASTER_KEY`); default: the key file
@@ -190,6 +193,7 @@ impl Default for Settings {
             smtp_domain: None,
             max_email_bytes: 25 * 1024 * 1024,
             trigger_tick: Duration::from_secs(1),
+            poll_interval: Duration::from_secs(5),
             clock: None,
             master_key: None,
             admin_token: None,
@@ -413,6 +417,7 @@ impl Server {
                     std::path::absolute(&dir).unwrap_or(dir)
                 }),
                 trigger_tick: settings.trigger_tick,
+                poll_interval: settings.poll_interval,
                 ..EngineSettings::default()
             },
             settings.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),

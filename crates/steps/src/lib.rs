@@ -19,6 +19,7 @@
 pub mod call;
 pub mod connection;
 mod connector;
+pub mod delay;
 pub mod dynamics;
 pub mod email;
 pub mod filter;
@@ -139,6 +140,7 @@ kinds! {
     Webhook("webhook"): webhook::OutboundWebhookStep, "POSTs JSON to an endpoint, durably, retried on a schedule.";
     Email("email"): email::EmailConfig, "Sends an e-mail, durably, retried.";
     Dynamics("dynamics"): dynamics::DynamicsConfig, "Reads and writes Dynamics 365 (Dataverse Web API) records through a connection.";
+    Delay("delay"): delay::DelayConfig, "Waits durably: for a duration or until a time, holding no worker.";
     Quickbooks("quickbooks"): quickbooks::QuickBooksConfig, "Reads and writes QuickBooks Online records through a connection.";
 }
 
@@ -245,6 +247,8 @@ pub enum Outcome<'s> {
     Branch(Option<&'s [CompiledStep]>),
     /// A message to deliver durably; the output says where it stands.
     Send(Outbound),
+    /// Go on later: the engine resumes the execution at that time (a durable timer).
+    Delay(delay::Delay),
 }
 
 /// A message a step sends through the engine's durable deliveries (committed with the

@@ -125,6 +125,8 @@ pub(crate) enum Ran {
     Branch(Option<Vec<String>>),
     /// [`Outcome::Send`].
     Send(Sent),
+    /// [`Outcome::Delay`].
+    Delay(crate::delay::Delay),
 }
 
 /// What a step sends, as the engine receives it.
@@ -138,6 +140,7 @@ impl From<Outcome<'_>> for Ran {
             Outcome::Filtered => Ran::Filtered,
             Outcome::Branch(steps) => Ran::Branch(steps.map(|s| s.iter().map(|c| c.id.clone()).collect())),
             Outcome::Send(o) => Ran::Send(o),
+            Outcome::Delay(d) => Ran::Delay(d),
         }
     }
 }

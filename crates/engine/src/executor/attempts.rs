@@ -176,6 +176,32 @@ impl Execution {
                 Ok(out)
             }
             Outcome::Send(message) => self.send(step, attempt, message, input, started).await,
+            Outcome::Delay(delay) => {
+                let now = self.inner.clock.now_ms();
+                // Fixed by the first attempt: a resume finds the time in the journal.
+                let until = match self.waiting.get(&step.id) {
+                    Some(t) => *t,
+                    None => match delay {
+                        flowgate_steps::delay::Delay::For(d) => now.saturating_add(d.as_millis() as i64),
+                        flowgate_steps::delay::Delay::Until(t) => t,
+                    },
+                };
+                if until > now {
+                    let left = std::time::Duration::from_millis((until - now) as u64);
+                    if left <= self.inner.settings.inline_backoff_max {
+                        tokio::time::sleep(left).await;
+                    } else {
+                        // Parked without a worker; whichever node is up at `until` resumes it.
+                        let waiting = serde_json::json!({ "until": crate::clock::rfc3339(until), "untilMs": until });
+                        self.record(step, attempt, "waiting", &input, Some(&waiting), None, started);
+                        self.waiting.insert(step.id.clone(), until);
+                        return Err(Flow::Parked { run_after: self.deadline().map_or(until, |d| until.min(d)) });
+                    }
+                }
+                let out = serde_json::json!({ "until": crate::clock::rfc3339(until) });
+                self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
+                Ok(self.output(step, out))
+            }
         }
     }
 

@@ -28,6 +28,15 @@ impl Execution {
                     .unwrap_or(Value::Null);
                 self.completed.insert(r.step_id, out);
             } else if r.round == self.round {
+                if r.status == "waiting"
+                    && let Some(until) = r
+                        .output
+                        .as_deref()
+                        .and_then(|o| serde_json::from_str::<Value>(o).ok())
+                        .and_then(|o| o["untilMs"].as_i64())
+                {
+                    self.waiting.insert(r.step_id.clone(), until);
+                }
                 let n = self.attempts.entry(r.step_id).or_default();
                 *n = (*n).max(r.attempt as u32);
             }

@@ -93,6 +93,9 @@ fn failed_step_of(error: &Option<Value>) -> Option<String> {
 const COMPLETED: [&str; 3] = ["succeeded", "skipped", "continued"];
 
 struct Execution {
+    /// `delay` steps of this round parked until a time (from the journal on a resume): the
+    /// time is fixed by the first attempt.
+    waiting: HashMap<String, i64>,
     /// Credentials its steps were given (tokens, keys): redacted from what is recorded, as
     /// the flow's secrets are.
     handed: std::sync::Mutex<Vec<String>>,
@@ -300,6 +303,7 @@ impl Execution {
         let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
         let call_root = job.trigger["call"]["root"].as_str().unwrap_or(&job.id).to_owned();
         Execution {
+            waiting: HashMap::new(),
             handed: Default::default(),
             depth,
             call_root,
