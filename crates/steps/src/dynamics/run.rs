@@ -1,9 +1,6 @@
 //! A `dynamics` step's requests: the URL and OData headers per operation, paging, and
 //! Dataverse's errors as step errors.
 
-// Its errors are steps' errors (`StepError`), as everywhere a step runs.
-#![allow(clippy::result_large_err)]
-
 use super::{API_PATH, DynamicsOp};
 use crate::connector::{self, ApiAnswer, ApiRequest, text};
 use crate::{Outcome, Step, StepCx, StepError};

@@ -2,9 +2,6 @@
 //! request, query paging, `requestid`s, the per-company concurrency limit, and QuickBooks'
 //! faults as step errors.
 
-// StepError is the step's error type, returned once per attempt; boxing it buys nothing.
-#![allow(clippy::result_large_err)]
-
 use super::{DEFAULT_MINOR_VERSION, QuickBooksOp};
 use crate::connector::{self, ApiAnswer, ApiRequest, text};
 use crate::{Outcome, Step, StepCx, StepError};
