@@ -64,6 +64,7 @@ mod submit;
 pub mod testing;
 pub mod triggers;
 pub mod waiters;
+pub mod waits;
 
 #[cfg(test)]
 mod tests;

@@ -78,6 +78,9 @@ pub struct EngineSettings {
     /// Executions the `call` steps below one root execution may start at once, then as
     /// many an hour (see `call`).
     pub max_call_tree: u32,
+    /// Signs executions' resume URLs (`$execution.resumeUrl`, the `wait` step): the same on
+    /// every node of a cluster (the server gives its status key).
+    pub resume_key: std::sync::Arc<[u8]>,
 }
 
 impl Default for EngineSettings {
@@ -112,6 +115,7 @@ impl Default for EngineSettings {
             max_call_tree: call::MAX_TREE,
             memory_in_flight: 256 * 1024 * 1024,
             max_step_output: 16 * 1024 * 1024,
+            resume_key: std::sync::Arc::from(rand::random::<[u8; 32]>().as_slice()),
         }
     }
 }

@@ -454,6 +454,30 @@ pub async fn status(
     Ok(axum::Json(present::status(&row)).into_response())
 }
 
+/// `POST /resume/{id}?sig=…`: the call a `wait` step waits for (`$execution.resumeUrl`);
+/// the JSON body (or `null`) becomes the step's output. The signature is the credential.
+pub async fn resume(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StatusQuery>,
+    crate::ApiBody(body): crate::ApiBody,
+) -> ApiResult<Response> {
+    let expected = st.engine.resume_signature(&id);
+    if !q.sig.as_deref().is_some_and(|s| crate::auth::secret_eq(s.as_bytes(), expected.as_bytes())) {
+        return Err(ApiError::not_found("no such execution"));
+    }
+    let value: Value =
+        if body.iter().all(u8::is_ascii_whitespace) { Value::Null } else { crate::error::parse_json(&body)? };
+    match st.engine.resume(&id, &value).await? {
+        flowgate_engine::waits::Resumed::Resumed => {
+            Ok((StatusCode::ACCEPTED, axum::Json(json!({ "executionId": id, "resumed": true }))).into_response())
+        }
+        flowgate_engine::waits::Resumed::NotWaiting => {
+            Err(ApiError::conflict("the execution is not waiting for a call (never did, already called, or timed out)"))
+        }
+    }
+}
+
 /// Helper for tests and the API: the status URL of an execution.
 pub fn status_path(key: &[u8], id: &str) -> String {
     format!("/status/{id}?sig={}", status_signature(key, id))

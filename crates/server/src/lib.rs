@@ -380,6 +380,9 @@ impl Server {
             shared,
             EngineSettings {
                 public_url: public_url.clone(),
+                // One key for the cluster (a shared setting); `resume:` keeps its signatures
+                // apart from status URLs'.
+                resume_key: status_key.clone(),
                 max_concurrency: settings.max_concurrency,
                 tenant_share_pct: settings.tenant_share_pct,
                 flow_share_pct: settings.flow_share_pct,
@@ -660,6 +663,7 @@ pub fn app(state: AppState) -> Router {
             .route("/hooks/{tenant}/{*path}", any(hooks::hook))
             .route("/status/{id}", get(hooks::status))
             .route("/oauth/callback", get(api::connections::callback))
+            .route("/resume/{id}", axum::routing::post(hooks::resume))
             .nest("/v1", api::router());
     }
     router

@@ -206,6 +206,19 @@ pub fn spec() -> Value {
                     "503": { "description": "A page saying to try again", "content": { "text/html": { "schema": { "type": "string" } } } }
                 }
             } },
+            "/resume/{id}": { "post": {
+                "summary": "Resume an execution waiting in a `wait` step ($execution.resumeUrl, signed); the JSON body is the step's output", "tags": ["webhooks"], "security": [],
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "sig", "in": "query", "required": true, "schema": { "type": "string" } }],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {} } } },
+                "responses": {
+                    "202": { "description": "Resumed", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": { "$ref": "#/components/responses/Error" },
+                    "404": { "$ref": "#/components/responses/Error" },
+                    "409": { "$ref": "#/components/responses/Error" },
+                    "413": { "$ref": "#/components/responses/Error" },
+                    "503": { "$ref": "#/components/responses/Unavailable" }
+                }
+            } },
             "/status/{id}": { "get": {
                 "summary": "An execution's status for a webhook caller (signed capability URL)", "tags": ["webhooks"], "security": [],
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "sig", "in": "query", "required": true, "schema": { "type": "string" } }],

@@ -132,3 +132,82 @@ async fn a_delay_until_a_time_and_a_cancel_while_waiting() {
     let ex = s.wait_for(&id, "succeeded").await;
     assert_eq!(journal(&ex), vec![("nap".into(), "succeeded".into())]);
 }
+
+const APPROVALS: &str = r#"
+integration: approvals
+flows:
+  - flow: approve
+    trigger: { manual: {} }
+    steps:
+      - { id: link, transform: '{ url: $execution.resumeUrl, order: .body.order }' }
+      - { id: answer, wait: { timeout: 2h } }
+      - { id: decided, transform: '{ order: $steps.link.order, approved: .approved }' }
+"#;
+
+async fn run_approval(s: &TestServer, order: i64) -> (String, String) {
+    let (status, _, v) = send(
+        s.api(reqwest::Method::POST, "/v1/integrations/approvals/flows/approve/run")
+            .json(&json!({ "body": { "order": order } })),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["executionId"].as_str().unwrap().to_owned();
+    let url = eventually("the execution to wait", || async {
+        let ex = s.execution(&id).await;
+        (ex["status"] == "waiting").then(|| ex["steps"][0]["output"]["url"].as_str().unwrap().to_owned())
+    })
+    .await;
+    (id, url)
+}
+
+backends!(a_wait_step_goes_on_with_the_body_of_a_call_to_its_resume_url);
+async fn a_wait_step_goes_on_with_the_body_of_a_call_to_its_resume_url() {
+    let clock = clock();
+    let s = start(&clock).await;
+    s.apply(APPROVALS).await;
+    let (id, url) = run_approval(&s, 42).await;
+    assert!(url.starts_with(&format!("{}/resume/{id}?sig=", s.url)), "{url}");
+    // A forged signature is not a resume URL; a body that is not JSON is refused.
+    let forged = url.rsplit_once("sig=").unwrap().0.to_owned() + "sig=AAAA";
+    let r = s.client.post(&forged).json(&json!({ "approved": true })).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = s.client.post(&url).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // The call: the execution goes on with its body.
+    let r = s.client.post(&url).json(&json!({ "approved": true, "by": "boss" })).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let ex = s.wait_for(&id, "succeeded").await;
+    assert_eq!(ex["output"], json!({ "order": 42, "approved": true }), "{ex}");
+    // A second call finds nothing waiting.
+    let r = s.client.post(&url).json(&json!({ "approved": false })).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+}
+
+backends!(a_wait_times_out_and_survives_a_restart);
+async fn a_wait_times_out_and_survives_a_restart() {
+    let clock = clock();
+    let s = start(&clock).await;
+    s.apply(APPROVALS).await;
+    let (id, url) = run_approval(&s, 7).await;
+    let s = s
+        .restart({
+            let clock = clock.clone();
+            move |st| {
+                st.clock = Some(clock);
+                st.poll_interval = Duration::from_millis(50);
+                st.trigger_tick = Duration::from_millis(20);
+            }
+        })
+        .await;
+    assert_eq!(s.execution(&id).await["status"], "waiting");
+    // After the restart the URL still works (same key, same row): answered here.
+    let url_now = url.replacen(url.split("/resume/").next().unwrap(), &s.url, 1);
+    let (id2, _) = run_approval(&s, 8).await;
+    let r = s.client.post(&url_now).json(&json!({ "approved": true })).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    s.wait_for(&id, "succeeded").await;
+    // The other one: nobody calls within its 2 hours.
+    clock.advance(Duration::from_secs(2 * 3600 + 1));
+    let ex = s.wait_for(&id2, "failed").await;
+    assert_eq!(ex["error"]["code"], "wait_timeout", "{ex}");
+}

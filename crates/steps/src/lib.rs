@@ -37,6 +37,7 @@ pub mod switch;
 pub(crate) mod test_support;
 pub mod transform;
 pub mod util;
+pub mod wait;
 pub mod webhook;
 
 pub use plan::{CompiledStep, PlanCx, compile_steps};
@@ -144,6 +145,7 @@ kinds! {
     Email("email"): email::EmailConfig, "Sends an e-mail, durably, retried.";
     Dynamics("dynamics"): dynamics::DynamicsConfig, "Reads and writes Dynamics 365 (Dataverse Web API) records through a connection.";
     Delay("delay"): delay::DelayConfig, "Waits durably: for a duration or until a time, holding no worker.";
+    Wait("wait"): wait::WaitConfig, "Waits, holding no worker, until a POST to the execution's resume URL delivers a body.";
     Quickbooks("quickbooks"): quickbooks::QuickBooksConfig, "Reads and writes QuickBooks Online records through a connection.";
 }
 
@@ -252,6 +254,9 @@ pub enum Outcome<'s> {
     Send(Outbound),
     /// Go on later: the engine resumes the execution at that time (a durable timer).
     Delay(delay::Delay),
+    /// Wait (at most this long) for a call to the execution's resume URL; its body is the
+    /// step's output.
+    Wait(Duration),
 }
 
 /// A message a step sends through the engine's durable deliveries (committed with the

@@ -127,6 +127,8 @@ pub(crate) enum Ran {
     Send(Sent),
     /// [`Outcome::Delay`].
     Delay(crate::delay::Delay),
+    /// [`Outcome::Wait`].
+    Wait(std::time::Duration),
 }
 
 /// What a step sends, as the engine receives it.
@@ -141,6 +143,7 @@ impl From<Outcome<'_>> for Ran {
             Outcome::Branch(steps) => Ran::Branch(steps.map(|s| s.iter().map(|c| c.id.clone()).collect())),
             Outcome::Send(o) => Ran::Send(o),
             Outcome::Delay(d) => Ran::Delay(d),
+            Outcome::Wait(t) => Ran::Wait(t),
         }
     }
 }

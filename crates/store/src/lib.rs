@@ -155,6 +155,14 @@ pub trait Store: Send + Sync + 'static {
     /// Records an attempt and the delivery's new state; when it ended (delivered or failed)
     /// and an execution waits for it, queues that execution again and returns its id.
     async fn finish_attempt(&self, id: &str, outcome: &AttemptOutcome, now: i64) -> Result<Option<String>>;
+    /// Like `finish_attempt`, for a delivery still pending only: `None` when it had ended
+    /// (nothing recorded), else the execution queued again, if any.
+    async fn finish_attempt_if_pending(
+        &self,
+        id: &str,
+        outcome: &AttemptOutcome,
+        now: i64,
+    ) -> Result<Option<Option<String>>>;
     /// Parks execution `execution` (leased to `owner`) in `waiting` until delivery `delivery`
     /// ends — unless it already ended: then nothing changes and it returns false.
     async fn wait_for_delivery(&self, execution: &str, owner: &str, delivery: &str) -> Result<bool>;

@@ -133,6 +133,17 @@ async fn attempt(inner: &Arc<Inner>, d: DeliveryRecord) {
         Ok(req) => match d.kind.as_str() {
             "webhook" => webhook::send_webhook(inner, &d, &req).await,
             "email" | "notification" => email::send(inner, &d, &req).await,
+            // A `wait` step's row comes due at its timeout: nobody called.
+            crate::waits::KIND => Sent {
+                status: None,
+                latency_ms: 0,
+                excerpt: None,
+                error: Some("no call to the resume URL within the timeout".into()),
+                retry_after: None,
+                give_up: true,
+                ok: false,
+                response: None,
+            },
             other => Sent {
                 status: None,
                 latency_ms: 0,

@@ -176,6 +176,7 @@ impl Execution {
                 Ok(out)
             }
             Outcome::Send(message) => self.send(step, attempt, message, input, started).await,
+            Outcome::Wait(timeout) => self.wait_for_call(step, attempt, timeout, input, started).await,
             Outcome::Delay(delay) => {
                 let now = self.inner.clock.now_ms();
                 // Fixed by the first attempt: a resume finds the time in the journal.

@@ -97,6 +97,71 @@ impl Execution {
         }
     }
 
+    /// A `wait` step: its `callback` row (made durable with the journal on the first
+    /// attempt, due at the timeout), then parked in `waiting` until a call to the resume URL
+    /// or the timeout ends the row; on resume the row says which (`crate::waits`).
+    pub(super) async fn wait_for_call(
+        &mut self,
+        step: &CompiledStep,
+        attempt: u32,
+        timeout: Duration,
+        input: Input,
+        started: i64,
+    ) -> Result<Input, Flow> {
+        let id = format!("{}:{}:{}:callback", self.id, step.id, self.round);
+        loop {
+            let row = match self.inner.store.delivery(&self.flow.tenant, &id).await {
+                Ok(row) => row,
+                Err(_) => return Err(Flow::Interrupted),
+            };
+            let Some(d) = row else {
+                let d = crate::deliveries::new_delivery(
+                    &self.inner,
+                    &self.flow,
+                    id.clone(),
+                    Some(&self.id),
+                    Some(&step.id),
+                    crate::waits::KIND,
+                    &step.id,
+                    &json!({}),
+                    &[timeout],
+                );
+                self.pending.deliveries.push(d);
+                if !self.flush().await {
+                    return Err(Flow::Interrupted);
+                }
+                self.inner.delivery_wake.notify_one();
+                continue;
+            };
+            match d.status.as_str() {
+                "delivered" => {
+                    let out = d
+                        .response
+                        .as_deref()
+                        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                        .unwrap_or(Value::Null);
+                    self.record(step, attempt, "succeeded", &input, Some(&out), None, started);
+                    return Ok(self.output(step, out));
+                }
+                "failed" => {
+                    let error = StepError::fatal(
+                        "wait_timeout",
+                        format!("no call to the execution's resume URL within {}", flowgate_model::Dur(timeout)),
+                    );
+                    return self.fail(step, attempt, &input, error, started);
+                }
+                _ => {
+                    let owner = self.inner.settings.node_id.clone();
+                    match self.inner.store.wait_for_delivery(&self.id, &owner, &id).await {
+                        Ok(true) => return Err(Flow::Waiting),
+                        Ok(false) => continue, // called (or timed out) meanwhile
+                        Err(_) => return Err(Flow::Interrupted),
+                    }
+                }
+            }
+        }
+    }
+
     /// Queues a step hook's webhook (with the journal: durable, once per round).
     pub(super) async fn hook(
         &mut self,

@@ -21,6 +21,15 @@ macro_rules! methods {
             }
 
             async fn finish_attempt(&self, id: &str, outcome: &AttemptOutcome, now: i64) -> Result<Option<String>> {
+                Ok(self.finish_attempt_if_pending(id, outcome, now).await?.flatten())
+            }
+
+            async fn finish_attempt_if_pending(
+                &self,
+                id: &str,
+                outcome: &AttemptOutcome,
+                now: i64,
+            ) -> Result<Option<Option<String>>> {
                 let mut tx = self.$write.begin().await?;
                 let a = &outcome.attempt;
                 sqlx::query(
@@ -36,7 +45,7 @@ macro_rules! methods {
                 .execute(&mut *tx)
                 .await?;
                 let row: Option<(bool, Option<String>)> = sqlx::query_as(
-                    "UPDATE deliveries SET status = $1, attempts = $2, next_at = $3, last_status = $4, last_error = $5, response = COALESCE($6, response), updated_at = $7 WHERE id = $8 RETURNING waiting, execution_id",
+                    "UPDATE deliveries SET status = $1, attempts = $2, next_at = $3, last_status = $4, last_error = $5, response = COALESCE($6, response), updated_at = $7 WHERE id = $8 AND status = 'pending' RETURNING waiting, execution_id",
                 )
                 .bind(&outcome.status)
                 .bind(a.attempt)
@@ -48,6 +57,12 @@ macro_rules! methods {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
+                // Ended meanwhile (a call and a timeout, two calls, an attempt and a resend):
+                // the first one stands; this attempt is not recorded.
+                if row.is_none() {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
                 let mut woken = None;
                 if let Some((true, Some(execution))) = row
                     && outcome.status != "pending"
@@ -64,7 +79,7 @@ macro_rules! methods {
                     }
                 }
                 tx.commit().await?;
-                Ok(woken)
+                Ok(Some(woken))
             }
 
             async fn wait_for_delivery(&self, execution: &str, owner: &str, delivery: &str) -> Result<bool> {
