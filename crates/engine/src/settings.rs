@@ -65,6 +65,10 @@ pub struct EngineSettings {
     /// an absolute one must be inside `log_dir`. None: anywhere (embedding only; the server
     /// always sets it).
     pub log_dir: Option<std::path::PathBuf>,
+    /// Where `sqlite` connections' files live: `<files_dir>/<tenant>/<path>`, so tenants
+    /// never share one. None: under the current directory (embedding only; the server sets
+    /// `<data dir>/files`).
+    pub files_dir: Option<std::path::PathBuf>,
     /// Memory for events being received, parsed and run at once on this node, in bytes of
     /// their trees (see [`crate::budget`]).
     pub memory_in_flight: usize,
@@ -111,6 +115,7 @@ impl Default for EngineSettings {
             mailer: None,
             outbound: flowgate_steps::outbound::OutboundPolicy::default(),
             log_dir: None,
+            files_dir: None,
             crash_limit: 3,
             max_call_tree: call::MAX_TREE,
             memory_in_flight: 256 * 1024 * 1024,

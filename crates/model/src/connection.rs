@@ -25,6 +25,12 @@ pub enum Connection {
     /// QuickBooks Online (Intuit OAuth 2.0, authorization code; `realmId` arrives with the
     /// authorization).
     Quickbooks(QuickBooks),
+    /// A PostgreSQL database (`sql` steps).
+    Postgres(Postgres),
+    /// A MySQL or MariaDB database (`sql` steps).
+    Mysql(Mysql),
+    /// A SQLite database file on the server (`sql` steps).
+    Sqlite(Sqlite),
 }
 
 impl Connection {
@@ -37,6 +43,9 @@ impl Connection {
             Connection::Oauth2(_) => "oauth2",
             Connection::Dynamics365(_) => "dynamics365",
             Connection::Quickbooks(_) => "quickbooks",
+            Connection::Postgres(_) => "postgres",
+            Connection::Mysql(_) => "mysql",
+            Connection::Sqlite(_) => "sqlite",
         }
     }
 
@@ -78,9 +87,45 @@ impl Connection {
                     }
                 }
             }
+            Connection::Postgres(p) => {
+                check_db_url(&p.url, &["postgres", "postgresql"], &at.key("url"), diags);
+            }
+            Connection::Mysql(m) => check_db_url(&m.url, &["mysql", "mariadb"], &at.key("url"), diags),
+            Connection::Sqlite(s) => {
+                if s.path.trim().is_empty() {
+                    diags.error(&at.key("path"), "the database file's path is empty");
+                }
+            }
             Connection::Basic(_) | Connection::Bearer(_) => {}
         }
     }
+}
+
+/// A literal database URL must have one of `schemes` and a host; a template is checked once
+/// resolved.
+fn check_db_url(url: &str, schemes: &[&str], at: &Path, diags: &mut Diags) {
+    if url.contains("{{") {
+        return;
+    }
+    if db_url_problem(url, schemes).is_some() {
+        let wanted = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+        diags.error(at, format!("invalid database URL: expected {wanted}user:password@host:port/database"));
+    }
+}
+
+/// Why `url` is not a database URL of one of `schemes` (`postgres`, `mysql`…) with a host,
+/// if it is not. The URL itself is never part of the answer (it holds a password).
+pub fn db_url_problem(url: &str, schemes: &[&str]) -> Option<&'static str> {
+    let Some((scheme, rest)) = url.split_once("://") else { return Some("no scheme") };
+    if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        return Some("another scheme");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Some("no host");
+    }
+    None
 }
 
 /// A literal URL must be http(s); a template is checked once resolved.
@@ -241,6 +286,38 @@ pub enum QuickBooksEnvironment {
     Sandbox,
 }
 
+/// A PostgreSQL database.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Postgres {
+    /// `postgres://user:password@host:5432/database` (or `postgresql://`; a secret: it holds
+    /// the password, use `{{ $config.<secret> }}`). Parameters: `application_name`, and
+    /// `sslmode` `disable` or `prefer` (TLS to databases is not supported yet).
+    pub url: String,
+}
+
+/// A MySQL or MariaDB database.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Mysql {
+    /// `mysql://user:password@host:3306/database` (or `mariadb://`; a secret: it holds the
+    /// password). Parameters: `charset`, and `ssl-mode` `disabled` or `preferred` (TLS to
+    /// databases is not supported yet).
+    pub url: String,
+}
+
+/// A SQLite database file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Sqlite {
+    /// The file, relative to the directory the server runs in (no absolute path, no `..`:
+    /// a connection cannot open other files); created when missing.
+    pub path: String,
+}
+
 fn yes() -> bool {
     true
 }
@@ -254,4 +331,6 @@ pub const SECRET_FIELDS: &[(&str, &str)] = &[
     ("oauth2", "clientSecret"),
     ("dynamics365", "clientSecret"),
     ("quickbooks", "clientSecret"),
+    ("postgres", "url"),
+    ("mysql", "url"),
 ];

@@ -197,3 +197,31 @@ fn schema_lists_step_kinds_and_forbids_unknown_keys() {
     assert!(text.contains("\"echo\"") && text.contains("\"additionalProperties\":false"), "{text}");
     assert!(s["$defs"]["Step"]["oneOf"].as_array().unwrap().len() == 2);
 }
+
+#[test]
+fn database_connections_decode_and_their_problems_are_located() {
+    let flows = "flows:\n  - flow: f\n    trigger: { manual: {} }\n    steps: []\n";
+    let (i, diags) = check(&format!(
+        "integration: a\nconnections:\n  pg: {{ postgres: {{ url: \"postgresql://u:p@db:5432/app\" }} }}\n  my: {{ mysql: {{ url: \"{{{{ $config.myUrl }}}}\" }} }}\n  maria: {{ mysql: {{ url: \"mariadb://u@db/app\" }} }}\n  lite: {{ sqlite: {{ path: data/app.db }} }}\n{flows}"
+    ));
+    assert!(diags.is_empty(), "{diags:#?}");
+    let kinds: Vec<&str> = i.unwrap().connections.values().map(Connection::kind).collect();
+    assert_eq!(kinds, ["postgres", "mysql", "mysql", "sqlite"]);
+    let (_, diags) = check(&format!(
+        "integration: a\nconnections:\n  pg: {{ postgres: {{ url: \"mysql://u@db/app\" }} }}\n  my: {{ mysql: {{ url: \"mysql:///app\" }} }}\n  lite: {{ sqlite: {{ path: \" \" }} }}\n  bad: {{ postgres: {{ url: \"postgres://db\", pasword: x }} }}\n{flows}"
+    ));
+    let at = |path: &str, text: &str| diags.iter().any(|d| d.path == path && d.message.contains(text));
+    assert!(at("connections.pg.postgres.url", "expected postgres:// or postgresql://"), "{diags:#?}");
+    assert!(at("connections.my.mysql.url", "expected mysql:// or mariadb://"), "{diags:#?}");
+    assert!(at("connections.lite.sqlite.path", "empty"), "{diags:#?}");
+    assert!(at("connections.bad.postgres.pasword", "unknown key"), "{diags:#?}");
+    // The URL holds the password: sealed when written literally, never shown in a problem.
+    assert!(diags.iter().all(|d| !d.message.contains("u@db")), "{diags:#?}");
+    for kind in ["postgres", "mysql"] {
+        assert!(connection::SECRET_FIELDS.contains(&(kind, "url")));
+    }
+    let schema = schema::<Kind>().to_value().to_string();
+    for kind in ["\"postgres\"", "\"mysql\"", "\"sqlite\""] {
+        assert!(schema.contains(kind), "{kind} in the schema");
+    }
+}

@@ -419,6 +419,10 @@ impl Server {
                     let dir = settings.log_dir.clone().unwrap_or_else(|| settings.data_dir.join("logs"));
                     std::path::absolute(&dir).unwrap_or(dir)
                 }),
+                files_dir: Some({
+                    let dir = settings.data_dir.join("files");
+                    std::path::absolute(&dir).unwrap_or(dir)
+                }),
                 trigger_tick: settings.trigger_tick,
                 poll_interval: settings.poll_interval,
                 ..EngineSettings::default()

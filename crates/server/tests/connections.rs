@@ -641,3 +641,81 @@ flows:
         assert_eq!(forged.0, 401, "{}", forged.2);
     }
 }
+
+backends!(sql_connections_reach_real_databases_and_keep_tenants_apart);
+async fn sql_connections_reach_real_databases_and_keep_tenants_apart() {
+    let s = TestServer::start_with(|st| st.admin_token = Some("fga_sql_admin".into())).await;
+    let doc = |t: &str| {
+        format!(
+            r#"
+integration: notes
+config:
+  pg: {{ type: secret, required: true }}
+connections:
+  lite: {{ sqlite: {{ path: notes/app.db }} }}
+  main: {{ postgres: {{ url: "{{{{ $config.pg }}}}" }} }}
+flows:
+  - flow: note
+    trigger: {{ manual: {{}} }}
+    steps:
+      - id: write
+        sql:
+          connection: lite
+          statements:
+            - {{ query: "create table if not exists notes (t text)", result: none }}
+            - {{ query: "insert into notes (t) values (?)", params: ["{t}"], result: none }}
+      - {{ id: rows, sql: {{ connection: lite, query: "select t from notes order by t" }} }}
+      - {{ id: pg, sql: {{ connection: main, query: "select $1::int + 1 as n", params: ["{{{{ $trigger.body.n }}}}"], result: one }} }}
+"#
+        )
+    };
+    // PostgreSQL as the connection's database (trust auth: the password is ignored, and must
+    // appear nowhere).
+    let Some(pg) = common::postgres_url() else {
+        common::skip_or_fail("FLOWGATE_TEST_POSTGRES_URL is unset");
+        return;
+    };
+    let pg = pg.replacen("postgres://postgres@", "postgres://postgres:pw-s3cret-77@", 1);
+    // A pool per URL per process: each test (its own runtime) gets its own.
+    let pg = format!("{pg}?application_name=flowgate-test-{}", std::process::id() ^ rand::random::<u32>());
+    let other = s.create_tenant("fga_sql_admin", "other").await;
+    for (token, t) in [(s.token.clone(), "from default"), (other.clone(), "from other")] {
+        let (status, v) = (
+            send(
+                s.client
+                    .put(format!("{}/v1/integrations/notes", s.url))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/yaml")
+                    .body(doc(t)),
+            )
+            .await
+            .0,
+            (),
+        );
+        assert!(status == 200 || status == 201, "{v:?}");
+        let (status, _, v) = send(
+            s.client
+                .put(format!("{}/v1/integrations/notes/deployment", s.url))
+                .bearer_auth(&token)
+                .json(&json!({ "config": { "pg": pg } })),
+        )
+        .await;
+        assert!(status == 200 || status == 201, "{v}");
+        let (status, _, a) = send(
+            s.client
+                .post(format!("{}/v1/integrations/notes/flows/note/run?wait=true&timeout=10", s.url))
+                .bearer_auth(&token)
+                .json(&json!({ "body": { "n": 41 } })),
+        )
+        .await;
+        assert_eq!(status, 200, "{a}");
+        assert_eq!(a["status"], "succeeded", "{a}");
+        assert_eq!(a["output"], json!({ "n": 42 }), "{a}");
+        let id = a["executionId"].as_str().unwrap();
+        let (_, _, ex) = send(s.client.get(format!("{}/v1/executions/{id}", s.url)).bearer_auth(&token)).await;
+        let rows = ex["steps"].as_array().unwrap().iter().find(|st| st["stepId"] == "rows").unwrap()["output"].clone();
+        // Each tenant's `notes/app.db` is its own file: one row each.
+        assert_eq!(rows, json!([{ "t": t }]), "{ex}");
+        assert!(!ex.to_string().contains("pw-s3cret-77"), "{ex}");
+    }
+}

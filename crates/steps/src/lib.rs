@@ -32,6 +32,7 @@ pub mod outbound;
 pub mod plan;
 pub mod quickbooks;
 pub mod respond;
+pub mod sql;
 pub mod switch;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -147,6 +148,7 @@ kinds! {
     Delay("delay"): delay::DelayConfig, "Waits durably: for a duration or until a time, holding no worker.";
     Wait("wait"): wait::WaitConfig, "Waits, holding no worker, until a POST to the execution's resume URL delivers a body.";
     Quickbooks("quickbooks"): quickbooks::QuickBooksConfig, "Reads and writes QuickBooks Online records through a connection.";
+    Sql("sql"): sql::SqlConfig, "Runs parameterised SQL on PostgreSQL, MySQL/MariaDB or SQLite through a connection.";
 }
 
 /// A step failure, as data: journaled, shown as `{error: {code, message}}`, and classified

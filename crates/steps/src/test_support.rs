@@ -228,6 +228,12 @@ impl Harness {
         self
     }
 
+    /// With an outbound policy (the default allows every address).
+    pub fn outbound(mut self, policy: crate::outbound::OutboundPolicy) -> Harness {
+        self.policy = policy;
+        self
+    }
+
     /// With `$steps` (an object of step outputs by id).
     pub fn steps(mut self, steps: Value) -> Harness {
         let Value::Object(steps) = steps else { panic!("$steps is an object") };

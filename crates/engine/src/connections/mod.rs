@@ -226,10 +226,78 @@ pub fn compile(
                     extras: json!({ "baseUrl": base.trim_end_matches('/'), "minorversion": q.minorversion }),
                 })
             }
+            Connection::Postgres(p) => {
+                let Some(url) = resolve(&p.url, "url", false, false) else { continue };
+                let Some(url) = database_url(url, &p.url, &["postgres", "postgresql"], &at.key("url"), diags) else {
+                    continue;
+                };
+                ConnectionSpec::Fixed(database("postgres", url))
+            }
+            Connection::Mysql(m) => {
+                let Some(url) = resolve(&m.url, "url", false, false) else { continue };
+                let Some(url) = database_url(url, &m.url, &["mysql", "mariadb"], &at.key("url"), diags) else {
+                    continue;
+                };
+                ConnectionSpec::Fixed(database("mysql", url))
+            }
+            Connection::Sqlite(l) => {
+                let Some(path) = resolve(&l.path, "path", false, false) else { continue };
+                let Some(path) = sqlite_path(&path, &at.key("path"), diags) else { continue };
+                ConnectionSpec::Fixed(database("sqlite", format!("sqlite:{path}")))
+            }
         };
         out.insert(name.clone(), Arc::new(spec));
     }
     Arc::new(out)
+}
+
+/// A database connection's credentials: which database and its URL (with the password), for
+/// `sql` steps. The URL is handed like any credential, so executions never record it.
+fn database(kind: &str, url: String) -> Credentials {
+    Credentials { extras: json!({ "database": kind, "url": url }), ..Credentials::default() }
+}
+
+/// A resolved database URL (`written` as a template or a literal), when it has one of
+/// `schemes` and a host; the problem, which never shows the URL, is recorded at `at`
+/// otherwise. A literal was checked with the document (`Connection::check`).
+fn database_url(url: String, written: &str, schemes: &[&str], at: &Path, diags: &mut Diags) -> Option<String> {
+    if !written.contains("{{") {
+        return flowgate_model::connection::db_url_problem(&url, schemes).is_none().then_some(url);
+    }
+    match flowgate_model::connection::db_url_problem(&url, schemes) {
+        None => Some(url),
+        Some(why) => {
+            let wanted = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+            diags.error(at, format!("the URL is not a {wanted} URL with a host once resolved ({why})"));
+            None
+        }
+    }
+}
+
+/// A SQLite file's path, confined: a tenant must not open arbitrary files, so an absolute
+/// path, a `..` component or a drive prefix is refused (at `at`). The engine has no data
+/// directory of its own reachable here (`compile` sees only the document and its config), so
+/// a relative path is left relative: SQLite opens it under the process's current directory,
+/// the directory the server runs in.
+fn sqlite_path(path: &str, at: &Path, diags: &mut Diags) -> Option<String> {
+    use std::path::Component;
+    let p = std::path::Path::new(path);
+    if path.trim().is_empty() {
+        return None;
+    }
+    if p.is_absolute() || path.starts_with(['/', '\\']) {
+        diags.error(at, format!("`{path}` is absolute: give a path relative to the server's directory"));
+        return None;
+    }
+    if path.contains(['?', '#', '\\']) || path.starts_with("file:") || path == ":memory:" {
+        diags.error(at, format!("`{path}` is not a plain file path"));
+        return None;
+    }
+    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        diags.error(at, format!("`{path}` leaves the server's directory (`..`): give a path inside it"));
+        return None;
+    }
+    Some(path.to_owned())
 }
 
 /// Credentials of one `Authorization` header.
@@ -254,21 +322,42 @@ pub(crate) struct ExecutionConnections<'a> {
 }
 
 impl ExecutionConnections<'_> {
+    /// A `sqlite` connection's file, in the tenant's own directory (`files_dir/<tenant>/`):
+    /// two tenants naming the same path get two files.
+    fn tenant_file(&self, c: &Credentials) -> Result<Credentials, StepError> {
+        let relative = c.extras["url"].as_str().and_then(|u| u.strip_prefix("sqlite:")).unwrap_or_default();
+        let base = self.inner.settings.files_dir.clone().unwrap_or_default();
+        let file = base.join(self.tenant).join(relative);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StepError::retryable("sql_unavailable", format!("cannot make the database's directory: {e}"))
+            })?;
+        }
+        let mut c = c.clone();
+        c.extras["url"] = Value::String(format!("sqlite:{}", file.display()));
+        Ok(c)
+    }
+
     fn hand(&self, c: Credentials) -> Credentials {
         let mut handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
-        let values = c
-            .headers
-            .iter()
-            .filter_map(|(_, v)| v.to_str().ok())
-            .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Basic ")).unwrap_or(v))
-            .chain(c.query.iter().map(|(_, v)| v.as_str()));
-        for v in values {
+        for v in secret_values(&c) {
             if !handed.iter().any(|h| h == v) {
                 handed.push(v.to_owned());
             }
         }
         c
     }
+}
+
+/// The values of `c` that executions must not record: header and query credentials, and a
+/// database connection's URL (it holds the password; the whole URL is redacted).
+fn secret_values(c: &Credentials) -> impl Iterator<Item = &str> {
+    c.headers
+        .iter()
+        .filter_map(|(_, v)| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Basic ")).unwrap_or(v))
+        .chain(c.query.iter().map(|(_, v)| v.as_str()))
+        .chain(c.extras.get("url").and_then(Value::as_str))
 }
 
 #[async_trait]
@@ -278,6 +367,7 @@ impl Connections for ExecutionConnections<'_> {
             StepError::fatal("connection_unknown", format!("no connection `{name}` in this integration"))
         })?;
         match &**spec {
+            ConnectionSpec::Fixed(c) if c.extras["database"] == "sqlite" => Ok(self.hand(self.tenant_file(c)?)),
             ConnectionSpec::Fixed(c) => Ok(self.hand(c.clone())),
             ConnectionSpec::OAuth(o) => {
                 let key = flowgate_store::ConnectionKey {
@@ -298,5 +388,65 @@ impl Connections for ExecutionConnections<'_> {
                 flowgate_store::ConnectionKey { tenant: self.tenant, integration: self.integration, connection: name };
             self.inner.tokens.refused(key, version);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(connections: Value, config: Value) -> (ConnectionSpecs, Vec<(String, String)>) {
+        let connections: IndexMap<String, Connection> = serde_json::from_value(connections).unwrap();
+        let mut diags = Diags::default();
+        let specs = compile(&connections, &config, false, &mut diags);
+        (specs, diags.into_vec().into_iter().map(|d| (d.path, d.message)).collect())
+    }
+
+    fn extras(specs: &ConnectionSpecs, name: &str) -> Value {
+        match &*specs[name] {
+            ConnectionSpec::Fixed(c) => c.extras.clone(),
+            ConnectionSpec::OAuth(_) => panic!("`{name}` is fixed"),
+        }
+    }
+
+    #[test]
+    fn database_connections_resolve_to_their_url() {
+        let (specs, problems) = compiled(
+            json!({
+                "pg": { "postgres": { "url": "{{ $config.pgUrl }}" } },
+                "my": { "mysql": { "url": "mariadb://u:pw@db:3306/app" } },
+                "lite": { "sqlite": { "path": "data/./app.db" } },
+            }),
+            json!({ "pgUrl": "postgresql://u:s3cret@db/app" }),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(extras(&specs, "pg"), json!({ "database": "postgres", "url": "postgresql://u:s3cret@db/app" }));
+        assert_eq!(extras(&specs, "my"), json!({ "database": "mysql", "url": "mariadb://u:pw@db:3306/app" }));
+        assert_eq!(extras(&specs, "lite"), json!({ "database": "sqlite", "url": "sqlite:data/./app.db" }));
+        // The URL is handed for redaction like a token: executions never record it.
+        let ConnectionSpec::Fixed(c) = &*specs["pg"] else { unreachable!() };
+        assert_eq!(secret_values(c).collect::<Vec<_>>(), ["postgresql://u:s3cret@db/app"]);
+    }
+
+    #[test]
+    fn database_connections_problems_are_located_without_the_url() {
+        let (specs, problems) = compiled(
+            json!({
+                "pg": { "postgres": { "url": "{{ $config.pgUrl }}" } },
+                "abs": { "sqlite": { "path": "/etc/passwd" } },
+                "up": { "sqlite": { "path": "data/../../secrets.db" } },
+                "tpl": { "sqlite": { "path": "{{ $config.dbFile }}" } },
+                "mem": { "sqlite": { "path": "file:x.db?mode=memory" } },
+            }),
+            json!({ "pgUrl": "http://u:s3cret@db/app", "dbFile": "../other-tenant/app.db" }),
+        );
+        let at = |path: &str, text: &str| problems.iter().any(|(p, m)| p == path && m.contains(text));
+        assert!(at("connections.pg.postgres.url", "not a postgres:// or postgresql:// URL"), "{problems:?}");
+        assert!(at("connections.abs.sqlite.path", "absolute"), "{problems:?}");
+        assert!(at("connections.up.sqlite.path", "`..`"), "{problems:?}");
+        assert!(at("connections.tpl.sqlite.path", "`..`"), "{problems:?}");
+        assert!(at("connections.mem.sqlite.path", "not a plain file path"), "{problems:?}");
+        assert!(problems.iter().all(|(_, m)| !m.contains("s3cret")), "{problems:?}");
+        assert!(specs.is_empty());
     }
 }
