@@ -1,93 +1,13 @@
-//! Values between JSON and the databases: rows as JSON objects (column name → value), and
-//! `params` bound as each database takes them. PostgreSQL's values are read and written in
-//! its binary format here, by the type the server gives (a parameter's inferred type, a
-//! column's type), so no value loses digits and a parameter needs no cast for its column.
+//! PostgreSQL: rows read and parameters written in its binary format, by the type the server
+//! gives (a column's type, a parameter's inferred type).
 
-use crate::StepError;
-use base64::Engine as _;
-use serde_json::{Map, Number, Value};
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::mysql::{MySql, MySqlArguments, MySqlRow, MySqlValueRef};
-use sqlx::postgres::types::Oid;
-use sqlx::postgres::{PgArgumentBuffer, PgRow, PgTypeInfo, PgTypeKind, PgValueFormat, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Column, Decode, Row, TypeInfo, ValueRef};
-use std::fmt::Write as _;
-
-/// PostgreSQL's built-in types the step maps (`pg_type.oid`).
-mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const JSON: u32 = 114;
-    pub const XML: u32 = 142;
-    pub const CIDR: u32 = 650;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const UNKNOWN: u32 = 705;
-    pub const INET: u32 = 869;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const TIMETZ: u32 = 1266;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-    pub const VOID: u32 = 2278;
-}
-
-/// Days from 4713 BC (the Julian day number) to PostgreSQL's epoch, 2000-01-01.
-const PG_EPOCH_JULIAN_DAY: i32 = 2_451_545;
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
-fn unsupported(column: &str, ty: &str) -> StepError {
-    StepError::fatal(
-        "sql_unsupported_type",
-        format!(
-            "column `{column}` is of type {ty}, which the step cannot read: cast it in the query (e.g. `{column}::text`)"
-        ),
-    )
-}
-
-fn bad_value(column: &str, ty: &str, why: impl std::fmt::Display) -> StepError {
-    StepError::fatal("sql_error", format!("column `{column}` ({ty}): cannot read its value: {why}"))
-}
-
-/// A float as JSON: a number, or `"NaN"`, `"Infinity"`, `"-Infinity"` (JSON has none).
-fn float(f: f64) -> Value {
-    match Number::from_f64(f) {
-        Some(n) => Value::Number(n),
-        None if f.is_nan() => Value::String("NaN".into()),
-        None if f > 0.0 => Value::String("Infinity".into()),
-        None => Value::String("-Infinity".into()),
-    }
-}
-
-/// A `real`/`float4` as the decimal it was written as (`1.1`, not `1.100000023841858`).
-fn float4(f: f32) -> Value {
-    if f.is_finite() { f.to_string().parse::<f64>().map_or(Value::Null, float) } else { float(f64::from(f)) }
-}
-
-fn base64(bytes: &[u8]) -> Value {
-    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
+use super::*;
 
 // ---------------------------------------------------------------------------------------
 // PostgreSQL rows
 
 /// A row as a JSON object.
-pub(super) fn pg_row(row: &PgRow) -> Result<Map<String, Value>, StepError> {
+pub(in crate::sql) fn pg_row(row: &PgRow) -> Result<Map<String, Value>, StepError> {
     let mut out = Map::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
         let raw = row.try_get_raw(i).map_err(|e| bad_value(column.name(), "?", e))?;
@@ -111,7 +31,7 @@ pub(super) fn pg_row(row: &PgRow) -> Result<Map<String, Value>, StepError> {
 }
 
 /// Why a PostgreSQL value could not be read.
-enum ReadError {
+pub(super) enum ReadError {
     Unsupported,
     Bad(String),
 }
@@ -131,12 +51,12 @@ impl From<&str> for ReadError {
     }
 }
 
-fn be<const N: usize>(b: &[u8]) -> Result<[u8; N], ReadError> {
+pub(super) fn be<const N: usize>(b: &[u8]) -> Result<[u8; N], ReadError> {
     b.get(..N).and_then(|s| s.try_into().ok()).ok_or(ReadError::Bad(format!("expected {N} bytes")))
 }
 
 /// One value in PostgreSQL's binary format, of type `ty`.
-fn pg_value(b: &[u8], ty: &PgTypeInfo) -> Result<Value, ReadError> {
+pub(super) fn pg_value(b: &[u8], ty: &PgTypeInfo) -> Result<Value, ReadError> {
     if ty.oid() == Some(Oid(oid::VOID)) {
         // What a function returning nothing gives (`select pg_sleep(1)`).
         return Ok(Value::Null);
@@ -191,16 +111,16 @@ fn pg_value(b: &[u8], ty: &PgTypeInfo) -> Result<Value, ReadError> {
     })
 }
 
-fn utf8(b: &[u8]) -> Result<String, ReadError> {
+pub(super) fn utf8(b: &[u8]) -> Result<String, ReadError> {
     String::from_utf8(b.to_vec()).map_err(|_| "not UTF-8".into())
 }
 
-fn json(b: &[u8]) -> Result<Value, ReadError> {
+pub(super) fn json(b: &[u8]) -> Result<Value, ReadError> {
     serde_json::from_slice(b).map_err(|e| ReadError::Bad(format!("invalid JSON: {e}")))
 }
 
 /// An array (of any dimensions) as nested lists.
-fn pg_array(b: &[u8], elem: &PgTypeInfo) -> Result<Value, ReadError> {
+pub(super) fn pg_array(b: &[u8], elem: &PgTypeInfo) -> Result<Value, ReadError> {
     let ndim = i32::from_be_bytes(be(b)?);
     if ndim == 0 {
         return Ok(Value::Array(Vec::new()));
@@ -239,7 +159,7 @@ fn pg_array(b: &[u8], elem: &PgTypeInfo) -> Result<Value, ReadError> {
 }
 
 /// A `numeric` in its binary form (base-10000 digits) as its exact decimal text.
-fn numeric_text(b: &[u8]) -> Result<String, ReadError> {
+pub(super) fn numeric_text(b: &[u8]) -> Result<String, ReadError> {
     let ndigits = u16::from_be_bytes(be(b)?) as usize;
     let weight = i16::from_be_bytes(be(&b[2..])?) as i64;
     let sign = u16::from_be_bytes(be(&b[4..])?);
@@ -284,12 +204,12 @@ fn numeric_text(b: &[u8]) -> Result<String, ReadError> {
     Ok(s)
 }
 
-fn uuid_text(b: &[u8; 16]) -> String {
+pub(super) fn uuid_text(b: &[u8; 16]) -> String {
     let h = hex::encode(b);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-fn date_of(days: i64) -> Result<time::Date, ReadError> {
+pub(super) fn date_of(days: i64) -> Result<time::Date, ReadError> {
     i32::try_from(days)
         .ok()
         .and_then(|d| d.checked_add(PG_EPOCH_JULIAN_DAY))
@@ -297,11 +217,11 @@ fn date_of(days: i64) -> Result<time::Date, ReadError> {
         .ok_or_else(|| "a date beyond year 9999".into())
 }
 
-fn date_string(d: time::Date) -> String {
+pub(super) fn date_string(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-fn date_text(days: i32) -> Result<String, ReadError> {
+pub(super) fn date_text(days: i32) -> Result<String, ReadError> {
     match days {
         i32::MAX => Ok("infinity".into()),
         i32::MIN => Ok("-infinity".into()),
@@ -310,7 +230,7 @@ fn date_text(days: i32) -> Result<String, ReadError> {
 }
 
 /// `HH:MM:SS` and a fraction without trailing zeros, from microseconds since midnight.
-fn time_text(us: i64) -> String {
+pub(super) fn time_text(us: i64) -> String {
     let (secs, frac) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
     let mut s = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     if frac != 0 {
@@ -321,7 +241,7 @@ fn time_text(us: i64) -> String {
     s
 }
 
-fn timestamp_text(us: i64, zone: &str) -> Result<String, ReadError> {
+pub(super) fn timestamp_text(us: i64, zone: &str) -> Result<String, ReadError> {
     match us {
         i64::MAX => return Ok("infinity".into()),
         i64::MIN => return Ok("-infinity".into()),
@@ -331,14 +251,14 @@ fn timestamp_text(us: i64, zone: &str) -> Result<String, ReadError> {
     Ok(format!("{}T{}{zone}", date_string(date), time_text(us.rem_euclid(MICROS_PER_DAY))))
 }
 
-fn offset_text(east: i32) -> String {
+pub(super) fn offset_text(east: i32) -> String {
     let sign = if east < 0 { '-' } else { '+' };
     let a = east.unsigned_abs();
     format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
 }
 
 /// An interval as ISO 8601 (`P1Y2M3DT4H5M6.5S`; `PT0S` when empty).
-fn interval_text(months: i32, days: i32, us: i64) -> String {
+pub(super) fn interval_text(months: i32, days: i32, us: i64) -> String {
     let mut s = String::from("P");
     let (years, months) = (months / 12, months % 12);
     for (n, unit) in [(years, 'Y'), (months, 'M'), (days, 'D')] {
@@ -371,7 +291,7 @@ fn interval_text(months: i32, days: i32, us: i64) -> String {
     if s == "P" { "PT0S".into() } else { s }
 }
 
-fn inet_text(b: &[u8], cidr: bool) -> Result<String, ReadError> {
+pub(super) fn inet_text(b: &[u8], cidr: bool) -> Result<String, ReadError> {
     let [family, bits, _, len] = be::<4>(b)?;
     let addr = b.get(4..4 + len as usize).ok_or("short inet")?;
     let (ip, max): (std::net::IpAddr, u8) = match (family, addr.len()) {
@@ -387,7 +307,7 @@ fn inet_text(b: &[u8], cidr: bool) -> Result<String, ReadError> {
 
 /// A parameter as PostgreSQL takes it: the bytes of its binary form for the type the server
 /// inferred for its placeholder (None: NULL).
-pub(super) struct PgParam {
+pub(in crate::sql) struct PgParam {
     ty: PgTypeInfo,
     bytes: Option<Vec<u8>>,
 }
@@ -419,21 +339,21 @@ impl PgParam {
     ///
     /// # Errors
     /// A value that does not fit the type, said plainly (the caller adds which parameter).
-    pub(super) fn new(v: &Value, ty: &PgTypeInfo) -> Result<PgParam, String> {
+    pub(in crate::sql) fn new(v: &Value, ty: &PgTypeInfo) -> Result<PgParam, String> {
         let bytes = if v.is_null() { None } else { Some(pg_encode(v, ty)?) };
         Ok(PgParam { ty: ty.clone(), bytes })
     }
 }
 
 /// The text a scalar gives for a text column (a string as it is, anything else as JSON).
-fn as_text(v: &Value) -> String {
+pub(super) fn as_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
 }
 
-fn pg_encode(v: &Value, ty: &PgTypeInfo) -> Result<Vec<u8>, String> {
+pub(super) fn pg_encode(v: &Value, ty: &PgTypeInfo) -> Result<Vec<u8>, String> {
     match ty.kind() {
         PgTypeKind::Enum(_) => return Ok(as_text(v).into_bytes()),
         PgTypeKind::Domain(base) => return pg_encode(v, base),
@@ -517,7 +437,7 @@ fn pg_encode(v: &Value, ty: &PgTypeInfo) -> Result<Vec<u8>, String> {
     })
 }
 
-fn cast_hint(ty: &PgTypeInfo) -> String {
+pub(super) fn cast_hint(ty: &PgTypeInfo) -> String {
     format!(
         "PostgreSQL wants a {} here, which params cannot give: pass text and cast it in the query (`CAST($n AS text)::{}`)",
         ty.name(),
@@ -525,12 +445,12 @@ fn cast_hint(ty: &PgTypeInfo) -> String {
     )
 }
 
-fn short(v: &Value) -> String {
+pub(super) fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
 }
 
-fn pg_encode_array(v: &Value, elem: &PgTypeInfo) -> Result<Vec<u8>, String> {
+pub(super) fn pg_encode_array(v: &Value, elem: &PgTypeInfo) -> Result<Vec<u8>, String> {
     let Value::Array(items) = v else { return Err(format!("expected a list for a {}[] placeholder", elem.name())) };
     let Some(Oid(elem_oid)) = elem.oid() else { return Err(cast_hint(elem)) };
     let mut b = Vec::new();
@@ -561,7 +481,7 @@ fn pg_encode_array(v: &Value, elem: &PgTypeInfo) -> Result<Vec<u8>, String> {
 }
 
 /// An integer from a number without fraction or a string of one.
-fn integer(v: &Value) -> Option<i64> {
+pub(super) fn integer(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => {
             n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
@@ -572,7 +492,7 @@ fn integer(v: &Value) -> Option<i64> {
     }
 }
 
-fn real(v: &Value) -> Option<f64> {
+pub(super) fn real(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -581,7 +501,7 @@ fn real(v: &Value) -> Option<f64> {
 }
 
 /// A decimal's text (`-12.50`, `1e3`, `NaN`) in `numeric`'s binary form.
-fn numeric_bytes(text: &str) -> Option<Vec<u8>> {
+pub(super) fn numeric_bytes(text: &str) -> Option<Vec<u8>> {
     let head = |sign: u16| [0u16.to_be_bytes(), 0i16.to_be_bytes(), sign.to_be_bytes(), 0u16.to_be_bytes()].concat();
     match text {
         "NaN" => return Some(head(0xC000)),
@@ -654,7 +574,7 @@ fn numeric_bytes(text: &str) -> Option<Vec<u8>> {
 /// A date, or a date-time (`T` or a space between; seconds and fraction optional) with an
 /// optional offset (`Z`, `+02:00`): the date, the microseconds since midnight, and the
 /// offset in seconds east of UTC when one was given.
-fn datetime(v: &Value) -> Option<(time::Date, i64, Option<i32>)> {
+pub(super) fn datetime(v: &Value) -> Option<(time::Date, i64, Option<i32>)> {
     let Value::String(s) = v else { return None };
     let s = s.trim();
     let date = s.get(..10)?;
@@ -693,7 +613,7 @@ fn datetime(v: &Value) -> Option<(time::Date, i64, Option<i32>)> {
 }
 
 /// `HH:MM[:SS[.ffffff]]` as microseconds since midnight.
-fn time_of_day(s: &str) -> Option<i64> {
+pub(super) fn time_of_day(s: &str) -> Option<i64> {
     let mut parts = s.splitn(3, ':');
     let h: i64 = parts.next()?.parse().ok()?;
     let m: i64 = parts.next()?.parse().ok()?;
@@ -712,206 +632,4 @@ fn time_of_day(s: &str) -> Option<i64> {
         return None;
     }
     Some(((h * 60 + m) * 60 + sec) * 1_000_000 + frac)
-}
-
-// ---------------------------------------------------------------------------------------
-// MySQL / MariaDB
-
-/// A row as a JSON object.
-pub(super) fn mysql_row(row: &MySqlRow) -> Result<Map<String, Value>, StepError> {
-    let mut out = Map::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let name = column.name();
-        let raw = row.try_get_raw(i).map_err(|e| bad_value(name, "?", e))?;
-        let value = if raw.is_null() {
-            Value::Null
-        } else {
-            let ty = column.type_info().name().to_owned();
-            mysql_value(raw, &ty).map_err(|e| match e {
-                ReadError::Unsupported => unsupported(name, &ty),
-                ReadError::Bad(why) => bad_value(name, &ty, why),
-            })?
-        };
-        out.insert(name.to_owned(), value);
-    }
-    Ok(out)
-}
-
-fn mysql_value(raw: MySqlValueRef<'_>, ty: &str) -> Result<Value, ReadError> {
-    fn get<'r, T: Decode<'r, MySql>>(raw: MySqlValueRef<'r>) -> Result<T, ReadError> {
-        T::decode(raw).map_err(|e| ReadError::Bad(e.to_string()))
-    }
-    // A zero date (`0000-00-00`), which MySQL allows, is no date: null.
-    let zero_date = |raw: MySqlValueRef<'_>| {
-        <&[u8] as Decode<MySql>>::decode(raw).is_ok_and(|b| b.is_empty() || b.starts_with(b"0000-00-00"))
-    };
-    Ok(match ty {
-        "BOOLEAN" => Value::Bool(get::<i64>(raw)? != 0),
-        "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => Value::from(get::<i64>(raw)?),
-        t if t.ends_with("UNSIGNED") => Value::from(get::<u64>(raw)?),
-        "BIT" => Value::from(get::<u64>(raw)?),
-        "FLOAT" => float4(get::<f32>(raw)?),
-        "DOUBLE" => float(get::<f64>(raw)?),
-        "DECIMAL" => Value::String(get::<&str>(raw)?.to_owned()),
-        "CHAR" | "VARCHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" => {
-            Value::String(get::<&str>(raw)?.to_owned())
-        }
-        "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
-            // The protocol marks binary strings and text with a binary collation
-            // (`utf8mb4_bin`, MariaDB's JSON) alike, and sqlx does not pass the character
-            // set on: printable UTF-8 is taken for text, anything else is bytes.
-            let b = get::<&[u8]>(raw)?;
-            match std::str::from_utf8(b) {
-                Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) => {
-                    Value::String(text.to_owned())
-                }
-                _ => base64(b),
-            }
-        }
-        "GEOMETRY" => base64(get::<&[u8]>(raw)?),
-        "JSON" => json(get::<&str>(raw)?.as_bytes())?,
-        "DATE" if zero_date(raw.clone()) => Value::Null,
-        "DATE" => Value::String(date_string(get::<time::Date>(raw)?)),
-        "DATETIME" | "TIMESTAMP" if zero_date(raw.clone()) => Value::Null,
-        "DATETIME" => {
-            let t = get::<time::PrimitiveDateTime>(raw)?;
-            Value::String(format!("{}T{}", date_string(t.date()), clock_text(t.time())))
-        }
-        "TIMESTAMP" => {
-            // The session's time zone is UTC (the pool sets it), so this is the instant.
-            let t = get::<time::PrimitiveDateTime>(raw)?;
-            Value::String(format!("{}T{}Z", date_string(t.date()), clock_text(t.time())))
-        }
-        "TIME" => {
-            // `HH:MM:SS` like the other databases' times (MySQL's go past 24h and below 0).
-            let t = get::<sqlx::mysql::types::MySqlTime>(raw)?.to_string();
-            let (sign, rest) = t.split_at(usize::from(t.starts_with('-')));
-            let pad = if rest.find(':') == Some(1) { "0" } else { "" };
-            Value::String(format!("{sign}{pad}{rest}"))
-        }
-        "NULL" => Value::Null,
-        _ => return Err(ReadError::Unsupported),
-    })
-}
-
-fn clock_text(t: time::Time) -> String {
-    time_text(
-        ((i64::from(t.hour()) * 60 + i64::from(t.minute())) * 60 + i64::from(t.second())) * 1_000_000
-            + i64::from(t.microsecond()),
-    )
-}
-
-/// Binds `v` as MySQL takes it: the server converts to the column's type (a string for a
-/// date, a number for a decimal); a list or an object as its JSON text.
-pub(super) fn mysql_bind(args: &mut MySqlArguments, v: &Value) -> Result<(), BoxDynError> {
-    match v {
-        Value::Null => args.add(None::<String>),
-        Value::Bool(b) => args.add(*b),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => args.add(i),
-            (None, Some(u)) => args.add(u),
-            // A fraction goes as its decimal text: a DECIMAL column gets it exactly.
-            _ => args.add(n.to_string()),
-        },
-        Value::String(s) => args.add(s.clone()),
-        other => args.add(other.to_string()),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// SQLite
-
-/// A row as a JSON object: each value as it is stored (SQLite's types are per value), a
-/// `BOOLEAN` column's integers as booleans.
-pub(super) fn sqlite_row(row: &SqliteRow) -> Result<Map<String, Value>, StepError> {
-    let mut out = Map::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let name = column.name();
-        let raw = row.try_get_raw(i).map_err(|e| bad_value(name, "?", e))?;
-        let value = if raw.is_null() {
-            Value::Null
-        } else {
-            let stored = raw.type_info().name().to_owned();
-            let declared_bool = column.type_info().name() == "BOOLEAN";
-            let bad = |e: BoxDynError| bad_value(name, &stored, e);
-            match stored.as_str() {
-                "INTEGER" if declared_bool => Value::Bool(<i64 as Decode<Sqlite>>::decode(raw).map_err(bad)? != 0),
-                "INTEGER" | "BOOLEAN" => Value::from(<i64 as Decode<Sqlite>>::decode(raw).map_err(bad)?),
-                "REAL" | "NUMERIC" => float(<f64 as Decode<Sqlite>>::decode(raw).map_err(bad)?),
-                "BLOB" => base64(&<Vec<u8> as Decode<Sqlite>>::decode(raw).map_err(bad)?),
-                _ => Value::String(<String as Decode<Sqlite>>::decode(raw).map_err(bad)?),
-            }
-        };
-        out.insert(name.to_owned(), value);
-    }
-    Ok(out)
-}
-
-/// Binds `v` as SQLite stores it: booleans as 0/1, a list or an object as its JSON text.
-pub(super) fn sqlite_bind<'q>(args: &mut SqliteArguments<'q>, v: &Value) -> Result<(), BoxDynError> {
-    match v {
-        Value::Null => args.add(None::<String>),
-        Value::Bool(b) => args.add(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => args.add(i),
-            None => args.add(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => args.add(s.clone()),
-        other => args.add(other.to_string()),
-    }
-}
-
-/// About how many bytes `v` takes as JSON (without escapes), to bound a result cheaply.
-pub(super) fn json_size(v: &Value) -> usize {
-    match v {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 12,
-        Value::String(s) => s.len() + 2,
-        Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<usize>(),
-        Value::Object(o) => 2 + o.iter().map(|(k, x)| k.len() + 4 + json_size(x)).sum::<usize>(),
-    }
-}
-
-#[cfg(test)]
-pub(super) mod unit {
-    //! The binary forms, without a database.
-    use super::*;
-
-    #[test]
-    fn numerics_round_trip_exactly() {
-        for text in [
-            "0",
-            "1",
-            "-1",
-            "12.50",
-            "0.0001",
-            "123456789012345678901234567890.123456789",
-            "-0.5",
-            "10000",
-            "1e3",
-            "NaN",
-        ] {
-            let b = numeric_bytes(text).unwrap_or_else(|| panic!("{text}"));
-            let back = numeric_text(&b).ok().unwrap();
-            let want = match text {
-                "1e3" => "1000",
-                t => t,
-            };
-            assert_eq!(back, want);
-        }
-        assert!(
-            numeric_bytes("1.2.3").is_none() && numeric_bytes("abc").is_none() && numeric_bytes("1e99999").is_none()
-        );
-    }
-
-    #[test]
-    fn dates_and_times_read_and_parse() {
-        let (d, us, off) = datetime(&Value::from("2024-02-29T10:20:30.5+02:00")).unwrap();
-        assert_eq!((date_string(d), time_text(us), off), ("2024-02-29".into(), "10:20:30.5".into(), Some(7200)));
-        assert!(datetime(&Value::from("2023-02-29")).is_none());
-        assert_eq!(timestamp_text(0, "Z").ok().unwrap(), "2000-01-01T00:00:00Z");
-        assert_eq!(timestamp_text(-1, "").ok().unwrap(), "1999-12-31T23:59:59.999999");
-        assert_eq!(interval_text(14, 3, 3_723_500_000), "P1Y2M3DT1H2M3.5S");
-        assert_eq!(interval_text(0, 0, 0), "PT0S");
-    }
 }
