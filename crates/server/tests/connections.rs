@@ -405,7 +405,10 @@ async fn two_nodes_refresh_a_connection_once() {
     let (mock, issued) = provider(|t| t == "tok-1").await;
     let a = TestServer::start().await;
     // SQLite has one node: this case is PostgreSQL's (a cluster).
-    let Some(b) = a.start_peer(|_| {}).await else { return };
+    let Some(b) = a.start_peer(|_| {}).await else {
+        eprintln!("[connections] two nodes: a PostgreSQL case, nothing to run on SQLite");
+        return;
+    };
     a.apply(&integration(&mock)).await;
     let on_a = (0..20).map(|i| a.run_flow("conn", "call", json!({ "i": i })));
     let on_b = (0..20).map(|i| b.run_flow("conn", "call", json!({ "i": i })));

@@ -29,12 +29,7 @@ pub(crate) struct ApiAnswer {
     pub(crate) retry_after: Option<Duration>,
 }
 
-/// The credentials of `connection`, with what the connector needs from its extras.
-pub(crate) async fn credentials(cx: &StepCx<'_>, connection: &str) -> Result<Credentials, StepError> {
-    cx.connections.credentials(connection).await
-}
-
-/// Sends `req` with `credentials` (obtained by [`credentials`]); after a `401` the
+/// Sends `req` with `credentials` (from `cx.connections`); after a `401` the
 /// connection is told, and the request goes once more when new credentials come. `what`
 /// names the provider in messages (`Dataverse`, `QuickBooks`).
 pub(crate) async fn send(
@@ -47,7 +42,7 @@ pub(crate) async fn send(
     cx.outbound
         .check_url(&req.url)
         .map_err(|m| StepError::fatal(format!("{}_refused", what.to_ascii_lowercase()), format!("{what}: {m}")))?;
-    let shown = shown(&req.url);
+    let shown = crate::util::shown_url(&req.url);
     let build = |c: &Credentials| {
         let mut b = cx.http.request(req.method.clone(), req.url.clone()).timeout(cx.timeout);
         for (k, v) in &req.headers {
@@ -80,7 +75,10 @@ async fn one(
         if e.is_timeout() {
             StepError::retryable(code("timeout"), format!("{what}: {method} {shown} timed out"))
         } else {
-            StepError::retryable(code("unreachable"), format!("{what}: {method} {shown}: {}", chain(&e)))
+            StepError::retryable(
+                code("unreachable"),
+                format!("{what}: {method} {shown}: {}", crate::util::error_causes(&e)),
+            )
         }
     })?;
     let status = resp.status().as_u16();
@@ -103,7 +101,7 @@ async fn one(
             Err(e) => {
                 return Err(StepError::retryable(
                     code("unreachable"),
-                    format!("{what}: reading the answer: {}", chain(&e)),
+                    format!("{what}: reading the answer: {}", crate::util::error_causes(&e)),
                 ));
             }
         }
@@ -114,25 +112,6 @@ async fn one(
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     Ok(ApiAnswer { status, headers, body, retry_after })
-}
-
-/// A URL as messages show it: no query (it may hold data), no credentials.
-pub(crate) fn shown(u: &reqwest::Url) -> String {
-    let mut u = u.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.to_string()
-}
-
-fn chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        parts.push(inner.to_string());
-        src = inner.source();
-    }
-    if parts.is_empty() { "the request failed".to_owned() } else { parts.join(": ") }
 }
 
 /// The text a template gave, for a URL segment or a header.

@@ -91,3 +91,27 @@ pub fn http_client_with(policy: &crate::outbound::OutboundPolicy) -> reqwest::Cl
         .build()
         .expect("HTTP client")
 }
+
+/// What went wrong with a request, from its error's causes: reqwest's own message repeats
+/// the full URL (its query may hold secrets), so only the causes are named.
+pub fn error_causes(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        parts.push(inner.to_string());
+        src = inner.source();
+    }
+    if parts.is_empty() { "the request failed".to_owned() } else { parts.join(": ") }
+}
+
+/// A URL as messages show it: no user info, no query (it may hold secrets; `?…` says there
+/// was one), no fragment.
+pub fn shown_url(u: &reqwest::Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let had_query = u.query().is_some();
+    u.set_query(None);
+    u.set_fragment(None);
+    if had_query { format!("{u}?…") } else { u.to_string() }
+}

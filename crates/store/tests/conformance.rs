@@ -1708,3 +1708,54 @@ conformance!(deployments_versions_and_children, |store: SharedStore| async move 
     assert_eq!(store.deployment(KEY.integration()).await.unwrap(), None);
     assert!(store.version(v1).await.unwrap().is_some());
 });
+
+conformance!(a_connection_refresh_is_one_lease_and_stores_with_its_end, |store: SharedStore| async move {
+    use flowgate_store::{ConnectionKey, NewTokens};
+    let key = ConnectionKey { tenant: "t1", integration: "crm", connection: "books" };
+    // The first taker gets the lease (the row is made); a second owner does not, until it expires.
+    let row = store.lease_connection_refresh(key, "node-a", 1_000, 31_000).await.unwrap().expect("leased");
+    assert_eq!((row.version, row.status.as_str()), (0, "new"));
+    assert!(store.lease_connection_refresh(key, "node-b", 2_000, 32_000).await.unwrap().is_none());
+    // Stored under the lease: a new version, active, the lease ended.
+    let tokens = NewTokens {
+        access_token: "sealed-a",
+        refresh_token: Some("sealed-r"),
+        extras: Some("{\"realmId\":\"9\"}"),
+        expires_at: Some(3_600_000),
+        fingerprint: "f1",
+        now: 2_500,
+    };
+    assert_eq!(store.store_connection_tokens(key, "node-a", tokens).await.unwrap(), Some(1));
+    // A lease that was lost stores nothing.
+    assert_eq!(store.store_connection_tokens(key, "node-b", tokens).await.unwrap(), None);
+    let row = store.connection_tokens(key).await.unwrap().unwrap();
+    assert_eq!((row.version, row.status.as_str(), row.refresh_owner.as_deref()), (1, "active", None));
+    assert_eq!(row.refresh_token.as_deref(), Some("sealed-r"));
+    // A later refresh without a new refresh token keeps the stored one; an expired lease is taken over.
+    store.lease_connection_refresh(key, "node-a", 3_000, 33_000).await.unwrap().expect("leased again");
+    let row = store.lease_connection_refresh(key, "node-b", 40_000, 70_000).await.unwrap().expect("taken over");
+    assert_eq!(row.refresh_owner.as_deref(), Some("node-b"));
+    let keep = NewTokens { access_token: "sealed-b", refresh_token: None, extras: None, ..tokens };
+    assert_eq!(store.store_connection_tokens(key, "node-b", keep).await.unwrap(), Some(2));
+    let row = store.connection_tokens(key).await.unwrap().unwrap();
+    assert_eq!((row.access_token.as_deref(), row.refresh_token.as_deref()), (Some("sealed-b"), Some("sealed-r")));
+    assert_eq!(row.extras.as_deref(), Some("{\"realmId\":\"9\"}"));
+    // A provider's message is kept whatever it holds (a NUL PostgreSQL cannot store is scrubbed).
+    store.lease_connection_refresh(key, "node-a", 80_000, 110_000).await.unwrap().expect("leased");
+    store.end_connection_refresh(key, "node-a", "needs_reconnect", "invalid_grant: bad\0token", 81_000).await.unwrap();
+    let row = store.connection_tokens(key).await.unwrap().unwrap();
+    assert_eq!(row.status, "needs_reconnect");
+    assert!(row.message.as_deref().unwrap().starts_with("invalid_grant: bad"), "{:?}", row.message);
+    assert_eq!(row.refresh_owner, None);
+    // Listed per integration; another tenant sees nothing.
+    assert_eq!(
+        store
+            .list_connection_tokens(flowgate_store::IntegrationKey { tenant: "t1", integration: "crm" })
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let other = flowgate_store::IntegrationKey { tenant: "t2", integration: "crm" };
+    assert!(store.list_connection_tokens(other).await.unwrap().is_empty());
+});

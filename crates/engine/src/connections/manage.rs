@@ -135,7 +135,7 @@ impl Engine {
         if !ci.definition.connections.contains_key(name) {
             return Err(ConnectionError::NotFound(format!("no connection `{name}` in `{slug}`")));
         }
-        let handed = Default::default();
+        let handed = super::Handed::default();
         let cx = super::ExecutionConnections {
             inner: &self.inner,
             tenant,

@@ -318,7 +318,7 @@ pub(crate) struct ExecutionConnections<'a> {
     pub(crate) integration: &'a str,
     pub(crate) specs: &'a ConnectionSpecs,
     /// Every credential value handed out (for the executor's redaction).
-    pub(crate) handed: &'a std::sync::Mutex<Vec<String>>,
+    pub(crate) handed: &'a Handed,
 }
 
 impl ExecutionConnections<'_> {
@@ -339,13 +339,38 @@ impl ExecutionConnections<'_> {
     }
 
     fn hand(&self, c: Credentials) -> Credentials {
-        let mut handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
-        for v in secret_values(&c) {
-            if !handed.iter().any(|h| h == v) {
-                handed.push(v.to_owned());
+        self.handed.add(secret_values(&c));
+        c
+    }
+}
+
+/// The credential values handed to one execution's steps, and a redactor for them — rebuilt
+/// only when a new value comes: records are redacted far more often than credentials are
+/// handed.
+#[derive(Default)]
+pub(crate) struct Handed(std::sync::Mutex<(Vec<String>, Option<flowgate_secrets::Redactor>)>);
+
+impl Handed {
+    fn add<'v>(&self, values: impl Iterator<Item = &'v str>) {
+        let mut handed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let before = handed.0.len();
+        for v in values {
+            if !handed.0.iter().any(|h| h == v) {
+                handed.0.push(v.to_owned());
             }
         }
-        c
+        if handed.0.len() != before {
+            let redactor = flowgate_secrets::Redactor::new(
+                handed.0.iter().map(|v| ("connection credential".to_owned(), v.clone())),
+            );
+            handed.1 = Some(redactor);
+        }
+    }
+
+    /// The redactor of the values handed so far (none: nothing handed). Tokens change; their
+    /// markers are not put back on a resume (the step ran with a token that may be gone).
+    pub(crate) fn redactor(&self) -> Option<flowgate_secrets::Redactor> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 }
 

@@ -115,15 +115,20 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Hop<'_> {
                 .timeout(TOKEN_TIMEOUT)
                 .send()
                 .await
-                .map_err(|e| HopError(format!("the token endpoint cannot be reached: {}", chain(&e))))?;
+                .map_err(|e| {
+                    HopError(format!(
+                        "the token endpoint cannot be reached: {}",
+                        flowgate_steps::util::error_causes(&e)
+                    ))
+                })?;
             let mut out = http::Response::builder().status(resp.status());
             if let Some(h) = out.headers_mut() {
                 *h = resp.headers().clone();
             }
             let mut bytes = Vec::new();
-            while let Some(chunk) =
-                resp.chunk().await.map_err(|e| HopError(format!("reading the token response: {}", chain(&e))))?
-            {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| {
+                HopError(format!("reading the token response: {}", flowgate_steps::util::error_causes(&e)))
+            })? {
                 if bytes.len() + chunk.len() > MAX_TOKEN_RESPONSE {
                     return Err(HopError("the token response is too large".into()));
                 }
@@ -137,16 +142,6 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Hop<'_> {
 /// One hop's answer, as the `oauth2` crate awaits it.
 pub(crate) type HopFuture<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HopError>> + Send + 'a>>;
-
-fn chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        parts.push(inner.to_string());
-        src = inner.source();
-    }
-    if parts.is_empty() { "the request failed".to_owned() } else { parts.join(": ") }
-}
 
 type Answer = Result<
     oauth2::basic::BasicTokenResponse,

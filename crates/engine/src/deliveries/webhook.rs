@@ -106,7 +106,7 @@ pub(super) async fn send_webhook(inner: &Inner, d: &DeliveryRecord, req: &Value)
             } else {
                 "request failed"
             };
-            Sent { latency_ms, ..fail(format!("{what}: {}", source_chain(&e)), false) }
+            Sent { latency_ms, ..fail(format!("{what}: {}", flowgate_steps::util::error_causes(&e)), false) }
         }
         Ok(resp) => {
             let status = resp.status().as_u16();
@@ -133,14 +133,4 @@ pub(super) async fn send_webhook(inner: &Inner, d: &DeliveryRecord, req: &Value)
             }
         }
     }
-}
-
-fn source_chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        parts.push(inner.to_string());
-        src = inner.source();
-    }
-    if parts.is_empty() { "the request failed".into() } else { parts.join(": ") }
 }

@@ -98,7 +98,7 @@ struct Execution {
     waiting: HashMap<String, i64>,
     /// Credentials its steps were given (tokens, keys): redacted from what is recorded, as
     /// the flow's secrets are.
-    handed: std::sync::Mutex<Vec<String>>,
+    handed: crate::connections::Handed,
     inner: Arc<Inner>,
     id: String,
     flow: Arc<CompiledFlow>,
@@ -372,13 +372,9 @@ impl Execution {
         }
     }
 
-    /// The credentials handed to this execution's steps as a redactor. Tokens change; their
-    /// markers are not put back on a resume (the step ran with a token that may be gone).
+    /// The credentials handed to this execution's steps, as a redactor.
     fn handed_redactor(&self) -> Option<flowgate_secrets::Redactor> {
-        let handed = self.handed.lock().unwrap_or_else(|e| e.into_inner());
-        (!handed.is_empty()).then(|| {
-            flowgate_secrets::Redactor::new(handed.iter().map(|v| ("connection credential".to_owned(), v.clone())))
-        })
+        self.handed.redactor()
     }
 
     /// When the flow's timeout ends this execution (epoch ms), if it has one.

@@ -23,7 +23,7 @@ pub(crate) struct Dynamics {
 impl Step for Dynamics {
     async fn run<'s>(&'s self, input: &Value, cx: &mut StepCx<'_>) -> Result<Outcome<'s>, StepError> {
         let spec = cx.evaluator.eval(&self.spec, input, &cx.scope).await?;
-        let credentials = connector::credentials(cx, &self.connection).await?;
+        let credentials = cx.connections.credentials(&self.connection).await?;
         let base = credentials.extras["baseUrl"].as_str().unwrap_or("").trim_end_matches('/').to_owned();
         let entity = text(&spec["entity"]);
         if entity.is_empty() || !entity.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -103,7 +103,7 @@ impl Step for Dynamics {
                 next = Some(page);
                 break;
             }
-            let credentials = connector::credentials(cx, &self.connection).await?;
+            let credentials = cx.connections.credentials(&self.connection).await?;
             let req = ApiRequest { method: reqwest::Method::GET, url: page, headers: headers.clone(), body: None };
             let answer = connector::send(cx, &self.connection, credentials, req, "Dataverse").await?;
             check(&answer)?;

@@ -97,7 +97,7 @@ impl Http {
                 .ok_or_else(|| StepError::fatal("http_url", "invalid next-page URL: expected an http(s) URL"))?;
         }
         // Messages name the URL without its query and credentials, which may hold secrets.
-        let url = shown_url(&parsed);
+        let url = crate::util::shown_url(&parsed);
         cx.outbound
             .check_url(&parsed)
             .map_err(|m| StepError::fatal("http_refused", format!("{} {url}: {m}", self.method)))?;
@@ -169,7 +169,7 @@ impl Http {
             ),
             ReadError::Http(e) => StepError::retryable(
                 "http_body",
-                format!("{} {url}: reading the response failed: {}", self.method, error_chain(&e)),
+                format!("{} {url}: reading the response failed: {}", self.method, crate::util::error_causes(&e)),
             ),
         })?;
         let body = decode_body(&bytes, is_json);
@@ -189,17 +189,6 @@ impl Http {
     }
 }
 
-/// A URL as error messages show it: no user info, no query, no fragment.
-fn shown_url(u: &reqwest::Url) -> String {
-    let mut u = u.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    let had_query = u.query().is_some();
-    u.set_query(None);
-    u.set_fragment(None);
-    if had_query { format!("{u}?…") } else { u.to_string() }
-}
-
 /// Query or form pairs: lists repeat the key, nulls are left out, values are text.
 fn pairs(m: &Map<String, Value>) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(m.len());
@@ -214,7 +203,7 @@ fn pairs(m: &Map<String, Value>) -> Vec<(String, String)> {
 }
 
 fn send_error(method: &reqwest::Method, url: &str, e: &reqwest::Error) -> StepError {
-    let cause = error_chain(e);
+    let cause = crate::util::error_causes(e);
     if e.is_timeout() {
         StepError::retryable("http_timeout", format!("{method} {url} timed out"))
     } else if e.is_connect() {
@@ -224,17 +213,6 @@ fn send_error(method: &reqwest::Method, url: &str, e: &reqwest::Error) -> StepEr
     } else {
         StepError::retryable("http_error", format!("{method} {url}: {cause}"))
     }
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
-    // reqwest's own message repeats the full URL (query included); name only the causes.
-    let mut parts = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        parts.push(inner.to_string());
-        src = inner.source();
-    }
-    if parts.is_empty() { "the request failed".to_owned() } else { parts.join(": ") }
 }
 
 fn response_headers(h: &http::HeaderMap) -> Value {

@@ -92,7 +92,7 @@ impl Step for QuickBooks {
 impl QuickBooks {
     /// The company the connection was authorized for, from its extras.
     async fn company(&self, cx: &StepCx<'_>) -> Result<Company, StepError> {
-        let credentials = connector::credentials(cx, &self.connection).await?;
+        let credentials = cx.connections.credentials(&self.connection).await?;
         let extras = &credentials.extras;
         let realm = text(&extras["realmId"]);
         if realm.trim().is_empty() {
@@ -150,7 +150,7 @@ impl QuickBooks {
             q.append_pair("minorversion", &company.minorversion);
         }
         let headers = vec![(http::header::ACCEPT, "application/json".to_owned())];
-        let credentials = connector::credentials(cx, &self.connection).await?;
+        let credentials = cx.connections.credentials(&self.connection).await?;
         let req = ApiRequest { method, url, headers, body };
         // QuickBooks refuses an 11th request in flight for a company: wait for a permit.
         let _permit = company.permits.acquire().await.map_err(|_| {

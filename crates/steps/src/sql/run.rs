@@ -5,7 +5,7 @@
 use super::pool::{self, Db};
 use super::values::{self, PgParam};
 use super::{MAX_BYTES, MAX_ROWS, ResultMode};
-use crate::{Outcome, Step, StepCx, StepError, connector};
+use crate::{Outcome, Step, StepCx, StepError};
 use async_trait::async_trait;
 use flowgate_expr::Template;
 use futures::{Stream, TryStreamExt};
@@ -77,7 +77,7 @@ impl Step for Sql {
                 }
             }
         }
-        let credentials = connector::credentials(cx, &self.connection).await?;
+        let credentials = cx.connections.credentials(&self.connection).await?;
         let database = credentials.extras["database"].as_str().unwrap_or_default();
         let url = credentials.extras["url"].as_str().unwrap_or_default();
         let db = pool::pool(database, url, cx.outbound).await?;

@@ -89,7 +89,7 @@ macro_rules! methods {
                 )
                 .bind(tokens.access_token)
                 .bind(tokens.refresh_token)
-                .bind(tokens.extras)
+                .bind(tokens.extras.map(|t| $crate::nul::clean(SCRUB_NUL, t)))
                 .bind(tokens.expires_at)
                 .bind(tokens.now)
                 .bind(key.tenant)
@@ -143,7 +143,8 @@ macro_rules! methods {
                      refresh_until = NULL WHERE tenant_id = $4 AND integration = $5 AND connection = $6 AND refresh_owner = $7",
                 )
                 .bind(status)
-                .bind(message)
+                // A provider's words (its error_description): text PostgreSQL cannot hold is scrubbed.
+                .bind($crate::nul::clean(SCRUB_NUL, message))
                 .bind(now)
                 .bind(key.tenant)
                 .bind(key.integration)

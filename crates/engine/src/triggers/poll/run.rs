@@ -116,7 +116,7 @@ async fn fetch(
         tenant: &flow.tenant,
         integration: &flow.integration,
         specs: &flow.connections,
-        handed: &Default::default(),
+        handed: &crate::connections::Handed::default(),
     };
     let mut items = Vec::new();
     let mut page = match &spec.paginate {
