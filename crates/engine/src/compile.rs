@@ -268,6 +268,7 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
             limits: &limit_names,
             connections: &connection_kinds,
             flow_connections: &flow_connections,
+            concurrent: false,
         };
         let steps = compile_steps(&f.steps, &cx, &at.key("steps"), &mut diags);
         flowgate_steps::call::check_targets(&f.steps, &flow_names, &at.key("steps"), &mut diags);

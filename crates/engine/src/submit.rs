@@ -338,6 +338,7 @@ impl Engine {
         let scope = flowgate_expr::Scope {
             trigger,
             steps: &empty,
+            outer: &[],
             config: &flow.config,
             flow: &flow.flow_var,
             execution: &Value::Null,

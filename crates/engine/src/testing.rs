@@ -247,6 +247,7 @@ async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
         let scope = Scope {
             trigger: &event,
             steps: &outputs,
+            outer: &[],
             config: &flow.config,
             flow: &flow.flow_var,
             execution: &execution,

@@ -23,6 +23,9 @@ pub struct Scope<'a> {
     pub trigger: &'a Value,
     /// Outputs of the steps that have run so far, by step id (`$steps`).
     pub steps: &'a Map<String, Value>,
+    /// Inside a `foreach` item or a `parallel` branch: the outputs of the steps around it
+    /// (outermost first); `steps` then holds the item's or branch's own, which come first.
+    pub outer: &'a [std::sync::Arc<Map<String, Value>>],
     /// The integration's config values (`$config`).
     pub config: &'a Value,
     /// Facts about the flow (`$flow`).
@@ -43,6 +46,7 @@ impl Scope<'static> {
         Scope {
             trigger: &NULL,
             steps: EMPTY.get_or_init(Map::new),
+            outer: &[],
             config: &NULL,
             flow: &NULL,
             execution: &NULL,
@@ -139,9 +143,17 @@ impl Bound {
         let steps = if !uses.globals[STEPS] {
             Val::default()
         } else if let Some(ids) = &uses.step_ids {
-            crate::convert::object_of(ids.iter().filter_map(|id| scope.steps.get_key_value(id)))
-        } else {
+            crate::convert::object_of(ids.iter().filter_map(|id| {
+                scope.steps.get_key_value(id).or_else(|| scope.outer.iter().rev().find_map(|m| m.get_key_value(id)))
+            }))
+        } else if scope.outer.is_empty() {
             to_val(&Value::Object(scope.steps.clone()))
+        } else {
+            let mut all = Map::new();
+            for m in scope.outer.iter().map(|m| &**m).chain([scope.steps]) {
+                all.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            to_val(&Value::Object(all))
         };
         Bound {
             input: to_val(input),

@@ -25,8 +25,16 @@ fn binds_globals_in_order() {
     let steps: Map<String, Value> = json!({"a": {"x": 1}, "only-active": 2}).as_object().unwrap().clone();
     let (t, c, f, e, i) = (json!("T"), json!({"k": "C"}), json!("F"), json!({"id": "E"}), json!("I"));
     let st = json!({"cursor": "S"});
-    let scope =
-        Scope { trigger: &t, steps: &steps, config: &c, flow: &f, execution: &e, item: Some(&i), state: Some(&st) };
+    let scope = Scope {
+        trigger: &t,
+        steps: &steps,
+        outer: &[],
+        config: &c,
+        flow: &f,
+        execution: &e,
+        item: Some(&i),
+        state: Some(&st),
+    };
     let expr = Expr::compile(
         r#"[$trigger, $steps.a.x, $steps["only-active"], $config.k, $flow, $execution.id, $item, $state.cursor]"#,
     )

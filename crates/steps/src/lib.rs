@@ -8,8 +8,8 @@
 //!
 //! # Layout
 //! - [`plan`]: compiling steps into [`CompiledStep`]s.
-//! - [`http`], [`transform`], [`filter`], [`switch`], [`log`], [`respond`], [`call`],
-//!   [`webhook`], [`email`]: the kinds, each a folder with its config, compile and run
+//! - [`http`], [`transform`], [`filter`], [`switch`], [`foreach`], [`parallel`], [`log`],
+//!   [`respond`], [`call`], [`webhook`], [`email`], …: the kinds, each a folder with its config, compile and run
 //!   (an [`Step`] returning an [`Outcome`]); [`outbound`]: the address policy of requests.
 //! - [`util`]: helpers shared by kinds (template compilation, the HTTP client).
 //! - `test_support` (tests only): one step compiled and run, for each kind's `tests.rs`.
@@ -26,9 +26,11 @@ pub mod delay;
 pub mod dynamics;
 pub mod email;
 pub mod filter;
+pub mod foreach;
 pub mod http;
 pub mod log;
 pub mod outbound;
+pub mod parallel;
 pub mod plan;
 pub mod quickbooks;
 pub mod respond;
@@ -149,6 +151,8 @@ kinds! {
     Wait("wait"): wait::WaitConfig, "Waits, holding no worker, until a POST to the execution's resume URL delivers a body.";
     Quickbooks("quickbooks"): quickbooks::QuickBooksConfig, "Reads and writes QuickBooks Online records through a connection.";
     Sql("sql"): sql::SqlConfig, "Runs parameterised SQL on PostgreSQL, MySQL/MariaDB or SQLite through a connection.";
+    Foreach("foreach"): foreach::ForeachConfig, "Runs nested steps once per item of a list, journaled per item.";
+    Parallel("parallel"): parallel::ParallelConfig, "Runs branches of steps side by side and joins their outputs.";
 }
 
 /// A step failure, as data: journaled, shown as `{error: {code, message}}`, and classified
@@ -259,6 +263,10 @@ pub enum Outcome<'s> {
     /// Wait (at most this long) for a call to the execution's resume URL; its body is the
     /// step's output.
     Wait(Duration),
+    /// Run nested steps once per item, journaled per item; the output is the items' list.
+    Each(foreach::Each<'s>),
+    /// Run branches of steps side by side; the output joins theirs by name.
+    Parallel(parallel::Branches<'s>),
 }
 
 /// A message a step sends through the engine's durable deliveries (committed with the
@@ -329,6 +337,13 @@ pub trait Step: Send + Sync {
     /// True when running the step twice is visible outside (an HTTP call): the engine makes
     /// the journal durable before it runs, so a resume re-sends at most this one step.
     fn side_effects(&self) -> bool {
+        false
+    }
+
+    /// True when, on a resume, the step's output is put together again from its nested
+    /// entries (a loop's items, a `parallel` step's branches) rather than read from its own
+    /// entry, which then need not hold all of it.
+    fn rebuilds_output(&self) -> bool {
         false
     }
 }

@@ -49,6 +49,10 @@ pub struct PlanCx<'a> {
     pub connections: &'a [(&'a str, &'a str)],
     /// The flow's primary and secondary connections, in that order.
     pub flow_connections: &'a [&'a str],
+    /// The steps run side by side with others of the same execution (in a `parallel`
+    /// branch, or a loop with `concurrency` over 1): a step that parks the whole execution
+    /// until a call (`wait`) cannot be among them.
+    pub concurrent: bool,
 }
 
 impl PlanCx<'_> {

@@ -39,7 +39,7 @@ pub(crate) fn compile_list(steps: Value) -> Compiled {
 pub(crate) fn compile_in(steps: Value, connections: &[(&str, &str)], flow_connections: &[&str]) -> Compiled {
     let mut diags = Diags::default();
     let defs = decode(&steps, &mut diags);
-    let cx = PlanCx { retry: None, limits: &[], connections, flow_connections };
+    let cx = PlanCx { retry: None, limits: &[], connections, flow_connections, concurrent: false };
     let steps = compile_steps(&defs, &cx, &steps_path(), &mut diags);
     Compiled { steps, diags: diags.into_vec() }
 }
@@ -129,6 +129,10 @@ pub(crate) enum Ran {
     Delay(crate::delay::Delay),
     /// [`Outcome::Wait`].
     Wait(std::time::Duration),
+    /// [`Outcome::Each`]: the items, the ids of the steps each runs, and how many at once.
+    Each { items: Vec<Value>, steps: Vec<String>, concurrency: usize },
+    /// [`Outcome::Parallel`]: each branch's name and the ids of its steps.
+    Parallel(Vec<(String, Vec<String>)>),
 }
 
 /// What a step sends, as the engine receives it.
@@ -144,6 +148,14 @@ impl From<Outcome<'_>> for Ran {
             Outcome::Send(o) => Ran::Send(o),
             Outcome::Delay(d) => Ran::Delay(d),
             Outcome::Wait(t) => Ran::Wait(t),
+            Outcome::Each(e) => Ran::Each {
+                items: e.items,
+                steps: e.steps.iter().map(|c| c.id.clone()).collect(),
+                concurrency: e.concurrency,
+            },
+            Outcome::Parallel(p) => Ran::Parallel(
+                p.branches.iter().map(|(n, s)| (n.clone(), s.iter().map(|c| c.id.clone()).collect())).collect(),
+            ),
         }
     }
 }

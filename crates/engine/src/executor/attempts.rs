@@ -11,8 +11,9 @@ impl Execution {
     pub(super) async fn run_action(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
         let action = step.body.as_ref();
         // Only a step with side effects sends a key; the others need no string made for it.
-        let key = if action.side_effects() { format!("{}:{}", self.id, step.id) } else { String::new() };
-        let mut attempt = self.attempts.get(&step.id).copied().unwrap_or(0);
+        let step_key = self.key(step).into_owned();
+        let key = if action.side_effects() { format!("{}:{}", self.id, step_key) } else { String::new() };
+        let mut attempt = self.attempts.get(&step_key).copied().unwrap_or(0);
         loop {
             attempt += 1;
             if action.side_effects() && !self.flush().await {
@@ -30,7 +31,7 @@ impl Execution {
                     parent_flow: &self.flow.slug,
                     tenant: &self.flow.tenant,
                     integration: &self.flow.integration,
-                    step: &step.id,
+                    step: &step_key,
                     round: self.round,
                     version_id: self.flow.version_id,
                     depth: self.depth,
@@ -66,7 +67,7 @@ impl Execution {
             let outcome = if result.is_ok() { "succeeded" } else { "failed" };
             metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
                 .record(clock.elapsed().as_secs_f64());
-            self.add_logs(&step.id, logs, started);
+            self.add_logs(&step_key, logs, started);
             let result = match result {
                 Ok(Outcome::Output(out)) => Ok(out),
                 Ok(other) => return self.follow(step, attempt, other, input, started).await,
@@ -116,7 +117,7 @@ impl Execution {
                     return Ok(self.output(step, out));
                 }
                 Err(error) => {
-                    tracing::debug!(step_id = %step.id, attempt, error_code = %error.code, error = %self.flow.redactor.redact_text(&error.message), "Step attempt failed.");
+                    tracing::debug!(step_id = %step_key, attempt, error_code = %error.code, error = %self.flow.redactor.redact_text(&error.message), "Step attempt failed.");
                     if let (Some(limit), Some(after)) = (&step.limit, error.retry_after) {
                         // The target asked to slow down: the whole limit waits, not just this request.
                         self.pause_limit(limit, after).await;
@@ -176,11 +177,14 @@ impl Execution {
                 Ok(out)
             }
             Outcome::Send(message) => self.send(step, attempt, message, input, started).await,
+            Outcome::Each(each) => self.run_each(step, attempt, each, input, started).await,
+            Outcome::Parallel(branches) => self.run_branches(step, attempt, branches, input, started).await,
             Outcome::Wait(timeout) => self.wait_for_call(step, attempt, timeout, input, started).await,
             Outcome::Delay(delay) => {
                 let now = self.inner.clock.now_ms();
                 // Fixed by the first attempt: a resume finds the time in the journal.
-                let until = match self.waiting.get(&step.id) {
+                let key = self.key(step).into_owned();
+                let until = match self.waiting.get(&key) {
                     Some(t) => *t,
                     None => match delay {
                         flowgate_steps::delay::Delay::For(d) => now.saturating_add(d.as_millis() as i64),
@@ -195,7 +199,7 @@ impl Execution {
                         // Parked without a worker; whichever node is up at `until` resumes it.
                         let waiting = serde_json::json!({ "until": crate::clock::rfc3339(until), "untilMs": until });
                         self.record(step, attempt, "waiting", &input, Some(&waiting), None, started);
-                        self.waiting.insert(step.id.clone(), until);
+                        self.waiting.insert(key, until);
                         return Err(Flow::Parked { run_after: self.deadline().map_or(until, |d| until.min(d)) });
                     }
                 }
@@ -215,17 +219,18 @@ impl Execution {
         error: StepError,
         started: i64,
     ) -> Result<Input, Flow> {
+        let key = self.key(step).into_owned();
         self.inner.emit(crate::logs::Emit {
             flow: &self.flow,
             execution: &self.id,
-            step: Some(&step.id),
+            step: Some(&key),
             event: "step.failed",
             level: if step.on_error == OnError::Continue {
                 flowgate_sinks::Level::Warn
             } else {
                 flowgate_sinks::Level::Error
             },
-            message: format!("step {} failed: {}", step.id, error.message),
+            message: format!("step {key} failed: {}", error.message),
             duration_ms: Some((self.inner.clock.now_ms() - started).max(0) as u64),
             fields: crate::logs::error_fields(&error.code, Some(attempt)),
         });
@@ -235,7 +240,7 @@ impl Execution {
             return Ok(self.output(step, out));
         }
         self.record(step, attempt, "failed", input, None, Some(&error), started);
-        Err(Flow::Failed { step: step.id.clone(), error })
+        Err(Flow::Failed { step: key, error })
     }
 
     /// Waits for a token of the integration's rate limit `name` (shared by every node).

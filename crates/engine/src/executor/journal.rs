@@ -7,7 +7,12 @@ use super::*;
 impl Execution {
     pub(super) async fn load_journal(&mut self) -> Result<(), flowgate_store::Error> {
         let journal = self.inner.store.journal(&self.id).await?;
-        self.seq = journal.len() as i64;
+        // Lines of one execution commit on their own: the order goes on after the last.
+        let last = journal.iter().map(|r| r.seq).max().unwrap_or(0);
+        self.seq.store(last, std::sync::atomic::Ordering::Relaxed);
+        let mut completed = HashMap::new();
+        let mut attempts: HashMap<String, u32> = HashMap::new();
+        let mut skipped = std::collections::HashSet::new();
         for r in journal {
             if r.round == self.round && self.round > 1 {
                 self.round_began = self.round_began.min(r.started_at);
@@ -26,7 +31,10 @@ impl Execution {
                     .as_deref()
                     .and_then(|o| serde_json::from_str(&self.flow.redactor.restore_json_text(o)).ok())
                     .unwrap_or(Value::Null);
-                self.completed.insert(r.step_id, out);
+                if r.status == "skipped" && r.step_id.ends_with(']') {
+                    skipped.insert(r.step_id.clone());
+                }
+                completed.insert(r.step_id, out);
             } else if r.round == self.round {
                 if r.status == "waiting"
                     && let Some(until) = r
@@ -37,10 +45,23 @@ impl Execution {
                 {
                     self.waiting.insert(r.step_id.clone(), until);
                 }
-                let n = self.attempts.entry(r.step_id).or_default();
+                let n = attempts.entry(r.step_id).or_default();
                 *n = (*n).max(r.attempt as u32);
             }
         }
+        // What ran inside a finished loop item or branch is not needed again (the item's own
+        // entry holds what it gave): a long loop's resume holds one value per item.
+        let finished_inside = |key: &str| {
+            key.match_indices('.').any(|(i, _)| key[..i].ends_with(']') && completed.contains_key(&key[..i]))
+        };
+        let inside: Vec<String> = completed.keys().filter(|k| finished_inside(k)).cloned().collect();
+        attempts.retain(|k, _| !finished_inside(k));
+        for k in inside {
+            completed.remove(&k);
+        }
+        self.completed = Arc::new(completed);
+        self.attempts = Arc::new(attempts);
+        self.skipped_items = Arc::new(skipped);
         Ok(())
     }
 
@@ -59,7 +80,7 @@ impl Execution {
         self.record_json(step, attempt, status, input, output_json, error, started);
     }
 
-    /// Like [`Execution::record`], with the output already written as JSON.
+    /// Like [`Execution::record_json`], for a step's journal key `key`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_json(
         &mut self,
@@ -71,20 +92,38 @@ impl Execution {
         error: Option<&StepError>,
         started: i64,
     ) {
+        let key = self.key(step).into_owned();
+        self.record_entry(key, step.kind, attempt, status, input, output_json, error, started);
+    }
+
+    /// Records a journal entry under `key` (a step's, or a loop item's or branch's) for a
+    /// step of `kind`, with the output already written as JSON.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_entry(
+        &mut self,
+        key: String,
+        kind: &'static str,
+        attempt: u32,
+        status: &str,
+        input: &Value,
+        output_json: Option<String>,
+        error: Option<&StepError>,
+        started: i64,
+    ) {
         // Most inputs are the previous step's output: not stored twice (about half the journal).
-        let input_json = (!self.input_is_last_output).then(|| self.redact(input.to_string()));
+        let input_json = (self.concurrent || !self.input_is_last_output).then(|| self.redact(input.to_string()));
         let output_json = output_json.map(|o| self.redact(o));
         if COMPLETED.contains(&status) {
             // The next step's input is this step's output.
             self.input_is_last_output = true;
         }
-        self.seq += 1;
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.pending.steps.push(StepRecord {
             execution_id: self.id.clone(),
-            step_id: step.id.clone(),
+            step_id: key,
             round: self.round,
             attempt: i64::from(attempt),
-            seq: self.seq,
+            seq,
             status: status.to_owned(),
             input: input_json,
             output: output_json,
@@ -93,7 +132,7 @@ impl Execution {
             started_at: started,
             finished_at: self.inner.clock.now_ms(),
         });
-        metrics::counter!("flowgate_step_attempts_total", "step_kind" => step.kind, "outcome" => status.to_owned())
+        metrics::counter!("flowgate_step_attempts_total", "step_kind" => kind, "outcome" => status.to_owned())
             .increment(1);
     }
 

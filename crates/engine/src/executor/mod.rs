@@ -92,13 +92,29 @@ fn failed_step_of(error: &Option<Value>) -> Option<String> {
 /// Journal statuses that mean "done, reuse the output".
 const COMPLETED: [&str; 3] = ["succeeded", "skipped", "continued"];
 
+/// One line of steps being run: the flow's own, or (forked from it) a loop's item or a
+/// `parallel` branch, which share the execution and its journal but keep their own `$steps`
+/// and pending entries (`nested.rs`).
 struct Execution {
+    /// Where these steps sit: empty for the flow's own, `each[3].` in a loop's item,
+    /// `both[a].` in a branch. Journal entries, idempotency keys and deliveries are keyed by
+    /// the prefix and the step's id; `$steps` by the id alone.
+    prefix: String,
+    /// Outputs of the steps around an item or branch (outermost first), seen by `$steps`
+    /// after `outputs`.
+    outer: Vec<Arc<Map<String, Value>>>,
+    /// `$item` in a loop's item.
+    item: Option<Arc<Value>>,
+    /// Runs beside siblings (a branch, a loop's item with concurrency): each entry keeps its
+    /// input (the previous entry may be a sibling's), and a waited delivery holds the worker
+    /// rather than parking the whole execution.
+    concurrent: bool,
     /// `delay` steps of this round parked until a time (from the journal on a resume): the
     /// time is fixed by the first attempt.
     waiting: HashMap<String, i64>,
     /// Credentials its steps were given (tokens, keys): redacted from what is recorded, as
     /// the flow's secrets are.
-    handed: crate::connections::Handed,
+    handed: Arc<crate::connections::Handed>,
     inner: Arc<Inner>,
     id: String,
     flow: Arc<CompiledFlow>,
@@ -107,12 +123,14 @@ struct Execution {
     execution_var: Value,
     /// `$steps`: outputs so far.
     outputs: Map<String, Value>,
-    /// Outputs recorded by earlier runs of this execution.
-    completed: HashMap<String, Value>,
-    /// Attempts already made in this round, by step.
-    attempts: HashMap<String, u32>,
-    /// Journal order.
-    seq: i64,
+    /// Outputs recorded by earlier runs of this execution, by journal key.
+    completed: Arc<HashMap<String, Value>>,
+    /// Loop items a `filter` stopped in earlier runs (they add nothing to the loop's output).
+    skipped_items: Arc<std::collections::HashSet<String>>,
+    /// Attempts already made in this round, by journal key.
+    attempts: Arc<HashMap<String, u32>>,
+    /// Journal order, shared by an execution's lines.
+    seq: Arc<std::sync::atomic::AtomicI64>,
     /// Journal entries and logs not yet handed to the committer.
     pending: WriteBatch,
     response: Option<Response>,
@@ -134,8 +152,8 @@ struct Execution {
     round_began: i64,
     /// A write to the store failed: the execution stops here and is handed back.
     lost_store: bool,
-    /// The worker slot it runs in, given back when it ends.
-    _permit: OwnedSemaphorePermit,
+    /// The worker slot it runs in, given back when it ends (held by the flow's line).
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
@@ -295,6 +313,7 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
 
 mod attempts;
 mod journal;
+mod nested;
 mod outbound;
 
 impl Execution {
@@ -303,6 +322,10 @@ impl Execution {
         let depth = job.trigger["call"]["depth"].as_u64().unwrap_or(0);
         let call_root = job.trigger["call"]["root"].as_str().unwrap_or(&job.id).to_owned();
         Execution {
+            prefix: String::new(),
+            outer: Vec::new(),
+            item: None,
+            concurrent: false,
             waiting: HashMap::new(),
             handed: Default::default(),
             depth,
@@ -320,9 +343,10 @@ impl Execution {
             trigger: job.trigger,
             round: job.round,
             outputs: Map::new(),
-            completed: HashMap::new(),
-            attempts: HashMap::new(),
-            seq: 0,
+            completed: Default::default(),
+            skipped_items: Default::default(),
+            attempts: Default::default(),
+            seq: Default::default(),
             pending: WriteBatch::default(),
             response: None,
             input_is_last_output: true,
@@ -330,7 +354,7 @@ impl Execution {
             round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
             mocks: job.mocks,
             lost_store: false,
-            _permit: job.permit,
+            _permit: Some(job.permit),
         }
     }
 
@@ -338,6 +362,15 @@ impl Execution {
     fn output(&mut self, step: &CompiledStep, out: Value) -> Input {
         self.outputs.insert(step.id.clone(), out.clone());
         Arc::new(out)
+    }
+
+    /// The step's journal key: its id, after the prefix of the item or branch it runs in.
+    fn key<'k>(&self, step: &'k CompiledStep) -> std::borrow::Cow<'k, str> {
+        if self.prefix.is_empty() {
+            std::borrow::Cow::Borrowed(&step.id)
+        } else {
+            std::borrow::Cow::Owned(format!("{}{}", self.prefix, step.id))
+        }
     }
 
     /// The first step (depth first, branches included) the journal does not show completed:
@@ -386,10 +419,11 @@ impl Execution {
         Scope {
             trigger: &self.trigger,
             steps: &self.outputs,
+            outer: &self.outer,
             config: &self.flow.config,
             flow: &self.flow.flow_var,
             execution: &self.execution_var,
-            item: None,
+            item: self.item.as_deref(),
             state: None,
         }
     }
@@ -413,7 +447,7 @@ impl Execution {
 
     /// Runs one step with its hooks; `Ok` carries its output, `Err` how the execution ends.
     async fn run_step(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
-        let hooks = (!self.completed.contains_key(&step.id)).then(|| step.hooks.clone()).flatten();
+        let hooks = (!self.completed.contains_key(&*self.key(step))).then(|| step.hooks.clone()).flatten();
         if let Some(spec) = hooks.as_ref().and_then(|h| h.on_start.as_ref()) {
             self.hook(step, spec, "start", &input).await;
         }
@@ -426,7 +460,8 @@ impl Execution {
 
     /// Runs one step; `Ok` carries its output, `Err` how the execution ends here.
     async fn run_step_body(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
-        if let Some(out) = self.completed.get(&step.id) {
+        // A loop or `parallel` step puts its output together again from its items' entries.
+        if let Some(out) = self.completed.get(&*self.key(step)).filter(|_| !step.body.rebuilds_output()) {
             let out = out.clone();
             self.input_is_last_output = true;
             return Ok(self.output(step, out));

@@ -17,13 +17,14 @@ impl Execution {
         input: Input,
         started: i64,
     ) -> Result<Input, Flow> {
-        let id = format!("{}:{}:{}", self.id, step.id, self.round);
+        let key = self.key(step).into_owned();
+        let id = format!("{}:{}:{}", self.id, key, self.round);
         let d = crate::deliveries::new_delivery(
             &self.inner,
             &self.flow,
             id.clone(),
             Some(&self.id),
-            Some(&step.id),
+            Some(&key),
             message.kind,
             &message.name,
             &message.message,
@@ -81,6 +82,9 @@ impl Execution {
                     return self.fail(step, attempt, &input, error, started);
                 }
                 _ if Instant::now() < inline_until => tokio::time::sleep(Duration::from_millis(25)).await,
+                // Beside its siblings it cannot park the whole execution: it holds the
+                // worker and looks again now and then.
+                _ if self.concurrent => tokio::time::sleep(Duration::from_millis(500)).await,
                 _ => {
                     // Retried over minutes or hours: wait without a worker.
                     if !self.flush().await {
@@ -108,7 +112,8 @@ impl Execution {
         input: Input,
         started: i64,
     ) -> Result<Input, Flow> {
-        let id = format!("{}:{}:{}:callback", self.id, step.id, self.round);
+        let key = self.key(step).into_owned();
+        let id = format!("{}:{}:{}:callback", self.id, key, self.round);
         loop {
             let row = match self.inner.store.delivery(&self.flow.tenant, &id).await {
                 Ok(row) => row,
@@ -120,9 +125,9 @@ impl Execution {
                     &self.flow,
                     id.clone(),
                     Some(&self.id),
-                    Some(&step.id),
+                    Some(&key),
                     crate::waits::KIND,
-                    &step.id,
+                    &key,
                     &json!({}),
                     &[timeout],
                 );
@@ -175,7 +180,7 @@ impl Execution {
         }
         let payload = json!({
             "event": format!("step.{event}ed").replace("startted", "started").replace("completeed", "completed"),
-            "step": step.id,
+            "step": self.key(step),
             "execution": self.execution_var,
             "integration": self.flow.integration,
             "flow": self.flow.slug,
@@ -192,13 +197,13 @@ impl Execution {
             tracing::warn!(step_id = %step.id, error = %m, "A step hook's webhook is invalid; it is not sent.");
             return;
         }
-        let id = format!("{}:{}:{}:{event}", self.id, step.id, self.round);
+        let id = format!("{}:{}:{}:{event}", self.id, self.key(step), self.round);
         let d = crate::deliveries::new_delivery(
             &self.inner,
             &self.flow,
             id,
             Some(&self.id),
-            Some(&step.id),
+            Some(&self.key(step)),
             "webhook",
             &spec.name,
             &request,

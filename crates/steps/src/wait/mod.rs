@@ -43,7 +43,16 @@ impl crate::Kind for WaitConfig {
         g.subschema_for::<Self>()
     }
 
-    fn compile(&self, _: &crate::PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+    fn compile(&self, cx: &crate::PlanCx<'_>, path: &Path, diags: &mut Diags) -> Option<Box<dyn Step>> {
+        if cx.concurrent {
+            // The execution parks as a whole until the call; a sibling running beside it
+            // would have nowhere to go on.
+            diags.error(
+                path,
+                "a `wait` step cannot run side by side with other steps: not inside a `parallel` branch or a `foreach` with `concurrency` over 1",
+            );
+            return None;
+        }
         let timeout = self.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         if timeout.is_zero() {
             diags.error(&path.key("timeout"), "the timeout must be longer than zero");

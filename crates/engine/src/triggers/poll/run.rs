@@ -105,6 +105,7 @@ async fn fetch(
     let scope = Scope {
         trigger: &Value::Null,
         steps: &empty,
+        outer: &[],
         config: &flow.config,
         flow: &flow.flow_var,
         execution: &Value::Null,

@@ -23,6 +23,7 @@ pub(crate) fn resolve(
     let scope = Scope {
         trigger: &Value::Null,
         steps: &empty,
+        outer: &[],
         config,
         flow: &Value::Null,
         execution: &Value::Null,
