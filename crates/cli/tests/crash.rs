@@ -211,6 +211,70 @@ async fn sigkill_loses_nothing_and_reruns_no_completed_step() {
     );
 }
 
+/// Issue 18: a loop SIGKILLed mid-way goes on where it was. Its finished items are not run
+/// again (each item's `http` step reaches the target once, but for the few in flight at a
+/// kill, re-sent with the same key), every item has one entry, and the output is whole and
+/// in the items' order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_killed_midway_goes_on_without_redoing_finished_items() {
+    const ITEMS: usize = 300;
+    const KILLS: usize = 3;
+    flowgate_steps::util::install_tls();
+    let (up_url, up) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut child = Node(spawn_server(dir.path(), port));
+    wait_ready(&client, &base).await;
+    let doc = format!(
+        "integration: crash-loop\nflows:\n  - flow: f\n    trigger: {{ manual: {{}} }}\n    steps:\n      - id: each\n        foreach:\n          items: '.body.items'\n          concurrency: 4\n          collect: '.body.ok'\n          steps:\n            - {{ id: push, http: {{ method: POST, url: \"{up_url}/a\", json: \"{{{{ . }}}}\" }} }}\n"
+    );
+    let r = client
+        .put(format!("{base}/v1/integrations/crash-loop"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/yaml")
+        .body(doc)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let r = client
+        .post(format!("{base}/v1/integrations/crash-loop/flows/f/run"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "body": { "items": (0..ITEMS).collect::<Vec<_>>() } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["executionId"].as_str().unwrap().to_owned();
+    for k in 1..=KILLS {
+        // Kill once a share of the items reached the target: mid-loop, with items in flight.
+        let want = k * ITEMS / (KILLS + 1);
+        wait_until("items to reach the target", async || up.hits.lock().unwrap().len() >= want).await;
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        child = Node(spawn_server(dir.path(), port));
+        wait_ready(&client, &base).await;
+    }
+    let mut pending = HashSet::from([id.clone()]);
+    wait_all_succeeded(&client, &base, &mut pending, "the loop").await;
+    let v: Value = get_json(&client, &format!("{base}/v1/executions/{id}"), TOKEN).await;
+    assert_eq!(v["output"], json!(vec![true; ITEMS]), "the whole output, in order");
+    let hits = up.hits.lock().unwrap().clone();
+    let mut resent = 0;
+    for i in 0..ITEMS {
+        let n = hits.get(&format!("{id}:each[{i}].push")).copied().unwrap_or(0);
+        assert!(n >= 1, "item {i} never reached the target");
+        resent += n as usize - 1;
+        let entries = v["steps"].as_array().unwrap().iter().filter(|s| s["stepId"] == format!("each[{i}]")).count();
+        assert_eq!(entries, 1, "item {i} has one entry");
+    }
+    // Only the items in flight at a kill (at most the concurrency) are sent again.
+    assert!(resent <= KILLS * 4, "{resent} re-sends");
+    println!("loop kill test: {ITEMS} items, {KILLS} SIGKILLs, {resent} re-sends with the same key");
+}
+
 /// Issue 12: an execution that takes the process down every time it runs (here its `http`
 /// step's target SIGKILLs the node; in the field a bug or an exhausted resource) must not
 /// crash-loop the node. It is resumed apart from other work, and after `--crash-limit` (3)

@@ -303,3 +303,49 @@ flows:
     // A wait in a loop that runs one item at a time is fine.
     assert!(!problems.iter().any(|(p, _)| p.starts_with("flows[0].steps[0].foreach.steps")), "{problems:#?}");
 }
+
+/// `tests:` of a flow with a loop and branches: a mock stands in for a step in every item,
+/// and a step inside an item is expected by its journal key.
+#[tokio::test]
+async fn flow_tests_mock_steps_inside_loops_and_expect_them_by_key() {
+    let s = TestServer::start().await;
+    s.apply(
+        r#"
+integration: loop-tests
+flows:
+  - flow: f
+    trigger: { manual: {} }
+    steps:
+      - id: each
+        foreach:
+          items: '.body.ids'
+          concurrency: 2
+          steps:
+            - { id: fetch, http: { url: "http://192.0.2.1/{{ . }}" } }
+            - { id: named, transform: '{ id: $item, name: .body.name }' }
+      - id: both
+        parallel:
+          count: [ { id: n, transform: 'length' } ]
+          first: [ { id: f1, transform: '.[0].name' } ]
+tests:
+  - name: every item is fetched and named
+    flow: f
+    trigger: { body: { ids: [1, 2] } }
+    mocks: { fetch: { status: 200, body: { name: Ann } } }
+    expect:
+      steps: { "each[1].named": { id: 2, name: Ann }, each: [ { id: 1, name: Ann }, { id: 2, name: Ann } ] }
+      output: { count: 2, first: Ann }
+  - name: a wrong expectation fails
+    flow: f
+    trigger: { body: { ids: [1] } }
+    mocks: { fetch: { status: 200, body: { name: Bo } } }
+    expect: { output: { count: 2 } }
+"#,
+    )
+    .await;
+    let (status, _, report) = send(s.api(reqwest::Method::POST, "/v1/integrations/loop-tests/test")).await;
+    assert_eq!(status, 200, "{report}");
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results[0]["passed"], true, "{report:#}");
+    assert_eq!(results[1]["passed"], false, "{report:#}");
+}

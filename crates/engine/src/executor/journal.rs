@@ -164,6 +164,9 @@ impl Execution {
 
     /// Makes pending journal entries durable; false when the store failed.
     pub(super) async fn flush(&mut self) -> bool {
+        for around in &self.around {
+            self.pending.append(&mut around.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         if self.pending.is_empty() {
             return true;
         }

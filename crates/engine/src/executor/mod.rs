@@ -133,6 +133,10 @@ struct Execution {
     seq: Arc<std::sync::atomic::AtomicI64>,
     /// Journal entries and logs not yet handed to the committer.
     pending: WriteBatch,
+    /// Entries of the lines around this one (finished items and branches) that are not
+    /// durable yet: made durable with this line's own before a side effect, as the flow's
+    /// earlier entries are before any step's.
+    around: Vec<Arc<std::sync::Mutex<WriteBatch>>>,
     response: Option<Response>,
     /// The JSON text of the current input, when known (reused as the next entry's input).
     /// Claimed from the queue rather than started where its event arrived: whoever waits for
@@ -348,6 +352,7 @@ impl Execution {
             attempts: Default::default(),
             seq: Default::default(),
             pending: WriteBatch::default(),
+            around: Vec::new(),
             response: None,
             input_is_last_output: true,
             claimed: job.resumed,

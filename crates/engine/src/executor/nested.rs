@@ -35,8 +35,12 @@ impl Execution {
         outer: Vec<Arc<Map<String, Value>>>,
         item: Option<Arc<Value>>,
         concurrent: bool,
+        done: &Arc<std::sync::Mutex<WriteBatch>>,
     ) -> Execution {
+        let mut around = self.around.clone();
+        around.push(done.clone());
         Execution {
+            around,
             prefix,
             outer,
             item: item.or_else(|| self.item.clone()),
@@ -68,9 +72,10 @@ impl Execution {
         }
     }
 
-    /// Takes back what a line left: its pending entries, a lost store, an answer.
-    fn absorb(&mut self, mut line: Execution) {
-        self.pending.append(&mut line.pending);
+    /// Takes back what a line left: its pending entries (into `done`, where the lines still
+    /// running make them durable before their next side effect), a lost store, an answer.
+    fn absorb(&mut self, mut line: Execution, done: &Arc<std::sync::Mutex<WriteBatch>>) {
+        done.lock().unwrap_or_else(|e| e.into_inner()).append(&mut line.pending);
         self.lost_store |= line.lost_store;
         if self.response.is_none() {
             self.response = line.response.take();
@@ -135,6 +140,9 @@ impl Execution {
             return Err(Flow::Interrupted);
         }
         let outer = self.lend_outputs();
+        // Entries of finished items or branches (and their own): durable with the next flush
+        // of any line still running, or the loop's.
+        let done: Arc<std::sync::Mutex<WriteBatch>> = Default::default();
         let mut gave: Vec<Option<Value>> = Vec::with_capacity(count);
         let mut failed = 0usize;
         let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = Ended> + Send + 's>>> = FuturesUnordered::new();
@@ -155,7 +163,7 @@ impl Execution {
                     continue;
                 }
                 let item = Arc::new(item);
-                let mut line = self.fork(format!("{item_key}."), outer.clone(), Some(item.clone()), concurrent);
+                let mut line = self.fork(format!("{item_key}."), outer.clone(), Some(item.clone()), concurrent, &done);
                 let steps = each.steps;
                 running.push(Box::pin(async move {
                     let flow = line.run_steps(steps, item).await;
@@ -174,7 +182,7 @@ impl Execution {
                         },
                         None => Ok(out),
                     };
-                    self.absorb(line);
+                    self.absorb(line, &done);
                     match contribution {
                         Ok(v) => {
                             self.input_is_last_output = false;
@@ -208,7 +216,7 @@ impl Execution {
                 }
                 Flow::Filtered(_) => {
                     // A filter inside a loop drops the item.
-                    self.absorb(line);
+                    self.absorb(line, &done);
                     self.input_is_last_output = false;
                     self.record_entry(
                         item_key,
@@ -222,7 +230,7 @@ impl Execution {
                     );
                 }
                 Flow::Failed { step: at, error } => {
-                    self.absorb(line);
+                    self.absorb(line, &done);
                     if !continue_on_error {
                         stop_with(&mut end, Flow::Failed { step: at, error });
                         continue;
@@ -233,24 +241,35 @@ impl Execution {
                 }
                 Flow::Interrupted => {
                     // The store failed: stop here, as a crash would.
-                    self.absorb(line);
+                    self.absorb(line, &done);
                     end = Some(Flow::Interrupted);
                     break;
                 }
                 other => {
                     // A retry or a delay far off, or (one item at a time only) a wait.
-                    self.absorb(line);
+                    self.absorb(line, &done);
                     stop_with(&mut end, other);
                 }
             }
-            if self.pending.steps.len() >= FLUSH_EVERY && !self.flush().await {
-                end = Some(Flow::Interrupted);
-                break;
+            // The item's own entry joins the others, for the next line's flush; a loop of
+            // pure items makes them durable every so often itself.
+            let waiting = {
+                let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+                done.append(&mut self.pending);
+                done.steps.len()
+            };
+            if waiting >= FLUSH_EVERY {
+                self.pending.append(&mut done.lock().unwrap_or_else(|e| e.into_inner()));
+                if !self.flush().await {
+                    end = Some(Flow::Interrupted);
+                    break;
+                }
             }
         }
         // Lines still running (the store failed) are dropped as a crash would stop them: what
         // they made durable stays, a resume finishes them.
         drop(running);
+        self.pending.append(&mut done.lock().unwrap_or_else(|e| e.into_inner()));
         self.take_back_outputs(outer);
         if let Some(end) = end {
             return Err(end);
@@ -314,6 +333,9 @@ impl Execution {
             return Err(Flow::Interrupted);
         }
         let outer = self.lend_outputs();
+        // Entries of finished items or branches (and their own): durable with the next flush
+        // of any line still running, or the loop's.
+        let done: Arc<std::sync::Mutex<WriteBatch>> = Default::default();
         let mut gave: Vec<Option<Value>> = vec![None; branches.branches.len()];
         let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = Ended> + Send + 's>>> = FuturesUnordered::new();
         for (i, (name, steps)) in branches.branches.iter().enumerate() {
@@ -322,7 +344,7 @@ impl Execution {
                 gave[i] = Some(out.clone());
                 continue;
             }
-            let mut line = self.fork(format!("{branch_key}."), outer.clone(), None, true);
+            let mut line = self.fork(format!("{branch_key}."), outer.clone(), None, true, &done);
             let input = input.clone();
             running.push(Box::pin(async move {
                 let flow = line.run_steps(steps, input).await;
@@ -333,7 +355,7 @@ impl Execution {
         while let Some((i, line, flow)) = running.next().await {
             let branch_key = format!("{key}[{}]", branches.branches[i].0);
             let branch_started = self.inner.clock.now_ms();
-            self.absorb(line);
+            self.absorb(line, &done);
             match flow {
                 Flow::Done(out) => {
                     self.input_is_last_output = false;
@@ -373,8 +395,10 @@ impl Execution {
                 // ended, so what they did is journaled and a retry runs only what failed.
                 other => stop_with(&mut end, other),
             }
+            done.lock().unwrap_or_else(|e| e.into_inner()).append(&mut self.pending);
         }
         drop(running);
+        self.pending.append(&mut done.lock().unwrap_or_else(|e| e.into_inner()));
         self.take_back_outputs(outer);
         if let Some(end) = end {
             return Err(end);
