@@ -80,6 +80,7 @@ impl Engine {
         if inner.settings.leader {
             tokio::spawn(dispatch::leader_loop(inner.clone()));
             tokio::spawn(triggers::scheduler::scheduler_loop(inner.clone()));
+            tokio::spawn(triggers::brokers::consumers_loop(inner.clone()));
             tokio::spawn(deliveries::delivery_loop(inner.clone()));
         }
         tokio::spawn(dispatch::backlog_loop(inner.clone()));

@@ -31,6 +31,12 @@ pub enum Connection {
     Mysql(Mysql),
     /// A SQLite database file on the server (`sql` steps).
     Sqlite(Sqlite),
+    /// An AMQP 0-9-1 broker such as RabbitMQ (`amqp` steps).
+    Amqp(Amqp),
+    /// A NATS server with JetStream (`nats` steps).
+    Nats(Nats),
+    /// An MQTT broker (`mqtt` steps).
+    Mqtt(Mqtt),
 }
 
 impl Connection {
@@ -46,6 +52,9 @@ impl Connection {
             Connection::Postgres(_) => "postgres",
             Connection::Mysql(_) => "mysql",
             Connection::Sqlite(_) => "sqlite",
+            Connection::Amqp(_) => "amqp",
+            Connection::Nats(_) => "nats",
+            Connection::Mqtt(_) => "mqtt",
         }
     }
 
@@ -96,8 +105,42 @@ impl Connection {
                     diags.error(&at.key("path"), "the database file's path is empty");
                 }
             }
+            Connection::Amqp(a) => check_broker_url(&a.url, AMQP_SCHEMES, "user:password@host:5672/vhost", &at, diags),
+            Connection::Nats(n) => check_broker_url(&n.url, NATS_SCHEMES, "user:password@host:4222", &at, diags),
+            Connection::Mqtt(m) => {
+                check_broker_url(&m.url, MQTT_SCHEMES, "user:password@host:1883", &at, diags);
+                if let Some(id) = &m.client_id
+                    && !id.contains("{{")
+                    && (id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control))
+                {
+                    diags.error(
+                        &at.key("clientId"),
+                        "the client id must be 1 to 256 characters, none a control character",
+                    );
+                }
+            }
             Connection::Basic(_) | Connection::Bearer(_) => {}
         }
+    }
+}
+
+/// The URL schemes of each broker kind (the TLS one second).
+pub const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
+/// The URL schemes of a `nats` connection.
+pub const NATS_SCHEMES: &[&str] = &["nats", "tls"];
+/// The URL schemes of an `mqtt` connection.
+pub const MQTT_SCHEMES: &[&str] = &["mqtt", "mqtts"];
+
+/// A literal broker URL must have one of `schemes` and a host (`form` shows the rest of its
+/// shape); a template is checked once resolved. The URL is never shown (it may hold a
+/// password).
+fn check_broker_url(url: &str, schemes: &[&str], form: &str, at: &Path, diags: &mut Diags) {
+    if url.contains("{{") {
+        return;
+    }
+    if let Some(why) = db_url_problem(url, schemes) {
+        let wanted = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+        diags.error(&at.key("url"), format!("invalid broker URL ({why}): expected {wanted}{form}"));
     }
 }
 
@@ -113,8 +156,8 @@ fn check_db_url(url: &str, schemes: &[&str], at: &Path, diags: &mut Diags) {
     }
 }
 
-/// Why `url` is not a database URL of one of `schemes` (`postgres`, `mysql`…) with a host,
-/// if it is not. The URL itself is never part of the answer (it holds a password).
+/// Why `url` is not a database or broker URL of one of `schemes` (`postgres`, `amqp`…) with
+/// a host, if it is not. The URL itself is never part of the answer (it holds a password).
 pub fn db_url_problem(url: &str, schemes: &[&str]) -> Option<&'static str> {
     let Some((scheme, rest)) = url.split_once("://") else { return Some("no scheme") };
     if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
@@ -318,6 +361,43 @@ pub struct Sqlite {
     pub path: String,
 }
 
+/// An AMQP 0-9-1 broker (RabbitMQ).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Amqp {
+    /// `amqp://user:password@host:5672/vhost` (`%2f` is the vhost `/`, the default), or
+    /// `amqps://` for TLS; a secret: it holds the password, use `{{ $config.<secret> }}`.
+    /// Parameters: `heartbeat` (seconds), `connection_timeout` (ms), `frame_max`,
+    /// `channel_max`, `auth_mechanism`.
+    pub url: String,
+}
+
+/// A NATS server with JetStream.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Nats {
+    /// `nats://host:4222`, with `user:password@` or a token as the user (`nats://token@host`),
+    /// or `tls://` for TLS; a secret when it holds credentials.
+    pub url: String,
+}
+
+/// An MQTT broker (MQTT 3.1.1).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Mqtt {
+    /// `mqtt://user:password@host:1883`, or `mqtts://` (port 8883) for TLS; a secret when it
+    /// holds a password.
+    pub url: String,
+    /// The client id this node connects with. Default: `flowgate-` and a random suffix per
+    /// connection (brokers drop an older session that has the same id, so a fixed id must
+    /// not be used by two nodes at once).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
 fn yes() -> bool {
     true
 }
@@ -333,4 +413,56 @@ pub const SECRET_FIELDS: &[(&str, &str)] = &[
     ("quickbooks", "clientSecret"),
     ("postgres", "url"),
     ("mysql", "url"),
+    ("amqp", "url"),
+    ("nats", "url"),
+    ("mqtt", "url"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The problems of `connection` (JSON), as `(path, message)`, located under `connections.c`.
+    fn problems(connection: serde_json::Value) -> Vec<(String, String)> {
+        let at = Path::root().key("connections").key("c");
+        let mut diags = Diags::default();
+        if let Some(c) = crate::decode::decode::<Connection>(&connection, &at, &mut diags) {
+            c.check(&at, &mut diags);
+        }
+        diags.into_vec().into_iter().map(|d| (d.path, d.message)).collect()
+    }
+
+    #[test]
+    fn broker_connections_decode_and_their_problems_are_located() {
+        for ok in [
+            json!({ "amqp": { "url": "amqp://guest:guest@127.0.0.1:5672/%2f" } }),
+            json!({ "amqp": { "url": "amqps://u:p@mq.example" } }),
+            json!({ "amqp": { "url": "{{ $config.amqpUrl }}" } }),
+            json!({ "nats": { "url": "nats://127.0.0.1:4222" } }),
+            json!({ "nats": { "url": "tls://token@nats.example" } }),
+            json!({ "mqtt": { "url": "mqtt://127.0.0.1:1883", "clientId": "plant-7" } }),
+            json!({ "mqtt": { "url": "mqtts://u:p@broker.example" } }),
+        ] {
+            assert!(problems(ok.clone()).is_empty(), "{ok}: {:?}", problems(ok.clone()));
+        }
+        let at = |c: serde_json::Value, path: &str, text: &str| {
+            let p = problems(c);
+            assert!(p.iter().any(|(at, m)| at == path && m.contains(text)), "{path} / {text}: {p:?}");
+            assert!(p.iter().all(|(_, m)| !m.contains("s3cret")), "{p:?}");
+        };
+        at(
+            json!({ "amqp": { "url": "http://u:s3cret@mq" } }),
+            "connections.c.amqp.url",
+            "expected amqp:// or amqps://",
+        );
+        at(json!({ "amqp": { "url": "amqp://u:s3cret@:5672" } }), "connections.c.amqp.url", "no host");
+        at(json!({ "nats": { "url": "mqtt://u:s3cret@x" } }), "connections.c.nats.url", "expected nats:// or tls://");
+        at(json!({ "mqtt": { "url": "s3cret" } }), "connections.c.mqtt.url", "expected mqtt:// or mqtts://");
+        at(json!({ "mqtt": { "url": "mqtt://x", "clientId": "" } }), "connections.c.mqtt.clientId", "1 to 256");
+        at(json!({ "nats": { "url": "nats://x", "token": "t" } }), "connections.c.nats.token", "unknown key");
+        for kind in ["amqp", "nats", "mqtt"] {
+            assert!(SECRET_FIELDS.contains(&(kind, "url")), "{kind}'s URL is sealed when literal");
+        }
+    }
+}

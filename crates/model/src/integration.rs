@@ -375,6 +375,7 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
         connection.check(&at, diags);
     }
     let connection_names: Vec<&str> = head.connections.keys().map(String::as_str).collect();
+    let connection_kinds: Vec<(&str, &str)> = head.connections.iter().map(|(n, c)| (n.as_str(), c.kind())).collect();
     if head.flows.is_empty() {
         diags.error(&root.key("flows"), "an integration needs at least one flow");
     }
@@ -443,6 +444,9 @@ pub fn decode_integration<S: StepKind>(doc: &Document, diags: &mut Diags) -> Opt
                 }
             }
             Some(Trigger::Poll(t)) => t.check(&at.key("trigger").key("poll"), diags),
+            Some(Trigger::Amqp(t)) => t.check(&connection_kinds, &at.key("trigger").key("amqp"), diags),
+            Some(Trigger::Nats(t)) => t.check(&connection_kinds, &at.key("trigger").key("nats"), diags),
+            Some(Trigger::Mqtt(t)) => t.check(&connection_kinds, &at.key("trigger").key("mqtt"), diags),
             _ => {}
         }
         if let Some(Trigger::Webhook(w)) = &trigger {

@@ -19,6 +19,7 @@
 // it would cost an allocation per failure for nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod amqp;
 pub mod call;
 pub mod connection;
 mod connector;
@@ -29,6 +30,8 @@ pub mod filter;
 pub mod foreach;
 pub mod http;
 pub mod log;
+pub mod mqtt;
+pub mod nats;
 pub mod outbound;
 pub mod parallel;
 pub mod plan;
@@ -153,6 +156,9 @@ kinds! {
     Sql("sql"): sql::SqlConfig, "Runs parameterised SQL on PostgreSQL, MySQL/MariaDB or SQLite through a connection.";
     Foreach("foreach"): foreach::ForeachConfig, "Runs nested steps once per item of a list, journaled per item.";
     Parallel("parallel"): parallel::ParallelConfig, "Runs branches of steps side by side and joins their outputs.";
+    Amqp("amqp"): amqp::AmqpConfig, "Publishes a message to an AMQP broker (RabbitMQ) through a connection, with a publisher confirm.";
+    Nats("nats"): nats::NatsConfig, "Publishes a message to a NATS JetStream stream through a connection, waiting for its ack.";
+    Mqtt("mqtt"): mqtt::MqttConfig, "Publishes a message to an MQTT broker through a connection (QoS 1 waits for the PUBACK).";
 }
 
 /// A step failure, as data: journaled, shown as `{error: {code, message}}`, and classified

@@ -14,7 +14,9 @@ pub use manage::{ConnectionError, ConnectionStatus};
 
 use crate::triggers::resolve_config_text;
 use async_trait::async_trait;
-use flowgate_model::connection::{ClientAuth, Connection, Grant, QuickBooksEnvironment};
+use flowgate_model::connection::{
+    AMQP_SCHEMES, ClientAuth, Connection, Grant, MQTT_SCHEMES, NATS_SCHEMES, QuickBooksEnvironment,
+};
 use flowgate_model::{Diags, Path};
 use flowgate_steps::StepError;
 use flowgate_steps::connection::{Connections, Credentials};
@@ -245,6 +247,23 @@ pub fn compile(
                 let Some(path) = sqlite_path(&path, &at.key("path"), diags) else { continue };
                 ConnectionSpec::Fixed(database("sqlite", format!("sqlite:{path}")))
             }
+            Connection::Amqp(a) => {
+                let Some(url) = resolve(&a.url, "url", false, false) else { continue };
+                let Some(url) = database_url(url, &a.url, AMQP_SCHEMES, &at.key("url"), diags) else { continue };
+                ConnectionSpec::Fixed(broker("amqp", url, None))
+            }
+            Connection::Nats(n) => {
+                let Some(url) = resolve(&n.url, "url", false, false) else { continue };
+                let Some(url) = database_url(url, &n.url, NATS_SCHEMES, &at.key("url"), diags) else { continue };
+                ConnectionSpec::Fixed(broker("nats", url, None))
+            }
+            Connection::Mqtt(m) => {
+                // An id from an unset (optional) value means the default, a random one.
+                let client_id = m.client_id.as_deref().and_then(|c| resolve(c, "clientId", true, false));
+                let Some(url) = resolve(&m.url, "url", false, false) else { continue };
+                let Some(url) = database_url(url, &m.url, MQTT_SCHEMES, &at.key("url"), diags) else { continue };
+                ConnectionSpec::Fixed(broker("mqtt", url, client_id.filter(|c| !c.is_empty())))
+            }
         };
         out.insert(name.clone(), Arc::new(spec));
     }
@@ -257,7 +276,7 @@ fn database(kind: &str, url: String) -> Credentials {
     Credentials { extras: json!({ "database": kind, "url": url }), ..Credentials::default() }
 }
 
-/// A resolved database URL (`written` as a template or a literal), when it has one of
+/// A resolved database or broker URL (`written` as a template or a literal), when it has one of
 /// `schemes` and a host; the problem, which never shows the URL, is recorded at `at`
 /// otherwise. A literal was checked with the document (`Connection::check`).
 fn database_url(url: String, written: &str, schemes: &[&str], at: &Path, diags: &mut Diags) -> Option<String> {
@@ -272,6 +291,17 @@ fn database_url(url: String, written: &str, schemes: &[&str], at: &Path, diags: 
             None
         }
     }
+}
+
+/// A broker connection's credentials, for the `amqp`, `nats` and `mqtt` steps: which broker,
+/// its URL (it may hold a password: handed like any credential, so executions never record
+/// it) and, for MQTT, the client id.
+fn broker(kind: &str, url: String, client_id: Option<String>) -> Credentials {
+    let mut extras = json!({ "broker": kind, "url": url });
+    if let Some(id) = client_id {
+        extras["clientId"] = Value::String(id);
+    }
+    Credentials { extras, ..Credentials::default() }
 }
 
 /// A SQLite file's path, confined: a tenant must not open arbitrary files, so an absolute
@@ -375,7 +405,7 @@ impl Handed {
 }
 
 /// The values of `c` that executions must not record: header and query credentials, and a
-/// database connection's URL (it holds the password; the whole URL is redacted).
+/// database or broker connection's URL (it holds the password; the whole URL is redacted).
 fn secret_values(c: &Credentials) -> impl Iterator<Item = &str> {
     c.headers
         .iter()
@@ -471,6 +501,52 @@ mod tests {
         assert!(at("connections.up.sqlite.path", "`..`"), "{problems:?}");
         assert!(at("connections.tpl.sqlite.path", "`..`"), "{problems:?}");
         assert!(at("connections.mem.sqlite.path", "not a plain file path"), "{problems:?}");
+        assert!(problems.iter().all(|(_, m)| !m.contains("s3cret")), "{problems:?}");
+        assert!(specs.is_empty());
+    }
+
+    #[test]
+    fn broker_connections_resolve_to_their_url() {
+        let (specs, problems) = compiled(
+            json!({
+                "mq": { "amqp": { "url": "{{ $config.amqpUrl }}" } },
+                "js": { "nats": { "url": "nats://127.0.0.1:4222" } },
+                "iot": { "mqtt": { "url": "mqtts://u:pw@broker:8883", "clientId": "{{ $config.clientId }}" } },
+                "iot2": { "mqtt": { "url": "mqtt://broker" } },
+            }),
+            json!({ "amqpUrl": "amqps://app:s3cret@mq.example/prod", "clientId": "plant-7" }),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(extras(&specs, "mq"), json!({ "broker": "amqp", "url": "amqps://app:s3cret@mq.example/prod" }));
+        assert_eq!(extras(&specs, "js"), json!({ "broker": "nats", "url": "nats://127.0.0.1:4222" }));
+        assert_eq!(
+            extras(&specs, "iot"),
+            json!({ "broker": "mqtt", "url": "mqtts://u:pw@broker:8883", "clientId": "plant-7" })
+        );
+        assert_eq!(extras(&specs, "iot2"), json!({ "broker": "mqtt", "url": "mqtt://broker" }));
+        // The URL is handed for redaction like a token: executions never record it.
+        let ConnectionSpec::Fixed(c) = &*specs["mq"] else { unreachable!() };
+        assert_eq!(secret_values(c).collect::<Vec<_>>(), ["amqps://app:s3cret@mq.example/prod"]);
+    }
+
+    #[test]
+    fn broker_connections_problems_are_located_without_the_url() {
+        let (specs, problems) = compiled(
+            json!({
+                "mq": { "amqp": { "url": "{{ $config.amqpUrl }}" } },
+                "js": { "nats": { "url": "{{ $config.natsUrl }}" } },
+                "iot": { "mqtt": { "url": "{{ $config.mqttUrl }}" } },
+            }),
+            json!({
+                "amqpUrl": "http://app:s3cret@mq.example/",
+                "natsUrl": "nats://app:s3cret@",
+                "mqttUrl": "amqp://app:s3cret@broker",
+            }),
+        );
+        let at = |path: &str, text: &str| problems.iter().any(|(p, m)| p == path && m.contains(text));
+        assert!(at("connections.mq.amqp.url", "not a amqp:// or amqps:// URL"), "{problems:?}");
+        assert!(at("connections.js.nats.url", "no host"), "{problems:?}");
+        assert!(at("connections.iot.mqtt.url", "not a mqtt:// or mqtts:// URL"), "{problems:?}");
         assert!(problems.iter().all(|(_, m)| !m.contains("s3cret")), "{problems:?}");
         assert!(specs.is_empty());
     }

@@ -10,12 +10,15 @@
 //! - `schedule`: when a schedule fires and what happens to missed slots; `poll`: an HTTP
 //!   source fetched on a schedule, its items deduplicated and its cursor kept. Both are run
 //!   by the leader's `scheduler`.
+//! - `brokers/`: messages from RabbitMQ, NATS JetStream and MQTT, consumed by the leader
+//!   and acknowledged once their execution is committed.
 //! - Manual and lifecycle (`deploy`, `undeploy`) triggers have no config and no runtime of
 //!   their own: the API and `crate::deploy` start their flows.
 //!
 //! Adding a kind: its module here with a spec and a `compile`, a variant of
 //! [`FlowTrigger`] and an arm in `compile`; its runtime beside it.
 
+pub mod brokers;
 pub mod email;
 pub(crate) mod poll;
 pub mod schedule;
@@ -26,6 +29,7 @@ pub mod webhook;
 /// deployment (webhook credentials, signing secrets, connections' settings).
 pub(crate) use webhook::credential::resolve as resolve_config_text;
 
+pub use brokers::BrokerSpec;
 pub use email::InboundEmail;
 pub use poll::{PaginateSpec, PollSpec};
 pub use schedule::ScheduleSpec;
@@ -49,6 +53,8 @@ pub enum FlowTrigger {
     Email(InboundEmail),
     /// An HTTP source polled on a schedule.
     Poll(Box<PollSpec>),
+    /// Messages from a broker (`amqp`, `nats`, `mqtt`), consumed by the leader.
+    Broker(BrokerSpec),
     /// Runs when the integration is deployed, upgraded or reconfigured.
     Deploy,
     /// Runs when the integration is undeployed or deleted.
@@ -64,8 +70,17 @@ impl FlowTrigger {
             FlowTrigger::Schedule(_) => "schedule",
             FlowTrigger::Email(_) => "email",
             FlowTrigger::Poll(_) => "poll",
+            FlowTrigger::Broker(b) => b.kind(),
             FlowTrigger::Deploy => "deploy",
             FlowTrigger::Undeploy => "undeploy",
+        }
+    }
+
+    /// What a broker trigger consumes.
+    pub fn broker(&self) -> Option<&BrokerSpec> {
+        match self {
+            FlowTrigger::Broker(b) => Some(b),
+            _ => None,
         }
     }
 
@@ -93,5 +108,8 @@ pub(crate) fn compile(trigger: &Trigger, config: &Value, missing: bool, at: &Pat
         Trigger::Poll(p) => {
             poll::compile(p, &at.key("poll"), diags).map_or(FlowTrigger::Manual, |p| FlowTrigger::Poll(Box::new(p)))
         }
+        Trigger::Amqp(t) => FlowTrigger::Broker(brokers::compile_amqp(t)),
+        Trigger::Nats(t) => FlowTrigger::Broker(brokers::compile_nats(t)),
+        Trigger::Mqtt(t) => FlowTrigger::Broker(brokers::compile_mqtt(t)),
     }
 }

@@ -2,15 +2,18 @@
 //!
 //! This file holds the [`Trigger`] enum and the settings-less [`ManualTrigger`] (manual
 //! runs, `deploy` and `undeploy`); each other kind's settings are in their own module:
-//! `webhook` (and `verify`, its signature checks), `schedule`, `email` and `poll`. All are
+//! `webhook` (and `verify`, its signature checks), `schedule`, `email`, `poll` and the
+//! brokers' (`broker`: `amqp`, `nats`, `mqtt`). All are
 //! re-exported here.
 
+mod broker;
 mod email;
 mod poll;
 mod schedule;
 mod verify;
 mod webhook;
 
+pub use broker::{AmqpTrigger, MqttTrigger, NatsTrigger};
 pub use email::{EmailTrigger, is_mail_address};
 pub use poll::{DEFAULT_MAX_PAGES, DEFAULT_REMEMBER, FirstRun, Paginate, PollTrigger};
 pub use schedule::{DEFAULT_MAX_MISSED, Missed, ScheduleTrigger};
@@ -38,6 +41,12 @@ pub enum Trigger {
     Email(EmailTrigger),
     /// On a schedule, an HTTP request whose new items each start an execution.
     Poll(PollTrigger),
+    /// Messages consumed from an AMQP 0-9-1 queue (RabbitMQ), acknowledged once committed.
+    Amqp(AmqpTrigger),
+    /// Messages of a durable NATS JetStream consumer, acknowledged once committed.
+    Nats(NatsTrigger),
+    /// Messages on an MQTT topic filter (QoS 1, persistent session), acknowledged once committed.
+    Mqtt(MqttTrigger),
     /// When the integration is deployed, upgraded or its config changes.
     Deploy(ManualTrigger),
     /// When the integration is undeployed or deleted.
@@ -53,6 +62,9 @@ impl Trigger {
             Trigger::Schedule(_) => "schedule",
             Trigger::Email(_) => "email",
             Trigger::Poll(_) => "poll",
+            Trigger::Amqp(_) => "amqp",
+            Trigger::Nats(_) => "nats",
+            Trigger::Mqtt(_) => "mqtt",
             Trigger::Deploy(_) => "deploy",
             Trigger::Undeploy(_) => "undeploy",
         }

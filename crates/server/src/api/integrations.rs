@@ -226,6 +226,7 @@ pub async fn flow(
             "firstRun": p.first_run,
             "maxPages": p.max_pages,
         }),
+        (FlowTrigger::Broker(b), _) => b.describe(),
     };
     let active = st.engine.is_active(f);
     // The next slots a schedule or poll fires at (none while the flow is off).
