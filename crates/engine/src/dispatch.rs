@@ -152,6 +152,7 @@ async fn start_claimed(
         reservation: None,
         share: Some(share),
         stored_trigger: Some(c.trigger),
+        traceparent: c.traceparent,
     };
     inner.tracker.spawn(executor::run(inner.clone(), job));
 }

@@ -62,6 +62,7 @@ mod shares;
 mod start;
 mod submit;
 pub mod testing;
+pub mod traces;
 pub mod triggers;
 pub mod waiters;
 pub mod waits;

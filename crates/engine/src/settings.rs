@@ -85,6 +85,8 @@ pub struct EngineSettings {
     /// Signs executions' resume URLs (`$execution.resumeUrl`, the `wait` step): the same on
     /// every node of a cluster (the server gives its status key).
     pub resume_key: std::sync::Arc<[u8]>,
+    /// Where executions' spans go (OTLP), if anywhere: see [`crate::traces`].
+    pub traces: std::sync::Arc<crate::traces::Traces>,
 }
 
 impl Default for EngineSettings {
@@ -121,6 +123,7 @@ impl Default for EngineSettings {
             memory_in_flight: 256 * 1024 * 1024,
             max_step_output: 16 * 1024 * 1024,
             resume_key: std::sync::Arc::from(rand::random::<[u8; 32]>().as_slice()),
+            traces: Default::default(),
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct SubmitOptions {
     /// its body, and the tree is built only where an expression needs it (a `dedupKey` or
     /// `orderBy` here, the steps in the worker).
     pub event_json: Option<String>,
+    /// The caller's W3C `traceparent` (a webhook's header): the execution's trace continues it.
+    pub traceparent: Option<String>,
 }
 
 impl Engine {
@@ -156,6 +158,28 @@ impl Engine {
                 })?,
         };
         let id = uuid::Uuid::now_v7().to_string();
+        // The event's acceptance starts the execution's trace (the caller's, when it sent one).
+        let caller = s.options.traceparent.as_deref().and_then(crate::traces::Parent::parse);
+        let mut ingress = inner.settings.traces.start(
+            caller,
+            "ingress",
+            opentelemetry::trace::SpanKind::Server,
+            vec![
+                opentelemetry::KeyValue::new("flowgate.execution.id", id.clone()),
+                opentelemetry::KeyValue::new("flowgate.flow", s.flow.slug.clone()),
+                opentelemetry::KeyValue::new("flowgate.integration", s.flow.integration.clone()),
+                opentelemetry::KeyValue::new("flowgate.tenant", s.flow.tenant.clone()),
+                opentelemetry::KeyValue::new("flowgate.trigger", s.kind),
+            ],
+        );
+        let trace = match &ingress {
+            Some(span) => span.parent(),
+            None => caller.map_or_else(crate::traces::Parent::random, |c| crate::traces::Parent {
+                span_id: rand::random::<u64>().max(1),
+                ..c
+            }),
+        };
+        let traceparent = trace.header();
         // Gated flows (ordered, capped) always go through the queue, where claims enforce it.
         let flow_key = flowgate_store::ShareRoom::flow_key(s.flow.key());
         let permit = if s.options.mocks.is_some() {
@@ -195,6 +219,7 @@ impl Engine {
             max_running: policy.concurrency.map(i64::from),
             dedup: dedup_key.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
             parent_id: s.options.parent.clone(),
+            traceparent: Some(traceparent.clone()),
         };
         let waiter = (s.wait != Wait::No).then(|| inner.waiters.register(&id, s.wait));
         let mut batch = WriteBatch { inserts: vec![new], ..WriteBatch::default() };
@@ -231,6 +256,7 @@ impl Engine {
                             reservation: Some(reservation),
                             stored_trigger,
                             share: Some(share),
+                            traceparent: Some(traceparent),
                         };
                         inner.tracker.spawn(executor::run(inner.clone(), job));
                     }
@@ -241,7 +267,16 @@ impl Engine {
                 }
             })
         };
-        let outcome = match inner.committer.commit_then(batch, Some(start)).await {
+        let outcome = inner.committer.commit_then(batch, Some(start)).await;
+        if let Some(span) = ingress.as_mut()
+            && let Err(e) = &outcome
+        {
+            span.fail(e.to_string());
+        }
+        if let Some(span) = ingress {
+            span.end();
+        }
+        let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
                 drop(waiter);
@@ -306,6 +341,7 @@ impl Engine {
                 max_running: policy.concurrency.map(i64::from),
                 dedup: e.identity.map(|(key, window)| Dedup { key, expires_at: now + window.as_millis() as i64 }),
                 parent_id: None,
+                traceparent: Some(crate::traces::Parent::random().header()),
             });
         }
         let ids: Vec<String> = batch.inserts.iter().map(|e| e.id.clone()).collect();

@@ -151,7 +151,13 @@ async fn handle(
             auth_label,
             replay_of: None,
             wait: if sync { Wait::FirstAnswer } else { Wait::No },
-            options: flowgate_engine::SubmitOptions { reservation, event_json, ..Default::default() },
+            options: flowgate_engine::SubmitOptions {
+                reservation,
+                event_json,
+                // The caller's trace continues through the execution.
+                traceparent: headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                ..Default::default()
+            },
         })
         .await
         .map_err(submit_error)?;

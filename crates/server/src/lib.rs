@@ -122,6 +122,11 @@ pub struct Settings {
     /// How often the claim loop looks for due work (parked executions, expired leases) when
     /// nothing woke it; tests on a manual clock shorten it. Default 5 s.
     pub poll_interval: Duration,
+    /// Where executions' traces go (OTLP over HTTP: a collector's base URL, or its full
+    /// `…/v1/traces` URL); off when unset.
+    pub otlp_endpoint: Option<String>,
+    /// Send traces as OTLP/JSON rather than protobuf.
+    pub otlp_json: bool,
     /// The clock (tests inject a manual one); default the system clock.
     pub clock: Option<Arc<dyn flowgate_engine::Clock>>,
     /// The master key sealing secrets at rest (`FLOWGATE_MASTER_KEY`); default: the key file
@@ -194,6 +199,8 @@ impl Default for Settings {
             max_email_bytes: 25 * 1024 * 1024,
             trigger_tick: Duration::from_secs(1),
             poll_interval: Duration::from_secs(5),
+            otlp_endpoint: None,
+            otlp_json: false,
             clock: None,
             master_key: None,
             admin_token: None,
@@ -425,6 +432,11 @@ impl Server {
                 }),
                 trigger_tick: settings.trigger_tick,
                 poll_interval: settings.poll_interval,
+                traces: Arc::new(match settings.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+                    None => flowgate_engine::traces::Traces::default(),
+                    Some(endpoint) => flowgate_engine::traces::Traces::otlp(endpoint, settings.otlp_json, "flowgate")
+                        .map_err(|e| StartError::Config(format!("--otlp-endpoint: {e}")))?,
+                }),
                 ..EngineSettings::default()
             },
             settings.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),

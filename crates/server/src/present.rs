@@ -32,6 +32,8 @@ pub fn summary(r: &ExecutionRow) -> Value {
         "failedStep": r.failed_step,
         "replayOf": r.replay_of,
         "parentExecutionId": r.parent_id,
+        // The execution's trace (OpenTelemetry; the caller's when its webhook sent one).
+        "traceId": r.traceparent.as_deref().and_then(flowgate_engine::traces::Parent::parse).map(|p| p.trace_hex()),
         "cancelRequested": r.cancel_requested,
         "orderKey": r.order_key,
         // A failed execution still holding its order key blocks the executions after it.

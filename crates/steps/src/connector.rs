@@ -45,6 +45,9 @@ pub(crate) async fn send(
     let shown = crate::util::shown_url(&req.url);
     let build = |c: &Credentials| {
         let mut b = cx.http.request(req.method.clone(), req.url.clone()).timeout(cx.timeout);
+        if let Some(tp) = cx.traceparent {
+            b = b.header("traceparent", tp);
+        }
         for (k, v) in &req.headers {
             b = b.header(k, v);
         }

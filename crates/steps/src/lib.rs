@@ -248,6 +248,9 @@ pub struct StepCx<'a> {
     pub calls: &'a dyn Calls,
     /// The integration's connections (credentials by name).
     pub connections: &'a dyn connection::Connections,
+    /// The W3C `traceparent` requests of this attempt carry (the attempt's span), so the
+    /// target's spans join the execution's trace; none for steps without side effects.
+    pub traceparent: Option<&'a str>,
 }
 
 /// What a step's attempt comes to. Most kinds compute an [`Outcome::Output`]; the others ask

@@ -289,6 +289,7 @@ impl Harness {
                 Some(c) => &**c,
                 None => &crate::connection::NoConnections,
             },
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         };
         let result = step.body.run(&input, &mut cx).await.map(Ran::from);
         Run { result, logs: cx.logs, response: cx.response }

@@ -34,6 +34,7 @@ async fn main() {
                     max_running: None,
                     dedup: None,
                     parent_id: None,
+                    traceparent: None,
                 })
                 .collect();
             store.commit(&WriteBatch { inserts, ..Default::default() }).await.unwrap();

@@ -105,6 +105,13 @@ pub struct Args {
     /// Token of the `default` tenant, installed at start (else one is generated on first start).
     #[arg(long, env = "FLOWGATE_BOOTSTRAP_TOKEN", hide_env_values = true)]
     bootstrap_token: Option<String>,
+    /// Export executions' traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318);
+    /// off unless set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP encoding: `http/protobuf` (default) or `http/json`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "http/protobuf", value_parser = ["http/protobuf", "http/json"])]
+    otlp_protocol: String,
     /// Receive e-mail over SMTP on this address (e.g. 127.0.0.1:2525); off unless set.
     #[arg(long, env = "FLOWGATE_SMTP_LISTEN")]
     smtp_listen: Option<SocketAddr>,
@@ -197,6 +204,8 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             },
         },
         admin_token: a.admin_token,
+        otlp_endpoint: a.otlp_endpoint,
+        otlp_json: a.otlp_protocol == "http/json",
         ..Settings::default()
     };
     let server = match Server::bind(settings).await {

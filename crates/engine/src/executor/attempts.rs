@@ -24,6 +24,13 @@ impl Execution {
             }
             let started = self.inner.clock.now_ms();
             let clock = Instant::now();
+            let mut span = self.attempt_span(step, &step_key, attempt);
+            // Requests of a step that calls out carry the attempt's place in the trace.
+            let traceparent = if action.side_effects() {
+                span.as_ref().map(|s| s.parent()).or(self.trace).map(|p| p.header())
+            } else {
+                None
+            };
             let (result, logs, response) = {
                 let calls = crate::call::ChildCalls {
                     inner: &self.inner,
@@ -54,6 +61,7 @@ impl Execution {
                         specs: &self.flow.connections,
                         handed: &self.handed,
                     },
+                    traceparent: traceparent.as_deref(),
                 };
                 let result = match tokio::time::timeout(step.timeout, action.run(&input, &mut cx)).await {
                     Ok(r) => r,
@@ -65,6 +73,14 @@ impl Execution {
                 (result, cx.logs, cx.response)
             };
             let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+            if let Some(mut s) = span.take() {
+                s.set("flowgate.step.outcome", outcome);
+                if let Err(e) = &result {
+                    s.set("flowgate.error.code", e.code.clone());
+                    s.fail(self.redact_text(self.flow.redactor.redact_text(&e.message).into_owned()));
+                }
+                s.end();
+            }
             metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
                 .record(clock.elapsed().as_secs_f64());
             self.add_logs(&step_key, logs, started);
@@ -241,6 +257,31 @@ impl Execution {
         }
         self.record(step, attempt, "failed", input, None, Some(&error), started);
         Err(Flow::Failed { step: key, error })
+    }
+
+    /// The span of one attempt of `step` (journal key `key`), under the run's; none when the
+    /// node does not export traces.
+    fn attempt_span(&self, step: &CompiledStep, key: &str, attempt: u32) -> Option<crate::traces::Span> {
+        let traces = &self.inner.settings.traces;
+        if !traces.on() {
+            return None;
+        }
+        let kind = if step.body.side_effects() {
+            opentelemetry::trace::SpanKind::Client
+        } else {
+            opentelemetry::trace::SpanKind::Internal
+        };
+        traces.start(
+            self.trace,
+            format!("step {key}"),
+            kind,
+            vec![
+                opentelemetry::KeyValue::new("flowgate.step.id", key.to_owned()),
+                opentelemetry::KeyValue::new("flowgate.step.kind", step.kind),
+                opentelemetry::KeyValue::new("flowgate.step.attempt", i64::from(attempt)),
+                opentelemetry::KeyValue::new("flowgate.step.retry", i64::from(attempt.saturating_sub(1))),
+            ],
+        )
     }
 
     /// Waits for a token of the integration's rate limit `name` (shared by every node).

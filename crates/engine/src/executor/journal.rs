@@ -245,13 +245,35 @@ impl Execution {
             self.pending.events.push(StoreEvent::Finished { id: self.id.clone() });
         }
         let gated = policy.gated();
+        if let Some(span) = self.span.as_mut() {
+            span.set("flowgate.execution.status", status.as_str());
+            if let Some(e) = &error {
+                span.set("flowgate.error.code", e["code"].as_str().unwrap_or("").to_owned());
+                span.fail(format!("the execution {}", status.as_str()));
+            }
+        }
         self.notify(status, error.as_ref(), failed_step_of(&error)).await;
         if gated {
             // The next of its order key, or a slot under its cap, is free: claim again.
             self.pending.events.push(StoreEvent::Work);
             self.inner.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        if !self.flush().await {
+        // The commit that ends it, as a span of its own (group commit: its time includes
+        // waiting for the batch it joins).
+        let commit = self.inner.settings.traces.start(
+            self.trace,
+            "commit",
+            opentelemetry::trace::SpanKind::Internal,
+            vec![opentelemetry::KeyValue::new("flowgate.execution.status", status.as_str())],
+        );
+        let committed = self.flush().await;
+        if let Some(mut c) = commit {
+            if !committed {
+                c.fail("the store failed");
+            }
+            c.end();
+        }
+        if !committed {
             return true;
         }
         metrics::counter!("flowgate_executions_total", "flow" => self.flow.slug.clone(), "status" => status.as_str())

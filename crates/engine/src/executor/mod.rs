@@ -62,6 +62,8 @@ pub(crate) struct Job {
     pub stored_trigger: Option<String>,
     /// Its place in its tenant's and flow's shares of the workers.
     pub share: Option<crate::shares::Share>,
+    /// The W3C `traceparent` of the span that accepted it: its runs join that trace.
+    pub traceparent: Option<String>,
 }
 
 /// A step's input: shared, since it is often the event or an output kept in `$steps` too.
@@ -105,6 +107,11 @@ struct Execution {
     outer: Vec<Arc<Map<String, Value>>>,
     /// `$item` in a loop's item.
     item: Option<Arc<Value>>,
+    /// Where its spans go in the execution's trace: the run's `execution` span (the stored
+    /// ingress span when the node does not export).
+    trace: Option<crate::traces::Parent>,
+    /// The run's `execution` span (the flow's line only).
+    span: Option<crate::traces::Span>,
     /// Runs beside siblings (a branch, a loop's item with concurrency): each entry keeps its
     /// input (the previous entry may be a sibling's), and a waited delivery holds the worker
     /// rather than parking the whole execution.
@@ -245,6 +252,24 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
     let trigger_kind = job.trigger_kind.clone();
     let crashes = job.crashes;
     let mut ex = Execution::new(&inner, job);
+    // This run's span, under the one that accepted the event (a resume is a run of its own);
+    // `finish` says how it ended, and it ends when the run's state is dropped.
+    ex.span = inner.settings.traces.start(
+        ex.trace,
+        "execution",
+        opentelemetry::trace::SpanKind::Internal,
+        vec![
+            opentelemetry::KeyValue::new("flowgate.execution.id", ex.id.clone()),
+            opentelemetry::KeyValue::new("flowgate.flow", ex.flow.slug.clone()),
+            opentelemetry::KeyValue::new("flowgate.integration", ex.flow.integration.clone()),
+            opentelemetry::KeyValue::new("flowgate.tenant", ex.flow.tenant.clone()),
+            opentelemetry::KeyValue::new("flowgate.execution.round", ex.round),
+            opentelemetry::KeyValue::new("flowgate.execution.resumed", resumed),
+        ],
+    );
+    if let Some(s) = &ex.span {
+        ex.trace = Some(s.parent());
+    }
     // A claimed execution that ran before goes on from its journal.
     if resumed
         && !fresh
@@ -329,6 +354,8 @@ impl Execution {
             prefix: String::new(),
             outer: Vec::new(),
             item: None,
+            trace: job.traceparent.as_deref().and_then(crate::traces::Parent::parse),
+            span: None,
             concurrent: false,
             waiting: HashMap::new(),
             handed: Default::default(),

@@ -44,6 +44,8 @@ impl Execution {
             prefix,
             outer,
             item: item.or_else(|| self.item.clone()),
+            trace: self.trace,
+            span: None,
             concurrent: concurrent || self.concurrent,
             waiting: self.waiting.clone(),
             handed: self.handed.clone(),

@@ -105,6 +105,11 @@ impl Http {
         if let Some(h) = &self.idempotency_header {
             req = req.header(h, cx.idempotency_key);
         }
+        if let Some(tp) = cx.traceparent
+            && !spec["headers"].as_object().is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("traceparent")))
+        {
+            req = req.header("traceparent", tp);
+        }
         if let Value::Object(headers) = &spec["headers"] {
             for (k, v) in headers {
                 if !v.is_null() {

@@ -79,7 +79,7 @@ macro_rules! batch_statements {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO executions (id, tenant_id, integration, flow, version_id, status, lease_owner, lease_until, \
                      trigger_kind, trigger, auth_label, run_after, created_at, started_at, replay_of, order_key, holds_order, \
-                     max_running, parent_id) ",
+                     max_running, parent_id, traceparent) ",
                 );
                 qb.push_values(chunk.iter().copied(), |mut b, e| {
                     let started = (e.status == Status::Running).then_some(e.created_at);
@@ -101,7 +101,8 @@ macro_rules! batch_statements {
                         .push_bind(&e.order_key)
                         .push_bind(e.order_key.is_some())
                         .push_bind(e.max_running)
-                        .push_bind(&e.parent_id);
+                        .push_bind(&e.parent_id)
+                        .push_bind(&e.traceparent);
                 });
                 out.push((Writes::Rows, qb));
             }

@@ -28,19 +28,19 @@ pub(crate) const QUEUED_GATED: &str = "status = 'queued' AND (order_key IS NOT N
 
 /// Columns of [`Claimed`](crate::Claimed).
 pub(crate) const CLAIMED_COLUMNS: &str = "seq, id, tenant_id, integration, flow, version_id, trigger_kind, trigger, auth_label, \
-     attempt, created_at, replay_of, crashes, cancel_requested";
+     attempt, created_at, replay_of, crashes, cancel_requested, traceparent";
 
 /// Columns of [`ExecutionRow`](crate::ExecutionRow), with the version number joined in.
 pub(crate) const EXECUTION_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, e.trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      e.output, e.response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
-     e.parent_id, e.crashes";
+     e.parent_id, e.crashes, e.traceparent";
 /// Columns of [`ExecutionRow`](crate::ExecutionRow) in listings: without the event and the
 /// result, which may be megabytes each (a page of them would be hundreds).
 pub(crate) const LISTING_COLUMNS: &str = "e.seq, e.id, e.tenant_id, e.integration, e.flow, e.version_id, v.version, e.status, \
      e.trigger_kind, '' AS trigger, e.auth_label, e.attempt, e.run_after, e.created_at, e.started_at, e.finished_at, \
      NULL AS output, NULL AS response, e.error, e.failed_step, e.replay_of, e.cancel_requested, e.order_key, e.holds_order, \
-     e.parent_id, e.crashes";
+     e.parent_id, e.crashes, e.traceparent";
 /// Columns of [`VersionRecord`](crate::VersionRecord).
 pub(crate) const VERSION_COLUMNS: &str =
     "v.id, v.tenant_id, v.slug, v.version, v.hash, v.format, v.source, v.document, v.created_at, v.secrets";

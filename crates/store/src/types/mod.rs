@@ -312,6 +312,8 @@ pub struct NewExecution {
     pub dedup: Option<Dedup>,
     /// The execution whose `call` step started this one.
     pub parent_id: Option<String>,
+    /// The W3C `traceparent` of the span that accepted it (its trace).
+    pub traceparent: Option<String>,
 }
 
 /// A delivery's identity: a repeat before `expires_at` gets the first execution.
@@ -660,6 +662,8 @@ pub struct ExecutionRow {
     pub parent_id: Option<String>,
     /// How many times in a row its node died under it without progress.
     pub crashes: i64,
+    /// The W3C `traceparent` of the span that accepted it (its trace).
+    pub traceparent: Option<String>,
 }
 
 impl ExecutionRow {

@@ -187,4 +187,6 @@ pub struct Claimed {
     pub fresh: bool,
     /// A cancel was asked for while it ran before (on a node that died).
     pub cancel_requested: bool,
+    /// The W3C `traceparent` of the span that accepted it (its trace).
+    pub traceparent: Option<String>,
 }

@@ -260,6 +260,7 @@ pub fn exec(id: &str, version_id: i64, run_after: i64) -> NewExecution {
         max_running: None,
         dedup: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 

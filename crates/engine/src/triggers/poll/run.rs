@@ -143,6 +143,7 @@ async fn fetch(
             outbound: &inner.settings.outbound,
             calls: &flowgate_steps::NoCalls,
             connections: &connections,
+            traceparent: None,
         };
         let response = spec.request.send(&Value::Null, &mut cx, &page).await?;
         pages += 1;
