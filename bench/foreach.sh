@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Long loops (issue 18): one execution whose `foreach` runs COUNTS items (a transform per item),
-# in order and with concurrency 8, on a release build with SQLite. Prints, per run, the time,
+# in order and with concurrency 8 — and `heavy`, three steps per item whose outputs are about
+# 1 KB each (so 300 MB of step outputs over 100,000 items) — on a release build with SQLite. Prints, per run, the time,
 # the items per second, the journal entries and the node's peak resident memory while it ran
 # (sampled every 50 ms) beside its memory before: memory must stay flat as the list grows.
 # Usage: bench/foreach.sh   (COUNTS="1000 10000 100000")
@@ -44,9 +45,22 @@ flows:
           steps:
             - { id: square, transform: '{ i: ., sq: (. * .) }' }
       - { id: total, transform: 'length' }
+  - flow: heavy
+    trigger: { manual: {} }
+    steps:
+      - id: each
+        foreach:
+          items: '[range(0; .body.n)]'
+          concurrency: 8
+          collect: '.i'
+          steps:
+            - { id: pad, transform: '{ i: ., text: ([range(0; 64)] | map(tostring) | join("-")) }' }
+            - { id: again, transform: '. + { more: (.text + .text + .text + .text) }' }
+            - { id: shrink, transform: '{ i: .i }' }
+      - { id: total, transform: 'length' }
 YAML
 printf '%-11s %8s %9s %12s %11s %13s %13s\n' flow items seconds items/s entries "RSS before" "RSS peak"
-for flow in in-order concurrent; do
+for flow in ${FLOWS:-in-order concurrent heavy}; do
   for n in $COUNTS; do
     before=$(rss_mb)
     t0=$(date +%s.%N)
