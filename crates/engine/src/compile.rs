@@ -292,6 +292,20 @@ pub fn compile_in(text: &str, format: Format, values: &Map<String, Value>) -> Re
                 key: flowgate_steps::util::expr(src, &at.key("trigger").key("email").key("dedupKey"), &mut diags),
                 window: e.dedup_window.map_or(DEFAULT_DEDUP_WINDOW, |d| d.0),
             }),
+            // A broker's message has its own identity (see `triggers::brokers`); a `dedupKey`
+            // replaces it.
+            Trigger::Amqp(_) | Trigger::Nats(_) | Trigger::Mqtt(_) => {
+                let (kind, key, window) = match &f.trigger {
+                    Trigger::Amqp(t) => ("amqp", &t.dedup_key, t.dedup_window),
+                    Trigger::Nats(t) => ("nats", &t.dedup_key, t.dedup_window),
+                    Trigger::Mqtt(t) => ("mqtt", &t.dedup_key, t.dedup_window),
+                    _ => unreachable!("matched above"),
+                };
+                key.as_deref().map(|src| DedupSpec {
+                    key: flowgate_steps::util::expr(src, &at.key("trigger").key(kind).key("dedupKey"), &mut diags),
+                    window: window.map_or(DEFAULT_DEDUP_WINDOW, |d| d.0),
+                })
+            }
             _ => None,
         };
         let policy = ExecutionPolicy {

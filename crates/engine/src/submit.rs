@@ -119,7 +119,7 @@ impl Engine {
         };
         let dedup_key = match (&policy.dedup, s.kind) {
             _ if s.options.identity.is_some() => s.options.identity.clone(),
-            (Some(d), "webhook" | "email") => match &d.key {
+            (Some(d), "webhook" | "email" | "amqp" | "nats" | "mqtt") => match &d.key {
                 Some(expr) => {
                     Some(self.key_of(expr, &s.flow, &s.trigger).await?).filter(|k| !k.is_empty() && k != "null")
                 }

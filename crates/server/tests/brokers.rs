@@ -13,9 +13,6 @@
 mod common;
 
 use common::TestServer;
-use flowgate_steps::amqp::lapin;
-use flowgate_steps::mqtt::rumqttc;
-use flowgate_steps::nats::async_nats;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -404,7 +401,7 @@ connections:
   plant: {{ mqtt: {{ url: "{broker_url}", clientId: {client_id} }} }}
 flows:
   - flow: take
-    trigger: {{ mqtt: {{ connection: plant, topic: "{topic}/+/temp" }} }}
+    trigger: {{ mqtt: {{ connection: plant, topic: "{topic}/+/temp", dedupKey: '$trigger.topic + "=" + ($trigger.body.c | tostring)' }} }}
     steps:
       - {{ id: seen, transform: '{{ c: .body.c, topic: $trigger.topic, qos: $trigger.qos }}' }}
 "#
@@ -427,17 +424,25 @@ flows:
         (!v["items"].as_array().unwrap().is_empty()).then_some(())
     })
     .await;
+    // Twice: the trigger's `dedupKey` makes the repeat start nothing. Then a last reading,
+    // taken after them (one session, in order): when it is there, the repeat was handled.
+    for _ in 0..2 {
+        publisher
+            .publish(format!("{topic}/p2/temp"), rumqttc::QoS::AtLeastOnce, false, b"{\"c\": 21.5}".to_vec())
+            .await
+            .unwrap();
+    }
+    publisher.publish(format!("{topic}/p2/pressure"), rumqttc::QoS::AtLeastOnce, false, b"1".to_vec()).await.unwrap();
     publisher
-        .publish(format!("{topic}/p2/temp"), rumqttc::QoS::AtLeastOnce, false, b"{\"c\": 21.5}".to_vec())
+        .publish(format!("{topic}/p3/temp"), rumqttc::QoS::AtLeastOnce, false, b"{\"c\": 22}".to_vec())
         .await
         .unwrap();
-    publisher.publish(format!("{topic}/p2/pressure"), rumqttc::QoS::AtLeastOnce, false, b"1".to_vec()).await.unwrap();
-    let items = common::eventually("the second reading", || async {
+    let items = common::eventually("the last reading", || async {
         let v = s.get_json("/v1/executions?flow=take&limit=100").await;
         let items = v["items"].as_array().cloned().unwrap_or_default();
         let mut found = None;
         for i in &items {
-            if s.execution(i["id"].as_str().unwrap()).await["output"]["c"] == 21.5 {
+            if s.execution(i["id"].as_str().unwrap()).await["output"]["c"] == 22 {
                 found = Some(items.clone());
             }
         }
@@ -447,6 +452,9 @@ flows:
     let outs = outputs(&s, &items).await;
     assert!(outs.contains(&json!({ "c": 21.5, "topic": format!("{topic}/p2/temp"), "qos": 1 })), "{outs:#?}");
     assert!(!outs.iter().any(|o| o["topic"].as_str().is_some_and(|t| t.ends_with("pressure"))), "{outs:#?}");
+    // The first reading was published until the subscription took it, the second twice: one
+    // execution each.
+    assert_eq!(outs.len(), 3, "{outs:#?}");
     let _ = publisher.disconnect().await;
     s.stop().await;
 }

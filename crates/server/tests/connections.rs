@@ -1,7 +1,10 @@
 //! Connections (issue 17): an `http` step with `connection:` carries the connection's
 //! credentials; OAuth tokens are obtained once for many concurrent executions, refreshed
 //! after a `401`, and a refusing token endpoint fails the step with a clear code. Unknown
-//! connection names are problems with their location.
+//! connection names are problems with their location. A connection test contacts the real
+//! databases and brokers (`SELECT 1`, a channel, a round trip, a `CONNACK`), fails clearly
+//! without the URL's password when they cannot be reached, and says when nothing was
+//! contacted.
 
 #[macro_use]
 mod common;
@@ -324,6 +327,14 @@ async fn connections_api_lists_tests_and_refuses_what_does_not_apply() {
     assert_eq!(t["connection"]["status"], "active", "{t}");
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     assert!(!t.to_string().contains("tok-1"), "{t}");
+    // Neither kind has a request of its own to test with, and the answer says so.
+    assert!(t["connection"]["tested"].as_str().unwrap().contains("the API was not called"), "{t}");
+    let (status, _, t) = send(s.api(reqwest::Method::POST, "/v1/integrations/conn/connections/keyed/test")).await;
+    assert_eq!(status, 200, "{t}");
+    assert!(t["connection"]["tested"].as_str().unwrap().contains("nothing was contacted"), "{t}");
+    assert!(!t.to_string().contains("k-123"), "{t}");
+    // The status alone is no test: it says nothing of one.
+    assert!(s.get_json("/v1/integrations/conn/connections/keyed").await.get("tested").is_none());
     // A client-credentials connection is not authorized by a person.
     let (status, _, v) = send(s.api(reqwest::Method::GET, "/v1/integrations/conn/connections/api/authorize")).await;
     assert_eq!(status, 400, "{v}");
@@ -721,4 +732,98 @@ flows:
         assert_eq!(rows, json!([{ "t": t }]), "{ex}");
         assert!(!ex.to_string().contains("pw-s3cret-77"), "{ex}");
     }
+}
+
+/// Applies integration `slug` with these `connections:` entries (YAML lines indented by two)
+/// and a flow that uses none of them.
+async fn apply_connections(s: &TestServer, slug: &str, connections: &str) {
+    s.apply(&format!(
+        r#"
+integration: {slug}
+connections:{connections}
+flows:
+  - flow: noop
+    trigger: {{ manual: {{}} }}
+    steps:
+      - {{ id: nothing, transform: "." }}
+"#
+    ))
+    .await;
+}
+
+/// `POST …/connections/{name}/test` on `slug`: the status and the body.
+async fn test_connection(s: &TestServer, slug: &str, name: &str) -> (u16, Value) {
+    let (status, _, body) =
+        send(s.api(reqwest::Method::POST, &format!("/v1/integrations/{slug}/connections/{name}/test"))).await;
+    (status, body)
+}
+
+/// Asserts that a test of `name` passed, having done what `tested` says.
+async fn assert_tested(s: &TestServer, slug: &str, name: &str, tested: &str) -> Value {
+    let (status, t) = test_connection(s, slug, name).await;
+    assert_eq!(status, 200, "{name}: {t}");
+    assert_eq!(t["connection"]["status"], "active", "{name}: {t}");
+    assert!(t["connection"]["tested"].as_str().is_some_and(|d| d.contains(tested)), "{name}: {t}");
+    t
+}
+
+/// Asserts that a test of `name` failed with the step's `code`, saying `said` and never
+/// `secret`.
+async fn assert_test_fails(s: &TestServer, slug: &str, name: &str, code: &str, said: &str, secret: &str) {
+    let (status, t) = test_connection(s, slug, name).await;
+    assert_eq!(status, 502, "{name}: {t}");
+    assert_eq!(t["error"]["code"], "connection_failed", "{name}: {t}");
+    assert_eq!(t["error"]["details"]["code"], code, "{name}: {t}");
+    assert!(t["error"]["message"].as_str().is_some_and(|m| m.contains(said)), "{name}: {t}");
+    assert!(!t.to_string().contains(secret), "{name}: {t}");
+}
+
+backends!(database_connections_are_tested_with_select_1);
+async fn database_connections_are_tested_with_select_1() {
+    let Some(pg) = common::postgres_url() else {
+        common::skip_or_fail("FLOWGATE_TEST_POSTGRES_URL is unset");
+        return;
+    };
+    // Trust auth: the password is ignored by the server, and must appear nowhere.
+    let pg = pg.replacen("postgres://postgres@", "postgres://postgres:pw-s3cret-77@", 1);
+    let s = TestServer::start().await;
+    let connections = format!(
+        r#"
+  main: {{ postgres: {{ url: "{pg}" }} }}
+  down: {{ postgres: {{ url: "postgres://app:pw-s3cret-88@127.0.0.1:1/app" }} }}
+  lite: {{ sqlite: {{ path: tested/app.db }} }}"#
+    );
+    apply_connections(&s, "dbs", &connections).await;
+    let t = assert_tested(&s, "dbs", "main", "ran SELECT 1").await;
+    assert!(!t.to_string().contains("pw-s3cret-77"), "{t}");
+    assert_tested(&s, "dbs", "lite", "ran SELECT 1").await;
+    // Nothing listens on port 1: the test fails, saying why, without the password.
+    assert_test_fails(&s, "dbs", "down", "sql_unavailable", "PostgreSQL", "pw-s3cret-88").await;
+}
+
+backends!(broker_connections_are_tested_against_the_brokers);
+async fn broker_connections_are_tested_against_the_brokers() {
+    let vars = ["FLOWGATE_TEST_AMQP_URL", "FLOWGATE_TEST_NATS_URL", "FLOWGATE_TEST_MQTT_URL"];
+    let urls: Vec<String> = vars.iter().filter_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())).collect();
+    let [amqp, nats, mqtt] = &urls[..] else {
+        common::skip_or_fail(&format!("one of {vars:?} is unset"));
+        return;
+    };
+    let s = TestServer::start().await;
+    let connections = format!(
+        r#"
+  mq: {{ amqp: {{ url: "{amqp}" }} }}
+  js: {{ nats: {{ url: "{nats}" }} }}
+  iot: {{ mqtt: {{ url: "{mqtt}", clientId: fg-connection-test }} }}
+  mq-down: {{ amqp: {{ url: "amqp://app:pw-s3cret-1@127.0.0.1:1/%2f" }} }}
+  js-down: {{ nats: {{ url: "nats://app:pw-s3cret-2@127.0.0.1:1" }} }}
+  iot-down: {{ mqtt: {{ url: "mqtt://app:pw-s3cret-3@127.0.0.1:1" }} }}"#
+    );
+    apply_connections(&s, "brokers", &connections).await;
+    assert_tested(&s, "brokers", "mq", "opened a channel").await;
+    assert_tested(&s, "brokers", "js", "sent a message through it and back").await;
+    assert_tested(&s, "brokers", "iot", "CONNACK").await;
+    assert_test_fails(&s, "brokers", "mq-down", "amqp_unavailable", "AMQP", "pw-s3cret-1").await;
+    assert_test_fails(&s, "brokers", "js-down", "nats_unavailable", "NATS", "pw-s3cret-2").await;
+    assert_test_fails(&s, "brokers", "iot-down", "mqtt_unavailable", "MQTT", "pw-s3cret-3").await;
 }

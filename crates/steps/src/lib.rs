@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod amqp;
+mod broker;
 pub mod call;
 pub mod connection;
 mod connector;

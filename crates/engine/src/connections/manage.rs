@@ -1,7 +1,10 @@
 //! Connections as users manage them: their status (never a secret), a test that obtains
-//! credentials without running a flow, and the authorization-code dance — the provider URL
-//! with a single-use `state` bound to the tenant, integration and connection (and a PKCE
-//! verifier), then the callback that exchanges the code and stores the tokens.
+//! credentials without running a flow and, where the kind allows, contacts the system with
+//! them (a database runs `SELECT 1`, a broker answers, a connector's API takes one harmless
+//! call; the answer says what was contacted, or that nothing was), and the
+//! authorization-code dance — the provider URL with a single-use `state` bound to the
+//! tenant, integration and connection (and a PKCE verifier), then the callback that
+//! exchanges the code and stores the tokens.
 
 use super::oauth::{self, Hop, TokenError};
 use super::{ConnectionSpec, OAuthSpec, tokens};
@@ -17,6 +20,9 @@ use sha2::Digest as _;
 
 /// How long an authorization URL's `state` may be used.
 const STATE_TTL_MS: i64 = 10 * 60 * 1000;
+/// Longest a test's call to the system may take (a database's or broker's connect, an API
+/// request).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A connection as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +44,10 @@ pub struct ConnectionStatus {
     pub refreshed_at: Option<String>,
     /// What the provider gave beside the tokens (e.g. `realmId`); never a secret.
     pub extras: Value,
+    /// Only in a test's answer: what the test contacted with the credentials, or that this
+    /// kind has no test request and nothing was contacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tested: Option<&'static str>,
 }
 
 /// Why a connection operation failed.
@@ -112,16 +122,21 @@ impl Engine {
                     .and_then(|r| r.extras.as_deref())
                     .and_then(|e| serde_json::from_str(e).ok())
                     .unwrap_or(json!({})),
+                tested: None,
             });
         }
         Ok(Some(out))
     }
 
     /// Checks a connection without running a flow: obtains its credentials (a token from the
-    /// provider when it has none that is fresh) and answers its status.
+    /// provider when it has none that is fresh), contacts the system with them where its
+    /// kind allows (see [`Engine::probe`]) and answers its status, saying what was contacted
+    /// (`tested`).
     ///
     /// # Errors
-    /// Unknown connection, or credentials that cannot be obtained.
+    /// Unknown connection, credentials that cannot be obtained, or a system that cannot be
+    /// reached or refuses them (`Failed`, with the step's code: `sql_unavailable`,
+    /// `amqp_refused`, …; never with a URL's password).
     pub async fn test_connection(
         &self,
         tenant: &str,
@@ -146,7 +161,7 @@ impl Engine {
         let credentials =
             cx.credentials(name).await.map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
         let kind = ci.definition.connections.get(name).map_or("", |c| c.kind());
-        match self.probe(kind, &credentials).await {
+        let tested = match self.probe(kind, &credentials).await {
             // Refused: as a step would, ask for new credentials once and try again.
             Err(ConnectionError::Failed { code, .. }) if code == "connection_unauthorized" => {
                 cx.refused(name, credentials.version).await;
@@ -154,14 +169,17 @@ impl Engine {
                     .credentials(name)
                     .await
                     .map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
-                self.probe(kind, &fresh).await?;
+                self.probe(kind, &fresh).await?
             }
             other => other?,
-        }
+        };
         let all = self.connections(tenant, slug).await?.unwrap_or_default();
-        all.into_iter()
+        let mut status = all
+            .into_iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| ConnectionError::NotFound(format!("no connection `{name}`")))
+            .ok_or_else(|| ConnectionError::NotFound(format!("no connection `{name}`")))?;
+        status.tested = Some(tested);
+        Ok(status)
     }
 
     /// The provider URL that authorizes a connection (authorization-code grant). Its `state`
@@ -318,36 +336,82 @@ impl Engine {
         Ok((row.tenant_id.clone(), row.integration.clone(), row.connection.clone()))
     }
 
-    /// For a connector's connection, one harmless call to its API with the credentials
-    /// (Dataverse's `WhoAmI`, QuickBooks' `CompanyInfo`): the credentials are not only
-    /// obtained but accepted.
+    /// Contacts the system of a connection of `kind` with its `credentials`, as its steps
+    /// would, and says what was done: a database runs `SELECT 1` and a broker answers
+    /// (`flowgate_steps::{sql, amqp, nats, mqtt}::probe`: the outbound policy, the URL
+    /// handling and the error codes of the steps); a connector's API takes one harmless call
+    /// (Dataverse's `WhoAmI`, QuickBooks' `CompanyInfo`). The other kinds have no request of
+    /// their own to make: their credentials were resolved (an `oauth2` token obtained when
+    /// none was fresh) and nothing more is claimed.
     async fn probe(
         &self,
         kind: &str,
         credentials: &flowgate_steps::connection::Credentials,
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<&'static str, ConnectionError> {
+        use flowgate_steps::{StepError, amqp, mqtt, nats, sql};
+        // Databases and brokers: the steps' own probe (policy, URL handling, error codes).
+        let policy = &self.inner.settings.outbound;
+        type Probe<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), StepError>> + Send + 'a>>;
+        let step: Option<(Probe<'_>, &'static str)> = match kind {
+            "postgres" | "mysql" | "sqlite" => Some((
+                Box::pin(sql::probe(credentials, policy, PROBE_TIMEOUT)),
+                "connected to the database and ran SELECT 1",
+            )),
+            "amqp" => Some((
+                Box::pin(amqp::probe(credentials, policy, PROBE_TIMEOUT)),
+                "connected to the broker and opened a channel",
+            )),
+            "nats" => Some((
+                Box::pin(nats::probe(credentials, policy, PROBE_TIMEOUT)),
+                "connected to the server and sent a message through it and back",
+            )),
+            "mqtt" => Some((
+                Box::pin(mqtt::probe(credentials, policy, PROBE_TIMEOUT)),
+                "connected to the broker (it answered CONNACK) and disconnected",
+            )),
+            _ => None,
+        };
+        if let Some((probe, tested)) = step {
+            probe.await.map_err(|e| ConnectionError::Failed { code: e.code, message: e.message })?;
+            return Ok(tested);
+        }
         let base = credentials.extras["baseUrl"].as_str().unwrap_or("").trim_end_matches('/');
-        let (url, headers): (String, &[(&str, &str)]) = match kind {
-            "dynamics365" => (
-                format!("{base}{}/WhoAmI", flowgate_steps::dynamics::API_PATH),
-                &[("OData-MaxVersion", "4.0"), ("OData-Version", "4.0"), ("Accept", "application/json")],
-            ),
+        Ok(match kind {
+            "dynamics365" => {
+                let url = format!("{base}{}/WhoAmI", flowgate_steps::dynamics::API_PATH);
+                let odata = [("OData-MaxVersion", "4.0"), ("OData-Version", "4.0"), ("Accept", "application/json")];
+                self.call_api(&url, &odata, credentials).await?;
+                "called the API with a token (WhoAmI)"
+            }
             "quickbooks" => {
                 let realm = credentials.extras["realmId"].as_str().ok_or_else(|| ConnectionError::Failed {
                     code: "quickbooks_no_company".into(),
                     message: "the connection has no company (realmId): authorize it again".into(),
                 })?;
-                (
-                    format!("{base}/v3/company/{realm}/query?query=SELECT%20*%20FROM%20CompanyInfo&minorversion=75"),
-                    &[("Accept", "application/json")],
-                )
+                let url =
+                    format!("{base}/v3/company/{realm}/query?query=SELECT%20*%20FROM%20CompanyInfo&minorversion=75");
+                self.call_api(&url, &[("Accept", "application/json")], credentials).await?;
+                "called the API with a token (CompanyInfo)"
             }
-            _ => return Ok(()),
-        };
+            "oauth2" => {
+                "no test request for this kind: a token is held (obtained when none was fresh); the API was not called"
+            }
+            _ => "no test request for this kind: the credentials were resolved; nothing was contacted",
+        })
+    }
+
+    /// One `GET` of a connector's API with the credentials: accepted, or why not
+    /// (`connection_unauthorized` for a `401`, which the caller answers with new credentials).
+    async fn call_api(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        credentials: &flowgate_steps::connection::Credentials,
+    ) -> Result<(), ConnectionError> {
         let failed = |message: String| ConnectionError::Failed { code: "connection_test".into(), message };
-        let url = reqwest::Url::parse(&url).map_err(|e| failed(format!("invalid API URL: {e}")))?;
+        let url = reqwest::Url::parse(url).map_err(|e| failed(format!("invalid API URL: {e}")))?;
         self.inner.settings.outbound.check_url(&url).map_err(|m| failed(format!("the API's URL is refused: {m}")))?;
-        let mut req = self.inner.http.get(url).timeout(std::time::Duration::from_secs(15));
+        let mut req = self.inner.http.get(url).timeout(PROBE_TIMEOUT);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

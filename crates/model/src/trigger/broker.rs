@@ -23,6 +23,14 @@ pub struct AmqpTrigger {
     /// Declare the queue (durable) if it does not exist. Default false.
     #[serde(default)]
     pub declare: bool,
+    /// jq giving a message's identity (e.g. `$trigger.body.orderId`): a repeat within
+    /// `dedupWindow` starts nothing. Replaces the broker's own identity (AMQP `message-id`,
+    /// the NATS sequence); MQTT has none without it.
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// How long an identity is remembered. Default 24h.
+    #[serde(default)]
+    pub dedup_window: Option<Dur>,
 }
 
 /// Messages of a durable JetStream consumer (NATS).
@@ -43,6 +51,14 @@ pub struct NatsTrigger {
     /// Default 30s.
     #[serde(default)]
     pub ack_wait: Option<Dur>,
+    /// jq giving a message's identity (e.g. `$trigger.body.orderId`): a repeat within
+    /// `dedupWindow` starts nothing. Replaces the broker's own identity (AMQP `message-id`,
+    /// the NATS sequence); MQTT has none without it.
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// How long an identity is remembered. Default 24h.
+    #[serde(default)]
+    pub dedup_window: Option<Dur>,
 }
 
 /// Messages on an MQTT topic filter, with a persistent session.
@@ -57,6 +73,14 @@ pub struct MqttTrigger {
     /// 1 (default: at least once, acknowledged after the commit) or 0 (at most once).
     #[serde(default)]
     pub qos: Option<u8>,
+    /// jq giving a message's identity (e.g. `$trigger.body.orderId`): a repeat within
+    /// `dedupWindow` starts nothing. Replaces the broker's own identity (AMQP `message-id`,
+    /// the NATS sequence); MQTT has none without it.
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    /// How long an identity is remembered. Default 24h.
+    #[serde(default)]
+    pub dedup_window: Option<Dur>,
 }
 
 /// A name a broker accepts for a queue, stream or consumer: not empty, no spaces or control

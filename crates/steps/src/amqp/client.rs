@@ -3,9 +3,12 @@
 //! a time (a broker that refuses a publish closes its channel, which must not fail anyone
 //! else's), goes back to the idle list when the attempt is done with it, and is closed when
 //! the attempt failed or was cut short. A connection that is lost is replaced on next use;
-//! one unused for [`IDLE`] is closed.
+//! one unused for [`IDLE`] is closed. A connection test ([`probe`]) opens one of its own,
+//! checked and pinned the same way.
 
 use crate::StepError;
+use crate::broker;
+use crate::connection::Credentials;
 use crate::outbound::OutboundPolicy;
 use lapin::options::ConfirmSelectOptions;
 use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
@@ -44,16 +47,6 @@ impl Broker {
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Broker>>>>;
 static BROKERS: LazyLock<Mutex<HashMap<String, Slot>>> = LazyLock::new(Default::default);
 
-/// Marks its connection dead when dropped: it sits in a task of the connection's runtime,
-/// which drops it when the runtime shuts down (a process may run several, as tests do).
-struct Alive(Arc<AtomicBool>);
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
-    }
-}
-
 /// The URL of an `amqp` connection's credentials.
 ///
 /// # Errors
@@ -72,28 +65,7 @@ pub(super) fn url_of(extras: &Value) -> Result<&str, StepError> {
 /// `amqp_refused` (the policy), `amqp_connection` (a URL the step cannot use),
 /// `amqp_unavailable` (the broker cannot be reached) and the broker's own refusals.
 pub(super) async fn channel(url: &str, policy: &OutboundPolicy, within: Duration) -> Result<Lease, StepError> {
-    let mut uri: AMQPUri = url
-        .parse()
-        .map_err(|e: String| StepError::fatal("amqp_connection", scrub(&format!("invalid AMQP URL: {e}"), url)))?;
-    let host = uri.authority.host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    if host.is_empty() {
-        return Err(StepError::fatal("amqp_connection", "the AMQP URL names no host"));
-    }
-    // The same check as an HTTP step's URL. Without TLS the connection goes to the address
-    // checked (a second lookup could answer differently); with TLS to the name, which the
-    // broker's certificate must match, so a name re-pointed elsewhere cannot be reached.
-    let pinned = policy
-        .resolve_checked(&host, uri.authority.port)
-        .await
-        .map_err(|m| StepError::fatal("amqp_refused", format!("AMQP: {m}")))?;
-    uri.authority.host = match (pinned, &uri.scheme) {
-        (Some(ip), AMQPScheme::AMQP) => ip.to_string(),
-        _ => host,
-    };
-    let key = match pinned {
-        Some(ip) => format!("{url}\n{ip}"),
-        None => url.to_owned(),
-    };
+    let (key, uri) = target(url, policy).await?;
     let within = within.min(CONNECT_TIMEOUT);
     let broker = broker(key, uri, url, within).await?;
     *broker.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -119,6 +91,69 @@ pub(super) async fn channel(url: &str, policy: &OutboundPolicy, within: Duration
     Ok(Lease { broker, channel: Some(channel), url: url.to_owned(), finished: AtomicBool::new(false) })
 }
 
+/// Checks that the broker of an `amqp` connection's credentials answers (a connection
+/// test): a connection of its own, made as a step's would be (the outbound policy, the
+/// address pinned), a channel opened on it, both closed again. Takes at most `within` (and
+/// at most 10s per stage).
+///
+/// # Errors
+/// As [`channel`]'s: `amqp_refused`, `amqp_connection`, `amqp_unavailable`,
+/// `amqp_access_refused`; never with the URL's password.
+pub async fn probe(credentials: &Credentials, policy: &OutboundPolicy, within: Duration) -> Result<(), StepError> {
+    let url = url_of(&credentials.extras)?;
+    let (_, uri) = target(url, policy).await?;
+    let within = within.min(CONNECT_TIMEOUT);
+    let conn = open(uri, url, within).await?;
+    let opened = match tokio::time::timeout(within, conn.create_channel()).await {
+        Ok(Ok(channel)) => {
+            let _ = channel.close(200, "test".into()).await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(error(&e, url)),
+        Err(_) => Err(unavailable("the broker did not open a channel in time")),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "test".into())).await;
+    opened
+}
+
+/// The broker `url` names, its host checked against `policy`: the key its connection is
+/// kept under (the URL, and the address it was pinned to) and the URI to connect to.
+async fn target(url: &str, policy: &OutboundPolicy) -> Result<(String, AMQPUri), StepError> {
+    let mut uri: AMQPUri = url.parse().map_err(|e: String| {
+        StepError::fatal("amqp_connection", broker::scrub(&format!("invalid AMQP URL: {e}"), url))
+    })?;
+    let host = uri.authority.host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    if host.is_empty() {
+        return Err(StepError::fatal("amqp_connection", "the AMQP URL names no host"));
+    }
+    // The same check as an HTTP step's URL. Without TLS the connection goes to the address
+    // checked (a second lookup could answer differently); with TLS to the name, which the
+    // broker's certificate must match, so a name re-pointed elsewhere cannot be reached.
+    let pinned = policy
+        .resolve_checked(&host, uri.authority.port)
+        .await
+        .map_err(|m| StepError::fatal("amqp_refused", format!("AMQP: {m}")))?;
+    uri.authority.host = match (pinned, &uri.scheme) {
+        (Some(ip), AMQPScheme::AMQP) => ip.to_string(),
+        _ => host,
+    };
+    let key = match pinned {
+        Some(ip) => format!("{url}\n{ip}"),
+        None => url.to_owned(),
+    };
+    Ok((key, uri))
+}
+
+/// A new connection to `uri` (`url` as written, for messages), within `within`.
+async fn open(uri: AMQPUri, url: &str, within: Duration) -> Result<Connection, StepError> {
+    let properties = ConnectionProperties::default().with_connection_name("flowgate".into());
+    match tokio::time::timeout(within, Connection::connect_uri(uri, properties)).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(error(&e, url)),
+        Err(_) => Err(unavailable("the broker did not accept a connection in time")),
+    }
+}
+
 /// The connection under `key`, opened when there is none (or it was lost).
 async fn broker(key: String, uri: AMQPUri, url: &str, within: Duration) -> Result<Arc<Broker>, StepError> {
     let slot = {
@@ -133,18 +168,8 @@ async fn broker(key: String, uri: AMQPUri, url: &str, within: Duration) -> Resul
         return Ok(b.clone());
     }
     *held = None;
-    let properties = ConnectionProperties::default().with_connection_name("flowgate".into());
-    let conn = match tokio::time::timeout(within, Connection::connect_uri(uri, properties)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(error(&e, url)),
-        Err(_) => return Err(unavailable("the broker did not accept a connection in time")),
-    };
-    let alive = Arc::new(AtomicBool::new(true));
-    let guard = Alive(alive.clone());
-    tokio::spawn(async move {
-        let _guard = guard;
-        std::future::pending::<()>().await
-    });
+    let conn = open(uri, url, within).await?;
+    let alive = broker::runtime_alive();
     let b = Arc::new(Broker { conn, idle: Mutex::default(), alive, last_used: Mutex::new(Instant::now()) });
     *held = Some(b.clone());
     Ok(b)
@@ -229,10 +254,10 @@ fn unavailable(message: &str) -> StepError {
 /// a precondition) are not retried; a lost or failed connection is. `url`'s password never
 /// shows.
 fn error(e: &lapin::Error, url: &str) -> StepError {
-    let said = scrub(&e.to_string(), url);
+    let said = broker::scrub(&e.to_string(), url);
     match e.kind() {
         ErrorKind::ProtocolError(amqp) => {
-            let text = scrub(amqp.get_message().as_str(), url);
+            let text = broker::scrub(amqp.get_message().as_str(), url);
             let details = Some(json!({ "replyCode": amqp.get_id(), "replyText": text }));
             let (code, retryable) = match amqp.kind() {
                 AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => ("amqp_not_found", false),
@@ -253,40 +278,4 @@ fn error(e: &lapin::Error, url: &str) -> StepError {
         ErrorKind::AuthProviderError(_) => StepError::fatal("amqp_access_refused", format!("AMQP: {said}")),
         _ => unavailable(&said),
     }
-}
-
-/// `text` without the URL's password (as written and percent-decoded) or the URL itself.
-pub(super) fn scrub(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, "<the connection's URL>");
-    if let Ok(u) = url::Url::parse(url)
-        && let Some(p) = u.password().filter(|p| !p.is_empty())
-    {
-        let decoded = percent_encoding_decode(p);
-        out = out.replace(p, "***");
-        if decoded.len() > 2 {
-            out = out.replace(&decoded, "***");
-        }
-    }
-    out
-}
-
-/// `%XX` escapes decoded (lossily: only for finding the text in messages).
-fn percent_encoding_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

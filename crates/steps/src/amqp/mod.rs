@@ -40,10 +40,7 @@ pub mod client;
 #[cfg(test)]
 mod tests;
 
-/// The client crate this kind publishes with, so crates that run the step (the server's
-/// end-to-end tests) read the broker with the same client and version.
-#[doc(hidden)]
-pub use lapin;
+pub use client::probe;
 
 use crate::{Outcome, Step, StepCx, StepError, util};
 use async_trait::async_trait;

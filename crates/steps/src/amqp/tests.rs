@@ -5,36 +5,15 @@
 //! `FLOWGATE_REQUIRE_SERVICES=1`. Each test uses queues of its own and deletes them.
 
 use crate::StepError;
+use crate::broker::testing::{self, service, unique};
 use crate::connection::Credentials;
 use crate::outbound::OutboundPolicy;
-use crate::test_support::{Harness, Ran, TestConnections, compile_in, has_problem};
+use crate::test_support::{Harness, Ran, compile_in, has_problem};
 use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The URL in `var`; None (the test is skipped) when unset, a failure when services are
-/// required (`FLOWGATE_REQUIRE_SERVICES=1`, as `.ci/run` sets).
-fn service(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(url) => Some(url),
-        None if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("FLOWGATE_REQUIRE_SERVICES=1, but {var} is unset")
-        }
-        None => {
-            eprintln!("skipped: {var} is unset");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
+use std::time::Duration;
 
 /// The broker's URL with a fragment of its own (ignored when connecting), so the test gets a
 /// connection of its own: each test has its own runtime, and a connection's I/O runs on the
@@ -44,12 +23,7 @@ fn broker() -> Option<String> {
 }
 
 fn harness(url: &str) -> Harness {
-    let c = Credentials { version: 1, extras: json!({ "broker": "amqp", "url": url }), ..Default::default() };
-    Harness::new().connections(Arc::new(TestConnections {
-        credentials: [("mq".to_owned(), c)].into_iter().collect(),
-        refreshed: std::sync::Mutex::new(None),
-        refusals: Default::default(),
-    }))
+    testing::harness("mq", json!({ "broker": "amqp", "url": url }))
 }
 
 /// Runs an `amqp` step (`config`, on connection `mq`) on `input` with `harness`.
@@ -209,18 +183,24 @@ async fn refusals_and_unreachable_brokers_are_classified_without_the_password() 
 
 #[tokio::test]
 async fn a_connection_of_another_kind_is_refused_at_run_time() {
-    let c = Credentials {
-        version: 1,
-        extras: json!({ "database": "postgres", "url": "postgres://x" }),
-        ..Default::default()
-    };
-    let h = Harness::new().connections(Arc::new(TestConnections {
-        credentials: [("mq".to_owned(), c)].into_iter().collect(),
-        refreshed: std::sync::Mutex::new(None),
-        refusals: Default::default(),
-    }));
+    let h = testing::harness("mq", json!({ "database": "postgres", "url": "postgres://x" }));
     let err = publish(&h, json!({ "routingKey": "x" }), json!({})).await.unwrap_err();
     assert_eq!(err.code, "amqp_connection");
+}
+
+#[tokio::test]
+async fn a_connection_test_opens_a_channel_and_says_why_it_cannot() {
+    let Some(url) = broker() else { return };
+    let amqp = |url: &str| Credentials { extras: json!({ "broker": "amqp", "url": url }), ..Default::default() };
+    let down = "amqp://guest:pw-s3cret@127.0.0.1:1/%2f";
+    testing::check_probe(
+        "amqp",
+        &url,
+        down,
+        amqp,
+        |c, p| async move { super::probe(&c, &p, Duration::from_secs(5)).await },
+    )
+    .await;
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! publishes to the client in order, noting each; [`drive`] polls the loop and matches each
 //! noted publish to its packet id as the loop sends it (`Outgoing::Publish` comes in request
 //! order), then to its `PUBACK`. A connection that fails fails every publish waiting on it (retryable) and is
-//! replaced on next use; one unused for [`IDLE`] disconnects.
+//! replaced on next use; one unused for [`IDLE`] disconnects. A connection test ([`probe`])
+//! connects once on its own, under a random client id.
 
 use crate::StepError;
+use crate::broker;
+use crate::connection::Credentials;
 use crate::outbound::OutboundPolicy;
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::Value;
@@ -92,12 +95,7 @@ pub async fn options(url: &str, id: String, policy: &OutboundPolicy) -> Result<M
         "mqtts" => (true, 8883),
         _ => return Err(bad("an MQTT URL starts with mqtt:// or mqtts://")),
     };
-    let host = match parsed.host() {
-        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(bad("the MQTT URL names no host")),
-    };
+    let host = broker::host(&parsed).ok_or_else(|| bad("the MQTT URL names no host"))?;
     let port = parsed.port().unwrap_or(default_port);
     if parsed.query().is_some() || !matches!(parsed.path(), "" | "/") {
         return Err(bad("an MQTT URL has no path or parameters: mqtt://user:password@host:port"));
@@ -112,7 +110,7 @@ pub async fn options(url: &str, id: String, policy: &OutboundPolicy) -> Result<M
         Some(ip) if !tls => ip.to_string(),
         _ => host,
     };
-    let decode = |s: &str| percent_decode(s).ok_or_else(|| bad("the URL's user or password is not UTF-8"));
+    let decode = |s: &str| broker::percent_decode(s).ok_or_else(|| bad("the URL's user or password is not UTF-8"));
     let mut options = MqttOptions::new(id, connect_to, port);
     options.set_keep_alive(Duration::from_secs(30)).set_max_packet_size(64 * 1024, super::MAX_PAYLOAD + 64 * 1024 + 16);
     if !parsed.username().is_empty() {
@@ -156,15 +154,43 @@ pub(super) async fn broker(
     }
     *held = None;
 
-    let id = match client_id {
-        Some(id) => id.to_owned(),
-        None => format!("flowgate-{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish()),
-    };
+    let id = client_id.map_or_else(|| random_id("flowgate"), str::to_owned);
     let mut options = options(url, id, policy).await?;
     options.set_clean_session(true).set_request_channel_capacity(IN_CLIENT);
     let (client, mut eventloop) = AsyncClient::new(options, IN_CLIENT);
-    // Connected once the broker's CONNACK arrives; a refusal or a failure ends it here.
-    let within = within.min(CONNECT_TIMEOUT);
+    connack(&mut eventloop, url, within).await?;
+    let (tx, rx) = mpsc::channel(QUEUED);
+    let shared = Arc::new(Shared { unsent: Mutex::default(), last_used: Mutex::new(Instant::now()) });
+    tokio::spawn(forward(client.clone(), rx, shared.clone()));
+    tokio::spawn(drive(client, eventloop, shared, url.to_owned()));
+    let broker = Broker { tx };
+    *held = Some(broker.clone());
+    Ok(broker)
+}
+
+/// Checks that the broker of an `mqtt` connection's credentials answers (a connection test):
+/// a connection of its own, made as a step's would be (the outbound policy, the address
+/// pinned, the URL's credentials), its `CONNACK` awaited, then a `DISCONNECT`. Its client id
+/// is a random one, never the connection's `clientId`: the broker would drop the session in
+/// use under that id. Takes at most `within` (and at most 10s).
+///
+/// # Errors
+/// As [`broker`]'s: `mqtt_refused`, `mqtt_connection`, `mqtt_access_refused`,
+/// `mqtt_unavailable`; never with the URL's password.
+pub async fn probe(credentials: &Credentials, policy: &OutboundPolicy, within: Duration) -> Result<(), StepError> {
+    let (url, _) = url_of(&credentials.extras)?;
+    let mut options = options(url, random_id("flowgate-test"), policy).await?;
+    options.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(options, 1);
+    connack(&mut eventloop, url, within).await?;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+    Ok(())
+}
+
+/// Polls a new connection's event loop until the broker's `CONNACK`, within `within` (and
+/// at most 10s): a refusal or a failure is the error.
+async fn connack(eventloop: &mut EventLoop, url: &str, within: Duration) -> Result<(), StepError> {
     let connecting = async {
         loop {
             match eventloop.poll().await {
@@ -174,18 +200,15 @@ pub(super) async fn broker(
             }
         }
     };
-    match tokio::time::timeout(within, connecting).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(unavailable("the broker did not accept the connection in time")),
+    match tokio::time::timeout(within.min(CONNECT_TIMEOUT), connecting).await {
+        Ok(done) => done,
+        Err(_) => Err(unavailable("the broker did not accept the connection in time")),
     }
-    let (tx, rx) = mpsc::channel(QUEUED);
-    let shared = Arc::new(Shared { unsent: Mutex::default(), last_used: Mutex::new(Instant::now()) });
-    tokio::spawn(forward(client.clone(), rx, shared.clone()));
-    tokio::spawn(drive(client, eventloop, shared, url.to_owned()));
-    let broker = Broker { tx };
-    *held = Some(broker.clone());
-    Ok(broker)
+}
+
+/// `<prefix>-` and 16 random hex digits: a client id no other connection uses.
+fn random_id(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish())
 }
 
 /// Where a publish's outcome goes.
@@ -292,41 +315,6 @@ fn error(e: &ConnectionError, url: &str) -> StepError {
             };
             StepError::fatal("mqtt_access_refused", format!("MQTT: the broker refused the connection: {why}"))
         }
-        other => unavailable(&scrub(&other.to_string(), url)),
+        other => unavailable(&broker::scrub(&other.to_string(), url)),
     }
-}
-
-/// `text` without the URL or its password (as written and percent-decoded).
-fn scrub(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, "<the connection's URL>");
-    if let Ok(u) = url::Url::parse(url)
-        && let Some(p) = u.password().filter(|p| p.len() > 2)
-    {
-        out = out.replace(p, "***");
-        if let Some(decoded) = percent_decode(p) {
-            out = out.replace(&decoded, "***");
-        }
-    }
-    out
-}
-
-/// `%XX` escapes decoded; None when the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }

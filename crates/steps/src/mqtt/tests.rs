@@ -5,35 +5,13 @@
 //! its own (and clears what it retained).
 
 use crate::StepError;
+use crate::broker::testing::{self, service, unique};
 use crate::connection::Credentials;
 use crate::outbound::OutboundPolicy;
-use crate::test_support::{Harness, Ran, TestConnections, compile_in, has_problem};
+use crate::test_support::{Harness, Ran, compile_in, has_problem};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// The URL in `var`; None (the test is skipped) when unset, a failure when services are
-/// required (`FLOWGATE_REQUIRE_SERVICES=1`, as `.ci/run` sets).
-fn service(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(url) => Some(url),
-        None if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("FLOWGATE_REQUIRE_SERVICES=1, but {var} is unset")
-        }
-        None => {
-            eprintln!("skipped: {var} is unset");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 /// The broker's URL; `client_id` names a connection of the test's own (a connection's
 /// tasks run on the runtime that made it).
@@ -46,12 +24,7 @@ fn harness(url: &str, client_id: Option<&str>) -> Harness {
     if let Some(id) = client_id {
         extras["clientId"] = json!(id);
     }
-    let c = Credentials { version: 1, extras, ..Default::default() };
-    Harness::new().connections(Arc::new(TestConnections {
-        credentials: [("iot".to_owned(), c)].into_iter().collect(),
-        refreshed: std::sync::Mutex::new(None),
-        refusals: Default::default(),
-    }))
+    testing::harness("iot", extras)
 }
 
 /// Runs an `mqtt` step (`config`, on connection `iot`) on `input`.
@@ -160,6 +133,25 @@ async fn refusals_and_unreachable_brokers_are_classified_without_the_password() 
         .unwrap_err();
     assert_eq!((err.code.as_str(), err.retryable), ("mqtt_unavailable", true), "{err:?}");
     assert!(!format!("{err:?}").contains("pw-s3cret"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_connection_test_waits_for_the_connack_and_says_why_it_cannot() {
+    let Some(url) = broker() else { return };
+    // The probe connects under a random client id, never this one (a session in use).
+    let mqtt = |url: &str| Credentials {
+        extras: json!({ "broker": "mqtt", "url": url, "clientId": "fg-in-use" }),
+        ..Default::default()
+    };
+    let down = "mqtt://fg:pw-s3cret@127.0.0.1:1";
+    testing::check_probe(
+        "mqtt",
+        &url,
+        down,
+        mqtt,
+        |c, p| async move { super::probe(&c, &p, Duration::from_secs(5)).await },
+    )
+    .await;
 }
 
 #[test]

@@ -5,8 +5,11 @@
 //!
 //! The client is told to ignore the servers a cluster advertises (`connect_urls`): it only
 //! ever connects to the address the outbound policy checked.
+//! A connection test ([`probe`]) connects a client of its own the same way.
 
 use crate::StepError;
+use crate::broker;
+use crate::connection::Credentials;
 use crate::outbound::OutboundPolicy;
 use async_nats::connection::State;
 use async_nats::jetstream::Context;
@@ -42,15 +45,6 @@ impl Server {
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Server>>>>;
 static SERVERS: LazyLock<Mutex<HashMap<String, Slot>>> = LazyLock::new(Default::default);
 
-/// Marks its client dead when the runtime it was connected on shuts down (see `amqp`).
-struct Alive(Arc<AtomicBool>);
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Relaxed);
-    }
-}
-
 /// The URL of a `nats` connection's credentials.
 ///
 /// # Errors
@@ -84,12 +78,7 @@ pub(super) async fn context(url: &str, policy: &OutboundPolicy, within: Duration
     }
     *held = None;
     let client = connect(url, policy, within).await?;
-    let alive = Arc::new(AtomicBool::new(true));
-    let guard = Alive(alive.clone());
-    tokio::spawn(async move {
-        let _guard = guard;
-        std::future::pending::<()>().await
-    });
+    let alive = broker::runtime_alive();
     let context = async_nats::jetstream::new(client.clone());
     let server = Arc::new(Server { client, context: context.clone(), alive, last_used: Mutex::new(Instant::now()) });
     *held = Some(server);
@@ -110,12 +99,7 @@ pub async fn connect(url: &str, policy: &OutboundPolicy, within: Duration) -> Re
         "tls" => true,
         _ => return Err(bad("a NATS URL starts with nats:// or tls://")),
     };
-    let host = match parsed.host() {
-        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(bad("the NATS URL names no host")),
-    };
+    let host = broker::host(&parsed).ok_or_else(|| bad("the NATS URL names no host"))?;
     let port = parsed.port().unwrap_or(4222);
     // Without TLS the client connects to the address checked (a second lookup could answer
     // differently); with TLS to the name, which the server's certificate must match.
@@ -127,7 +111,7 @@ pub async fn connect(url: &str, policy: &OutboundPolicy, within: Duration) -> Re
         Some(ip) if !tls => ip.to_string(),
         _ => host,
     };
-    let decode = |s: &str| percent_decode(s).ok_or_else(|| bad("the URL's user or password is not UTF-8"));
+    let decode = |s: &str| broker::percent_decode(s).ok_or_else(|| bad("the URL's user or password is not UTF-8"));
     let user = decode(parsed.username())?;
     let password = parsed.password().map(decode).transpose()?;
     let mut options = ConnectOptions::new()
@@ -154,7 +138,7 @@ pub async fn connect(url: &str, policy: &OutboundPolicy, within: Duration) -> Re
     match tokio::time::timeout(within.min(CONNECT_TIMEOUT) + Duration::from_secs(1), connecting).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => {
-            let said = scrub(&e.to_string(), url);
+            let said = broker::scrub(&e.to_string(), url);
             Err(match e.kind() {
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => StepError::fatal(
                     "nats_access_refused",
@@ -166,6 +150,41 @@ pub async fn connect(url: &str, policy: &OutboundPolicy, within: Duration) -> Re
         }
         Err(_) => Err(StepError::retryable("nats_unavailable", "NATS: the server did not answer in time")),
     }
+}
+
+/// Checks that the server of a `nats` connection's credentials answers (a connection test):
+/// a client of its own, connected as a step's would be (the outbound policy, the address
+/// pinned, the credentials checked by the handshake's `PING`), then a message sent to an
+/// inbox subject and received back through the server — the round trip a JetStream
+/// acknowledgement also takes. Takes at most `within` (and at most 10s per stage).
+///
+/// # Errors
+/// As [`connect`]'s; `nats_unavailable` when the message does not come back in time (the
+/// user may not subscribe to `_INBOX.>`?). Never with the URL's credentials.
+pub async fn probe(credentials: &Credentials, policy: &OutboundPolicy, within: Duration) -> Result<(), StepError> {
+    let url = url_of(&credentials.extras)?;
+    let client = connect(url, policy, within).await?;
+    let within = within.min(CONNECT_TIMEOUT);
+    let round_trip = async {
+        let inbox = client.new_inbox();
+        let mut echo = client.subscribe(inbox.clone()).await.map_err(|e| e.to_string())?;
+        client.publish(inbox, "test".into()).await.map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())?;
+        futures::StreamExt::next(&mut echo).await.map(|_| ()).ok_or_else(|| "the subscription ended".to_owned())
+    };
+    let answered = match tokio::time::timeout(within, round_trip).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StepError::retryable(
+            "nats_unavailable",
+            format!("NATS: the round trip failed ({})", broker::scrub(&e, url)),
+        )),
+        Err(_) => Err(StepError::retryable(
+            "nats_unavailable",
+            "NATS: a message to an inbox subject did not come back in time (may the user subscribe to `_INBOX.>`?)",
+        )),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.drain()).await;
+    answered
 }
 
 /// Drops the clients of `url` (its connection broke, or a publish timed out): the next
@@ -186,41 +205,4 @@ fn close_idle(servers: &mut HashMap<String, Slot>, keep: &str) {
         held.as_ref()
             .is_some_and(|s| s.usable() && s.last_used.lock().unwrap_or_else(|e| e.into_inner()).elapsed() <= IDLE)
     });
-}
-
-/// `text` without the URL or its credentials (as written and percent-decoded).
-pub(super) fn scrub(text: &str, url: &str) -> String {
-    let mut out = text.replace(url, "<the connection's URL>");
-    if let Ok(u) = url::Url::parse(url) {
-        for secret in [u.password().unwrap_or(""), if u.password().is_none() { u.username() } else { "" }] {
-            if secret.len() > 2 {
-                out = out.replace(secret, "***");
-                if let Some(decoded) = percent_decode(secret) {
-                    out = out.replace(&decoded, "***");
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `%XX` escapes decoded; None when the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }

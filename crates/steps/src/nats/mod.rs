@@ -35,10 +35,7 @@ pub mod client;
 #[cfg(test)]
 mod tests;
 
-/// The client crate this kind publishes with, so crates that run the step (the server's
-/// end-to-end tests) read the broker with the same client and version.
-#[doc(hidden)]
-pub use async_nats;
+pub use client::probe;
 
 use crate::{Outcome, Step, StepCx, StepError, util};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
@@ -218,7 +215,7 @@ impl Step for NatsStep {
 /// A failed publish as a step error; a client whose connection broke is dropped (`url`'s
 /// client) so the next attempt connects anew.
 fn publish_error(e: &PublishError, subject: &str, url: &str) -> StepError {
-    let said = client::scrub(&e.to_string(), url);
+    let said = crate::broker::scrub(&e.to_string(), url);
     match e.kind() {
         PublishErrorKind::StreamNotFound => StepError::fatal(
             "nats_no_stream",

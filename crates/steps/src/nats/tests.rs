@@ -6,34 +6,13 @@
 //! creates streams of its own and deletes them.
 
 use crate::StepError;
+use crate::broker::testing::{self, service, unique};
 use crate::connection::Credentials;
 use crate::outbound::OutboundPolicy;
-use crate::test_support::{Harness, Ran, TestConnections, compile_in, has_problem};
+use crate::test_support::{Harness, Ran, compile_in, has_problem};
 use async_nats::jetstream;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The URL in `var`; None (the test is skipped) when unset, a failure when services are
-/// required (`FLOWGATE_REQUIRE_SERVICES=1`, as `.ci/run` sets).
-fn service(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(url) => Some(url),
-        None if std::env::var("FLOWGATE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("FLOWGATE_REQUIRE_SERVICES=1, but {var} is unset")
-        }
-        None => {
-            eprintln!("skipped: {var} is unset");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
+use std::time::Duration;
 
 /// The server's URL with a fragment of its own (ignored when connecting), so the test gets a
 /// client of its own (a client's I/O runs on the runtime that connected it).
@@ -42,12 +21,7 @@ fn server() -> Option<String> {
 }
 
 fn harness(url: &str) -> Harness {
-    let c = Credentials { version: 1, extras: json!({ "broker": "nats", "url": url }), ..Default::default() };
-    Harness::new().connections(Arc::new(TestConnections {
-        credentials: [("js".to_owned(), c)].into_iter().collect(),
-        refreshed: std::sync::Mutex::new(None),
-        refusals: Default::default(),
-    }))
+    testing::harness("js", json!({ "broker": "nats", "url": url }))
 }
 
 /// Runs a `nats` step (`config`, on connection `js`) with id `id` on `input`.
@@ -152,6 +126,21 @@ async fn refusals_and_unreachable_servers_are_classified_without_the_credentials
     let err = publish(&harness(&down), "pub", json!({ "subject": "a.b" }), json!({})).await.unwrap_err();
     assert_eq!((err.code.as_str(), err.retryable), ("nats_unavailable", true), "{err:?}");
     assert!(!format!("{err:?}").contains("pw-s3cret"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_connection_test_makes_a_round_trip_and_says_why_it_cannot() {
+    let Some(url) = server() else { return };
+    let nats = |url: &str| Credentials { extras: json!({ "broker": "nats", "url": url }), ..Default::default() };
+    let down = "nats://fg:pw-s3cret@127.0.0.1:1";
+    testing::check_probe(
+        "nats",
+        &url,
+        down,
+        nats,
+        |c, p| async move { super::probe(&c, &p, Duration::from_secs(5)).await },
+    )
+    .await;
 }
 
 #[test]

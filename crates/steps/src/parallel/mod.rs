@@ -18,8 +18,8 @@
 //! outside.
 //!
 //! The engine runs the branches ([`crate::Outcome::Parallel`]), truly at once, and journals
-//! each branch's steps under their own keys (`both.customer.fetch-customer`) and each finished
-//! branch as one entry (`both.customer`): a crash or a retry runs only the branches that had
+//! each branch's steps under their own keys (`both[customer].fetch-customer`) and each
+//! finished branch as one entry (`both[customer]`): a crash or a retry runs only the branches that had
 //! not finished.
 
 #[cfg(test)]

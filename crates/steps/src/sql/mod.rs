@@ -48,7 +48,8 @@
 //! Connections are pooled per database URL on each node (at most 4 per database, closed
 //! after 5 minutes idle) and shared by every execution. The database's host must pass the
 //! server's outbound policy, like an HTTP step's URL (`sql_refused`). A SQLite connection
-//! opens its one file: `ATTACH`, `DETACH` and `VACUUM` are refused in its queries.
+//! opens its one file: `ATTACH`, `DETACH` and `VACUUM` are refused in its queries. A
+//! connection test ([`probe`]) runs `SELECT 1` on a connection of its own.
 //!
 //! Failures: a connection that fails, a deadlock or a serialization failure is
 //! `sql_unavailable` (retried); a constraint violation, a syntax error or any other error
@@ -64,11 +65,15 @@ mod run;
 mod tests;
 mod values;
 
-use crate::util;
+use crate::connection::Credentials;
+use crate::outbound::OutboundPolicy;
+use crate::{StepError, util};
 use flowgate_model::{Diags, Dur, Path};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
+use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+use std::time::Duration;
 
 /// Rows a `many` result holds at most.
 pub const MAX_ROWS: usize = 10_000;
@@ -220,6 +225,51 @@ impl crate::Kind for SqlConfig {
 
     fn limit(&self) -> Option<&String> {
         self.limit.as_ref()
+    }
+}
+
+/// Checks that the database of a `postgres`, `mysql` or `sqlite` connection's credentials
+/// answers (a connection test): its URL read and its host checked against `policy` as a
+/// step's are (the pool of that URL is the one steps use), then `SELECT 1` on a new
+/// connection — not a pooled one, which could be a stale one that hides a database now
+/// down, or an open one that hides refused credentials — closed again. Takes at most
+/// `within` (and at most 10s). A SQLite file is created when missing, as a step would.
+///
+/// # Errors
+/// A step's: `sql_refused` (the policy), `sql_connection` (a URL that cannot be used),
+/// `sql_unavailable` (the database cannot be reached or does not answer in time),
+/// `sql_error` (it refused, e.g. the credentials); never with the URL.
+pub async fn probe(credentials: &Credentials, policy: &OutboundPolicy, within: Duration) -> Result<(), StepError> {
+    let database = credentials.extras["database"].as_str().unwrap_or_default();
+    let url = credentials.extras["url"].as_str().unwrap_or_default();
+    let db = pool::pool(database, url, policy).await?;
+    // A macro, not a generic function: a future generic over the connection's `Executor`
+    // is not `Send` for every lifetime (see `run::each!`).
+    macro_rules! select_one {
+        ($pool:expr, $what:expr) => {
+            async {
+                let mut conn = $pool.connect_options().connect().await.map_err(|e| run::error(e, $what))?;
+                let ran = conn.execute(sqlx::raw_sql("SELECT 1")).await.map(|_| ()).map_err(|e| run::error(e, $what));
+                let _ = conn.close().await;
+                ran
+            }
+        };
+    }
+    let what = match &db {
+        pool::Db::Postgres(_) => "PostgreSQL",
+        pool::Db::Mysql(..) => "MySQL",
+        pool::Db::Sqlite(_) => "SQLite",
+    };
+    let checked = async {
+        match &db {
+            pool::Db::Postgres(p) => select_one!(p, what).await,
+            pool::Db::Mysql(p, _) => select_one!(p, what).await,
+            pool::Db::Sqlite(p) => select_one!(p, what).await,
+        }
+    };
+    match tokio::time::timeout(within.min(pool::ACQUIRE_TIMEOUT), checked).await {
+        Ok(answered) => answered,
+        Err(_) => Err(StepError::retryable("sql_unavailable", format!("{what}: the database did not answer in time"))),
     }
 }
 

@@ -408,7 +408,7 @@ fn param_error(i: usize, message: &str) -> StepError {
 /// deadlock, a serialization failure, a busy database) is `sql_unavailable` and retried;
 /// a statement timeout is `sql_timeout`; anything else the database refused is `sql_error`.
 /// `what` names the database (`PostgreSQL`). Messages never hold the URL.
-fn error(e: sqlx::Error, what: &str) -> StepError {
+pub(super) fn error(e: sqlx::Error, what: &str) -> StepError {
     use sqlx::Error as E;
     match e {
         E::Database(d) => {

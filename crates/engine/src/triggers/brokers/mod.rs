@@ -6,7 +6,8 @@
 //! The promise is the webhook's: a message is acknowledged only once its execution is
 //! committed. A node that dies between receiving and committing never acknowledged it, so
 //! the broker delivers it again; one that dies between committing and acknowledging gets it
-//! again too, and the message's identity (`amqp:<message-id>`, `nats:<stream>:<sequence>`)
+//! again too, and the message's identity (`amqp:<queue>:<message-id>`,
+//! `nats:<stream>:<sequence>`, or the trigger's `dedupKey`)
 //! finds the execution already there, so it starts nothing new. Each kind is a module:
 //! `amqp`, `nats`, `mqtt`; this one holds the spec, the consumers' supervisor and what they
 //! share (`deliver`: one message to one committed execution).
@@ -268,7 +269,11 @@ impl Consumer<'_> {
                     replay_of: None,
                     wait: Wait::No,
                     options: SubmitOptions {
-                        identity: identity.clone().map(|i| (i, IDENTITY_WINDOW)),
+                        // The flow's `dedupKey`, when it has one, names the message instead.
+                        identity: identity
+                            .clone()
+                            .filter(|_| self.flow.policy.dedup.is_none())
+                            .map(|i| (i, IDENTITY_WINDOW)),
                         ..Default::default()
                     },
                 })

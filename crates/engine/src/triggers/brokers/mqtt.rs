@@ -3,8 +3,8 @@
 //! QoS 1 message's `PUBACK` goes only once its execution is committed, so a node that dies
 //! before gets it again from the broker when the session resumes. MQTT gives no message id
 //! across redeliveries (a packet id is reused), so a message delivered again after its
-//! commit runs again: a flow that must not see a repeat sets `dedupKey` on something in the
-//! message.
+//! commit runs again: a flow that must not see a repeat sets the trigger's `dedupKey` on
+//! something in the message.
 //!
 //! ```yaml
 //! trigger:
