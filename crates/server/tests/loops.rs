@@ -349,3 +349,46 @@ tests:
     assert_eq!(results[0]["passed"], true, "{report:#}");
     assert_eq!(results[1]["passed"], false, "{report:#}");
 }
+
+/// Nested loops' concurrencies multiply (8 × 64 here); one execution keeps at most 256 items
+/// in flight, and still finishes every item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_loops_are_bounded_per_execution() {
+    let up = MockUpstream::start().await;
+    up.behave(|_| MockResponse::json(200, json!({ "ok": true })).delay(Duration::from_millis(200)));
+    let s = TestServer::start().await;
+    s.apply(&format!(
+        r#"
+integration: wide
+flows:
+  - flow: f
+    trigger: {{ manual: {{}} }}
+    steps:
+      - id: outer
+        foreach:
+          items: '[range(0; 8)]'
+          concurrency: 8
+          steps:
+            - id: inner
+              foreach:
+                items: '[range(0; 64)]'
+                concurrency: 64
+                collect: '.body.ok'
+                steps:
+                  - {{ id: call, http: {{ url: "{}/x" }} }}
+      - {{ id: count, transform: 'map(length) | add' }}
+"#,
+        up.url
+    ))
+    .await;
+    let id = start_run(&s, "wide", "f", json!({})).await;
+    let ex = common::eventually("the wide loop to finish", || async {
+        let ex = s.execution(&id).await;
+        (ex["status"] == "succeeded").then_some(ex)
+    })
+    .await;
+    assert_eq!(ex["output"], 512);
+    assert_eq!(up.total_hits(), 512);
+    let most = up.max_in_flight();
+    assert!((100..=256).contains(&most), "{most} requests in flight at once");
+}

@@ -112,6 +112,9 @@ struct Execution {
     trace: Option<crate::traces::Parent>,
     /// The run's `execution` span (the flow's line only).
     span: Option<crate::traces::Span>,
+    /// Lines (loop items, branches) of this execution in flight, all loops together: nested
+    /// loops' concurrencies multiply, so this bounds them (see `nested::MAX_LINES`).
+    lines: Arc<std::sync::atomic::AtomicUsize>,
     /// Runs beside siblings (a branch, a loop's item with concurrency): each entry keeps its
     /// input (the previous entry may be a sibling's), and a waited delivery holds the worker
     /// rather than parking the whole execution.
@@ -356,6 +359,7 @@ impl Execution {
             item: None,
             trace: job.traceparent.as_deref().and_then(crate::traces::Parent::parse),
             span: None,
+            lines: Default::default(),
             concurrent: false,
             waiting: HashMap::new(),
             handed: Default::default(),

@@ -16,6 +16,11 @@ use flowgate_steps::parallel::Branches;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+/// Items and branches of one execution in flight at once, whatever its loops' concurrencies
+/// (a loop of 64 in a loop of 64 would be 4,096 requests at once from one event). A loop
+/// always has one item going, so nested loops cannot starve each other.
+pub(super) const MAX_LINES: usize = 256;
+
 /// Pending journal entries a loop makes durable at once (pure items write nothing else).
 const FLUSH_EVERY: usize = 512;
 
@@ -46,6 +51,10 @@ impl Execution {
             item: item.or_else(|| self.item.clone()),
             trace: self.trace,
             span: None,
+            lines: {
+                self.lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.lines.clone()
+            },
             concurrent: concurrent || self.concurrent,
             waiting: self.waiting.clone(),
             handed: self.handed.clone(),
@@ -77,6 +86,7 @@ impl Execution {
     /// Takes back what a line left: its pending entries (into `done`, where the lines still
     /// running make them durable before their next side effect), a lost store, an answer.
     fn absorb(&mut self, mut line: Execution, done: &Arc<std::sync::Mutex<WriteBatch>>) {
+        self.lines.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         done.lock().unwrap_or_else(|e| e.into_inner()).append(&mut line.pending);
         self.lost_store |= line.lost_store;
         if self.response.is_none() {
@@ -153,7 +163,10 @@ impl Execution {
         let concurrent = each.concurrency > 1;
         loop {
             // Start items while there is room, and nothing stopped the loop.
-            while end.is_none() && running.len() < each.concurrency {
+            while end.is_none()
+                && running.len() < each.concurrency
+                && (running.is_empty() || self.lines.load(std::sync::atomic::Ordering::Relaxed) < MAX_LINES)
+            {
                 let Some((i, item)) = items.next() else { break };
                 gave.push(None);
                 let item_key = format!("{key}[{i}]");

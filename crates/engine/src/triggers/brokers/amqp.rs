@@ -89,7 +89,8 @@ async fn consume_on(
 /// One delivery: committed, then acknowledged.
 async fn settle(c: &Consumer<'_>, queue: &str, delivery: Delivery) -> Result<(), String> {
     let p = &delivery.properties;
-    let (body, encoding) = body_of(&delivery.data);
+    let (body, encoding) =
+        if delivery.data.len() > super::MAX_MESSAGE_BYTES { (Value::Null, "refused") } else { body_of(&delivery.data) };
     let text = |s: &Option<lapin::types::ShortString>| s.as_ref().map(|s| Value::String(s.as_str().to_owned()));
     let mut properties = Map::new();
     for (name, value) in [
@@ -123,7 +124,9 @@ async fn settle(c: &Consumer<'_>, queue: &str, delivery: Delivery) -> Result<(),
         "queue": queue,
     });
     let identity = p.message_id().as_ref().map(|m| format!("amqp:{queue}:{}", m.as_str()));
-    match c.deliver(trigger, identity).await {
+    let delivered =
+        if c.too_large(delivery.data.len()) { Delivered::Refused } else { c.deliver(trigger, identity).await };
+    match delivered {
         Delivered::Committed => delivery.ack(BasicAckOptions::default()).await.map(drop).map_err(|e| e.to_string()),
         // Not requeued (it would come back forever): the queue's dead-letter exchange, when
         // it has one, keeps it.

@@ -33,6 +33,10 @@ use tokio_util::sync::CancellationToken;
 /// How long a message's identity is remembered: longer than any broker keeps a message
 /// delivered but unacknowledged.
 const IDENTITY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The largest message a trigger takes (as the MQTT step sends at most); a larger one is
+/// settled without an execution (AMQP: rejected to the dead-letter exchange, if any; NATS:
+/// terminated; MQTT: acknowledged), and said so in the log and metrics.
+pub(super) const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// The longest pause between attempts to reach a broker that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -249,6 +253,16 @@ pub(super) enum Delivered {
 }
 
 impl Consumer<'_> {
+    /// Whether a message of `len` bytes is over [`MAX_MESSAGE_BYTES`] (and said so).
+    pub fn too_large(&self, len: usize) -> bool {
+        if len <= MAX_MESSAGE_BYTES {
+            return false;
+        }
+        metrics::counter!("flowgate_broker_messages_refused_total", "kind" => self.flow.trigger.kind()).increment(1);
+        tracing::warn!(flow = %self.flow.slug, bytes = len, limit = MAX_MESSAGE_BYTES, "A message too large to run was refused.");
+        true
+    }
+
     /// The connection's URL.
     pub fn url(&self) -> Result<&str, String> {
         self.extras["url"].as_str().ok_or_else(|| "the connection has no URL".to_owned())

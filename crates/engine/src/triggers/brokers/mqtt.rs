@@ -72,6 +72,10 @@ pub(super) async fn consume(c: &Consumer<'_>, topic: &str, qos: u8) -> Result<()
                     None => return Err("the MQTT connection ended".to_owned()),
                 },
             };
+            if c.too_large(p.payload.len()) {
+                client.ack(&p).await.map_err(|e| e.to_string())?;
+                continue;
+            }
             let (body, encoding) = body_of(&p.payload);
             let trigger = json!({
                 "body": body,

@@ -66,6 +66,12 @@ async fn settle(c: &Consumer<'_>, message: async_nats::jetstream::Message) -> Re
         Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.delivered),
         Err(e) => return Err(format!("a message without JetStream metadata: {e}")),
     };
+    if c.too_large(message.payload.len()) {
+        return message
+            .ack_with(async_nats::jetstream::AckKind::Term)
+            .await
+            .map_err(|e| format!("cannot terminate: {e}"));
+    }
     let (body, encoding) = body_of(&message.payload);
     let headers: Map<String, Value> = message
         .headers
