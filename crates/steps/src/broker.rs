@@ -18,26 +18,7 @@ pub(crate) fn host(url: &url::Url) -> Option<String> {
     }
 }
 
-/// `%XX` escapes decoded; None when the result is not UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub(crate) use crate::util::percent_decode;
 
 /// `text` without the URL itself or its secret, as written and percent-decoded: the
 /// password, or the user when there is no password (a token, as NATS reads

@@ -148,7 +148,8 @@ fn connection_error(message: &str) -> StepError {
 /// The URL's user, password and database, percent-decoded.
 fn credentials(url: &url::Url) -> Result<(Option<String>, String, Option<String>), StepError> {
     let decode = |s: &str| {
-        percent_decode(s).ok_or_else(|| connection_error("the URL's user, password or database is not UTF-8"))
+        crate::util::percent_decode(s)
+            .ok_or_else(|| connection_error("the URL's user, password or database is not UTF-8"))
     };
     let user = Some(url.username()).filter(|u| !u.is_empty()).map(decode).transpose()?;
     let password = decode(url.password().unwrap_or(""))?;
@@ -214,25 +215,4 @@ fn no_tls() -> StepError {
 fn unknown_parameter(name: &str, known: &str) -> StepError {
     let name: String = name.chars().take(40).collect();
     connection_error(&format!("unsupported URL parameter `{name}` (supported: {known})"))
-}
-
-/// `%XX` escapes decoded; None when the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
