@@ -41,8 +41,13 @@ pub(super) async fn consume(c: &Consumer<'_>, topic: &str, qos: u8) -> Result<()
     let qos = if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
     client.subscribe(topic, qos).await.map_err(|e| e.to_string())?;
     // The event loop runs on its own (its `poll` must not be cut short mid-packet, and pings
-    // go on while a message commits); it hands the messages over in the order received.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<rumqttc::Publish, String>>(IN_HAND);
+    // go on while a message commits); it hands the messages over in the order received. The
+    // hand-over never blocks it: acknowledgements only leave through `poll`, so a loop that
+    // waited for room while the consumer waited for its acknowledgement to be taken would
+    // stop both (and the keep-alive with them). What it holds is bounded by the broker: it
+    // sends no more than its in-flight window and the session's queue of unacknowledged
+    // messages.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<rumqttc::Publish, String>>();
     let filter = topic.to_owned();
     let driver = tokio::spawn(async move {
         loop {
@@ -57,7 +62,7 @@ pub(super) async fn consume(c: &Consumer<'_>, topic: &str, qos: u8) -> Result<()
                 Err(e) => Err(format!("MQTT: {e}")),
             };
             let failed = next.is_err();
-            if tx.send(next).await.is_err() || failed {
+            if tx.send(next).is_err() || failed {
                 return;
             }
         }
