@@ -18,6 +18,8 @@
 //! - [`present`]: JSON shapes of stored records.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`openapi`]: the API description.
+//!
+//! The web console (`/console`) is its own crate, `flowgate-console`, mounted in [`app`].
 
 #![warn(missing_docs)]
 // The OpenAPI document is one `json!` literal.
@@ -288,6 +290,33 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Key signing status URLs.
     pub status_key: Arc<[u8]>,
+    /// Cancelled when the server stops serving (ends the console's live streams).
+    pub stopping: tokio_util::sync::CancellationToken,
+}
+
+/// What the web console needs from the server: the engine, the cluster's shared key (the
+/// status key; the console keeps its signatures apart by a prefix), the public URL and the
+/// API's token check.
+impl flowgate_console::Host for AppState {
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn session_key(&self) -> &[u8] {
+        &self.status_key
+    }
+
+    fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    fn token_hash(&self, token: &str) -> String {
+        auth::hash_token(token)
+    }
+
+    fn stopping(&self) -> tokio_util::sync::CancellationToken {
+        self.stopping.clone()
+    }
 }
 
 impl AppState {
@@ -451,7 +480,13 @@ impl Server {
             None => None,
         };
         metrics::handle();
-        let state = AppState { engine, settings: Arc::new(settings), public_url: public_url.into(), status_key };
+        let state = AppState {
+            engine,
+            settings: Arc::new(settings),
+            public_url: public_url.into(),
+            status_key,
+            stopping: tokio_util::sync::CancellationToken::new(),
+        };
         Ok(Server { state, listener, smtp, store, _lock: lock, bootstrap, admin })
     }
 
@@ -492,6 +527,13 @@ impl Server {
                 self.state.settings.max_concurrency,
             ),
             ..self.state.settings.connections
+        };
+        // Long-lived responses (the console's live streams) end when serving stops, so they do
+        // not hold up the graceful shutdown.
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.cancel();
         };
         listen::serve(self.listener, app, limits, shutdown, self.state.settings.shutdown_grace).await?;
         stop_smtp.cancel();
@@ -680,7 +722,10 @@ pub fn app(state: AppState) -> Router {
             .route("/status/{id}", get(hooks::status))
             .route("/oauth/callback", get(api::connections::callback))
             .route("/resume/{id}", axum::routing::post(hooks::resume))
-            .nest("/v1", api::router());
+            .nest("/v1", api::router())
+            // The web console (issue 19), and `/` leads to it.
+            .route("/", get(|| async { axum::response::Redirect::to("/console") }))
+            .nest("/console", flowgate_console::router(Arc::new(state.clone())));
     }
     router
         .fallback(|| async { ApiError::not_found("no such route") })
