@@ -174,13 +174,6 @@ impl Traces {
             tracer.span_builder(name).with_kind(kind).with_attributes(attributes).start_with_context(tracer, &cx);
         Some(Span(span))
     }
-
-    /// Sends what is buffered (at shutdown).
-    pub fn flush(&self) {
-        if let Some((provider, _)) = &self.exporting {
-            let _ = provider.force_flush();
-        }
-    }
 }
 
 impl Drop for Traces {

@@ -329,6 +329,9 @@ flows:
     assert_eq!(outputs(&s, &items).await, want);
     // Every message was acknowledged: nothing is left in the queue or unacknowledged.
     common::eventually("the queue to be empty", || async { declared().await.filter(|q| q.message_count() == 0) }).await;
+    // Every message was taken, the repeat included: still one execution per message id.
+    let v = s.get_json("/v1/executions?flow=take&limit=100").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 3, "{v:#}");
     s.stop().await;
     let _ = channel.queue_delete(queue.as_str().into(), Default::default()).await;
 }
