@@ -19,6 +19,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Each console area's browser checks, beside this file (tests/console/areas/).
+import * as areaDashboard from './areas/dashboard.mjs';
+import * as areaFlows from './areas/flows.mjs';
+import * as areaEditor from './areas/editor.mjs';
+import * as areaIntegrations from './areas/integrations.mjs';
+import * as areaExecutions from './areas/executions.mjs';
+import * as areaAdmin from './areas/admin.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BINARY = process.env.FLOWGATE_BIN || path.join(ROOT, 'target/debug/flowgate');
@@ -247,6 +254,19 @@ async function main() {
   check((await page.locator('main').textContent()).includes("<script>alert('flow-name')</script>"),
     'the integrations page shows the flow name as text');
   await page.screenshot({ path: path.join(SHOTS, 'integrations.png'), fullPage: true });
+
+  // Each area's checks, in one signed-in page (they add to dialogs/pageErrors above).
+  const ctx = { page, context, browser, base, api, hook, check, eventually, SHOTS, TOKEN, path, upstreamPort };
+  for (const [name, area] of [
+    ['dashboard', areaDashboard], ['flows', areaFlows], ['editor', areaEditor],
+    ['integrations', areaIntegrations], ['executions', areaExecutions], ['admin', areaAdmin],
+  ]) {
+    console.log(`-- ${name}`);
+    await area.run(ctx);
+  }
+  if (!page.url().startsWith(`${base}/console/`) || page.url().includes('signin')) {
+    await page.goto(`${base}/console/executions`);
+  }
 
   // Sign out.
   await page.getByRole('button', { name: 'Sign out' }).click();

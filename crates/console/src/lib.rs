@@ -18,13 +18,23 @@
 //! - `integrations`: the integrations list.
 //! - `executions`: the monitor (filters, cursor paging), its server-sent events stream, the
 //!   execution page and its Retry / Replay / Cancel actions.
+//! - `flows`: the flow page (General and Steps panels, the pipeline diagram).
+//! - `editor`: the YAML editor with inline validation, Apply, and Try it.
+//! - `dashboard`: charts of the last hour/day from indexed queries.
+//! - `admin`: API tokens, log sources, SMTP settings, and the admin's tenants page.
 //! - `layout`: the page chrome and shared bits (status badges, times, JSON blocks).
-//! - `assets`: the embedded CSS and JavaScript (no CDN, no bundler).
+//! - `assets`: the embedded CSS and JavaScript (no CDN, no bundler): `assets/console.css`
+//!   and `console.js` plus each area's own `<area>.css` / `<area>.js` beside its code,
+//!   concatenated at compile time into one file each.
 
 #![warn(missing_docs)]
 
+mod admin;
 mod assets;
+mod dashboard;
+mod editor;
 mod executions;
+mod flows;
 mod integrations;
 mod layout;
 pub mod session;
@@ -86,11 +96,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(host: Arc<dyn Host>) -> Router<S
         .route("/", get(|| async { Redirect::to("/console/executions") }))
         .route("/signin", get(signin::page).post(signin::submit))
         .route("/signout", post(signin::signout))
-        .route("/integrations", get(integrations::page))
-        .route("/executions", get(executions::list::page))
-        .route("/executions/stream", get(executions::stream::stream))
-        .route("/executions/{id}", get(executions::detail::page))
-        .route("/executions/{id}/{action}", post(executions::actions::act))
+        .merge(integrations::routes())
+        .merge(executions::routes())
+        .merge(flows::routes())
+        .merge(editor::routes())
+        .merge(dashboard::routes())
+        .merge(admin::routes())
         .route("/assets/{file}", get(assets::serve))
         .fallback(|| async { layout::not_found("There is no such page in the console.") })
         .layer(axum::middleware::from_fn(security_headers))

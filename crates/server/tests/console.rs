@@ -6,10 +6,12 @@
 
 #[macro_use]
 mod common;
+mod console_support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use common::{TOKEN, TestServer, send};
+use console_support::{browser, csrf_of, page, post_form, sign_in};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -31,51 +33,6 @@ flows:
       - { id: note, log: "about to fail" }
       - { id: boom, transform: 'error("nope <i>really</i>")' }
 "#;
-
-/// A client that does not follow redirects (to see them) and keeps no cookies.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
-}
-
-/// Signs in with `token`; the `fg_console=…` pair and the whole `Set-Cookie` header.
-async fn sign_in(s: &TestServer, token: &str) -> (String, String) {
-    let r = browser()
-        .post(format!("{}/console/signin", s.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(r.status(), 303, "sign-in with a good token redirects");
-    assert_eq!(r.headers()["location"], "/console/executions");
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let pair = set.split(';').next().unwrap().trim().to_owned();
-    (pair, set)
-}
-
-/// GET a console page with a session cookie: status and body.
-async fn page(s: &TestServer, cookie: &str, path: &str) -> (u16, String) {
-    let r = browser().get(format!("{}{path}", s.url)).header("cookie", cookie).send().await.expect("GET");
-    (r.status().as_u16(), r.text().await.expect("body"))
-}
-
-/// POST a console form.
-async fn post_form(s: &TestServer, cookie: &str, path: &str, form: &str) -> reqwest::Response {
-    browser()
-        .post(format!("{}{path}", s.url))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form.to_owned())
-        .send()
-        .await
-        .expect("POST")
-}
-
-/// The CSRF token in a page's forms.
-fn csrf_of(html: &str) -> String {
-    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
-    html[at..].split('"').next().unwrap().to_owned()
-}
 
 async fn run(s: &TestServer, flow: &str, body: Value) -> String {
     let r = s.run_flow("console-demo", flow, body).await;

@@ -6,8 +6,26 @@ use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 
-const CSS: &str = include_str!("console.css");
-const JS: &str = include_str!("console.js");
+/// The shared stylesheet, then each area's own (beside its code).
+const CSS: &str = concat!(
+    include_str!("console.css"),
+    include_str!("../integrations/integrations.css"),
+    include_str!("../executions/executions.css"),
+    include_str!("../flows/flows.css"),
+    include_str!("../editor/editor.css"),
+    include_str!("../dashboard/dashboard.css"),
+    include_str!("../admin/admin.css"),
+);
+/// The shared script, then each area's own (each wraps itself in its own scope).
+const JS: &str = concat!(
+    include_str!("console.js"),
+    include_str!("../integrations/integrations.js"),
+    include_str!("../executions/executions.js"),
+    include_str!("../flows/flows.js"),
+    include_str!("../editor/editor.js"),
+    include_str!("../dashboard/dashboard.js"),
+    include_str!("../admin/admin.js"),
+);
 
 /// Where pages load the stylesheet from.
 pub(crate) const CSS_PATH: &str = concat!("/console/assets/console.css?v=", env!("CARGO_PKG_VERSION"));

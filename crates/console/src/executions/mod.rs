@@ -7,3 +7,16 @@ pub(crate) mod detail;
 pub(crate) mod list;
 mod row;
 pub(crate) mod stream;
+
+use crate::Console;
+use axum::Router;
+use axum::routing::{get, post};
+
+/// This area's routes (merged into the console's router).
+pub(crate) fn routes() -> Router<Console> {
+    Router::new()
+        .route("/executions", get(list::page))
+        .route("/executions/stream", get(stream::stream))
+        .route("/executions/{id}", get(detail::page))
+        .route("/executions/{id}/{action}", post(actions::act))
+}

@@ -5,11 +5,18 @@
 use crate::Console;
 use crate::layout::{self, Nav};
 use crate::session::Session;
+use axum::Router;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use flowgate_store::ExecutionQuery;
 use http::StatusCode;
 use maud::html;
+
+/// This area's routes (merged into the console's router).
+pub(crate) fn routes() -> Router<Console> {
+    Router::new().route("/integrations", get(page))
+}
 
 /// `GET /console/integrations`.
 pub(crate) async fn page(State(c): State<Console>, s: Session) -> Response {

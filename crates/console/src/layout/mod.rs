@@ -11,8 +11,12 @@ use maud::{DOCTYPE, Markup, html};
 /// Which navigation entry is current.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
+    Dashboard,
     Executions,
     Integrations,
+    Settings,
+    #[allow(dead_code)] // the admin's tenants page (in progress)
+    Tenants,
     None,
 }
 
@@ -35,8 +39,10 @@ pub(crate) fn page(title: &str, nav: Nav, session: Option<(&str, &str)>, body: M
                     a.brand href="/console/executions" { "Flowgate" }
                     @if let Some((tenant, csrf)) = session {
                         nav aria-label="Main" {
+                            a href="/console/dashboard" aria-current=[(nav == Nav::Dashboard).then_some("page")] { "Dashboard" }
                             a href="/console/executions" aria-current=[(nav == Nav::Executions).then_some("page")] { "Executions" }
                             a href="/console/integrations" aria-current=[(nav == Nav::Integrations).then_some("page")] { "Integrations" }
+                            a href="/console/settings" aria-current=[(nav == Nav::Settings).then_some("page")] { "Settings" }
                         }
                         form.signout method="post" action="/console/signout" {
                             input type="hidden" name="csrf" value=(csrf);
