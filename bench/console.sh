@@ -4,7 +4,10 @@
 # a person opens — the executions monitor (first page, a filter, a page deep in the cursor)
 # and an execution page — 30 requests each, as the server answers them (curl's time to the
 # first byte on loopback; the page is rendered before its first byte).
-# Usage: bench/console.sh   (EVENTS=1000000)
+# Usage: bench/console.sh   (EVENTS=1000000; DATA=dir keeps the data directory, and a second
+# run with the same DATA skips the ingest and times the pages again, e.g. after a migration;
+# PG=1 runs on PostgreSQL: a fresh database flowgate_console_bench on 127.0.0.1:5432, kept
+# for a second run with KEEP_PG=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${EVENTS:-1000000}
@@ -14,16 +17,28 @@ TOKEN=fgt_bench_token
 BIN=${BIN:-target/release/flowgate}
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p flowgate 2>&1 | tail -1
-DATA=$(mktemp -d)
+KEEP=${DATA:-}
+DATA=${DATA:-$(mktemp -d)}
+mkdir -p "$DATA"
 PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$DATA"; }
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; [ -n "$KEEP" ] || rm -rf "$DATA"; }
 trap cleanup EXIT
+DB_ARGS=()
+if [ -n "${PG:-}" ]; then
+  PGURL=postgres://postgres@127.0.0.1:5432
+  if [ -z "${KEEP_PG:-}" ]; then
+    rm -f "$DATA/ingested"
+    psql "$PGURL/postgres" -qc 'DROP DATABASE IF EXISTS flowgate_console_bench' -c 'CREATE DATABASE flowgate_console_bench' >/dev/null
+  fi
+  DB_ARGS=(--database "$PGURL/flowgate_console_bench")
+fi
 start() {
-  FLOWGATE_BOOTSTRAP_TOKEN=$TOKEN FLOWGATE_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" "$@" >/dev/null 2>&1 &
+  FLOWGATE_BOOTSTRAP_TOKEN=$TOKEN FLOWGATE_LOG=warn "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" "${DB_ARGS[@]}" "$@" >/dev/null 2>&1 &
   PID=$!
   for _ in $(seq 200); do curl -sf "$URL/readyz" >/dev/null && return 0; sleep 0.05; done
   echo "server did not start"; exit 1
 }
+if [ -z "$KEEP" ] || [ ! -e "$DATA/ingested" ]; then
 start --roles api,scheduler
 curl -sf -X PUT "$URL/v1/integrations/bench" -H "Authorization: Bearer $TOKEN" -H 'content-type: application/yaml' --data-binary @bench/flows.yaml >/dev/null
 echo "ingesting $EVENTS events (no workers)…"
@@ -37,6 +52,8 @@ kill "$PID"; wait "$PID" 2>/dev/null || true
 start
 sleep "${RUN_SECONDS:-5}"
 kill "$PID"; wait "$PID" 2>/dev/null || true
+touch "$DATA/ingested"
+fi
 start --roles api,scheduler
 total=$(curl -s "$URL/v1/executions?limit=1" -H "Authorization: Bearer $TOKEN" >/dev/null; curl -s "$URL/metrics" | awk '/^flowgate_queue_depth\{status="queued"\}/{print $2}')
 echo "executions queued still: $total"
@@ -56,7 +73,9 @@ deep=$(curl -s "$URL/v1/executions?limit=500" -H "Authorization: Bearer $TOKEN" 
 oldest_cursor=$(python3 -c "print(max(1, int('$deep') - $EVENTS + 1000))")
 time_page "monitor, first page" "/console/executions"
 time_page "monitor, status=succeeded" "/console/executions?status=succeeded"
+time_page "monitor, status=failed (none)" "/console/executions?status=failed"
 time_page "monitor, flow=pipeline" "/console/executions?flow=pipeline"
+time_page "monitor, integration+flow" "/console/executions?integration=bench&flow=pipeline"
 time_page "monitor, a page near the oldest" "/console/executions?cursor=$oldest_cursor"
 time_page "execution page (succeeded, with journal)" "/console/executions/$first"
 time_page "integrations" "/console/integrations"
