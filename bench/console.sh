@@ -79,4 +79,6 @@ time_page "monitor, integration+flow" "/console/executions?integration=bench&flo
 time_page "monitor, a page near the oldest" "/console/executions?cursor=$oldest_cursor"
 time_page "execution page (succeeded, with journal)" "/console/executions/$first"
 time_page "integrations" "/console/integrations"
+time_page "dashboard, last hour" "/console/dashboard"
+time_page "dashboard, last day" "/console/dashboard?range=day"
 rm -f "$JAR"

@@ -5,7 +5,8 @@
 // integration through the API, signs in through the page, watches webhooks appear live in
 // the monitor (server-sent events, no reload), opens a failed execution, sees the failing
 // step's error, starts the upstream it needed, clicks Retry and sees it succeed; and checks
-// that hostile markup in a flow name and in step data stays inert (no dialog ever opens).
+// that hostile markup in a flow name and in step data stays inert (no dialog ever opens);
+// then each area's checks (tests/console/areas/), and a second tenant that sees none of it.
 // Screenshots go to target/console-screenshots/.
 //
 // Run: `node tests/console/run.mjs` from the repository root after `cargo build --bin
@@ -237,6 +238,7 @@ async function main() {
   });
   await new Promise((r) => upstream.listen(upstreamPort, '127.0.0.1', r));
   await page.getByRole('button', { name: 'Retry' }).click();
+  await page.getByRole('button', { name: 'Confirm retry' }).click(); // every action is confirmed first
   await page.waitForURL(`${base}/console/executions/${failedId}`);
   await eventually('the retried execution succeeds', async () => {
     await page.reload();
@@ -267,6 +269,35 @@ async function main() {
   if (!page.url().startsWith(`${base}/console/`) || page.url().includes('signin')) {
     await page.goto(`${base}/console/executions`);
   }
+
+  // A second tenant, in its own browser context, sees none of it: an empty monitor and
+  // integrations list, and the first tenant's execution, flow and editor pages are 404s.
+  const admin = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const created = await fetch(`${base}/v1/tenants`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'stranger' }),
+  });
+  check(created.status === 201, `a second tenant was created (${created.status})`);
+  const strangerToken = (await created.json()).token;
+  const other = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const otherPage = await other.newPage();
+  otherPage.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  await otherPage.goto(`${base}/console/signin`);
+  await otherPage.getByLabel('API token').fill(strangerToken);
+  await otherPage.getByRole('button', { name: 'Sign in' }).click();
+  await otherPage.waitForURL(`${base}/console/executions`);
+  check(await otherPage.locator('#executions tbody tr:not(.empty)').count() === 0
+    && (await otherPage.locator('#executions').textContent()).includes('No executions match'), 'the second tenant sees no execution');
+  await otherPage.goto(`${base}/console/integrations`);
+  check(!(await otherPage.locator('main').textContent()).includes('console-e2e'),
+    "the second tenant's integrations list is empty of the first tenant's");
+  for (const p of [`/console/executions/${failedId}`, '/console/integrations/console-e2e',
+    '/console/integrations/console-e2e/flows/orders', '/console/integrations/console-e2e/edit']) {
+    const res = await otherPage.goto(`${base}${p}`);
+    check(res.status() === 404, `the second tenant gets 404 for ${p}`);
+  }
+  await other.close();
 
   // Sign out.
   await page.getByRole('button', { name: 'Sign out' }).click();

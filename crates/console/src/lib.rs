@@ -66,6 +66,10 @@ pub trait Host: Send + Sync + 'static {
     fn token_hash(&self, token: &str) -> String;
     /// Cancelled when the server stops: live streams end so shutdown is not held up.
     fn stopping(&self) -> CancellationToken;
+    /// The largest request body the API takes (a definition in the editor is held to it too).
+    fn max_body_bytes(&self) -> usize {
+        10 * 1024 * 1024
+    }
 }
 
 /// The console's state: the host and what is derived from it once.

@@ -18,6 +18,17 @@ pub enum ApplyError {
     Store(#[from] flowgate_store::Error),
 }
 
+/// A document [`Engine::check`] found valid: its slug, its text with its credentials back in
+/// place of their markers, and its compiled draft.
+pub struct Checked {
+    /// The integration it defines.
+    pub slug: String,
+    /// The text as it would be applied.
+    pub text: String,
+    /// The compiled definition.
+    pub draft: Draft,
+}
+
 impl Engine {
     /// Checks a definition without storing it.
     ///
@@ -57,6 +68,17 @@ impl Engine {
         text: &str,
         format: Format,
     ) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
+        let Checked { slug, text, draft } = self.check(tenant, text, format).await?;
+        self.store_checked(tenant, slug, text, format, draft).await
+    }
+
+    /// Everything [`Engine::apply`] checks before it stores anything: the document (once the
+    /// markers of a document read back from the API have their credentials again) and its
+    /// inbound addresses. The console's *Validate* calls it, so it finds what Apply would.
+    ///
+    /// # Errors
+    /// Problems in the document, credentials that cannot be opened, or the store.
+    pub async fn check(&self, tenant: &str, text: &str, format: Format) -> Result<Checked, ApplyError> {
         let inner = &self.inner;
         // A document read from the API holds markers for the current literal credentials: it is
         // checked once they are back in (a marker is not a valid secret of every kind, e.g. a
@@ -109,6 +131,19 @@ impl Engine {
             None => Engine::validate_off_thread(text.clone(), format).await.map_err(ApplyError::Invalid)?,
         };
         foreign_addresses(&draft, tenant, &inner.settings.mail_domain).map_err(ApplyError::Invalid)?;
+        Ok(Checked { slug, text, draft })
+    }
+
+    /// The storing half of [`Engine::apply`].
+    async fn store_checked(
+        &self,
+        tenant: &str,
+        slug: String,
+        text: String,
+        format: Format,
+        draft: Draft,
+    ) -> Result<(PutOutcome, Arc<CompiledIntegration>), ApplyError> {
+        let inner = &self.inner;
         let mut document = draft.document.clone();
         let literals = deploy::extract_literals(&mut document);
         let now = inner.clock.now_ms();

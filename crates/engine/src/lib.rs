@@ -53,6 +53,7 @@ mod events;
 mod executor;
 mod integrations;
 mod logs;
+mod manual;
 mod node;
 mod operations;
 pub mod registry;
@@ -62,6 +63,7 @@ mod shares;
 mod start;
 mod submit;
 pub mod testing;
+pub mod tokens;
 pub mod traces;
 pub mod triggers;
 pub mod waiters;
@@ -75,7 +77,8 @@ pub use compile::{
     AuthSpec, CompiledFlow, CompiledIntegration, Draft, ExecutionPolicy, FlowTrigger, InboundWebhook, KeyLocation,
     Order,
 };
-pub use integrations::{ApplyError, version_summary};
+pub use integrations::{ApplyError, Checked, version_summary};
+pub use manual::{run_event, run_kind};
 pub(crate) use node::Inner;
 pub use operations::{BulkKind, BulkStart, ReplayError};
 pub use settings::EngineSettings;

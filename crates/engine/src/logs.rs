@@ -159,6 +159,9 @@ impl crate::Engine {
     /// # Errors
     /// A config that does not validate, or the store.
     pub async fn put_log_source(&self, tenant: &str, name: &str, config: &SinkConfig) -> Result<(), String> {
+        if !flowgate_model::is_slug(name) {
+            return Err(format!("invalid log source name `{name}`: expected a slug"));
+        }
         let config = self.confine(tenant, config.clone()).await?;
         config.validate()?;
         let plain = serde_json::to_string(&config).map_err(|e| e.to_string())?;

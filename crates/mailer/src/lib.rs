@@ -21,8 +21,10 @@ pub mod config;
 pub mod error;
 pub mod mailer;
 pub mod message;
+pub mod settings;
 
 pub use config::{Security, SmtpConfig};
 pub use error::SendError;
 pub use mailer::Mailer;
 pub use message::{Email, EmailAttachment, split_addresses};
+pub use settings::SmtpSettings;

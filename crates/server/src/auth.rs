@@ -11,15 +11,10 @@ pub use flowgate_engine::triggers::webhook::auth::{HookAuth, check_hook, scheme_
 use flowgate_store::TokenInfo;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
-/// Prefix of API tokens, so they are recognisable in logs and secret scanners.
-pub const TOKEN_PREFIX: &str = "fgt_";
-
-/// A new random API token: 32 random bytes, base64url.
-pub fn new_token() -> String {
-    format!("{TOKEN_PREFIX}{}", random_b64(32))
-}
+// Tokens are made, hashed and checked in the engine, which the web console shares.
+pub use flowgate_engine::tokens::{ADMIN_TOKEN_SETTING, TOKEN_PREFIX, hash_token, new_token};
 
 /// A new random webhook API key.
 pub fn new_key() -> String {
@@ -30,12 +25,6 @@ fn random_b64(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// SHA-256 of a token, hex: what is stored. Tokens are long and random, so a fast hash is
-/// enough (no dictionary to guard against).
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The tenant an API call acts for, from its bearer token.
@@ -68,9 +57,6 @@ impl FromRequestParts<AppState> for Caller {
 /// first start): may create and list tenants, nothing inside them.
 pub struct Admin;
 
-/// The setting holding the admin token's hash.
-pub const ADMIN_TOKEN_SETTING: &str = "admin_token_hash";
-
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
@@ -82,10 +68,8 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| scheme_value(v.as_bytes(), b"bearer"))
             .ok_or_else(denied)?;
-        let expected =
-            state.engine.store().setting(ADMIN_TOKEN_SETTING).await.map_err(ApiError::internal)?.ok_or_else(denied)?;
-        let given = hash_token(std::str::from_utf8(token).unwrap_or("").trim());
-        if secret_eq(given.as_bytes(), expected.as_bytes()) { Ok(Admin) } else { Err(denied()) }
+        let given = std::str::from_utf8(token).unwrap_or("");
+        if state.engine.is_admin_token(given).await.map_err(ApiError::internal)? { Ok(Admin) } else { Err(denied()) }
     }
 }
 

@@ -17,11 +17,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use flowgate_engine::{CompiledFlow, InboundWebhook, Submission, SyncOutcome, Wait};
+use flowgate_engine::{InboundWebhook, Submission, SyncOutcome, Wait};
 use flowgate_model::RespondMode;
 use flowgate_store::Status;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
 
 /// Header carrying the execution id on webhook answers.
 pub const EXECUTION_HEADER: &str = "x-flowgate-execution-id";
@@ -489,42 +488,5 @@ pub fn status_path(key: &[u8], id: &str) -> String {
     format!("/status/{id}?sig={}", status_signature(key, id))
 }
 
-/// The flow a manual or test run starts, with its trigger event.
-pub fn run_event(
-    flow: &Arc<CompiledFlow>,
-    body: Value,
-    headers: Map<String, Value>,
-    query: Map<String, Value>,
-    now: i64,
-) -> Value {
-    let headers: Map<String, Value> = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    let mut query = query;
-    if let Some(hook) = flow.webhook() {
-        for (name, p) in &hook.query {
-            if let (false, Some(d)) = (query.contains_key(name), &p.default) {
-                query.insert(name.clone(), Value::String(d.clone()));
-            }
-        }
-    }
-    let mut event = json!({
-        "method": "POST",
-        "path": flow.webhook().map(|w| w.path.clone()),
-        "headers": headers,
-        "query": query,
-        "body": body,
-        "receivedAt": flowgate_engine::clock::rfc3339(now),
-    });
-    // A schedule flow run by hand gets what a slot's event has, as if a slot were due now, so
-    // its expressions (`$trigger.scheduledAt`) work the same; `manual` tells them apart.
-    if let flowgate_engine::compile::FlowTrigger::Schedule(spec) = &flow.trigger {
-        let schedule = &spec.schedule;
-        let at = flowgate_engine::clock::rfc3339(now);
-        event["scheduledAt"] = json!(at);
-        event["firedAt"] = json!(at);
-        event["timezone"] = json!(schedule.timezone());
-        event["schedule"] = json!(schedule.describe());
-        event["missed"] = json!(false);
-        event["manual"] = json!(true);
-    }
-    event
-}
+/// The trigger event of a manual or test run (the engine's, which the console shares).
+pub use flowgate_engine::run_event;

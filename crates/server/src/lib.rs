@@ -317,6 +317,10 @@ impl flowgate_console::Host for AppState {
     fn stopping(&self) -> tokio_util::sync::CancellationToken {
         self.stopping.clone()
     }
+
+    fn max_body_bytes(&self) -> usize {
+        self.settings.max_body_bytes
+    }
 }
 
 impl AppState {

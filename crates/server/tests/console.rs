@@ -169,14 +169,18 @@ async fn actions_need_csrf_and_call_the_engine() {
     assert_eq!(s.execution(&failed).await["attempt"], 1, "not retried");
 
     // Retry: the engine resumes it from the failed step (it fails again: same event).
-    let r = post_form(&s, &cookie, &format!("/console/executions/{failed}/retry"), &format!("csrf={csrf}")).await;
+    let r =
+        post_form(&s, &cookie, &format!("/console/executions/{failed}/retry"), &format!("csrf={csrf}&confirmed=yes"))
+            .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"].to_str().unwrap(), format!("/console/executions/{failed}"));
     let ex = eventually_status(&s, &failed, 2, "failed").await;
     assert_eq!(ex["failedStep"], "boom");
 
     // Replay: a new execution, whose page the button leads to.
-    let r = post_form(&s, &cookie, &format!("/console/executions/{failed}/replay"), &format!("csrf={csrf}")).await;
+    let r =
+        post_form(&s, &cookie, &format!("/console/executions/{failed}/replay"), &format!("csrf={csrf}&confirmed=yes"))
+            .await;
     assert_eq!(r.status(), 303);
     let to = r.headers()["location"].to_str().unwrap().to_owned();
     let replay = to.strip_prefix("/console/executions/").expect("an execution page").to_owned();
@@ -185,7 +189,9 @@ async fn actions_need_csrf_and_call_the_engine() {
 
     // Cancel of a finished execution: the engine's refusal, shown as a page.
     let done = run(&s, "evil", json!({})).await;
-    let r = post_form(&s, &cookie, &format!("/console/executions/{done}/cancel"), &format!("csrf={csrf}")).await;
+    let r =
+        post_form(&s, &cookie, &format!("/console/executions/{done}/cancel"), &format!("csrf={csrf}&confirmed=yes"))
+            .await;
     assert_eq!(r.status(), 409);
     // An unknown action or execution.
     let r = post_form(&s, &cookie, &format!("/console/executions/{done}/explode"), &format!("csrf={csrf}")).await;

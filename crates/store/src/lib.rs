@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dashboard;
 mod nul;
 pub mod postgres;
 mod shared;
@@ -325,4 +326,13 @@ pub trait Store: Send + Sync + 'static {
     async fn cancel_requested(&self, id: &str) -> Result<bool>;
     /// The latest finished execution of a flow.
     async fn last_run(&self, key: FlowKey<'_>) -> Result<Option<ExecutionRow>>;
+
+    /// One tenant's figures for the console's dashboard over a time range (executions by
+    /// bucket and status, durations per flow, failures by code, the queue, pending
+    /// deliveries), each from an index-served query (`shared/dashboard.rs`).
+    async fn dashboard(&self, query: &dashboard::DashboardQuery) -> Result<dashboard::Dashboard>;
+    /// How many of a tenant's executions failed (and are still failed) with `finished_at`
+    /// at or after `since`, per (integration, flow): the console's integrations list, from
+    /// the partial index `executions_failed_recent` (only failed rows are read).
+    async fn failures_by_flow(&self, tenant: &str, since: i64) -> Result<Vec<(String, String, i64)>>;
 }

@@ -944,6 +944,7 @@ conformance!(executions_pages_newest_first_with_filters, |store: SharedStore| as
         status: Some(Status::Queued),
         before,
         limit: 2,
+        ..Default::default()
     };
     let r = store.executions(&filtered(None)).await.unwrap();
     assert_eq!(ids(&r), ["e7", "e5"]);

@@ -52,6 +52,13 @@
     const source = new EventSource(body.dataset.stream);
     source.addEventListener('open', () => { if (live) live.textContent = 'Live updates: on.'; });
     source.addEventListener('row', onRow);
+    // A row that no longer matches the page's filters (executions.rs: stream.rs).
+    source.addEventListener('gone', (event) => {
+      let data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      const old = document.getElementById('ex-' + data.id);
+      if (old && insert) old.remove();
+    });
     source.addEventListener('error', () => {
       // CLOSED: the server refused the stream (the session ended); the browser retries otherwise.
       if (!live) return;
@@ -61,4 +68,45 @@
     });
   }
   connect();
+})();
+
+// Copy buttons, on every page: `<button data-copy="ID">` copies the element ID's value (a
+// field) or text, and says so in `#ID-copied`, or else in a `.copied` beside the button.
+(function () {
+  'use strict';
+  function selectAndCopy(el) {
+    if ('select' in el) {
+      el.focus();
+      el.select();
+    } else {
+      var range = document.createRange();
+      range.selectNodeContents(el);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+    }
+    try { return document.execCommand('copy'); } catch (e) { return false; }
+  }
+  document.querySelectorAll('button[data-copy]').forEach(function (button) {
+    var el = document.getElementById(button.dataset.copy);
+    if (!el) return;
+    var said = document.getElementById(button.dataset.copy + '-copied') ||
+      (button.parentElement && button.parentElement.querySelector('.copied'));
+    var timer = null;
+    var tell = function (text) {
+      if (!said) return;
+      said.textContent = text;
+      clearTimeout(timer);
+      timer = setTimeout(function () { said.textContent = ''; }, 4000);
+    };
+    button.addEventListener('click', function () {
+      var text = 'value' in el && el.tagName !== 'BUTTON' ? el.value : el.textContent;
+      var fallback = function () { tell(selectAndCopy(el) ? 'Copied' : 'Press Ctrl+C to copy the selected text'); };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(function () { tell('Copied'); }, fallback);
+      } else {
+        fallback();
+      }
+    });
+  });
 })();

@@ -1,1 +1,1 @@
-// integrations
+// integrations: nothing needs script on these pages (plain forms and links).

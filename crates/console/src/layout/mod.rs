@@ -15,7 +15,7 @@ pub(crate) enum Nav {
     Executions,
     Integrations,
     Settings,
-    #[allow(dead_code)] // the admin's tenants page (in progress)
+    /// The admin's tenants page: admin sessions only (their pages show this entry alone).
     Tenants,
     None,
 }
@@ -38,12 +38,14 @@ pub(crate) fn page(title: &str, nav: Nav, session: Option<(&str, &str)>, body: M
                 header.top {
                     a.brand href="/console/executions" { "Flowgate" }
                     @if let Some((tenant, csrf)) = session {
-                        nav aria-label="Main" {
+                        @if nav == Nav::Tenants { nav aria-label="Main" {
+                            a href="/console/tenants" aria-current="page" { "Tenants" }
+                        } } @else { nav aria-label="Main" {
                             a href="/console/dashboard" aria-current=[(nav == Nav::Dashboard).then_some("page")] { "Dashboard" }
                             a href="/console/executions" aria-current=[(nav == Nav::Executions).then_some("page")] { "Executions" }
                             a href="/console/integrations" aria-current=[(nav == Nav::Integrations).then_some("page")] { "Integrations" }
                             a href="/console/settings" aria-current=[(nav == Nav::Settings).then_some("page")] { "Settings" }
-                        }
+                        } }
                         form.signout method="post" action="/console/signout" {
                             input type="hidden" name="csrf" value=(csrf);
                             span.tenant title="Tenant" { (tenant) }

@@ -29,6 +29,12 @@ pub struct Claims {
     /// When it ends, epoch milliseconds.
     #[serde(rename = "e")]
     pub expires_at: i64,
+    /// An admin session (opened with the server's admin token): it sees the tenants page and
+    /// nothing inside a tenant. Its `tenant` is empty and its `token_id` is
+    /// [`admin_fingerprint`] of the admin token. Inside the signed payload, so a tenant's
+    /// cookie cannot be turned into an admin one.
+    #[serde(rename = "a", default)]
+    pub admin: bool,
 }
 
 fn mac(key: &[u8], purpose: &[u8], data: &[u8]) -> Hmac<Sha256> {
@@ -59,4 +65,10 @@ pub fn verify(key: &[u8], value: &str, now_ms: i64) -> Option<(Claims, String)> 
 /// The CSRF token of the session whose id is `session_id`.
 pub fn csrf_token(key: &[u8], session_id: &str) -> String {
     B64.encode(mac(key, b"console-csrf:", session_id.as_bytes()).finalize().into_bytes())
+}
+
+/// What an admin session holds of the admin token: a keyed digest of its stored hash (never
+/// the token or the hash), so a new admin token ends the sessions opened with the old one.
+pub fn admin_fingerprint(key: &[u8], admin_token_hash: &str) -> String {
+    B64.encode(&mac(key, b"console-admin:", admin_token_hash.as_bytes()).finalize().into_bytes()[..16])
 }

@@ -3,7 +3,7 @@
 use super::cookie::{Claims, csrf_token, sign, verify};
 
 fn claims(expires_at: i64) -> Claims {
-    Claims { tenant: "acme".into(), token_id: "tok_1".into(), expires_at }
+    Claims { tenant: "acme".into(), token_id: "tok_1".into(), expires_at, admin: false }
 }
 
 #[test]
@@ -35,4 +35,40 @@ fn csrf_tokens_belong_to_one_session_and_key() {
     assert_eq!(a, csrf_token(b"k", "session-a"));
     assert_ne!(a, csrf_token(b"k", "session-b"));
     assert_ne!(a, csrf_token(b"other", "session-a"));
+}
+
+#[test]
+fn the_kind_of_session_is_signed() {
+    let key = b"key";
+    let value = sign(key, &claims(i64::MAX));
+    let (payload, sig) = value.split_once('.').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let text = String::from_utf8(b64.decode(payload).unwrap()).unwrap();
+    assert!(text.contains(r#""a":false"#), "{text}");
+    let admin = b64.encode(text.replace(r#""a":false"#, r#""a":true"#));
+    assert!(verify(key, &format!("{admin}.{sig}"), 0).is_none(), "a tenant cookie turned admin");
+    // Old cookies without the field are tenant sessions.
+    let old = b64.encode(r#"{"t":"acme","k":"tok_1","e":9223372036854775807}"#);
+    let (c, _) = verify(key, &resign(key, &old), 0).expect("valid");
+    assert!(!c.admin);
+}
+
+/// A cookie value for a raw payload, signed as `sign` signs.
+fn resign(key: &[u8], payload: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(b"console-session:");
+    mac.update(payload.as_bytes());
+    use base64::Engine as _;
+    format!("{payload}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn admin_fingerprints_follow_the_admin_token() {
+    use super::cookie::admin_fingerprint;
+    let a = admin_fingerprint(b"k", "hash-1");
+    assert_eq!(a, admin_fingerprint(b"k", "hash-1"));
+    assert_ne!(a, admin_fingerprint(b"k", "hash-2"));
+    assert!(!a.contains("hash-1"));
 }

@@ -1,12 +1,14 @@
 //! Signing in with a tenant API token (checked exactly as the API's bearer check does: its
-//! hash looked up in the store) and signing out.
+//! hash looked up in the store) or the server's admin token (checked as the API's admin
+//! routes check it, in constant time; it opens an admin session that sees the tenants page
+//! only), and signing out.
 //!
 //! The sign-in form has no session yet to derive a CSRF token from; a cross-site post of it
 //! could at worst sign the victim into the attacker's tenant ("login CSRF"), so it is refused
 //! when the browser says it came from another origin (`Origin` / `Sec-Fetch-Site`).
 
 use crate::layout::{self, Nav};
-use crate::session::{self, Claims, Session};
+use crate::session::{self, AnySession, Claims};
 use crate::{Console, session::sign};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,6 +23,8 @@ fn form(error: Option<&str>) -> Markup {
             h1 { "Sign in" }
             p { "Sign in with one of your tenant's API tokens (" code { "flowgate tokens create" } ", or the "
                 code { "bootstrap-token" } " file of a new server)." }
+            p.sub { "The server's admin token (" code { "FLOWGATE_ADMIN_TOKEN" } " or the " code { "admin-token" }
+                " file) opens the tenants page." }
             @if let Some(e) = error {
                 p.error role="alert" { (e) }
             }
@@ -67,18 +71,15 @@ pub(crate) async fn submit(State(c): State<Console>, headers: HeaderMap, body: B
     }
     let token = serde_urlencoded::from_bytes::<SignIn>(&body).map(|f| f.token).unwrap_or_default();
     let token = token.trim();
-    let found =
-        if token.is_empty() { Ok(None) } else { c.engine().store().token_by_hash(&c.host.token_hash(token)).await };
-    match found {
-        Ok(Some(info)) => {
-            let claims = Claims {
-                tenant: info.tenant_id,
-                token_id: info.id,
-                expires_at: c.engine().clock().now_ms() + session::LIFETIME_MS,
-            };
+    match open(&c, token).await {
+        Ok(Some((claims, to))) => {
             let value = sign(c.host.session_key(), &claims);
-            tracing::info!(tenant = %claims.tenant, "Console session opened.");
-            let mut res = Redirect::to("/console/executions").into_response();
+            if claims.admin {
+                tracing::info!("Console admin session opened.");
+            } else {
+                tracing::info!(tenant = %claims.tenant, "Console session opened.");
+            }
+            let mut res = Redirect::to(to).into_response();
             res.headers_mut().insert(
                 header::SET_COOKIE,
                 session::set_cookie(&value, c.secure).parse().expect("cookie value is ASCII"),
@@ -99,15 +100,36 @@ pub(crate) async fn submit(State(c): State<Console>, headers: HeaderMap, body: B
     }
 }
 
+/// The claims of a session opened with `token` and where it starts: a tenant's API token
+/// (looked up by its hash, as the API's bearer check does), else the server's admin token
+/// (compared as the API's admin check does, in constant time); `None` for neither.
+async fn open(c: &Console, token: &str) -> Result<Option<(Claims, &'static str)>, flowgate_store::Error> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let expires_at = c.engine().clock().now_ms() + session::LIFETIME_MS;
+    if let Some(info) = c.engine().store().token_by_hash(&c.host.token_hash(token)).await? {
+        let claims = Claims { tenant: info.tenant_id, token_id: info.id, expires_at, admin: false };
+        return Ok(Some((claims, "/console/executions")));
+    }
+    if c.engine().is_admin_token(token).await?
+        && let Some(hash) = c.engine().admin_token_hash().await?
+    {
+        let token_id = session::admin_fingerprint(c.host.session_key(), &hash);
+        return Ok(Some((Claims { tenant: String::new(), token_id, expires_at, admin: true }, "/console/tenants")));
+    }
+    Ok(None)
+}
+
 #[derive(Deserialize)]
 struct Csrf {
     csrf: Option<String>,
 }
 
 /// `POST /console/signout`: clears the cookie.
-pub(crate) async fn signout(State(c): State<Console>, s: Session, body: Bytes) -> Response {
+pub(crate) async fn signout(State(c): State<Console>, s: AnySession, body: Bytes) -> Response {
     let given = serde_urlencoded::from_bytes::<Csrf>(&body).ok().and_then(|f| f.csrf);
-    if let Some(refused) = session::check_csrf(&s, given.as_deref()) {
+    if let Some(refused) = session::check_csrf_of(s.csrf(), given.as_deref()) {
         return refused;
     }
     let mut res = Redirect::to("/console/signin").into_response();

@@ -252,6 +252,7 @@ async fn digest(inner: &Inner, d: &DeliveryRecord, req: &Value) -> Email {
         to: Some(until),
         ids: Vec::new(),
         through_seq: None,
+        ..Default::default()
     };
     let (count, _) = inner.store.count_executions(&filter).await.unwrap_or((0, 0));
     let latest = inner.store.execution_ids(&filter, 0, 20).await.unwrap_or_default();

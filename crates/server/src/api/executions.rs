@@ -17,11 +17,34 @@ pub struct ListQuery {
     integration: Option<String>,
     flow: Option<String>,
     status: Option<String>,
+    #[serde(rename = "triggerKind")]
+    trigger_kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    search: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-/// `GET /v1/executions?integration=&flow=&status=&limit=&cursor=`, newest first.
+/// A time given in a query string: epoch milliseconds or RFC 3339; empty is none.
+fn instant_param(v: Option<&str>, field: &str) -> ApiResult<Option<i64>> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => match t.parse::<i64>() {
+            Ok(ms) => Ok(Some(ms)),
+            Err(_) => Instant::Text(t.to_owned()).millis(field).map(Some),
+        },
+    }
+}
+
+/// A text filter; empty is none.
+fn given(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// `GET /v1/executions?integration=&flow=&status=&triggerKind=&from=&to=&search=&limit=&cursor=`,
+/// newest first. `search` is an execution id or a delivery identity (a dedup key, e.g. the
+/// `Idempotency-Key` a webhook came with, while the flow's dedup window remembers it).
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -47,6 +70,10 @@ pub async fn list(
             integration: q.integration,
             flow: q.flow,
             status,
+            trigger_kind: given(q.trigger_kind),
+            from: instant_param(q.from.as_deref(), "from")?,
+            to: instant_param(q.to.as_deref(), "to")?,
+            search: given(q.search),
             before,
             limit,
         })
@@ -189,6 +216,12 @@ pub struct BulkRequest {
     to: Option<Instant>,
     #[serde(default)]
     ids: Vec<String>,
+    /// Only this trigger kind (`webhook`, `schedule`, `replay`, …).
+    #[serde(default)]
+    trigger_kind: Option<String>,
+    /// An execution id or a delivery identity, as `GET /v1/executions?search=`.
+    #[serde(default)]
+    search: Option<String>,
     /// Only count what would be done.
     #[serde(default)]
     dry_run: bool,
@@ -214,6 +247,8 @@ async fn bulk(st: AppState, tenant: String, kind: flowgate_engine::BulkKind, bod
         from: req.from.as_ref().map(|t| t.millis("from")).transpose()?,
         to: req.to.as_ref().map(|t| t.millis("to")).transpose()?,
         ids: req.ids,
+        trigger_kind: given(req.trigger_kind),
+        search: given(req.search),
         through_seq: None,
     };
     let started = st.engine.bulk(kind, filter, req.dry_run).await?;

@@ -3,12 +3,11 @@
 use crate::auth::Caller;
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiQuery, ApiResult, parse_json};
-use crate::hooks::run_event;
 use crate::{ApiBody, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use flowgate_engine::{ApplyError, CompiledIntegration, Engine, FlowTrigger, Submission, SyncOutcome, Wait};
+use flowgate_engine::{ApplyError, CompiledIntegration, Engine, FlowTrigger, SyncOutcome, Wait};
 use flowgate_model::Format;
 use flowgate_store::{FlowKey, PutOutcome};
 use serde::Deserialize;
@@ -337,23 +336,11 @@ pub async fn run(
     if !ci.live() {
         return Err(not_live(&ci));
     }
-    let kind = if matches!(f.trigger, FlowTrigger::Manual) { "manual" } else { "test" };
-    let event = run_event(&f, req.body, req.headers, req.query, st.engine.clock().now_ms());
     // The API never echoes a secret (issue 13): what the run answers is shown redacted.
     let redactor = f.redactor.clone();
-    let submitted = st
-        .engine
-        .submit(Submission {
-            flow: f,
-            trigger: event,
-            kind,
-            auth_label: None,
-            replay_of: None,
-            wait: if q.wait { Wait::End } else { Wait::No },
-            options: Default::default(),
-        })
-        .await
-        .map_err(crate::hooks::submit_error)?;
+    let wait = if q.wait { Wait::End } else { Wait::No };
+    let submitted =
+        st.engine.run_by_hand(f, req.body, req.headers, req.query, wait).await.map_err(crate::hooks::submit_error)?;
     let status_url = st.status_url(&submitted.id);
     let accepted = || {
         (StatusCode::ACCEPTED, axum::Json(json!({ "executionId": submitted.id, "statusUrl": status_url })))

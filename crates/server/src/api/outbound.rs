@@ -82,57 +82,8 @@ pub async fn delete_source(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The body of `PUT /v1/smtp`: a URL, or the fields.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SmtpBody {
-    url: Option<String>,
-    host: Option<String>,
-    port: Option<u16>,
-    security: Option<flowgate_mailer::Security>,
-    username: Option<String>,
-    password: Option<String>,
-    from: Option<String>,
-    timeout_ms: Option<u64>,
-}
-
-impl SmtpBody {
-    fn config(self) -> Result<flowgate_mailer::SmtpConfig, String> {
-        if let Some(url) = &self.url {
-            if self.host.is_some()
-                || self.port.is_some()
-                || self.security.is_some()
-                || self.username.is_some()
-                || self.password.is_some()
-            {
-                return Err("give either `url` or the fields (`host`, `port`, `security`, …), not both".into());
-            }
-            let mut c = flowgate_mailer::SmtpConfig::from_url(url)?;
-            if let Some(from) = self.from {
-                c.from = from;
-            }
-            if self.timeout_ms.is_some() {
-                c.timeout_ms = self.timeout_ms;
-            }
-            return Ok(c);
-        }
-        let host = self.host.filter(|h| !h.trim().is_empty()).ok_or("`host` (or `url`) is required")?;
-        let security = self.security.unwrap_or(flowgate_mailer::Security::StartTls);
-        let from = self
-            .from
-            .or_else(|| self.username.clone().filter(|u| u.contains('@')))
-            .ok_or("`from` is required (the sender address)")?;
-        Ok(flowgate_mailer::SmtpConfig {
-            host,
-            port: self.port.unwrap_or(security.default_port()),
-            security,
-            username: self.username,
-            password: self.password,
-            from,
-            timeout_ms: self.timeout_ms,
-        })
-    }
-}
+/// The body of `PUT /v1/smtp`: a URL, or the fields (the mailer's, which the console shares).
+use flowgate_mailer::SmtpSettings as SmtpBody;
 
 /// The SMTP settings as shown: everything but the password.
 fn smtp_view(c: Option<&flowgate_mailer::SmtpConfig>, relay: bool) -> serde_json::Value {

@@ -6,6 +6,7 @@ use crate::{ApiBody, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use flowgate_engine::tokens::TenantError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,20 +24,16 @@ pub struct CreateTenant {
 /// `POST /v1/tenants`: a new tenant and its first API token (shown in this answer only).
 pub async fn create(State(st): State<AppState>, _: Admin, ApiBody(body): ApiBody) -> ApiResult<Response> {
     let req: CreateTenant = parse_json(&body)?;
-    if !flowgate_model::is_slug(&req.id) {
-        return Err(ApiError::bad_request(format!(
-            "invalid tenant id `{}`: expected 1–64 lower-case letters, digits, `-` or `_`",
-            req.id
-        ))
-        .details(json!({ "field": "id" })));
-    }
-    let name = req.name.unwrap_or_else(|| req.id.clone());
-    let store = st.engine.store();
-    if !store.create_tenant(&req.id, &name, st.engine.clock().now_ms()).await? {
-        return Err(ApiError::conflict(format!("tenant `{}` exists", req.id)));
-    }
-    let (token, token_id) = crate::api::tokens::create_for(&st, &req.id, "admin").await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "id": req.id, "name": name, "token": token, "tokenId": token_id })))
+    // The engine's, which the console's tenants page shares.
+    let t = st.engine.create_tenant(&req.id, req.name.as_deref()).await.map_err(|e| match e {
+        TenantError::Invalid(m) => ApiError::bad_request(m).details(json!({ "field": "id" })),
+        TenantError::Exists(m) => ApiError::conflict(m),
+        TenantError::Store(e) => e.into(),
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": t.id, "name": t.name, "token": t.token, "tokenId": t.token_id })),
+    )
         .into_response())
 }
 

@@ -1,13 +1,12 @@
 //! API tokens (stored hashed; shown once) and webhook API keys.
 
-use crate::auth::{Caller, hash_token, new_key, new_token};
+use crate::auth::{Caller, new_key};
 use crate::error::ApiPath as Path;
 use crate::error::{ApiError, ApiResult, parse_json};
 use crate::{ApiBody, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flowgate_store::NewToken;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,8 +21,8 @@ pub struct CreateToken {
 /// `POST /v1/tokens`: a new token for the caller's tenant; the token is in this answer only.
 pub async fn create(State(st): State<AppState>, Caller(who): Caller, ApiBody(body): ApiBody) -> ApiResult<Response> {
     let req: CreateToken = parse_json(&body)?;
-    if req.name.trim().is_empty() || req.name.len() > 200 {
-        return Err(ApiError::bad_request("`name` must be 1–200 characters").details(json!({ "field": "name" })));
+    if let Err(m) = flowgate_engine::tokens::check_token_name(&req.name) {
+        return Err(ApiError::bad_request(m).details(json!({ "field": "name" })));
     }
     let (token, id) = create_for(&st, &who.tenant_id, &req.name).await?;
     Ok((
@@ -33,22 +32,9 @@ pub async fn create(State(st): State<AppState>, Caller(who): Caller, ApiBody(bod
         .into_response())
 }
 
-/// Creates a token for `tenant`; returns (token, id).
+/// Creates a token for `tenant`; returns (token, id). The engine's, which the console shares.
 pub async fn create_for(st: &AppState, tenant: &str, name: &str) -> ApiResult<(String, String)> {
-    let token = new_token();
-    let id = format!("tok_{}", uuid::Uuid::new_v4().simple());
-    st.engine
-        .store()
-        .create_token(&NewToken {
-            id: id.clone(),
-            tenant_id: tenant.to_owned(),
-            name: name.to_owned(),
-            token_hash: hash_token(&token),
-            prefix: token[..12].to_owned(),
-            created_at: st.engine.clock().now_ms(),
-        })
-        .await?;
-    Ok((token, id))
+    Ok(st.engine.create_token(tenant, name).await?)
 }
 
 /// `GET /v1/tokens`.

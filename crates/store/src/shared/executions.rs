@@ -14,9 +14,10 @@ macro_rules! methods {
             }
 
             async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<ExecutionRow>> {
+                let tenant = if q.search.is_some() { SEARCH_TENANT } else { "e.tenant_id" };
                 let mut qb = QueryBuilder::<$db>::new(format!(
                     "SELECT {LISTING_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
-                     WHERE e.tenant_id = "
+                     WHERE {tenant} = "
                 ));
                 qb.push_bind(&q.tenant);
                 if let Some(i) = &q.integration {
@@ -27,6 +28,19 @@ macro_rules! methods {
                 }
                 if let Some(s) = q.status {
                     qb.push(" AND e.status = ").push_bind(s.as_str());
+                }
+                if let Some(k) = &q.trigger_kind {
+                    qb.push(" AND e.trigger_kind = ").push_bind(k);
+                }
+                if let Some(t) = q.from {
+                    qb.push(" AND e.created_at >= ").push_bind(t);
+                }
+                if let Some(t) = q.to {
+                    qb.push(" AND e.created_at < ").push_bind(t);
+                }
+                if let Some(s) = &q.search {
+                    qb.push(" AND e.id");
+                    push_search(&mut qb, &q.tenant, s);
                 }
                 if let Some(b) = q.before {
                     qb.push(" AND e.seq < ").push_bind(b);
@@ -51,6 +65,17 @@ macro_rules! methods {
                      AND e.status IN ('succeeded', 'failed', 'filtered') ORDER BY e.seq DESC LIMIT 1"
                 );
                 Ok(sqlx::query_as(&sql).bind(tenant).bind(integration).bind(flow).fetch_optional(&self.$read).await?)
+            }
+
+            async fn failures_by_flow(&self, tenant: &str, since: i64) -> Result<Vec<(String, String, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT integration, flow, COUNT(*) FROM executions \
+                     WHERE tenant_id = $1 AND status = 'failed' AND finished_at >= $2 GROUP BY integration, flow",
+                )
+                .bind(tenant)
+                .bind(since)
+                .fetch_all(&self.$read)
+                .await?)
             }
 
             async fn count_executions(&self, filter: &ExecutionFilter) -> Result<(i64, i64)> {
@@ -243,7 +268,7 @@ macro_rules! methods {
 macro_rules! functions {
     ($db:ty) => {
         fn push_filter<'a>(qb: &mut sqlx::QueryBuilder<'a, $db>, f: &'a ExecutionFilter) {
-            qb.push("tenant_id = ").push_bind(&f.tenant);
+            qb.push(if f.search.is_some() { "(tenant_id || '') = " } else { "tenant_id = " }).push_bind(&f.tenant);
             if let Some(i) = &f.integration {
                 qb.push(" AND integration = ").push_bind(i);
             }
@@ -266,6 +291,27 @@ macro_rules! functions {
                 qb.push(" AND id");
                 push_ids(qb, &f.ids);
             }
+            if let Some(k) = &f.trigger_kind {
+                qb.push(" AND trigger_kind = ").push_bind(k);
+            }
+            if let Some(s) = &f.search {
+                qb.push(" AND id");
+                push_search(qb, &f.tenant, s);
+            }
+        }
+
+        /// The tenant's column when a search is given, written so that no index serves it:
+        /// otherwise the planner walks the tenant's whole `(tenant_id, seq)` index checking
+        /// each id, where the few executions a search names are found by id (primary key).
+        const SEARCH_TENANT: &str = "(e.tenant_id || '')";
+
+        /// ` IN (…)`: the execution whose id is `s`, and those the delivery identity `s`
+        /// (a dedup key of any of the tenant's flows, while remembered) led to. Both halves
+        /// are key lookups: the id's primary key, and `dedup_keys` by tenant and key.
+        fn push_search<'a>(qb: &mut sqlx::QueryBuilder<'a, $db>, tenant: &'a str, s: &'a str) {
+            qb.push(" IN (SELECT ").push_bind(s);
+            qb.push(" UNION ALL SELECT execution_id FROM dedup_keys WHERE tenant_id = ").push_bind(tenant);
+            qb.push(" AND key = ").push_bind(s).push(")");
         }
 
         async fn execution_in<'e, E>(exec: E, tenant: Option<&str>, id: &str) -> Result<Option<ExecutionRow>>

@@ -13,6 +13,7 @@
 pub(crate) mod batch;
 pub(crate) mod claims;
 pub(crate) mod connections;
+pub(crate) mod dashboard;
 pub(crate) mod deliveries;
 pub(crate) mod executions;
 pub(crate) mod integrations;
@@ -62,7 +63,7 @@ macro_rules! store_impl {
         $crate::shared::executions::functions!($db);
         $crate::shared::claims::functions!($db);
         $crate::shared::chain! {
-            [tenants, integrations, executions, batch, deliveries, triggers, limits, connections]
+            [tenants, integrations, executions, batch, deliveries, triggers, limits, connections, dashboard]
             ($ty, $db, $read, $write) { $($own)* }
         }
     };

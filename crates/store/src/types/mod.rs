@@ -370,6 +370,13 @@ pub struct ExecutionFilter {
     /// Only these ids.
     #[serde(default)]
     pub ids: Vec<String>,
+    /// Only this trigger kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_kind: Option<String>,
+    /// Only the execution with this id or those this delivery identity led to (as
+    /// [`ExecutionQuery::search`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
     /// Only executions committed up to this `seq`: a bulk job fixes it when it starts, so the
     /// executions it creates itself (replays of the same flow) are not selected in turn.
     #[serde(default, skip_deserializing)]
@@ -684,6 +691,15 @@ pub struct ExecutionQuery {
     pub flow: Option<String>,
     /// Only this status.
     pub status: Option<Status>,
+    /// Only this trigger kind (`webhook`, `schedule`, `replay`, …).
+    pub trigger_kind: Option<String>,
+    /// Created at or after (epoch ms).
+    pub from: Option<i64>,
+    /// Created before (epoch ms).
+    pub to: Option<i64>,
+    /// Only the execution with this id, or those a delivery identity (the ingress's dedup
+    /// key, e.g. an `Idempotency-Key`, while it is remembered) led to.
+    pub search: Option<String>,
     /// Only executions older than this `seq` (the page cursor).
     pub before: Option<i64>,
     /// Page size.

@@ -357,6 +357,7 @@ pub async fn renew_all(store: &SharedStore, owner: &str, until: i64) -> u64 {
         status: None,
         before: None,
         limit: 10_000,
+        ..Default::default()
     };
     let ids: Vec<String> = store.executions(&q).await.unwrap().into_iter().map(|r| r.id).collect();
     store.renew_leases(owner, &ids, until).await.unwrap()
