@@ -45,7 +45,7 @@ echo "ingesting $EVENTS events (no workers)…"
 while :; do
   n=$(curl -s "$URL/metrics" | awk '/^flowgate_events_accepted_total/{s+=$2} END{print s+0}')
   [ "$n" -ge "$EVENTS" ] && break
-  wrk -t2 -c64 -d5s -s bench/post.lua "$URL/hooks/default/bench/pipeline" >/dev/null
+  wrk -t2 -c64 -d5s -s bench/post_keyed.lua "$URL/hooks/default/bench/pipeline" >/dev/null
 done
 kill "$PID"; wait "$PID" 2>/dev/null || true
 # Workers for a few seconds: the newest executions get journals, the rest stay queued.
@@ -69,6 +69,7 @@ time_page() {
   printf '%s\n' "${times[@]}" | sort -n | awk -v w="$what" '{a[NR]=$1*1000} END {printf "%-44s p50 %6.1f ms   p90 %6.1f ms   max %6.1f ms\n", w, a[int(NR*0.5)], a[int(NR*0.9)], a[NR]}'
 }
 first=$(curl -s "$URL/v1/executions?limit=1&status=succeeded" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+key=$(curl -s "$URL/v1/executions/$first" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("trigger",{}).get("headers",{}).get("idempotency-key","none"))')
 deep=$(curl -s "$URL/v1/executions?limit=500" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nextCursor"])')
 oldest_cursor=$(python3 -c "print(max(1, int('$deep') - $EVENTS + 1000))")
 time_page "monitor, first page" "/console/executions"
@@ -76,6 +77,10 @@ time_page "monitor, status=succeeded" "/console/executions?status=succeeded"
 time_page "monitor, status=failed (none)" "/console/executions?status=failed"
 time_page "monitor, flow=pipeline" "/console/executions?flow=pipeline"
 time_page "monitor, integration+flow" "/console/executions?integration=bench&flow=pipeline"
+time_page "monitor, trigger kind manual (none)" "/console/executions?triggerKind=manual"
+time_page "monitor, last hour" "/console/executions?range=1h"
+time_page "monitor, search an execution id" "/console/executions?search=$first"
+time_page "monitor, search a delivery identity" "/console/executions?search=$key"
 time_page "monitor, a page near the oldest" "/console/executions?cursor=$oldest_cursor"
 time_page "execution page (succeeded, with journal)" "/console/executions/$first"
 time_page "integrations" "/console/integrations"

@@ -14,7 +14,27 @@ macro_rules! methods {
             }
 
             async fn executions(&self, q: &ExecutionQuery) -> Result<Vec<ExecutionRow>> {
-                let tenant = if q.search.is_some() { SEARCH_TENANT } else { "e.tenant_id" };
+                let tenant = if q.search.is_some() { TENANT_UNINDEXED } else { "e.tenant_id" };
+                // A time range is read one of two ways, whichever is cheap for it: few
+                // executions in the range → through `(tenant_id, created_at)`, then sorted; many
+                // → down the tenant's `seq` index, checking each one's time, which meets enough
+                // of them soon. A probe of at most DENSE index entries tells which.
+                let mut created = "e.created_at";
+                if (q.from.is_some() || q.to.is_some()) && q.search.is_none() {
+                    let mut probe = QueryBuilder::<$db>::new("SELECT COUNT(*) FROM (SELECT 1 FROM executions WHERE tenant_id = ");
+                    probe.push_bind(&q.tenant);
+                    if let Some(t) = q.from {
+                        probe.push(" AND created_at >= ").push_bind(t);
+                    }
+                    if let Some(t) = q.to {
+                        probe.push(" AND created_at < ").push_bind(t);
+                    }
+                    probe.push(" LIMIT ").push_bind(DENSE).push(") r");
+                    let n: i64 = probe.build_query_scalar().fetch_one(&self.$read).await?;
+                    if n >= DENSE {
+                        created = CREATED_UNINDEXED;
+                    }
+                }
                 let mut qb = QueryBuilder::<$db>::new(format!(
                     "SELECT {LISTING_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
                      WHERE {tenant} = "
@@ -33,10 +53,10 @@ macro_rules! methods {
                     qb.push(" AND e.trigger_kind = ").push_bind(k);
                 }
                 if let Some(t) = q.from {
-                    qb.push(" AND e.created_at >= ").push_bind(t);
+                    qb.push(format!(" AND {created} >= ")).push_bind(t);
                 }
                 if let Some(t) = q.to {
-                    qb.push(" AND e.created_at < ").push_bind(t);
+                    qb.push(format!(" AND {created} < ")).push_bind(t);
                 }
                 if let Some(s) = &q.search {
                     qb.push(" AND e.id");
@@ -52,7 +72,7 @@ macro_rules! methods {
             async fn children(&self, tenant: &str, parent: &str) -> Result<Vec<ExecutionRow>> {
                 let sql = format!(
                     "SELECT {EXECUTION_COLUMNS} FROM executions e JOIN integration_versions v ON v.id = e.version_id \
-                     WHERE e.parent_id = $1 AND e.tenant_id = $2 ORDER BY e.seq"
+                     WHERE e.parent_id = $1 AND {TENANT_UNINDEXED} = $2 ORDER BY e.seq"
                 );
                 Ok(sqlx::query_as(&sql).bind(parent).bind(tenant).fetch_all(&self.$read).await?)
             }
@@ -300,10 +320,18 @@ macro_rules! functions {
             }
         }
 
-        /// The tenant's column when a search is given, written so that no index serves it:
-        /// otherwise the planner walks the tenant's whole `(tenant_id, seq)` index checking
-        /// each id, where the few executions a search names are found by id (primary key).
-        const SEARCH_TENANT: &str = "(e.tenant_id || '')";
+        /// The tenant's column written so that no index serves it, where another condition
+        /// names the few rows wanted (a search's ids, a parent's children): otherwise SQLite,
+        /// without statistics, may walk the tenant's whole `(tenant_id, seq)` index checking
+        /// each row, where the rows are found by their own key.
+        const TENANT_UNINDEXED: &str = "(e.tenant_id || '')";
+
+        /// The creation time written so that no index serves it: a dense time range is read
+        /// down the tenant's `seq` index (newest first, no sort), checking each row's time.
+        const CREATED_UNINDEXED: &str = "(e.created_at + 0)";
+
+        /// How many executions in a time range make it dense (see `executions`).
+        const DENSE: i64 = 2_000;
 
         /// ` IN (…)`: the execution whose id is `s`, and those the delivery identity `s`
         /// (a dedup key of any of the tenant's flows, while remembered) led to. Both halves
