@@ -78,6 +78,8 @@ pub(crate) struct Console {
     pub(crate) host: Arc<dyn Host>,
     /// Cookies get `Secure` (the public URL is https).
     pub(crate) secure: bool,
+    /// The monitor's live streams open on this node, counted against their limits.
+    pub(crate) streams: Arc<executions::stream::OpenStreams>,
 }
 
 impl Console {
@@ -95,7 +97,7 @@ pub const CSP: &str =
 /// caller's router may have any state).
 pub fn router<S: Clone + Send + Sync + 'static>(host: Arc<dyn Host>) -> Router<S> {
     let secure = host.public_url().starts_with("https://");
-    let console = Console { host, secure };
+    let console = Console { host, secure, streams: Arc::default() };
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/executions") }))
         .route("/signin", get(signin::page).post(signin::submit))

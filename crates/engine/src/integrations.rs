@@ -109,12 +109,21 @@ impl Engine {
             },
         };
         let current = inner.store.integration(tenant, &slug).await?;
+        // The credentials put back for the markers: a problem's message may quote the value
+        // at its place (``invalid duration `…` ``), and must not show one.
+        let mut restored = Vec::new();
         let text = match &current {
             Some(cur) if text.contains(flowgate_secrets::MARKER_PREFIX) => {
-                let literals = deploy::open_literals(&inner.sealer, cur).map_err(ApplyError::Conflict)?;
-                deploy::restore_source(text, &literals)
+                restored = deploy::open_literals(&inner.sealer, cur).map_err(ApplyError::Conflict)?;
+                deploy::restore_source(text, &restored)
             }
             _ => text.to_owned(),
+        };
+        let invalid = |mut problems: Vec<Diagnostic>| {
+            for p in &mut problems {
+                p.message = deploy::redact_source(&p.message, &restored);
+            }
+            ApplyError::Invalid(problems)
         };
         if text.contains(flowgate_secrets::MARKER_PREFIX) {
             return Err(ApplyError::Invalid(vec![Diagnostic {
@@ -128,9 +137,9 @@ impl Engine {
         }
         let draft = match first {
             Some(draft) => draft,
-            None => Engine::validate_off_thread(text.clone(), format).await.map_err(ApplyError::Invalid)?,
+            None => Engine::validate_off_thread(text.clone(), format).await.map_err(invalid)?,
         };
-        foreign_addresses(&draft, tenant, &inner.settings.mail_domain).map_err(ApplyError::Invalid)?;
+        foreign_addresses(&draft, tenant, &inner.settings.mail_domain).map_err(invalid)?;
         Ok(Checked { slug, text, draft })
     }
 

@@ -331,6 +331,42 @@ async fn the_stream_sends_new_and_changed_rows() {
     assert_eq!(status, 400);
 }
 
+backends!(live_streams_are_limited_per_tenant);
+async fn live_streams_are_limited_per_tenant() {
+    let s = TestServer::start_with(|st| st.admin_token = Some(ADMIN.into())).await;
+    let other = s.create_tenant(ADMIN, "other").await;
+    let (cookie, _) = sign_in(&s, TOKEN).await;
+    let (other_cookie, _) = sign_in(&s, &other).await;
+    let open = |cookie: String| {
+        let url = format!("{}/console/executions/stream", s.url);
+        async move { browser().get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    // Sixteen live views at once; the seventeenth is told to come back later.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let r = open(cookie.clone()).await;
+        assert_eq!(r.status(), 200);
+        held.push(r);
+    }
+    let refused = open(cookie.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "10");
+    // Another tenant's views are its own.
+    assert_eq!(open(other_cookie).await.status(), 200);
+    // A view closed frees its place (at the latest when the server next writes to it: a
+    // keep-alive every 5 s).
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = open(cookie.clone()).await;
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a closed stream's place was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 backends!(monitor_filters_and_pages);
 async fn monitor_filters_and_pages() {
     let s = TestServer::start().await;

@@ -460,4 +460,21 @@ async fn literal_credentials_are_never_shown_and_survive_an_edit() {
     let (status, _) = submit(&s, &cookie, path, &csrf, "apply", &edited.replace("lit0", "lit9")).await;
     assert_eq!(status, 422);
     assert_eq!(version(&s, "ed-keyed").await, 2);
+    // A marker moved where a problem's message quotes the value at its place (a step's or
+    // a flow's duration) is put back to validate, but the message shows the marker, never
+    // the credential: through the console's Validate and Apply, and through the API.
+    for moved in [
+        edited.replace("- { id: ok,", "- { id: wait, delay: { for: \"«secret:lit0»\" } }\n      - { id: ok,"),
+        edited.replace("  - flow: in\n", "  - flow: in\n    timeout: \"«secret:lit0»\"\n"),
+    ] {
+        let v = validate_json(&s, &cookie, path, &csrf, &moved).await;
+        assert_eq!(v["valid"], false, "{v}");
+        assert!(!v.to_string().contains(KEY), "Validate shows the key: {v}");
+        let (status, html) = submit(&s, &cookie, path, &csrf, "apply", &moved).await;
+        assert_eq!(status, 422, "{html}");
+        assert!(!html.contains(KEY), "Apply shows the key: {html}");
+        let (status, v) = s.apply_as(TOKEN, &moved).await;
+        assert_eq!(status, 422, "{v}");
+        assert!(!v.to_string().contains(KEY), "the API shows the key: {v}");
+    }
 }

@@ -133,7 +133,7 @@ pub(crate) async fn edit_submit(
 }
 
 async fn submit(c: &Console, s: &Session, target: Target<'_>, headers: &HeaderMap, body: Body) -> Response {
-    let form: EditForm = match read_form(c, body).await {
+    let (form, _room): (EditForm, _) = match read_form(c, headers, body).await {
         Ok(f) => f,
         Err(refused) => return refused,
     };

@@ -41,20 +41,55 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// A form body of at most about `limit` bytes of text (percent-encoding may triple it),
-/// decoded; a refusal page when it is too large or not a form.
-async fn read_form<T: DeserializeOwned>(c: &Console, body: Body) -> Result<T, Response> {
+/// decoded; a refusal page when it is too large, too slow or not a form. The bytes are
+/// counted in the node's memory budget (what its `Content-Length` says, else the most it
+/// may be) for as long as the caller holds the reservation returned, as the API's bodies are.
+async fn read_form<T: DeserializeOwned>(
+    c: &Console,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(T, flowgate_engine::budget::Reservation), Response> {
     let limit = c.host.max_body_bytes();
-    let raw = axum::body::to_bytes(body, limit.saturating_mul(3).saturating_add(4096)).await.map_err(|_| {
+    let most = limit.saturating_mul(3).saturating_add(4096);
+    let too_large = || {
         layout::error_page(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Too large",
             &format!("The form is larger than the API takes ({limit} bytes)."),
         )
-    })?;
-    serde_urlencoded::from_bytes(&raw).map_err(|_| {
+    };
+    let declared =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > most) {
+        return Err(too_large());
+    }
+    let Some(room) = c.engine().reserve(declared.unwrap_or(most)).await else {
+        return Err(layout::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "The server is holding as much as it may in memory; try again in a moment.",
+        ));
+    };
+    let raw = match tokio::time::timeout(READ_DEADLINE, axum::body::to_bytes(body, most)).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(layout::error_page(
+                StatusCode::REQUEST_TIMEOUT,
+                "Too slow",
+                "The form did not arrive in time; try again.",
+            ));
+        }
+    };
+    let form = serde_urlencoded::from_bytes(&raw).map_err(|_| {
         layout::error_page(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read; reload the page.")
-    })
+    })?;
+    Ok((form, room))
 }
+
+/// How long a form may take to arrive whole: a caller trickling bytes holds no memory and
+/// no task past it.
+const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A path segment, percent-encoded.
 fn seg(s: &str) -> String {

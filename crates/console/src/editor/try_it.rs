@@ -219,7 +219,7 @@ pub(crate) async fn run(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form: TryForm = match read_form(&c, body).await {
+    let (form, _room): (TryForm, _) = match read_form(&c, &headers, body).await {
         Ok(f) => f,
         Err(refused) => return refused,
     };

@@ -32,7 +32,49 @@ const TICK: Duration = Duration::from_secs(1);
 /// from one that merely fell out of the window).
 type Seen = (String, Option<i64>, Option<i64>, i64);
 
+/// How many live streams one tenant may hold open on a node (tabs, screens on a wall), and
+/// all tenants together: each looks at the store every second.
+const STREAMS_PER_TENANT: usize = 16;
+const STREAMS_PER_NODE: usize = 512;
+
+/// The live streams open on this node, by tenant.
+#[derive(Default)]
+pub(crate) struct OpenStreams(std::sync::Mutex<HashMap<String, usize>>);
+
+/// One open stream, counted until it is dropped (the stream ended or its client left).
+struct StreamSlot {
+    open: std::sync::Arc<OpenStreams>,
+    tenant: String,
+}
+
+impl OpenStreams {
+    /// A slot for `tenant`'s new stream; `None` when it or the node holds as many as allowed.
+    fn take(open: &std::sync::Arc<OpenStreams>, tenant: &str) -> Option<StreamSlot> {
+        let mut by_tenant = open.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: usize = by_tenant.values().sum();
+        let mine = by_tenant.entry(tenant.to_owned()).or_default();
+        if *mine >= STREAMS_PER_TENANT || total >= STREAMS_PER_NODE {
+            return None;
+        }
+        *mine += 1;
+        Some(StreamSlot { open: open.clone(), tenant: tenant.to_owned() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut by_tenant = self.open.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = by_tenant.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                by_tenant.remove(&self.tenant);
+            }
+        }
+    }
+}
+
 struct Poll {
+    _slot: StreamSlot,
     console: Console,
     cookie: String,
     query: flowgate_store::ExecutionQuery,
@@ -97,11 +139,23 @@ pub(crate) async fn stream(State(c): State<Console>, s: Session, Query(f): Query
         Ok(q) => q,
         Err(e) => return (http::StatusCode::BAD_REQUEST, e).into_response(),
     };
+    let Some(slot) = OpenStreams::take(&c.streams, &s.tenant) else {
+        // The page's script tries again later (EventSource reconnects on its own).
+        let mut res = (
+            http::StatusCode::TOO_MANY_REQUESTS,
+            format!("At most {STREAMS_PER_TENANT} live views per tenant are open at once; close one."),
+        )
+            .into_response();
+        res.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("10"));
+        return res;
+    };
     let cookie = s.cookie;
     let stopping = c.host.stopping();
-    let poll = Poll { console: c, cookie, query, seen: HashMap::new(), pending: Default::default(), first: true };
+    let poll =
+        Poll { _slot: slot, console: c, cookie, query, seen: HashMap::new(), pending: Default::default(), first: true };
     let events =
         futures::stream::unfold(poll, |mut p| async move { p.next().await.map(|e| (Ok::<_, Infallible>(e), p)) })
             .take_until(stopping.cancelled_owned());
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    // A short keep-alive also finds a client that left soon, and frees its place.
+    Sse::new(events).keep_alive(KeepAlive::default().interval(Duration::from_secs(5))).into_response()
 }

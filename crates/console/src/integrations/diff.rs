@@ -5,6 +5,11 @@
 
 use similar::{DiffTag, TextDiff};
 
+/// How long a diff may search for the smallest edit: two large sources that differ
+/// everywhere would otherwise keep a worker busy for minutes. Past it the diff is still
+/// right, only less tidy (bigger changed blocks).
+pub(crate) const TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// What a row shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -29,7 +34,7 @@ pub(crate) struct Row {
 /// The side-by-side rows of `old` → `new`, with the counts of added and removed lines (as
 /// the API counts them).
 pub(crate) fn side_by_side(old: &str, new: &str) -> (Vec<Row>, usize, usize) {
-    let diff = TextDiff::from_lines(old, new);
+    let diff = TextDiff::configure().timeout(TIMEOUT).diff_lines(old, new);
     let a: Vec<&str> = diff.old_slices().to_vec();
     let b: Vec<&str> = diff.new_slices().to_vec();
     let line = |s: &str| s.trim_end_matches(['\n', '\r']).to_owned();

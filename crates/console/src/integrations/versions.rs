@@ -57,7 +57,15 @@ pub(crate) async fn diff_page(
         return layout::not_found("That integration has no such version.");
     };
     let base = format!("/console/integrations/{}", path_part(&slug));
-    let (rows, added, removed) = diff::side_by_side(&va.source, &vb.source);
+    // Off the async workers: a diff of two large sources takes up to its timeout.
+    let (old, new) = (va.source.clone(), vb.source.clone());
+    let Ok((rows, added, removed)) = tokio::task::spawn_blocking(move || diff::side_by_side(&old, &new)).await else {
+        return layout::error_page(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "Diff failed",
+            "The diff could not be computed.",
+        );
+    };
     let body = html! {
         p.crumbs { a href=(base) { "← " (slug) } }
         h1 { "Version " (a) " → version " (b) " " span.sub { code { (slug) } } }

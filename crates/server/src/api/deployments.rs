@@ -133,17 +133,25 @@ pub async fn diff(
 ) -> ApiResult<Response> {
     let (versions, _) = versions_of(&st, &who.tenant_id, &slug).await?;
     let (va, vb) = (pick(&versions, a, &slug)?, pick(&versions, b, &slug)?);
-    let diff = similar::TextDiff::from_lines(&va.source, &vb.source);
-    let text =
-        diff.unified_diff().context_radius(3).header(&format!("{slug} v{a}"), &format!("{slug} v{b}")).to_string();
-    let (mut added, mut removed) = (0, 0);
-    for change in diff.iter_all_changes() {
-        match change.tag() {
-            similar::ChangeTag::Insert => added += 1,
-            similar::ChangeTag::Delete => removed += 1,
-            similar::ChangeTag::Equal => {}
+    // Bounded and off the async workers: two large sources that differ everywhere would
+    // otherwise keep a worker busy for minutes (past the timeout the diff is still right,
+    // only coarser).
+    let (old, new, header) = (va.source.clone(), vb.source.clone(), (format!("{slug} v{a}"), format!("{slug} v{b}")));
+    let (text, added, removed) = tokio::task::spawn_blocking(move || {
+        let diff = similar::TextDiff::configure().timeout(std::time::Duration::from_millis(300)).diff_lines(&old, &new);
+        let text = diff.unified_diff().context_radius(3).header(&header.0, &header.1).to_string();
+        let (mut added, mut removed) = (0, 0);
+        for change in diff.iter_all_changes() {
+            match change.tag() {
+                similar::ChangeTag::Insert => added += 1,
+                similar::ChangeTag::Delete => removed += 1,
+                similar::ChangeTag::Equal => {}
+            }
         }
-    }
+        (text, added, removed)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("diff: {e}")))?;
     Ok(axum::Json(json!({ "integration": slug, "from": a, "to": b, "added": added, "removed": removed, "diff": text }))
         .into_response())
 }
