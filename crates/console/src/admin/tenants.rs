@@ -46,15 +46,11 @@ async fn render(c: &Console, a: &AdminSession, shown: Shown, status: StatusCode)
             "them is seen by signing in with one of their tokens." }
         @if let Some(e) = &shown.error { p.note.error role="alert" { span aria-hidden="true" { "✗ " } (e) } }
         @if let Some(t) = &shown.created {
-            div.new-token #new-token-box role="status" {
-                p { "Tenant " strong { (t.id) } " created. Its first API token (named " code { "admin" } ") — copy it now: it is shown only this once." }
-                div.copy-row {
-                    label.sr-only for="new-token" { "The new tenant's token" }
-                    input #new-token type="text" readonly value=(t.token) autocomplete="off" spellcheck="false";
-                    button type="button" data-copy="new-token" { "Copy" }
-                    span.copied aria-live="polite" {}
-                }
-            }
+            (layout::shown_once(
+                html! { "Tenant " strong { (t.id) } " created. Its first API token (named " code { "admin" } ") — copy it now: it is shown only this once." },
+                "The new tenant's token",
+                &t.token,
+            ))
         }
         @if tenants.is_empty() {
             p.empty { "No tenants." }

@@ -24,15 +24,11 @@ pub(super) fn section(s: &Session, tokens: &[TokenInfo], shown: &Shown) -> Marku
                 "Only a hash is stored: a token is shown once, when it is created." }
             @if let Some(n) = &shown.tokens { (n.show()) }
             @if let Some((name, token)) = &shown.new_token {
-                div.new-token #new-token-box role="status" {
-                    p { "Token " strong { (name) } " created. Copy it now: it is shown only this once." }
-                    div.copy-row {
-                        label.sr-only for="new-token" { "The new token" }
-                        input #new-token type="text" readonly value=(token) autocomplete="off" spellcheck="false";
-                        button type="button" data-copy="new-token" { "Copy" }
-                        span.copied aria-live="polite" {}
-                    }
-                }
+                (layout::shown_once(
+                    html! { "Token " strong { (name) } " created. Copy it now: it is shown only this once." },
+                    "The new token",
+                    token,
+                ))
             }
             @if tokens.is_empty() {
                 p.empty { "No tokens." }

@@ -4,7 +4,7 @@
 
 mod parts;
 
-pub(crate) use parts::{duration, error_page, json_block, not_found, status_badge, time};
+pub(crate) use parts::{duration, error_page, json_block, not_found, shown_once, status_badge, time};
 
 use maud::{DOCTYPE, Markup, html};
 

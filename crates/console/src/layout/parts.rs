@@ -72,3 +72,20 @@ pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Resp
 pub(crate) fn not_found(message: &str) -> Response {
     error_page(StatusCode::NOT_FOUND, "Not found", message)
 }
+
+/// A secret shown this once (a new API token, a new tenant's first token): `intro` says what
+/// it is, then a read-only field with a Copy button (the shared `data-copy` handler). The
+/// page around it is never cached (`no-store`), so a reload does not show it again.
+pub(crate) fn shown_once(intro: Markup, label: &str, secret: &str) -> Markup {
+    html! {
+        div.new-token #new-token-box role="status" {
+            p { (intro) }
+            div.copy-row {
+                label.sr-only for="new-token" { (label) }
+                input #new-token type="text" readonly value=(secret) autocomplete="off" spellcheck="false";
+                button type="button" data-copy="new-token" { "Copy" }
+                span.copied aria-live="polite" {}
+            }
+        }
+    }
+}
