@@ -145,7 +145,7 @@ async fn start_claimed(
         resumed: true,
         fresh: c.fresh,
         cancel_requested: c.cancel_requested,
-        permit,
+        permit: Some(permit),
         mocks: None,
         crashes: c.crashes,
         lane: Some(lane),
@@ -243,6 +243,7 @@ async fn housekeeping(inner: &Arc<Inner>) {
             tracing::info!(executions = deleted, "Deleted finished executions past their retention.");
         }
     }
+    crate::dry_runs::tidy(inner, false).await;
     loop {
         match inner.store.purge_dedup(now, PRUNE_BATCH).await {
             Ok(n) if n == u64::from(PRUNE_BATCH) => tokio::time::sleep(Duration::from_millis(5)).await,

@@ -39,6 +39,8 @@
 
 #![warn(missing_docs)]
 
+pub mod answers;
+pub mod as_test;
 pub mod backoff;
 pub mod budget;
 pub mod call;
@@ -49,6 +51,7 @@ pub mod connections;
 pub mod deliveries;
 pub mod deploy;
 mod dispatch;
+pub mod dry_runs;
 mod events;
 mod executor;
 mod integrations;

@@ -28,6 +28,8 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// Worker slots: an execution runs while it holds one.
     pub(crate) permits: Arc<Semaphore>,
+    /// Slots of dry runs' executions (`EngineSettings::dry_run_workers`): not the workers'.
+    pub(crate) dry_permits: Arc<Semaphore>,
     /// Wakes the claim loop (work was queued or a slot was freed).
     pub(crate) wake: Notify,
     /// Queued work may be waiting: the claim loop should look.
@@ -72,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) shares: Arc<shares::Shares>,
     /// OAuth connections' tokens held here.
     pub(crate) tokens: crate::connections::tokens::Tokens,
+    /// Dry runs running on this node, per tenant (each tenant may run a few at once).
+    pub(crate) dry_runs: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl Inner {

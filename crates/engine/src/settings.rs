@@ -39,6 +39,9 @@ pub struct EngineSettings {
     pub retention_age: Option<Duration>,
     /// At most this many finished executions are kept in all.
     pub retention_count: Option<u64>,
+    /// Executions of dry runs (issue 20) running at once on this node, beside the live
+    /// workers; 0: a quarter of `max_concurrency` (at least 1).
+    pub dry_run_workers: usize,
     /// How often the leader runs retention and forgets expired delivery identities.
     pub housekeeping_every: Duration,
     /// How often the queue's depth is measured for backpressure.
@@ -108,6 +111,7 @@ impl Default for EngineSettings {
             max_backlog: 5_000_000,
             retention_age: None,
             retention_count: None,
+            dry_run_workers: 0,
             housekeeping_every: Duration::from_secs(10),
             backlog_every: Duration::from_secs(2),
             mail_domain: "localhost".into(),

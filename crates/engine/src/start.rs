@@ -30,6 +30,10 @@ impl Engine {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
             http: flowgate_steps::util::http_client_with(&settings.outbound),
             permits: Arc::new(Semaphore::new(if settings.workers { settings.max_concurrency } else { 0 })),
+            dry_permits: Arc::new(Semaphore::new(match settings.dry_run_workers {
+                0 => (settings.max_concurrency / 4).max(1),
+                n => n,
+            })),
             store,
             settings,
             clock,
@@ -58,6 +62,7 @@ impl Engine {
             memory,
             shares: Arc::new(shares::Shares::new(settings_slots, settings_tenant_pct, settings_flow_pct)),
             tokens: Default::default(),
+            dry_runs: Default::default(),
         });
         if !inner.store.shared() {
             // This process owns the store: leases left by a crash belong to nobody alive.
@@ -66,6 +71,7 @@ impl Engine {
                 tracing::info!(executions = n, "Resuming executions interrupted by the last stop.");
             }
         }
+        crate::dry_runs::tidy(&inner, true).await;
         let built = build_all(&inner).await?;
         inner.registry.install_all(built);
         if inner.settings.workers {

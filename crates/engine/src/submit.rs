@@ -68,7 +68,7 @@ pub struct SubmitOptions {
     pub identity: Option<(String, Duration)>,
     /// Step outputs used instead of running those steps (flow tests). Such executions run on
     /// this node at once, whatever the flow's ordering or cap.
-    pub mocks: Option<Arc<serde_json::Map<String, Value>>>,
+    pub mocks: Option<Arc<crate::answers::Answers>>,
     /// The event's share of the memory budget, when the caller took it already (ingress,
     /// while the body arrived); else `submit` takes it.
     pub reservation: Option<budget::Reservation>,
@@ -249,7 +249,7 @@ impl Engine {
                             resumed: false,
                             fresh: true,
                             cancel_requested: false,
-                            permit,
+                            permit: Some(permit),
                             mocks,
                             crashes: 0,
                             lane: None,

@@ -162,17 +162,29 @@ async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
         fail(&mut result, "flow", json!(t.flow), Value::Null, format!("no flow `{}`", t.flow));
         return result;
     };
+    // A case may hold secrets as markers (`«secret:NAME»`, as an exported execution does):
+    // the flow's redactor puts back the values it knows, in the event, the mocks and the
+    // expectations alike; markers it does not know stay as they are on both sides.
+    let redactor = flow.redactor.clone();
+    let restore = |v: &Value| redactor.restore_value(v);
     let headers: Map<String, Value> =
-        t.trigger.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+        t.trigger.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), restore(v))).collect();
     let event = json!({
         "method": "POST",
         "path": flow.webhook().map(|w| w.path.clone()),
         "headers": headers,
-        "query": t.trigger.query,
-        "body": t.trigger.body,
+        "query": restore(&Value::Object(t.trigger.query.clone())),
+        "body": restore(&t.trigger.body),
         "receivedAt": crate::clock::rfc3339(engine.clock().now_ms()),
     });
-    let mocks: Map<String, Value> = t.mocks.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut mocks = crate::answers::Answers::outputs(t.mocks.iter().map(|(k, v)| (k.clone(), restore(v))));
+    for (key, e) in &t.mock_errors {
+        let error = flowgate_steps::StepError {
+            details: e.details.as_ref().map(restore),
+            ..flowgate_steps::StepError::fatal(e.code.clone(), redactor.restore_text(&e.message).into_owned())
+        };
+        mocks.insert(key.clone(), crate::answers::Answer::Error(error));
+    }
     let submitted = engine
         .submit(Submission {
             flow: flow.clone(),
@@ -221,23 +233,23 @@ async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
         fail(&mut result, "status", json!(want_status), json!(got), format!("the run ended {got}{why}"));
     }
     for (id, want) in &expect.steps {
-        let got = outputs.get(id).cloned().unwrap_or(Value::Null);
-        for (at, e, a) in differences(want, &got) {
+        let got = outputs.get(id).map(restore).unwrap_or(Value::Null);
+        for (at, e, a) in differences(&restore(want), &got) {
             let path = if at == "." { format!("steps.{id}") } else { format!("steps.{id}.{at}") };
             fail(&mut result, &path, e, a, format!("step `{id}` output differs"));
         }
     }
-    let output = output.unwrap_or(Value::Null);
+    let output = output.map(|o| restore(&o)).unwrap_or(Value::Null);
     if let Some(want) = &expect.output {
-        for (at, e, a) in differences(want, &output) {
+        for (at, e, a) in differences(&restore(want), &output) {
             let path = if at == "." { "output".to_owned() } else { format!("output.{at}") };
             fail(&mut result, &path, e, a, "the output differs".into());
         }
     }
-    let response = response.map(|r| json!({ "status": r.status, "headers": r.headers, "body": r.body }));
+    let response = response.map(|r| restore(&json!({ "status": r.status, "headers": r.headers, "body": r.body })));
     if let Some(want) = &expect.respond {
         let got = response.clone().unwrap_or(Value::Null);
-        for (at, e, a) in differences(want, &got) {
+        for (at, e, a) in differences(&restore(want), &got) {
             let path = if at == "." { "respond".to_owned() } else { format!("respond.{at}") };
             fail(&mut result, &path, e, a, "the respond answer differs".into());
         }
@@ -254,7 +266,7 @@ async fn run_case(engine: &Engine, slug: &str, t: &FlowTest) -> TestResult {
             item: None,
             state: None,
         };
-        let verdict = match Template::expr(src) {
+        let verdict = match Template::expr(&redactor.restore_text(src)) {
             Ok(t) => t.eval(&output, &scope, flowgate_expr::Budget::DEFAULT).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };

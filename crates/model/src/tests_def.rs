@@ -8,6 +8,7 @@
 //!     flow: sync-customers
 //!     trigger: { body: { id: 7 } }
 //!     mocks: { customer: { status: 200, body: { name: Ann, active: true } } }
+//!     mockErrors: { notify: { code: http_status, message: 'HTTP 503' } }   # fails instead
 //!     expect:
 //!       status: succeeded
 //!       steps: { mapped: { name: Ann } }          # equality on the keys given
@@ -34,13 +35,32 @@ pub struct FlowTest {
     /// The trigger event.
     #[serde(default)]
     pub trigger: TestTrigger,
-    /// Outputs of steps, by id, used instead of running them (an `http` step's output is
-    /// `{status, headers, body}`).
+    /// Outputs of steps used instead of running them (an `http` step's output is
+    /// `{status, headers, body}`), by step id (wherever the step runs) or by journal key
+    /// (`each[3].push`: that loop item's run only).
     #[serde(default)]
     pub mocks: IndexMap<String, Value>,
+    /// Failures of steps, by step id or journal key like `mocks`: the step fails with this
+    /// error instead of running (its `onError` applies).
+    #[serde(default)]
+    pub mock_errors: IndexMap<String, MockError>,
     /// What must hold afterwards.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// A step's failure in a test (`mockErrors`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct MockError {
+    /// The error's code (`http_status`, `http_timeout`, …).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+    /// Extra facts (an HTTP status and a response excerpt, …), as the step would give them.
+    #[serde(default)]
+    pub details: Option<Value>,
 }
 
 /// The trigger event of a test.
@@ -96,20 +116,26 @@ impl FlowTest {
         };
         let mut ids = Vec::new();
         collect_ids(steps, &mut ids);
-        for id in self.mocks.keys() {
-            if !ids.contains(&id.as_str()) {
-                diags.error(&path.key("mocks").key(id.clone()), format!("flow `{}` has no step `{id}`", self.flow));
-            }
+        // A step inside a loop or branch may be named by its journal key (`each[2].push`).
+        let known = |key: &str| key.split('.').all(|part| ids.contains(&part.split('[').next().unwrap_or(part)));
+        let unknown = |at: Path, key: &str, diags: &mut Diags| {
+            diags.error(&at, format!("flow `{}` has no step `{key}`", self.flow));
+        };
+        for id in self.mocks.keys().filter(|k| !known(k)) {
+            unknown(path.key("mocks").key(id.clone()), id, diags);
         }
-        for id in self.expect.steps.keys() {
-            // A step inside a loop or branch is expected by its journal key (`each[2].push`).
-            let known = id.split('.').all(|part| ids.contains(&part.split('[').next().unwrap_or(part)));
-            if !known {
+        for id in self.mock_errors.keys() {
+            if !known(id) {
+                unknown(path.key("mockErrors").key(id.clone()), id, diags);
+            } else if self.mocks.contains_key(id) {
                 diags.error(
-                    &path.key("expect").key("steps").key(id.clone()),
-                    format!("flow `{}` has no step `{id}`", self.flow),
+                    &path.key("mockErrors").key(id.clone()),
+                    format!("step `{id}` is both in `mocks` and in `mockErrors`"),
                 );
             }
+        }
+        for id in self.expect.steps.keys().filter(|k| !known(k)) {
+            unknown(path.key("expect").key("steps").key(id.clone()), id, diags);
         }
         if let Some(s) = &self.expect.status
             && !EXPECTABLE.contains(&s.as_str())

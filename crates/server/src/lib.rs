@@ -91,6 +91,8 @@ pub struct Settings {
     pub retention_age: Option<Duration>,
     /// At most this many finished executions are kept.
     pub retention_count: Option<u64>,
+    /// Recorded executions dry runs re-run at once (0: a quarter of `max_concurrency`).
+    pub dry_run_workers: usize,
     /// How often retention runs (and expired delivery identities are forgotten).
     pub housekeeping_every: Duration,
     /// How often the queue's depth is measured for backpressure.
@@ -187,6 +189,7 @@ impl Default for Settings {
             max_backlog: 5_000_000,
             retention_age: None,
             retention_count: None,
+            dry_run_workers: 0,
             housekeeping_every: Duration::from_secs(10),
             backlog_every: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(10),
@@ -432,6 +435,7 @@ impl Server {
                 max_backlog: settings.max_backlog,
                 retention_age: settings.retention_age,
                 retention_count: settings.retention_count,
+                dry_run_workers: settings.dry_run_workers,
                 housekeeping_every: settings.housekeeping_every,
                 backlog_every: settings.backlog_every,
                 expression_budget: flowgate_expr::Budget {

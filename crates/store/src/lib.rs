@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod dashboard;
+pub mod dry_runs;
 mod nul;
 pub mod postgres;
 mod shared;
@@ -331,6 +332,36 @@ pub trait Store: Send + Sync + 'static {
     /// bucket and status, durations per flow, failures by code, the queue, pending
     /// deliveries), each from an index-served query (`shared/dashboard.rs`).
     async fn dashboard(&self, query: &dashboard::DashboardQuery) -> Result<dashboard::Dashboard>;
+
+    /// Recorded executions of `tenant` with their journals (those of `ids` that exist there),
+    /// in the order of `ids`: what a dry run re-runs, read in one round trip per table.
+    async fn recordings(&self, tenant: &str, ids: &[String]) -> Result<Vec<dry_runs::Recording>>;
+    /// Records a new dry run.
+    async fn create_dry_run(&self, run: &dry_runs::DryRun) -> Result<()>;
+    /// Records a page of a dry run's results and its progress, in one transaction.
+    async fn add_dry_run_results(
+        &self,
+        id: &str,
+        results: &[dry_runs::DryRunResult],
+        counts: dry_runs::DryRunCounts,
+    ) -> Result<()>;
+    /// Ends a dry run with `status` (`done`, `failed`, `interrupted`) and, when it failed, why.
+    async fn finish_dry_run(&self, id: &str, status: &str, error: Option<&str>, at: i64) -> Result<()>;
+    /// A dry run of `tenant`.
+    async fn dry_run(&self, tenant: &str, id: &str) -> Result<Option<dry_runs::DryRun>>;
+    /// A page of a dry run's results after `after` (its `n`), optionally of one outcome.
+    async fn dry_run_results(
+        &self,
+        id: &str,
+        outcome: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<dry_runs::DryRunResult>>;
+    /// Marks the dry runs `node` (every node: `None`) was running as `interrupted` (it
+    /// restarted); how many.
+    async fn interrupt_dry_runs(&self, node: Option<&str>, at: i64) -> Result<u64>;
+    /// Deletes dry runs (and their results) created before `before`; how many runs.
+    async fn purge_dry_runs(&self, before: i64) -> Result<u64>;
     /// How many of a tenant's executions failed (and are still failed) with `finished_at`
     /// at or after `since`, per (integration, flow): the console's integrations list, from
     /// the partial index `executions_failed_recent` (only failed rows are read).

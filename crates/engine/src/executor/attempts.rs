@@ -19,7 +19,7 @@ impl Execution {
             if action.side_effects() && !self.flush().await {
                 return Err(Flow::Interrupted);
             }
-            if let Some(limit) = &step.limit {
+            if let Some(limit) = step.limit.as_ref().filter(|_| self.dry.is_none()) {
                 self.take_token(limit).await;
             }
             let started = self.inner.clock.now_ms();
@@ -117,7 +117,9 @@ impl Execution {
                         if let Some(last) = self.pending.steps.last_mut() {
                             last.response.clone_from(&text);
                         }
-                        self.inner.waiters.answer(&self.id, SyncOutcome::Responded(r.clone()));
+                        if self.dry.is_none() {
+                            self.inner.waiters.answer(&self.id, SyncOutcome::Responded(r.clone()));
+                        }
                         self.response = Some(r);
                         if self.claimed
                             && let Some(text) = text
@@ -138,7 +140,8 @@ impl Execution {
                         // The target asked to slow down: the whole limit waits, not just this request.
                         self.pause_limit(limit, after).await;
                     }
-                    if error.retryable && attempt < step.retry.attempts {
+                    // A dry run's steps are pure: another attempt would give the same.
+                    if error.retryable && attempt < step.retry.attempts && self.dry.is_none() {
                         self.record(step, attempt, "failed", &input, None, Some(&error), started);
                         let delay = backoff::delay(&step.retry, attempt, error.retry_after);
                         if delay <= self.inner.settings.inline_backoff_max {
@@ -236,7 +239,7 @@ impl Execution {
         started: i64,
     ) -> Result<Input, Flow> {
         let key = self.key(step).into_owned();
-        self.inner.emit(crate::logs::Emit {
+        self.emit(crate::logs::Emit {
             flow: &self.flow,
             execution: &self.id,
             step: Some(&key),
@@ -263,7 +266,7 @@ impl Execution {
     /// node does not export traces.
     fn attempt_span(&self, step: &CompiledStep, key: &str, attempt: u32) -> Option<crate::traces::Span> {
         let traces = &self.inner.settings.traces;
-        if !traces.on() {
+        if !traces.on() || self.dry.is_some() {
             return None;
         }
         let kind = if step.body.side_effects() {

@@ -132,8 +132,10 @@ impl Execution {
             started_at: started,
             finished_at: self.inner.clock.now_ms(),
         });
-        metrics::counter!("flowgate_step_attempts_total", "step_kind" => kind, "outcome" => status.to_owned())
-            .increment(1);
+        if self.dry.is_none() {
+            metrics::counter!("flowgate_step_attempts_total", "step_kind" => kind, "outcome" => status.to_owned())
+                .increment(1);
+        }
     }
 
     pub(super) fn add_logs(&mut self, step_id: &str, logs: Vec<LogEntry>, at: i64) {
@@ -142,7 +144,7 @@ impl Execution {
                 std::borrow::Cow::Borrowed(_) => l.message,
                 std::borrow::Cow::Owned(m) => m,
             });
-            self.inner.emit(crate::logs::Emit {
+            self.emit(crate::logs::Emit {
                 flow: &self.flow,
                 execution: &self.id,
                 step: Some(step_id),
@@ -167,7 +169,8 @@ impl Execution {
         for around in &self.around {
             self.pending.append(&mut around.lock().unwrap_or_else(|e| e.into_inner()));
         }
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.dry.is_some() {
+            // A dry run keeps its entries to compare them; nothing is stored.
             return true;
         }
         let batch = std::mem::take(&mut self.pending);

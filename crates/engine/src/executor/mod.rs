@@ -48,9 +48,10 @@ pub(crate) struct Job {
     pub fresh: bool,
     /// The store says it was cancelled (while it ran on a node that died).
     pub cancel_requested: bool,
-    pub permit: OwnedSemaphorePermit,
+    /// Its worker slot (none for a dry run, which runs under the dry runs' own share).
+    pub permit: Option<OwnedSemaphorePermit>,
     /// Outputs of steps that are not run (flow tests).
-    pub mocks: Option<Arc<Map<String, Value>>>,
+    pub mocks: Option<Arc<crate::answers::Answers>>,
     /// How many times in a row a node died while running it, without progress.
     pub crashes: i64,
     /// The claim lane it came from (`dispatch::lanes`), counted while it runs.
@@ -156,7 +157,7 @@ struct Execution {
     /// trigger, before any): its entry then stores no input (see `StepRecord::input`).
     input_is_last_output: bool,
     /// Outputs of steps that are not run (flow tests).
-    mocks: Option<Arc<Map<String, Value>>>,
+    mocks: Option<Arc<crate::answers::Answers>>,
     /// How deep in a chain of `call` steps this execution is (0: not called).
     depth: u64,
     /// The execution at the top of this one's chain of calls (itself when no call started it).
@@ -168,6 +169,9 @@ struct Execution {
     lost_store: bool,
     /// The worker slot it runs in, given back when it ends (held by the flow's line).
     _permit: Option<OwnedSemaphorePermit>,
+    /// A dry run (issue 20): nothing is stored, sent or announced; steps that are not pure
+    /// are answered from the recording (`mocks`) or reported unanswered (`dry.rs`).
+    dry: Option<Arc<dry::DryLine>>,
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, job: Job) {
@@ -344,6 +348,7 @@ async fn run_inner(inner: Arc<Inner>, job: Job, cancel: CancellationToken) -> bo
 }
 
 mod attempts;
+pub(crate) mod dry;
 mod journal;
 mod nested;
 mod outbound;
@@ -390,7 +395,8 @@ impl Execution {
             round_began: if job.round <= 1 { job.created_at } else { inner.clock.now_ms() },
             mocks: job.mocks,
             lost_store: false,
-            _permit: Some(job.permit),
+            _permit: job.permit,
+            dry: None,
         }
     }
 
@@ -483,7 +489,9 @@ impl Execution {
 
     /// Runs one step with its hooks; `Ok` carries its output, `Err` how the execution ends.
     async fn run_step(&mut self, step: &CompiledStep, input: Input) -> Result<Input, Flow> {
-        let hooks = (!self.completed.contains_key(&*self.key(step))).then(|| step.hooks.clone()).flatten();
+        let hooks = (!self.completed.contains_key(&*self.key(step)) && self.dry.is_none())
+            .then(|| step.hooks.clone())
+            .flatten();
         if let Some(spec) = hooks.as_ref().and_then(|h| h.on_start.as_ref()) {
             self.hook(step, spec, "start", &input).await;
         }
@@ -514,10 +522,25 @@ impl Execution {
                 Err(e) => return self.fail(step, 1, &input, StepError::from(e), started),
             }
         }
-        if let Some(out) = self.mocks.as_ref().and_then(|m| m.get(&step.id)).cloned() {
-            // A test's mock stands in for the step: no attempt, no side effect.
-            self.record(step, 1, "succeeded", &input, Some(&out), None, started);
-            return Ok(self.output(step, out));
+        // A dry run runs pure steps for real, whatever the recording holds at their key (a step
+        // that was an `http` step in the recorded version may be a `transform` now).
+        let answerable = self.dry.is_none() || !crate::answers::is_pure(step.kind);
+        if let Some(answer) =
+            self.mocks.as_ref().filter(|_| answerable).and_then(|m| m.get(&self.key(step), &step.id)).cloned()
+        {
+            // A test's mock (or a dry run's recording) stands in for the step: no attempt, no
+            // side effect.
+            return match answer {
+                crate::answers::Answer::Output(out) => {
+                    self.record(step, 1, "succeeded", &input, Some(&out), None, started);
+                    Ok(self.output(step, out))
+                }
+                crate::answers::Answer::Error(error) => self.fail(step, 1, &input, error, started),
+            };
+        }
+        if answerable && let Some(dry) = &self.dry {
+            // New in this version (or not reached when recorded): its effect is not performed.
+            return Err(dry.unanswered(self.key(step).into_owned()));
         }
         self.run_action(step, input).await
     }

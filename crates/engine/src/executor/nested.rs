@@ -80,6 +80,7 @@ impl Execution {
             round_began: self.round_began,
             lost_store: false,
             _permit: None,
+            dry: self.dry.clone(),
         }
     }
 

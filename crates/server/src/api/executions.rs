@@ -115,6 +115,58 @@ pub async fn get(State(st): State<AppState>, Caller(who): Caller, Path(id): Path
     Ok(axum::Json(v).into_response())
 }
 
+/// `?format=` of `as-test`.
+#[derive(Deserialize, Default)]
+pub struct AsTestQuery {
+    /// `yaml` or `json`; default: the format of the integration's document.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /v1/executions/{id}/as-test?format=yaml|json`: the execution as a `tests:` case of
+/// its flow (issue 20) — its trigger event, the side-effecting steps mocked with what they
+/// recorded, the recorded outputs and answer as expectations; secrets stay markers. The answer
+/// is `{executionId, integration, flow, version, format, case, test}`: `case` the text to paste
+/// under the document's `tests:`, `test` the same case as JSON. An execution that has not
+/// ended (or was cancelled) is a 409; one whose journal keeps no step outputs (`diagnostics:
+/// errors|minimal`) a 422 `not_recorded`.
+pub async fn as_test(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AsTestQuery>,
+) -> ApiResult<Response> {
+    let format = match q.format.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("yaml" | "yml") => Some(flowgate_model::Format::Yaml),
+        Some("json") => Some(flowgate_model::Format::Json),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("unknown format `{other}`: expected yaml or json"))
+                .details(json!({ "expected": ["yaml", "json"] })));
+        }
+    };
+    use flowgate_engine::as_test::AsTestError;
+    let case = st.engine.execution_as_test(&who.tenant_id, &id, format).await.map_err(|e| match e {
+        AsTestError::NotFinished { ref status, .. } => {
+            ApiError::conflict(e.to_string()).details(json!({ "status": status }))
+        }
+        AsTestError::NotRecorded(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_recorded", m),
+        AsTestError::Version { .. } => ApiError::conflict(e.to_string()),
+        AsTestError::Store(e) => e.into(),
+    })?;
+    let case = case.ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;
+    Ok(axum::Json(json!({
+        "executionId": case.execution,
+        "integration": case.integration,
+        "flow": case.flow,
+        "version": case.version,
+        "format": match case.format { flowgate_model::Format::Yaml => "yaml", flowgate_model::Format::Json => "json" },
+        "case": case.text,
+        "test": case.case,
+    }))
+    .into_response())
+}
+
 /// `POST /v1/executions/{id}/retry`: resume a failed (or cancelled) execution from the step
 /// that failed; completed steps are not run again.
 pub async fn retry(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> ApiResult<Response> {
@@ -186,7 +238,7 @@ pub enum Instant {
 }
 
 impl Instant {
-    fn millis(&self, field: &str) -> ApiResult<i64> {
+    pub(crate) fn millis(&self, field: &str) -> ApiResult<i64> {
         match self {
             Instant::Millis(ms) => Ok(*ms),
             Instant::Text(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)

@@ -3,6 +3,7 @@
 
 pub mod connections;
 pub mod deployments;
+pub mod dry_runs;
 pub mod executions;
 pub mod integrations;
 pub mod outbound;
@@ -27,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/{slug}/versions/{a}/diff/{b}", get(deployments::diff))
         .route("/integrations/{slug}/versions/{n}/rollback", post(deployments::rollback))
         .route("/integrations/{slug}/test", post(integrations::test))
+        .route("/integrations/{slug}/dry-runs", post(dry_runs::start))
+        .route("/dry-runs/{id}", get(dry_runs::get))
         .route("/integrations/{slug}/connections", get(connections::list))
         .route("/integrations/{slug}/connections/{name}", get(connections::get))
         .route("/integrations/{slug}/connections/{name}/test", post(connections::test))
@@ -55,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .route("/executions/{id}/replay", post(executions::replay))
         .route("/executions/{id}/cancel", post(executions::cancel))
         .route("/executions/{id}/skip", post(executions::skip))
+        .route("/executions/{id}/as-test", get(executions::as_test))
         .route("/executions/retry", post(executions::bulk_retry))
         .route("/executions/replay", post(executions::bulk_replay))
         .route("/bulk/{id}", get(executions::bulk_job))

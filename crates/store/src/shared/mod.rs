@@ -15,6 +15,7 @@ pub(crate) mod claims;
 pub(crate) mod connections;
 pub(crate) mod dashboard;
 pub(crate) mod deliveries;
+pub(crate) mod dry_runs;
 pub(crate) mod executions;
 pub(crate) mod integrations;
 pub(crate) mod limits;
@@ -63,7 +64,7 @@ macro_rules! store_impl {
         $crate::shared::executions::functions!($db);
         $crate::shared::claims::functions!($db);
         $crate::shared::chain! {
-            [tenants, integrations, executions, batch, deliveries, triggers, limits, connections, dashboard]
+            [tenants, integrations, executions, batch, deliveries, triggers, limits, connections, dashboard, dry_runs]
             ($ty, $db, $read, $write) { $($own)* }
         }
     };

@@ -65,6 +65,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .statement_cache_capacity(256)
             .pragma("cache_size", "-16000")
+            // Pages are read through a memory map rather than copied in by `pread`: a reader's
+            // page cache is dropped whenever another connection wrote, which under a steady
+            // write load (ingress, a dry run's results) made every read re-copy its pages.
+            .pragma("mmap_size", "268435456")
             .pragma("temp_store", "memory")
             // A WAL that grew under load is cut back to this size when it restarts.
             .pragma("journal_size_limit", "67108864");
