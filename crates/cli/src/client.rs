@@ -32,6 +32,21 @@ impl Conn {
         path: &str,
         body: Option<(&str, String)>,
     ) -> anyhow::Result<Result<(u16, Value), Failed>> {
+        let (status, value) = self.call_raw(method, path, body).await?;
+        if status >= 400 {
+            print_error(&value);
+            return Ok(Err(Failed));
+        }
+        Ok(Ok((status, value)))
+    }
+
+    /// Sends a request; returns the status and body whatever the status (nothing printed).
+    pub async fn call_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, String)>,
+    ) -> anyhow::Result<(u16, Value)> {
         let token = self.token.as_deref().context("no API token: pass --token or set FLOWGATE_TOKEN")?;
         let url = format!("{}{}", self.url.trim_end_matches('/'), path);
         let mut req = Self::client()?.request(method, &url).bearer_auth(token);
@@ -43,11 +58,7 @@ impl Conn {
         let text = resp.text().await?;
         let value: Value =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        if status >= 400 {
-            print_error(&value);
-            return Ok(Err(Failed));
-        }
-        Ok(Ok((status, value)))
+        Ok((status, value))
     }
 }
 

@@ -45,7 +45,7 @@ enum Command {
     /// Show, set config values of, or undeploy an integration's deployment.
     #[command(subcommand)]
     Deployment(cmd::deployment::Command),
-    /// List, show, diff or roll back an integration's versions.
+    /// List, show, diff, dry-run or roll back an integration's versions.
     #[command(subcommand)]
     Versions(cmd::deployment::Versions),
     /// Create or list tenants (with the server's admin token).

@@ -1,4 +1,4 @@
-//! `flowgate deployment get|set|undeploy` and `flowgate versions list|show|diff|rollback`:
+//! `flowgate deployment get|set|undeploy` and `flowgate versions list|show|diff|dry-run|rollback`:
 //! an integration's deployment in the caller's tenant, and its versions.
 
 use crate::client::{Conn, done, print_json};
@@ -74,6 +74,27 @@ pub enum Versions {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Dry-run a stored version against recorded executions (nothing is sent); exit 0 when
+    /// every one comes out the same, 1 otherwise.
+    #[command(name = "dry-run")]
+    DryRun {
+        /// Integration slug.
+        integration: String,
+        /// Version number.
+        #[arg(value_name = "VERSION")]
+        number: i64,
+        /// The flows to try (repeatable; default: those that differ from the live version).
+        #[arg(long = "flow", value_name = "NAME")]
+        flows: Vec<String>,
+        /// The newest this many executions of each flow.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        against: u32,
+        /// Print the finished run with all its results as JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Apply an earlier version again, as a new version.
     Rollback {
         /// Integration slug.
@@ -140,10 +161,38 @@ pub async fn versions(c: Versions) -> anyhow::Result<ExitCode> {
             conn.call(Method::GET, &format!("/v1/integrations/{integration}/versions/{from}/diff/{to}"), None).await?,
             |v| print!("{}", v["diff"].as_str().unwrap_or("")),
         ),
+        Versions::DryRun { integration, number, flows, against, json, conn } => {
+            dry_run(&conn, &integration, number, &flows, against, json).await?
+        }
         Versions::Rollback { integration, number, conn } => done(
             conn.call(Method::POST, &format!("/v1/integrations/{integration}/versions/{number}/rollback"), None)
                 .await?,
             |v| println!("{integration}: version {} now has the content of version {number}", v["version"]),
         ),
     })
+}
+
+/// `versions dry-run`: the summary (or `--json`), exit 0 when all came out the same.
+async fn dry_run(
+    conn: &Conn,
+    integration: &str,
+    number: i64,
+    flows: &[String],
+    against: u32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::cmd::dry_run::{self, Selection, Started, Subject};
+    let sel = Selection { flows, against };
+    let Started::Running(id) = dry_run::start(conn, integration, Subject::Version(number), &sel).await? else {
+        return Ok(ExitCode::from(1));
+    };
+    let Ok(run) = dry_run::follow(conn, &id).await? else { return Ok(ExitCode::from(1)) };
+    if json {
+        let Ok(full) = dry_run::with_all_results(conn, &id).await? else { return Ok(ExitCode::from(1)) };
+        print_json(&full);
+    } else {
+        let Ok(shown) = dry_run::first_differences(conn, &id).await? else { return Ok(ExitCode::from(1)) };
+        dry_run::print_summary(&run, &shown);
+    }
+    Ok(if dry_run::all_same(&run) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

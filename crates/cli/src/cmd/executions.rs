@@ -1,4 +1,4 @@
-//! `flowgate executions list|get|retry|replay|cancel`.
+//! `flowgate executions list|get|retry|replay|cancel|to-test`.
 
 use crate::client::{Conn, done, print_json};
 use clap::Subcommand;
@@ -66,6 +66,19 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print an ended execution as a test case of its flow: its trigger, the side-effecting
+    /// steps mocked with what they recorded, the recorded outputs and answer as expectations
+    /// (secrets stay markers). YAML is one list item to append under the document's `tests:`
+    /// (`>> integration.yaml` when `tests:` ends the document).
+    ToTest {
+        /// Execution id.
+        id: String,
+        /// `yaml` or `json`; default: the format of the integration's document.
+        #[arg(long, value_parser = ["yaml", "json"])]
+        format: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -115,6 +128,12 @@ pub async fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Replay { id, version, conn } => {
             done(conn.call(Method::POST, &format!("/v1/executions/{id}/replay?version={version}"), None).await?, |v| {
                 println!("replaying {id} as {}", v["executionId"].as_str().unwrap_or(""));
+            })
+        }
+        Command::ToTest { id, format, conn } => {
+            let query = format.map(|f| format!("?format={f}")).unwrap_or_default();
+            done(conn.call(Method::GET, &format!("/v1/executions/{id}/as-test{query}"), None).await?, |v| {
+                print!("{}", v["case"].as_str().unwrap_or_default());
             })
         }
         Command::Cancel { id, conn } => {

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod connections;
 pub mod deployment;
+pub mod dry_run;
 pub mod executions;
 pub mod flows;
 pub mod integrations;

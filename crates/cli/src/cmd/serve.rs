@@ -84,6 +84,10 @@ pub struct Args {
     /// Keep at most this many finished executions in all; default: no limit.
     #[arg(long, env = "FLOWGATE_RETENTION_COUNT")]
     retention_count: Option<u64>,
+    /// Recorded executions dry runs re-run at once on this node, beside the workers (0: a
+    /// quarter of --max-concurrency).
+    #[arg(long, env = "FLOWGATE_DRY_RUN_WORKERS", default_value_t = 0)]
+    dry_run_workers: usize,
     /// Seconds running executions get to finish at shutdown before they are handed back.
     #[arg(long, env = "FLOWGATE_SHUTDOWN_GRACE", default_value_t = 10)]
     shutdown_grace: u64,
@@ -180,6 +184,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         },
         retention_count: a.retention_count,
+        dry_run_workers: a.dry_run_workers,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         expression_timeout: Duration::from_millis(a.expression_timeout_ms.max(1)),
         expression_memory: a.expression_memory_mb.max(1).saturating_mul(1024 * 1024),
