@@ -28,6 +28,7 @@ flows:
     steps:
       - {{ id: price, http: {{ method: GET, url: "{url}/prices/{{{{ .body.sku }}}}" }} }}
       - {{ id: mapped, transform: '{{ sku: $trigger.body.sku, qty: $trigger.body.qty, total: ({total}) }}' }}
+      - {{ id: positive, filter: '.total > 0' }}
       - id: route
         switch:
           - when: '.total > 30'
@@ -157,6 +158,8 @@ async fn a_changed_mapping_reports_exactly_the_changed_executions() {
         let at = |k: &str| changes.iter().find(|c| c["at"] == k).cloned();
         let mapped = at("steps.mapped").unwrap_or_else(|| panic!("mapped changed: {r}"));
         assert_eq!(mapped["diff"], json!([{ "path": ".total", "was": total, "now": total + 1 }]), "{r}");
+        // A filter passes its input on: its decision is compared, not its output again.
+        assert!(at("steps.positive").is_none(), "{r}");
         let answer = at("answer").unwrap_or_else(|| panic!("the answer changed: {r}"));
         assert_eq!(answer["diff"], json!([{ "path": ".body.total", "was": total, "now": total + 1 }]), "{r}");
         if total == 30 {

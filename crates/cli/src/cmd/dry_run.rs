@@ -291,7 +291,7 @@ pub fn change_lines(c: &Value) -> Vec<String> {
                     out.push(format!("{at}: … {more} more difference{}", plural(more as i64)));
                 } else {
                     let path = d["path"].as_str().unwrap_or(".");
-                    out.push(format!("{at} {path}: {} → {}", value(d.get("was")), value(d.get("now"))));
+                    out.push(format!("{at} {path}: {} → {}", data_value(d.get("was")), data_value(d.get("now"))));
                 }
             }
             out
@@ -300,8 +300,17 @@ pub fn change_lines(c: &Value) -> Vec<String> {
     }
 }
 
-/// A value in a difference line: plain text for a string, JSON else, `(absent)` when missing;
+/// A value of a data difference: JSON (`"9" → "09"` is not `9 → 9`), `(absent)` when missing;
 /// cut when long.
+fn data_value(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => value(Some(&Value::String(Value::String(s.clone()).to_string()))),
+        other => value(other),
+    }
+}
+
+/// A value in a difference line: plain text for a string (a status, a decision), JSON else,
+/// `(absent)` when missing; cut when long.
 fn value(v: Option<&Value>) -> String {
     let text = match v {
         None => return "(absent)".to_owned(),
@@ -344,7 +353,7 @@ mod tests {
     #[test]
     fn changes_read_as_lines() {
         let r = json!({"n":3,"executionId":"0193","flow":"orders","outcome":"different","changes":[
-            {"at":"steps.mapped","change":"changed","diff":[{"path":".total","was":30,"now":31},{"path":".gone","was":true},{"more":4}]},
+            {"at":"steps.mapped","change":"changed","diff":[{"path":".total","was":30,"now":31},{"path":".gone","was":true},{"path":".id","was":"9","now":"09"},{"more":4}]},
             {"at":"decisions.route","was":"default","now":"case 1"},
             {"at":"steps.extra","change":"added","now":{"a":1}},
             {"at":"status","was":"succeeded","now":"filtered"},
@@ -355,6 +364,7 @@ mod tests {
             [
                 "steps.mapped .total: 30 → 31",
                 "steps.mapped .gone: true → (absent)",
+                "steps.mapped .id: \"9\" → \"09\"",
                 "steps.mapped: … 4 more differences",
                 "decisions.route: default → case 1",
                 "steps.extra: added, {\"a\":1}",

@@ -27,6 +27,34 @@ pub(crate) struct SwitchCases {
     pub cases: Vec<(String, Vec<String>)>,
 }
 
+/// What the comparison needs of a flow's steps (of the version tried).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shape {
+    /// Its switch steps.
+    pub switches: Vec<SwitchCases>,
+    /// Ids of its steps whose output is their input (`filter`): their decisions are
+    /// compared, not their outputs, which would repeat the step before's difference.
+    pub pass_through: std::collections::HashSet<String>,
+}
+
+impl Shape {
+    /// The shape of a flow's steps.
+    pub(crate) fn of<S: flowgate_model::StepKind>(steps: &[flowgate_model::StepDef<S>]) -> Shape {
+        let mut shape = Shape::default();
+        switches(steps, &mut shape.switches);
+        let mut all = Vec::new();
+        kinds_in(steps, &mut all);
+        shape.pass_through = all.into_iter().filter(|(_, k)| *k == "filter").map(|(id, _)| id).collect();
+        shape
+    }
+}
+
+/// The step id of a journal key: `each[3].push` → `push`, `each[3]` → `each`.
+fn step_id(key: &str) -> &str {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last.split('[').next().unwrap_or(last)
+}
+
 /// How one execution compares.
 pub(crate) struct Verdict {
     pub outcome: &'static str,
@@ -66,8 +94,8 @@ pub(crate) fn kept(recording: &Recording) -> bool {
     finished && outputs && !(recording.journal.is_empty() && recording.execution.status != "failed")
 }
 
-/// Compares a recording with its dry run; `switches` are the tried flow's switch steps.
-pub(crate) fn compare(recording: &Recording, ran: &DryRan, switches: &[SwitchCases]) -> Verdict {
+/// Compares a recording with its dry run; `shape` is the tried flow's.
+pub(crate) fn compare(recording: &Recording, ran: &DryRan, shape: &Shape) -> Verdict {
     let x = &recording.execution;
     let was_error = x.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok());
     let was = side(&recording.journal, &x.status, was_error, x.response.as_deref());
@@ -89,6 +117,16 @@ pub(crate) fn compare(recording: &Recording, ran: &DryRan, switches: &[SwitchCas
     let keys: std::collections::BTreeSet<&String> = was.steps.keys().chain(now.steps.keys()).collect();
     for key in keys {
         match (was.steps.get(key), now.steps.get(key)) {
+            (Some((ws, _)), Some((ns, _)))
+                if (ws == "skipped" && ns == "skipped") || shape.pass_through.contains(step_id(key)) =>
+            {
+                // Its output is its input: only how it ended is its own.
+                if ws != ns {
+                    changes.push(
+                        json!({ "at": format!("steps.{key}"), "change": "changed", "diff": [], "was": ws, "now": ns }),
+                    );
+                }
+            }
             (Some((ws, wo)), Some((ns, no))) => {
                 let mut diffs = Vec::new();
                 diff("", wo, no, &mut diffs);
@@ -110,7 +148,7 @@ pub(crate) fn compare(recording: &Recording, ran: &DryRan, switches: &[SwitchCas
             (None, None) => {}
         }
     }
-    for (key, (w, n)) in decisions(&was, &now, switches) {
+    for (key, (w, n)) in decisions(&was, &now, &shape.switches) {
         if w != n {
             changes.push(json!({ "at": format!("decisions.{key}"), "was": w, "now": n }));
         }
@@ -274,6 +312,15 @@ pub(crate) fn switches<S: flowgate_model::StepKind>(steps: &[flowgate_model::Ste
         }
         for (_, nested) in children {
             switches(nested, out);
+        }
+    }
+}
+
+fn kinds_in<S: flowgate_model::StepKind>(steps: &[flowgate_model::StepDef<S>], out: &mut Vec<(String, &'static str)>) {
+    for s in steps {
+        out.push((s.id().to_owned(), s.kind.kind()));
+        for (_, nested) in s.kind.children() {
+            kinds_in(nested, out);
         }
     }
 }

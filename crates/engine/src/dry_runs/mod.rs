@@ -18,7 +18,7 @@ use crate::answers::{Answer, Answers};
 use crate::compile::CompiledIntegration;
 use crate::executor::dry::{DryInput, run_dry};
 use crate::{ApplyError, Engine, Inner, deploy};
-use compare::SwitchCases;
+use compare::Shape;
 use flowgate_model::{Diagnostic, Format};
 use flowgate_steps::StepError;
 use flowgate_store::dry_runs::{DryRun, DryRunCounts, DryRunResult, Recording};
@@ -119,7 +119,7 @@ pub struct DryRunStarted {
 struct JobCx {
     inner: Arc<Inner>,
     ci: Arc<CompiledIntegration>,
-    switches: HashMap<String, Vec<SwitchCases>>,
+    shapes: HashMap<String, Shape>,
 }
 
 impl Engine {
@@ -253,13 +253,8 @@ impl Engine {
             finished_at: None,
         };
         inner.store.create_dry_run(&run).await?;
-        let mut switches = HashMap::new();
-        for f in &ci.definition.flows {
-            let mut out = Vec::new();
-            compare::switches(&f.steps, &mut out);
-            switches.insert(f.flow.clone(), out);
-        }
-        let cx = Arc::new(JobCx { inner: inner.clone(), ci, switches });
+        let shapes = ci.definition.flows.iter().map(|f| (f.flow.clone(), Shape::of(&f.steps))).collect();
+        let cx = Arc::new(JobCx { inner: inner.clone(), ci, shapes });
         let (id, tenant) = (run.id.clone(), tenant.to_owned());
         inner.tracker.spawn(async move {
             run_job(cx, id, tenant, selected).await;
@@ -521,8 +516,8 @@ async fn dry_run_one(cx: &JobCx, rec: &Recording) -> (&'static str, Value) {
         EXECUTION_LIMIT,
     )
     .await;
-    let switches = cx.switches.get(&x.flow).map_or(&[][..], Vec::as_slice);
-    let verdict = compare::compare(rec, &ran, switches);
+    let none = Shape::default();
+    let verdict = compare::compare(rec, &ran, cx.shapes.get(&x.flow).unwrap_or(&none));
     (verdict.outcome, verdict.detail)
 }
 
