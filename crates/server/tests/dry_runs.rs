@@ -299,3 +299,38 @@ async fn bad_requests_and_other_tenants_get_clear_errors() {
     s.stop().await;
 }
 backends!(bad_requests_and_other_tenants_get_clear_errors);
+
+/// A flow whose mapping takes a while (a few milliseconds of jq per run).
+const SLOW: &str = r#"
+integration: slow
+flows:
+  - flow: crunch
+    trigger: { manual: {} }
+    steps:
+      - { id: crunch, transform: '{ n: ([range(.body.n)] | map(. * 2) | add) }' }
+"#;
+
+async fn a_node_that_stops_interrupts_its_dry_runs_and_keeps_what_finished() {
+    let s = TestServer::start_with(|st| st.dry_run_workers = 1).await;
+    s.apply(SLOW).await;
+    // One after another: each takes its few milliseconds alone.
+    for _ in 0..40 {
+        let v = s.run_flow("slow", "crunch", json!({ "n": 20000 })).await;
+        assert_eq!(v["status"], "succeeded", "{v}");
+    }
+    let (status, _, v) =
+        send(s.api(reqwest::Method::POST, "/v1/integrations/slow/dry-runs").json(&json!({ "flow": "crunch" }))).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["total"], 40);
+    // One at a time: the node stops in the middle of it.
+    let s = s.restart(|st| st.dry_run_workers = 1).await;
+    let run = s.get_json(&format!("/v1/dry-runs/{id}?limit=1000")).await;
+    assert_eq!(run["status"], "interrupted", "{run}");
+    let done = run["done"].as_i64().unwrap();
+    assert!(done < 40, "stopped before the end: {run}");
+    assert_eq!(run["results"].as_array().unwrap().len() as i64, done, "what finished is kept: {run}");
+    assert_eq!(run["same"], done, "{run}");
+    s.stop().await;
+}
+backends!(a_node_that_stops_interrupts_its_dry_runs_and_keeps_what_finished);

@@ -42,6 +42,9 @@ pub struct DryRun {
     pub error: Option<String>,
     /// Started (epoch ms).
     pub created_at: i64,
+    /// Its last progress (epoch ms).
+    #[serde(skip)]
+    pub updated_at: i64,
     /// Ended (epoch ms).
     pub finished_at: Option<i64>,
 }

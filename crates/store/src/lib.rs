@@ -338,12 +338,13 @@ pub trait Store: Send + Sync + 'static {
     async fn recordings(&self, tenant: &str, ids: &[String]) -> Result<Vec<dry_runs::Recording>>;
     /// Records a new dry run.
     async fn create_dry_run(&self, run: &dry_runs::DryRun) -> Result<()>;
-    /// Records a page of a dry run's results and its progress, in one transaction.
+    /// Records a page of a dry run's results and its progress (at `at`), in one transaction.
     async fn add_dry_run_results(
         &self,
         id: &str,
         results: &[dry_runs::DryRunResult],
         counts: dry_runs::DryRunCounts,
+        at: i64,
     ) -> Result<()>;
     /// Ends a dry run with `status` (`done`, `failed`, `interrupted`) and, when it failed, why.
     async fn finish_dry_run(&self, id: &str, status: &str, error: Option<&str>, at: i64) -> Result<()>;

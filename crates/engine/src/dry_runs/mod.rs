@@ -34,6 +34,8 @@ pub const DEFAULT_LIMIT: u32 = 500;
 pub const MAX_SELECTED: usize = 100_000;
 /// How long a dry run and its results are kept.
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A running dry run that made no progress for this long has lost its node.
+const STALE: Duration = Duration::from_secs(10 * 60);
 /// Longest the dry run of one execution may take.
 const EXECUTION_LIMIT: Duration = Duration::from_secs(30);
 /// Recordings read (and results written) at a time, at most: a page's write drops the SQLite
@@ -250,6 +252,7 @@ impl Engine {
             unanswered: 0,
             error: None,
             created_at: inner.clock.now_ms(),
+            updated_at: inner.clock.now_ms(),
             finished_at: None,
         };
         inner.store.create_dry_run(&run).await?;
@@ -309,7 +312,17 @@ impl Engine {
     /// # Errors
     /// The store.
     pub async fn dry_run(&self, tenant: &str, id: &str) -> Result<Option<DryRun>, flowgate_store::Error> {
-        self.inner.store.dry_run(tenant, id).await
+        let run = self.inner.store.dry_run(tenant, id).await?;
+        let now = self.inner.clock.now_ms();
+        match run {
+            // Its node died without a trace (a cluster node named anew at its restart does not
+            // recognise it as its own).
+            Some(r) if r.status == "running" && now - r.updated_at > STALE.as_millis() as i64 => {
+                self.inner.store.finish_dry_run(id, "interrupted", None, now).await?;
+                self.inner.store.dry_run(tenant, id).await
+            }
+            other => Ok(other),
+        }
     }
 
     /// A page of a dry run's results (after `after`, optionally of one outcome); `None` when
@@ -427,15 +440,36 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
         for rec in recordings {
             let Ok(permit) = inner.dry_permits.clone().acquire_owned().await else { return };
             let cx = cx.clone();
-            tasks.push(tokio::spawn(async move {
+            let (execution_id, flow) = (rec.execution.id.clone(), rec.execution.flow.clone());
+            let task = tokio::spawn(async move {
                 let _permit = permit;
-                let (outcome, detail) = dry_run_one(&cx, &rec).await;
-                (rec.execution.id, rec.execution.flow, outcome, detail)
-            }));
+                dry_run_one(&cx, &rec).await
+            });
+            tasks.push((execution_id, flow, task));
         }
         let mut results = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let Ok((execution_id, flow, outcome, detail)) = t.await else { continue };
+        let mut tasks = tasks.into_iter();
+        while let Some((execution_id, flow, mut task)) = tasks.next() {
+            // A node that stops does not wait for a dry run: what finished is kept.
+            let joined = tokio::select! {
+                biased;
+                _ = inner.stop_claims.cancelled() => None,
+                joined = &mut task => Some(joined),
+            };
+            let Some(joined) = joined else {
+                task.abort();
+                tasks.for_each(|(_, _, t)| t.abort());
+                let at = inner.clock.now_ms();
+                let _ = inner.store.add_dry_run_results(&id, &results, DryRunCounts { done: n, ..counts }, at).await;
+                let _ = inner.store.finish_dry_run(&id, "interrupted", None, inner.clock.now_ms()).await;
+                return;
+            };
+            let (outcome, detail) = joined.unwrap_or_else(|e| {
+                (
+                    "would_fail",
+                    json!({ "error": { "code": "dry_run_crashed", "message": format!("the dry run of this execution stopped: {e}") } }),
+                )
+            });
             n += 1;
             match outcome {
                 "same" => counts.same += 1,
@@ -453,7 +487,7 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
             });
         }
         counts.done = n;
-        if let Err(e) = inner.store.add_dry_run_results(&id, &results, counts).await {
+        if let Err(e) = inner.store.add_dry_run_results(&id, &results, counts, inner.clock.now_ms()).await {
             failure = Some(format!("cannot record the results: {e}"));
             break;
         }

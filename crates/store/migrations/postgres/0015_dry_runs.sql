@@ -17,6 +17,9 @@ CREATE TABLE dry_runs (
     unanswered  BIGINT NOT NULL DEFAULT 0,
     error       TEXT,
     created_at  BIGINT NOT NULL,
+    -- Its last progress: a run whose node died without a trace (a cluster node with a new
+    -- name after its restart) is seen as interrupted once this is old.
+    updated_at  BIGINT NOT NULL,
     finished_at BIGINT
 );
 CREATE INDEX dry_runs_by_tenant ON dry_runs (tenant_id, created_at);

@@ -46,8 +46,8 @@ macro_rules! methods {
 
             async fn create_dry_run(&self, run: &$crate::dry_runs::DryRun) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO dry_runs (id, tenant_id, integration, version, request, node_id, status, total, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO dry_runs (id, tenant_id, integration, version, request, node_id, status, total, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
                 )
                 .bind(&run.id)
                 .bind(&run.tenant_id)
@@ -68,6 +68,7 @@ macro_rules! methods {
                 id: &str,
                 results: &[$crate::dry_runs::DryRunResult],
                 counts: $crate::dry_runs::DryRunCounts,
+                at: i64,
             ) -> Result<()> {
                 use sqlx::QueryBuilder;
                 let mut tx = self.$write.begin().await?;
@@ -87,8 +88,8 @@ macro_rules! methods {
                     qb.build().execute(&mut *tx).await?;
                 }
                 sqlx::query(
-                    "UPDATE dry_runs SET total = $1, done = $2, same = $3, different = $4, would_fail = $5, unanswered = $6 \
-                     WHERE id = $7",
+                    "UPDATE dry_runs SET total = $1, done = $2, same = $3, different = $4, would_fail = $5, unanswered = $6, \
+                     updated_at = $7 WHERE id = $8",
                 )
                 .bind(counts.total)
                 .bind(counts.done)
@@ -96,6 +97,7 @@ macro_rules! methods {
                 .bind(counts.different)
                 .bind(counts.would_fail)
                 .bind(counts.unanswered)
+                .bind(at)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -117,7 +119,7 @@ macro_rules! methods {
             async fn dry_run(&self, tenant: &str, id: &str) -> Result<Option<$crate::dry_runs::DryRun>> {
                 Ok(sqlx::query_as(
                     "SELECT id, tenant_id, integration, version, request, node_id, status, total, done, same, different, \
-                     would_fail, unanswered, error, created_at, finished_at FROM dry_runs WHERE tenant_id = $1 AND id = $2",
+                     would_fail, unanswered, error, created_at, updated_at, finished_at FROM dry_runs WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant)
                 .bind(id)
