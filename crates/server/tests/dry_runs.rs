@@ -76,17 +76,23 @@ fn hits(up: &MockUpstream) -> usize {
         + (1..=10).map(|i| up.hits(&format!("/prices/{i}")) + up.hits(&format!("/stock/{i}"))).sum::<usize>()
 }
 
+/// How many orders are recorded.
+const ORDERS: i64 = 1_000;
+
 /// The orders sent: (sku, qty) of each.
 fn orders() -> Vec<(i64, i64)> {
-    (0..60).map(|i| (i % 10 + 1, i % 7 + 1)).collect()
+    (0..ORDERS).map(|i| (i % 10 + 1, i % 7 + 1)).collect()
 }
 
-/// Sends the orders and a few loops; waits for every one to finish.
+/// Sends the orders (16 at a time, each answered when it finished) and a few loops.
 async fn record(s: &TestServer) {
-    for (sku, qty) in orders() {
-        let (status, _, v) = send(s.post_hook("orders").json(&json!({ "sku": sku, "qty": qty }))).await;
-        assert_eq!(status, 201, "{v}");
-    }
+    use futures::StreamExt;
+    futures::stream::iter(orders())
+        .for_each_concurrent(16, |(sku, qty)| async move {
+            let (status, _, v) = send(s.post_hook("orders").json(&json!({ "sku": sku, "qty": qty }))).await;
+            assert_eq!(status, 201, "{v}");
+        })
+        .await;
     for n in 1..=3 {
         let lines: Vec<Value> = (1..=n).map(|k| json!({ "sku": k })).collect();
         let v = s.run_flow("shop", "lines", json!({ "lines": lines })).await;
@@ -114,7 +120,7 @@ async fn finished(s: &TestServer, id: &str) -> (Value, Vec<Value>) {
     let mut results = Vec::new();
     let mut after = 0;
     loop {
-        let page = s.get_json(&format!("/v1/dry-runs/{id}?after={after}&limit=25")).await;
+        let page = s.get_json(&format!("/v1/dry-runs/{id}?after={after}&limit=250")).await;
         results.extend(page["results"].as_array().unwrap().iter().cloned());
         match page["next"].as_i64() {
             Some(n) => after = n,
@@ -130,22 +136,22 @@ async fn a_changed_mapping_reports_exactly_the_changed_executions() {
     s.apply(&shop(&up.url, TOTAL, LINE, "")).await;
     record(&s).await;
     let sent = hits(&up);
-    assert_eq!(sent, 60 * 2 + 6, "two requests per order, one per line");
+    assert_eq!(sent, ORDERS as usize * 2 + 6, "two requests per order, one per line");
 
     // The newest stored version by default.
     s.apply(&shop(&up.url, TOTAL_CHANGED, LINE, "")).await;
-    let (status, v) = start(&s, json!({})).await;
+    let (status, v) = start(&s, json!({ "limit": ORDERS })).await;
     assert_eq!(status, 202, "{v}");
     assert_eq!(v["version"], "2");
     assert_eq!(v["flows"], json!(["orders"]), "only the flow that changed");
-    assert_eq!(v["total"], 60);
+    assert_eq!(v["total"], ORDERS, "{v}");
     let (run, results) = finished(&s, v["id"].as_str().unwrap()).await;
     assert_eq!(run["status"], "done", "{run}");
     let changed: Vec<(i64, i64)> = orders().into_iter().filter(|(_, q)| *q > 5).collect();
     assert_eq!(run["different"], changed.len(), "{run}");
-    assert_eq!(run["same"], 60 - changed.len(), "{run}");
+    assert_eq!(run["same"], ORDERS as usize - changed.len(), "{run}");
     assert_eq!((run["wouldFail"].as_i64(), run["unanswered"].as_i64()), (Some(0), Some(0)));
-    assert_eq!(results.len(), 60);
+    assert_eq!(results.len(), ORDERS as usize);
     // Each different one: its total one more, in the mapping and the answer; the switch's
     // decision changed where the total crossed 30.
     for r in results.iter().filter(|r| r["outcome"] == "different") {
@@ -197,10 +203,10 @@ async fn a_changed_mapping_reports_exactly_the_changed_executions() {
     assert_eq!(hits(&up), sent, "a dry run sends nothing");
 
     // An unchanged version (the first): every execution the same.
-    let (status, v) = start(&s, json!({ "version": 1, "flows": ["orders", "lines"] })).await;
+    let (status, v) = start(&s, json!({ "version": 1, "flows": ["orders", "lines"], "limit": ORDERS })).await;
     assert_eq!(status, 202, "{v}");
     let (run, _) = finished(&s, v["id"].as_str().unwrap()).await;
-    assert_eq!((run["total"].as_i64(), run["same"].as_i64()), (Some(63), Some(63)), "{run}");
+    assert_eq!((run["total"].as_i64(), run["same"].as_i64()), (Some(ORDERS + 3), Some(ORDERS + 3)), "{run}");
     s.stop().await;
 }
 backends!(a_changed_mapping_reports_exactly_the_changed_executions);
@@ -217,7 +223,7 @@ async fn a_document_not_applied_reports_unanswered_steps_and_new_failures() {
     assert_eq!(status, 202, "{v}");
     assert_eq!(v["version"], "draft");
     let (run, results) = finished(&s, v["id"].as_str().unwrap()).await;
-    assert_eq!((run["total"].as_i64(), run["unanswered"].as_i64()), (Some(60), Some(60)), "{run}");
+    assert_eq!((run["total"].as_i64(), run["unanswered"].as_i64()), (Some(500), Some(500)), "the newest 500: {run}");
     assert_eq!(results[0]["steps"], json!(["audit"]), "{}", results[0]);
     assert_eq!(up.hits("/audit"), 0);
     // A mapping that now fails for quantity 7: those would fail, with the error.
@@ -227,7 +233,7 @@ async fn a_document_not_applied_reports_unanswered_steps_and_new_failures() {
     let (run, results) = finished(&s, v["id"].as_str().unwrap()).await;
     let sevens = orders().iter().filter(|(_, q)| *q == 7).count();
     assert_eq!(run["wouldFail"], sevens, "{run}");
-    assert_eq!(run["same"], 60 - sevens, "{run}");
+    assert_eq!(run["same"], ORDERS as usize - sevens, "{run}");
     let failed = results.iter().find(|r| r["outcome"] == "would_fail").unwrap();
     assert_eq!(failed["error"]["step"], "mapped", "{failed}");
     assert!(failed["error"]["message"].as_str().unwrap().contains("no sevens"), "{failed}");

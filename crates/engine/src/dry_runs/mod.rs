@@ -438,7 +438,13 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
         next = take(size).map(read);
         let mut tasks = Vec::with_capacity(recordings.len());
         for rec in recordings {
-            let Ok(permit) = inner.dry_permits.clone().acquire_owned().await else { return };
+            let permit = tokio::select! {
+                biased;
+                _ = inner.stop_claims.cancelled() => None,
+                permit = inner.dry_permits.clone().acquire_owned() => permit.ok(),
+            };
+            // Stopping: what started is collected (and interrupted) below.
+            let Some(permit) = permit else { break };
             let cx = cx.clone();
             let (execution_id, flow) = (rec.execution.id.clone(), rec.execution.flow.clone());
             let task = tokio::spawn(async move {
@@ -451,10 +457,14 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
         let mut tasks = tasks.into_iter();
         while let Some((execution_id, flow, mut task)) = tasks.next() {
             // A node that stops does not wait for a dry run: what finished is kept.
-            let joined = tokio::select! {
-                biased;
-                _ = inner.stop_claims.cancelled() => None,
-                joined = &mut task => Some(joined),
+            let joined = if task.is_finished() {
+                Some((&mut task).await)
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = inner.stop_claims.cancelled() => None,
+                    joined = &mut task => Some(joined),
+                }
             };
             let Some(joined) = joined else {
                 task.abort();
@@ -487,6 +497,11 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
             });
         }
         counts.done = n;
+        if inner.stop_claims.is_cancelled() {
+            let _ = inner.store.add_dry_run_results(&id, &results, counts, inner.clock.now_ms()).await;
+            let _ = inner.store.finish_dry_run(&id, "interrupted", None, inner.clock.now_ms()).await;
+            return;
+        }
         if let Err(e) = inner.store.add_dry_run_results(&id, &results, counts, inner.clock.now_ms()).await {
             failure = Some(format!("cannot record the results: {e}"));
             break;
