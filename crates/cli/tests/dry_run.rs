@@ -210,3 +210,96 @@ async fn apply_dry_run_on_postgres() {
     let sep = if pg.contains('?') { '&' } else { '?' };
     scenario(Some(format!("{pg}{sep}schema=fgdry_{secs}_{}", std::process::id()))).await;
 }
+
+/// A stand-in server: `GET /v1/integrations/shop` answers 200 when `known` (else, like every
+/// unknown route, 404 `no such route`); the dry-runs POST answers `start`; the run reads as
+/// `run`; applies (`PUT /v1/integrations/shop`) are counted.
+async fn stand_in(known: bool, start: (u16, Value), run: Value) -> (String, Arc<AtomicUsize>) {
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    let puts = Arc::new(AtomicUsize::new(0));
+    let counted = puts.clone();
+    let no_route = || {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": { "code": "not_found", "message": "no such route", "details": null } })),
+        )
+    };
+    let integration = move || async move {
+        if known {
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "integration": "shop", "version": 1, "flows": [{ "flow": "orders" }] })),
+            )
+        } else {
+            no_route()
+        }
+    };
+    let (start_status, start_body) = start;
+    let app = axum::Router::new()
+        .route(
+            "/v1/integrations/shop",
+            get(integration).put(move || {
+                let puts = counted.clone();
+                async move {
+                    puts.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(json!({ "integration": "shop", "version": 2, "created": true, "flows": [] }))
+                }
+            }),
+        )
+        .route(
+            "/v1/integrations/shop/dry-runs",
+            post(move || async move { (StatusCode::from_u16(start_status).unwrap(), axum::Json(start_body)) }),
+        )
+        .route("/v1/dry-runs/{id}", get(move || async move { axum::Json(run) }))
+        .fallback(move || async move { no_route() });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), puts)
+}
+
+/// Only the API's own "no such integration" makes a document new: a server (or proxy) without
+/// the dry-runs route is an error, and so is a run missing results; nothing is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_dry_run_applies_nothing_it_could_not_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shop.yaml");
+    std::fs::write(&path, doc("http://127.0.0.1:9", TOTAL, 10)).unwrap();
+    let file = path.to_str().unwrap().to_owned();
+    let args = ["apply", "-f", file.as_str(), "--dry-run"];
+    let no_route = json!({ "error": { "code": "not_found", "message": "no such route", "details": null } });
+    let started = json!({ "id": "dry_1", "flows": ["orders"], "total": 3 });
+    let finished = |done: i64| {
+        json!({ "id": "dry_1", "status": "done", "total": 3, "done": done, "same": done, "different": 0,
+                "wouldFail": 0, "unanswered": 0, "request": { "flows": ["orders"] }, "results": [] })
+    };
+
+    // The integration exists; the dry-runs route does not (an older server).
+    let (base, puts) = stand_in(true, (404, no_route.clone()), finished(3)).await;
+    let (out, err) = expect(1, &base, &args);
+    assert!(err.contains("no such route") && err.contains("no dry runs"), "{err}");
+    assert!(!out.contains("new on the server"), "{out}");
+    assert_eq!(puts.load(Ordering::SeqCst), 0, "applied");
+
+    // Nothing answers but 404 `no such route`: not a new integration either.
+    let (base, puts) = stand_in(false, (404, no_route), finished(3)).await;
+    let (out, err) = expect(1, &base, &args);
+    assert!(err.contains("no such route") && !out.contains("new on the server"), "{out}\n{err}");
+    assert_eq!(puts.load(Ordering::SeqCst), 0, "applied");
+
+    // A finished run with results for 1 of its 3 executions, all the same: not applied.
+    let (base, puts) = stand_in(true, (201, started.clone()), finished(1)).await;
+    let (out, _) = expect(1, &base, &args);
+    assert!(out.contains("results for 1 of its 3 executions"), "{out}");
+    assert_eq!(puts.load(Ordering::SeqCst), 0, "applied");
+    let (out, _) = expect(1, &base, &["apply", "-f", file.as_str(), "--dry-run", "--yes"]);
+    assert!(!out.contains("applying anyway"), "{out}");
+    assert_eq!(puts.load(Ordering::SeqCst), 0, "applied");
+
+    // All three the same: applied.
+    let (base, puts) = stand_in(true, (201, started), finished(3)).await;
+    let (out, _) = expect(0, &base, &args);
+    assert!(out.contains("3 same"), "{out}");
+    assert_eq!(puts.load(Ordering::SeqCst), 1);
+}

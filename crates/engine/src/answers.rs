@@ -29,12 +29,20 @@ pub enum Answer {
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
     answers: HashMap<String, Answer>,
+    /// Only by journal key (a dry run's recording: a step moved into a loop is not answered
+    /// for every item by what it gave at the top).
+    key_only: bool,
 }
 
 impl Answers {
     /// Outputs by key (a flow test's `mocks`).
     pub fn outputs(outputs: impl IntoIterator<Item = (String, Value)>) -> Answers {
-        Answers { answers: outputs.into_iter().map(|(k, v)| (k, Answer::Output(v))).collect() }
+        Answers { answers: outputs.into_iter().map(|(k, v)| (k, Answer::Output(v))).collect(), key_only: false }
+    }
+
+    /// Answers looked up by journal key only.
+    pub fn by_key() -> Answers {
+        Answers { answers: HashMap::new(), key_only: true }
     }
 
     /// Sets the answer for `key`.
@@ -44,7 +52,7 @@ impl Answers {
 
     /// The answer for a step at journal key `key` with id `id`: the key's, else the id's.
     pub fn get(&self, key: &str, id: &str) -> Option<&Answer> {
-        self.answers.get(key).or_else(|| if key == id { None } else { self.answers.get(id) })
+        self.answers.get(key).or_else(|| if key == id || self.key_only { None } else { self.answers.get(id) })
     }
 
     /// Forgets the answer for `key`.

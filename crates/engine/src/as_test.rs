@@ -106,6 +106,26 @@ pub enum AsTestError {
         /// Why.
         why: String,
     },
+    /// Its recording is larger than [`MAX_RECORDING`].
+    #[error(
+        "execution `{id}` recorded {} (its trigger, step data and answer); only one up to {} can become a test",
+        megabytes(*bytes),
+        megabytes(*cap)
+    )]
+    TooLarge {
+        /// The execution.
+        id: String,
+        /// The size of its recording.
+        bytes: usize,
+        /// The largest that becomes a case.
+        cap: usize,
+    },
+    /// The node's memory budget has no room for it now.
+    #[error("too many large executions are being turned into tests; try again shortly")]
+    Busy,
+    /// Making the case failed unexpectedly.
+    #[error("the case could not be made: {0}")]
+    Crashed(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] flowgate_store::Error),
@@ -117,8 +137,9 @@ impl Engine {
     ///
     /// # Errors
     /// It has not ended or was cancelled, its journal keeps no step data (`diagnostics:
-    /// errors|minimal`), it failed outside its steps, its version cannot be read, or the store
-    /// failed.
+    /// errors|minimal`), it failed outside its steps, its recording is over [`MAX_RECORDING`]
+    /// (refused before it is parsed), the memory budget has no room for it, its version cannot
+    /// be read, or the store failed. The case is made off the async workers.
     pub async fn execution_as_test(
         &self,
         tenant: &str,
@@ -161,92 +182,147 @@ impl Engine {
             )));
         }
         let journal = store.journal(id).await?;
-        let recording = Recording::of(&journal, &kinds)?;
-        if row.status == "failed" && recording.failed.is_empty() && row.failed_step.is_none() {
-            let why = row
-                .error
-                .as_deref()
-                .and_then(|e| serde_json::from_str::<Value>(e).ok())
-                .and_then(|e| e["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            return Err(AsTestError::NotRecorded(format!(
-                "execution `{id}` failed outside its steps ({why}), which a test cannot reproduce"
-            )));
+        // Checked before anything is parsed: a case of a huge recording is as huge, and its
+        // parse, redaction and text cost many times its size.
+        let size = recording_size(&row, &journal);
+        if size > MAX_RECORDING {
+            return Err(AsTestError::TooLarge { id: id.to_owned(), bytes: size, cap: MAX_RECORDING });
         }
-        let redactor = &flow.redactor;
-        let hidden = hidden_headers(&flow);
-        let event: Value = serde_json::from_str(&row.trigger).unwrap_or(Value::Null);
-        let headers: Map<String, Value> = event["headers"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(name, value)| {
-                let name = name.to_ascii_lowercase();
-                !LEFT_OUT_HEADERS.contains(&name.as_str()) && !hidden.contains(&name) && *value != "[redacted]"
-            })
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        let query: Map<String, Value> = event["query"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(_, value)| *value != "[redacted]")
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        let mut trigger = Map::new();
-        trigger.insert("body".into(), event.get("body").cloned().unwrap_or(Value::Null));
-        if !headers.is_empty() {
-            trigger.insert("headers".into(), Value::Object(headers));
-        }
-        if !query.is_empty() {
-            trigger.insert("query".into(), Value::Object(query));
-        }
-
-        let mut case = Map::new();
-        case.insert("name".into(), json!(format!("execution {id} ({})", row.flow)));
-        case.insert("flow".into(), json!(row.flow));
-        case.insert("trigger".into(), Value::Object(trigger));
-        if !recording.mocks.is_empty() {
-            case.insert("mocks".into(), Value::Object(recording.mocks.into_iter().collect()));
-        }
-        let mut errors: Map<String, Value> = recording.errors.into_iter().collect();
-        for (key, error) in recording.failed {
-            errors.insert(key, error);
-        }
-        if !errors.is_empty() {
-            case.insert("mockErrors".into(), Value::Object(errors));
-        }
-        let mut expect = Map::new();
-        expect.insert("status".into(), json!(row.status));
-        if !recording.expected.is_empty() {
-            expect.insert("steps".into(), Value::Object(recording.expected.into_iter().collect()));
-        }
-        if row.status == "succeeded"
-            && let Some(output) = row.output.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok())
-        {
-            expect.insert("output".into(), output);
-        }
-        if let Some(response) = row.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()) {
-            expect.insert("respond".into(), response);
-        }
-        case.insert("expect".into(), Value::Object(expect));
-        // The journal holds markers already; the event does not, and this costs little.
-        let case = redactor.redact_value(&Value::Object(case));
-        let format = format.unwrap_or(if ci.record.format == "json" { Format::Json } else { Format::Yaml });
-        let text = match format {
-            Format::Yaml => yaml_case(&case),
-            Format::Json => serde_json::to_string_pretty(&case).unwrap_or_default() + "\n",
-        };
-        Ok(Some(AsTest {
-            execution: id.to_owned(),
-            integration: row.integration.clone(),
-            flow: row.flow.clone(),
-            version: row.version,
-            format,
-            text,
-            case,
-        }))
+        // Within the node's memory budget like any event: a burst of big cases waits its turn.
+        let room = self.reserve(size.saturating_mul(MEMORY_FACTOR)).await.ok_or(AsTestError::Busy)?;
+        let ci_format = if ci.record.format == "json" { Format::Json } else { Format::Yaml };
+        let format = format.unwrap_or(ci_format);
+        let id = id.to_owned();
+        // The CPU part (parse, redaction, text) off the async workers.
+        let made = tokio::task::spawn_blocking(move || {
+            let _room = room;
+            make_case(&id, &row, &journal, &kinds, &flow, format)
+        })
+        .await
+        .map_err(|e| AsTestError::Crashed(e.to_string()))??;
+        Ok(Some(made))
     }
+}
+
+/// Largest recording (trigger, journal, output and answer texts) that becomes a case.
+pub const MAX_RECORDING: usize = 16 * 1024 * 1024;
+
+/// What making a case holds, per byte of its recording: the parsed values, the case, its
+/// redacted copy and its text.
+const MEMORY_FACTOR: usize = 4;
+
+/// The bytes of an execution's recording: its trigger, output, answer and journal texts.
+fn recording_size(row: &flowgate_store::ExecutionRow, journal: &[StepRecord]) -> usize {
+    let len = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+    row.trigger.len()
+        + len(&row.output)
+        + len(&row.response)
+        + len(&row.error)
+        + journal.iter().map(|s| len(&s.input) + len(&s.output) + len(&s.error) + len(&s.response)).sum::<usize>()
+}
+
+/// `bytes` for people: `18.0 MB`, `512 KB`.
+fn megabytes(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{} KB", bytes.div_ceil(1024))
+    }
+}
+
+/// The case of execution `id` from its row and journal (CPU work: run off the async workers).
+fn make_case(
+    id: &str,
+    row: &flowgate_store::ExecutionRow,
+    journal: &[StepRecord],
+    kinds: &HashMap<String, &'static str>,
+    flow: &crate::CompiledFlow,
+    format: Format,
+) -> Result<AsTest, AsTestError> {
+    let recording = Recording::of(journal, kinds)?;
+    if row.status == "failed" && recording.failed.is_empty() && row.failed_step.is_none() {
+        let why = row
+            .error
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<Value>(e).ok())
+            .and_then(|e| e["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(AsTestError::NotRecorded(format!(
+            "execution `{id}` failed outside its steps ({why}), which a test cannot reproduce"
+        )));
+    }
+    let redactor = &flow.redactor;
+    let hidden = hidden_headers(flow);
+    let event: Value = serde_json::from_str(&row.trigger).unwrap_or(Value::Null);
+    let headers: Map<String, Value> = event["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            !LEFT_OUT_HEADERS.contains(&name.as_str()) && !hidden.contains(&name) && *value != "[redacted]"
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let query: Map<String, Value> = event["query"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, value)| *value != "[redacted]")
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let mut trigger = Map::new();
+    trigger.insert("body".into(), event.get("body").cloned().unwrap_or(Value::Null));
+    if !headers.is_empty() {
+        trigger.insert("headers".into(), Value::Object(headers));
+    }
+    if !query.is_empty() {
+        trigger.insert("query".into(), Value::Object(query));
+    }
+
+    let mut case = Map::new();
+    case.insert("name".into(), json!(format!("execution {id} ({})", row.flow)));
+    case.insert("flow".into(), json!(row.flow));
+    case.insert("trigger".into(), Value::Object(trigger));
+    if !recording.mocks.is_empty() {
+        case.insert("mocks".into(), Value::Object(recording.mocks.into_iter().collect()));
+    }
+    let mut errors: Map<String, Value> = recording.errors.into_iter().collect();
+    for (key, error) in recording.failed {
+        errors.insert(key, error);
+    }
+    if !errors.is_empty() {
+        case.insert("mockErrors".into(), Value::Object(errors));
+    }
+    let mut expect = Map::new();
+    expect.insert("status".into(), json!(row.status));
+    if !recording.expected.is_empty() {
+        expect.insert("steps".into(), Value::Object(recording.expected.into_iter().collect()));
+    }
+    if row.status == "succeeded"
+        && let Some(output) = row.output.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok())
+    {
+        expect.insert("output".into(), output);
+    }
+    if let Some(response) = row.response.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()) {
+        expect.insert("respond".into(), response);
+    }
+    case.insert("expect".into(), Value::Object(expect));
+    // The journal holds markers already; the event does not, and this costs little.
+    let case = redactor.redact_value(&Value::Object(case));
+    let text = match format {
+        Format::Yaml => yaml_case(&case),
+        Format::Json => serde_json::to_string_pretty(&case).unwrap_or_default() + "\n",
+    };
+    Ok(AsTest {
+        execution: id.to_owned(),
+        integration: row.integration.clone(),
+        flow: row.flow.clone(),
+        version: row.version,
+        format,
+        text,
+        case,
+    })
 }
 
 /// What a journal gives a case.

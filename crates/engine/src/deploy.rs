@@ -186,17 +186,28 @@ pub fn open_values(sealer: &Sealer, d: &Deployment) -> Result<Map<String, Value>
     Ok(out)
 }
 
-/// Config values as stored: the values of `secret` variables sealed.
+/// The names of a deployment's config values that are stored sealed. Each is a secret
+/// whatever type the current document gives its variable: a version (or a draft) that
+/// changes a `secret` variable to `string` still runs with the sealed value, and must not
+/// record or show it.
+pub fn sealed_names(d: &Deployment) -> Vec<String> {
+    let stored: Map<String, Value> = serde_json::from_str(&d.config).unwrap_or_default();
+    stored.into_iter().filter(|(_, v)| v.as_str().is_some_and(Sealer::is_sealed)).map(|(k, _)| k).collect()
+}
+
+/// Config values as stored: the values of `secret` variables sealed, and those named in
+/// `keep_sealed` (values stored sealed before, kept as they were).
 pub fn seal_values(
     sealer: &Sealer,
     tenant: &str,
     integration: &str,
     vars: &indexmap::IndexMap<String, flowgate_model::ConfigVar>,
     values: &Map<String, Value>,
+    keep_sealed: &[String],
 ) -> String {
     let mut out = Map::new();
     for (k, v) in values {
-        let secret = vars.get(k).is_some_and(|var| var.kind == ConfigType::Secret);
+        let secret = vars.get(k).is_some_and(|var| var.kind == ConfigType::Secret) || keep_sealed.contains(k);
         let stored = match (secret, v.as_str()) {
             (true, Some(s)) => Value::String(sealer.seal_str(s, &config_aad(tenant, integration, k))),
             _ => v.clone(),
@@ -276,6 +287,17 @@ pub fn build(
             if let Some(v) = value {
                 secrets.push((format!("config.{name}"), v.to_owned()));
             }
+        }
+    }
+    // Every value stored sealed is a secret, whatever type this document gives its variable
+    // (one changed from `secret` to `string` runs with the sealed value all the same).
+    for name in deployment.map(sealed_names).unwrap_or_default() {
+        let marker_name = format!("config.{name}");
+        if secrets.iter().any(|(n, _)| *n == marker_name) {
+            continue;
+        }
+        if let Some(v) = values.get(&name).and_then(Value::as_str) {
+            secrets.push((marker_name, v.to_owned()));
         }
     }
     let redactor = Arc::new(Redactor::new(secrets));
@@ -383,7 +405,7 @@ mod tests {
             serde_json::from_value::<flowgate_model::ConfigVar>(json!({ "type": "secret" })).unwrap(),
         );
         let values: Map<String, Value> = json!({ "token": "tok-123456", "n": 3 }).as_object().unwrap().clone();
-        let stored = seal_values(&sealer, "t1", "shop", &vars, &values);
+        let stored = seal_values(&sealer, "t1", "shop", &vars, &values, &[]);
         assert!(!stored.contains("tok-123456"), "{stored}");
         let d = |tenant: &str| Deployment {
             tenant_id: tenant.into(),
@@ -395,6 +417,12 @@ mod tests {
         };
         assert_eq!(open_values(&sealer, &d("t1")).unwrap(), values);
         assert!(open_values(&sealer, &d("t2")).is_err(), "a value moved to another tenant does not open");
+        assert_eq!(sealed_names(&d("t1")), ["token"]);
+        // A value stored sealed stays sealed when its variable is no longer `secret`.
+        let kept = seal_values(&sealer, "t1", "shop", &indexmap::IndexMap::new(), &values, &["token".into()]);
+        assert!(!kept.contains("tok-123456"), "{kept}");
+        let d = Deployment { config: kept, ..d("t1") };
+        assert_eq!((sealed_names(&d), open_values(&sealer, &d).unwrap()), (vec!["token".to_owned()], values));
     }
 }
 
@@ -576,11 +604,20 @@ impl crate::Engine {
         if !problems.is_empty() || (require_all && !missing.is_empty()) {
             return Err(DeployError::Invalid { problems, missing });
         }
+        // A value stored sealed and not given again stays sealed, even when the variable is
+        // no longer `secret`: changing its type never unseals it.
+        let keep_sealed: Vec<String> = existing
+            .as_ref()
+            .map(sealed_names)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|name| !values.contains_key(name))
+            .collect();
         let now = inner.clock.now_ms();
         let deployment = Deployment {
             tenant_id: tenant.to_owned(),
             integration: slug.to_owned(),
-            config: seal_values(&inner.sealer, tenant, slug, vars, &merged),
+            config: seal_values(&inner.sealer, tenant, slug, vars, &merged, &keep_sealed),
             deployed: true,
             deployed_version: existing.as_ref().and_then(|d| d.deployed_version),
             updated_at: next_stamp(now, existing.as_ref().map_or(0, |d| d.updated_at)),
@@ -632,7 +669,7 @@ impl crate::Engine {
     }
 
     /// A deployment as the API shows it: deployed, live, what is missing, each config value
-    /// (secrets only as set or not), the lifecycle flows' last runs.
+    /// (secrets, and values stored sealed, only as set or not), the lifecycle flows' last runs.
     ///
     /// # Errors
     /// No such integration, or the store.
@@ -646,6 +683,7 @@ impl crate::Engine {
             }
             None => Map::new(),
         };
+        let sealed = d.as_ref().map(sealed_names).unwrap_or_default();
         let mut config = Map::new();
         for (name, var) in &ci.definition.config {
             let (value, source) = match (values.get(name), &var.default) {
@@ -655,6 +693,10 @@ impl crate::Engine {
             };
             let shown = if var.kind == ConfigType::Secret {
                 json!({ "type": "secret", "set": value.is_some(), "source": source })
+            } else if source == "deployment" && sealed.contains(name) {
+                // Stored sealed (set while the variable was `secret`): shown as set, never
+                // its value.
+                json!({ "type": var.kind, "set": true, "sealed": true, "source": source })
             } else {
                 json!({ "type": var.kind, "value": value, "source": source })
             };

@@ -155,6 +155,18 @@ impl Engine {
         let inner = &self.inner;
         let mut document = draft.document.clone();
         let literals = deploy::extract_literals(&mut document);
+        // The credential places hold markers now; a literal may also be elsewhere — a marker
+        // of a case made from an execution (`tests:`), restored by `check`, or the value
+        // written anywhere — and is stored as its marker there too, as in `source`. A version's
+        // document has every marker put back when it is built (`deploy::build`), and the test
+        // runner puts them back in a case.
+        let document = if literals.is_empty() {
+            document.to_string()
+        } else {
+            flowgate_secrets::Redactor::new(literals.iter().cloned())
+                .redact_json_text(&document.to_string())
+                .into_owned()
+        };
         let now = inner.clock.now_ms();
         let new = NewVersion {
             tenant_id: tenant.to_owned(),
@@ -166,7 +178,7 @@ impl Engine {
             }
             .to_owned(),
             source: deploy::redact_source(&text, &literals),
-            document: document.to_string(),
+            document,
             routes: draft.routes(),
             emails: draft.emails(),
             secrets: deploy::seal_literals(&inner.sealer, tenant, &slug, &literals),

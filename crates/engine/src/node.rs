@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     pub(crate) waiters: waiters::Waiters,
     /// Evaluates expressions under their budget (inline, then on its thread pool).
     pub(crate) evaluator: Evaluator,
+    /// Evaluates dry runs' expressions (issue 20): one thread of its own beside the pool's.
+    pub(crate) dry_evaluator: Evaluator,
     /// The outbound HTTP client, under the outbound address policy.
     pub(crate) http: reqwest::Client,
     /// Worker slots: an execution runs while it holds one.

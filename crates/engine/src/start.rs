@@ -28,12 +28,10 @@ impl Engine {
             (settings.max_concurrency, settings.tenant_share_pct, settings.flow_share_pct);
         let inner = Arc::new(Inner {
             evaluator: Evaluator::new(settings.expression_budget, settings.expression_threads),
+            dry_evaluator: Evaluator::new(settings.expression_budget, 1),
             http: flowgate_steps::util::http_client_with(&settings.outbound),
             permits: Arc::new(Semaphore::new(if settings.workers { settings.max_concurrency } else { 0 })),
-            dry_permits: Arc::new(Semaphore::new(match settings.dry_run_workers {
-                0 => (settings.max_concurrency / 4).max(1),
-                n => n,
-            })),
+            dry_permits: Arc::new(Semaphore::new(crate::dry_runs::slots(&settings))),
             store,
             settings,
             clock,

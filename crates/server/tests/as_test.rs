@@ -283,3 +283,82 @@ async fn only_ended_recorded_executions_of_the_tenant_become_tests() {
     let (status, v) = as_test(&s, "nope", "").await;
     assert_eq!(status, 404, "{v}");
 }
+
+backends!(a_huge_recording_is_refused_before_it_is_parsed);
+/// An execution whose recording (trigger and journal) is over 16 MB is a 422 `too_large`
+/// saying how big it is and the limit, not parsed and turned into an even larger case; a small
+/// one of the same flow still becomes a test.
+async fn a_huge_recording_is_refused_before_it_is_parsed() {
+    let s = TestServer::start().await;
+    s.apply(
+        "integration: big\nflows:\n  - flow: f\n    trigger: { webhook: { path: big } }\n    steps:\n      - { id: twice, transform: '{ a: .body.s, b: .body.s }' }\n",
+    )
+    .await;
+    let run = async |s: &TestServer, len: usize| {
+        let (status, _, v) = send(s.post_hook("big").json(&json!({ "s": "x".repeat(len) }))).await;
+        assert_eq!(status, 202, "{v}");
+        let id = v["executionId"].as_str().unwrap().to_owned();
+        s.wait_for(&id, "succeeded").await;
+        id
+    };
+    // 6 MB received, 12 MB of step output (and as the execution's output): 30 MB recorded,
+    // each part under its own limit.
+    let huge = run(&s, 6 * 1024 * 1024).await;
+    let (status, v) = as_test(&s, &huge, "").await;
+    assert_eq!(status, 422, "{}", v.to_string().chars().take(300).collect::<String>());
+    assert_error(&v, "too_large");
+    assert_eq!(v["error"]["details"]["limit"], 16 * 1024 * 1024, "{v}");
+    let bytes = v["error"]["details"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 18 * 1024 * 1024, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    let size = format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0));
+    assert!(message.contains(&size) && message.contains("up to 16.0 MB"), "{message}");
+    // A small one: its case.
+    let small = run(&s, 10).await;
+    let (status, v) = as_test(&s, &small, "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["test"]["expect"]["steps"]["twice"], json!({ "a": "xxxxxxxxxx", "b": "xxxxxxxxxx" }), "{v}");
+}
+
+const LITERAL: &str = "LiteralBearerToken4242";
+
+backends!(a_literal_marker_in_a_test_case_is_stored_as_a_marker);
+/// A sealed literal's marker in a test case (as a case made from an execution holds it) is
+/// put back for the check, and stored as the marker again: neither the document nor the source
+/// of the version shows the value; the case still passes on the server.
+async fn a_literal_marker_in_a_test_case_is_stored_as_a_marker() {
+    let s = TestServer::start().await;
+    let doc = format!(
+        "integration: lit\nflows:\n  - flow: f\n    trigger: {{ webhook: {{ path: lit, auth: {{ bearer: {{ token: \"{LITERAL}\" }} }} }} }}\n    steps:\n      - {{ id: t, transform: '{{ a: .body.a }}' }}\n"
+    );
+    s.apply(&doc).await;
+    let read = s.get_json("/v1/integrations/lit").await;
+    let source = read["source"].as_str().unwrap().to_owned();
+    assert!(!source.contains(LITERAL), "{source}");
+    let marker = read["document"]["flows"][0]["trigger"]["webhook"]["auth"]["bearer"]["token"]
+        .as_str()
+        .expect("the token's marker")
+        .to_owned();
+    assert!(marker.starts_with("«secret:"), "{read:#}");
+
+    // The document as read back, with a case holding the marker.
+    let with_case = format!(
+        "{source}tests:\n  - name: marked\n    flow: f\n    trigger: {{ body: {{ a: \"{marker}\" }} }}\n    expect: {{ status: succeeded, steps: {{ t: {{ a: \"{marker}\" }} }} }}\n"
+    );
+    let (status, v) = s.put_integration("lit", &with_case).await;
+    assert!((200..300).contains(&status), "{v}");
+    let read = s.get_json("/v1/integrations/lit").await;
+    assert!(!read.to_string().contains(LITERAL), "the literal is shown: {read:#}");
+    assert_eq!(read["document"]["tests"][0]["trigger"]["body"]["a"], marker, "{read:#}");
+    for path in ["/v1/integrations/lit/versions", "/v1/integrations/lit/versions/2"] {
+        let v = s.get_json(path).await;
+        assert!(!v.to_string().contains(LITERAL), "{path} shows the literal: {v:#}");
+    }
+    // The credential still works, and the case passes (the marker is the value again).
+    let (status, _, v) = send(s.post_hook("lit").bearer_auth(LITERAL).json(&json!({ "a": 1 }))).await;
+    assert_eq!(status, 202, "{v}");
+    let (status, _, report) = send(s.api(Method::POST, "/v1/integrations/lit/test")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert!(!report.to_string().contains(LITERAL), "{report}");
+}

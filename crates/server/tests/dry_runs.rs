@@ -237,6 +237,34 @@ async fn a_document_not_applied_reports_unanswered_steps_and_new_failures() {
     let failed = results.iter().find(|r| r["outcome"] == "would_fail").unwrap();
     assert_eq!(failed["error"]["step"], "mapped", "{failed}");
     assert!(failed["error"]["message"].as_str().unwrap().contains("no sevens"), "{failed}");
+    // A step answered from the recording whose definition changed: what it would send now is
+    // not known, so the execution is different, never the same (the push now goes elsewhere).
+    let moved = shop(&up.url, TOTAL, LINE, "").replace(
+        &format!("method: POST, url: \"{}/orders\"", up.url),
+        &format!("method: DELETE, url: \"{}/orders/v2\"", up.url),
+    );
+    assert_ne!(moved, shop(&up.url, TOTAL, LINE, ""));
+    let (status, v) = start(&s, json!({ "source": moved, "flow": "orders", "limit": 50 })).await;
+    assert_eq!(status, 202, "{v}");
+    let (run, results) = finished(&s, v["id"].as_str().unwrap()).await;
+    assert_eq!(run["different"], 50, "{run}");
+    let change = results[0]["changes"].as_array().unwrap().iter().find(|c| c["at"] == "steps.push.definition").cloned();
+    let change = change.unwrap_or_else(|| panic!("the push's definition changed: {}", results[0]));
+    assert!(change["diff"].to_string().contains("/orders/v2"), "{change}");
+    // A step that was pure when recorded and calls out now: nothing recorded answers it.
+    let calls = shop(&up.url, TOTAL, LINE, "").replace(
+        &format!(
+            "{{ id: mapped, transform: '{{ sku: $trigger.body.sku, qty: $trigger.body.qty, total: ({TOTAL}) }}' }}"
+        ),
+        &format!("{{ id: mapped, http: {{ method: GET, url: \"{}/mapped\" }} }}", up.url),
+    );
+    assert!(calls.contains("/mapped"));
+    let (status, v) = start(&s, json!({ "source": calls, "flow": "orders", "limit": 5 })).await;
+    assert_eq!(status, 202, "{v}");
+    let (run, results) = finished(&s, v["id"].as_str().unwrap()).await;
+    assert_eq!(run["unanswered"], 5, "{run}");
+    assert!(results[0]["message"].as_str().unwrap().contains("`mapped` was a `transform` step"), "{}", results[0]);
+    assert_eq!(up.hits("/mapped"), 0);
     // Filters: a time range that holds nothing, a status, a limit.
     let (_, v) = start(&s, json!({ "flow": "orders", "to": "2000-01-01T00:00:00Z" })).await;
     assert_eq!(v["total"], 0, "{v}");

@@ -361,7 +361,8 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the dry runs `node` (every node: `None`) was running as `interrupted` (it
     /// restarted); how many.
     async fn interrupt_dry_runs(&self, node: Option<&str>, at: i64) -> Result<u64>;
-    /// Deletes dry runs (and their results) created before `before`; how many runs.
+    /// Deletes dry runs (and their results) created before `before`, in short statements of at
+    /// most a few thousand rows each (never one long transaction); how many runs.
     async fn purge_dry_runs(&self, before: i64) -> Result<u64>;
     /// How many of a tenant's executions failed (and are still failed) with `finished_at`
     /// at or after `since`, per (integration, flow): the console's integrations list, from

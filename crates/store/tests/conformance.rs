@@ -1794,3 +1794,109 @@ conformance!(executions_in_a_time_range_dense_or_sparse, |store: SharedStore| as
     assert_eq!(listed(None, Some(T0 + 5)).await, want(0..5), "sparse, up to");
     assert!(listed(Some(T0 + 5_000), None).await.is_empty(), "nothing in the range");
 });
+
+// =============================================================================================
+// Dry runs
+// =============================================================================================
+
+fn dry_run(id: &str, created_at: i64) -> flowgate_store::dry_runs::DryRun {
+    flowgate_store::dry_runs::DryRun {
+        id: id.into(),
+        tenant_id: TENANT.into(),
+        integration: INTEGRATION.into(),
+        version: "1".into(),
+        request: "{}".into(),
+        node_id: "n1".into(),
+        status: "done".into(),
+        total: 0,
+        done: 0,
+        same: 0,
+        different: 0,
+        would_fail: 0,
+        unanswered: 0,
+        error: None,
+        created_at,
+        updated_at: created_at,
+        finished_at: None,
+    }
+}
+
+/// Creates a dry run with `n` results (numbered 1..=n).
+async fn dry_run_with_results(store: &SharedStore, id: &str, created_at: i64, n: i64) {
+    store.create_dry_run(&dry_run(id, created_at)).await.unwrap();
+    let results: Vec<flowgate_store::dry_runs::DryRunResult> = (1..=n)
+        .map(|k| flowgate_store::dry_runs::DryRunResult {
+            dry_run_id: id.into(),
+            n: k,
+            execution_id: format!("{id}-x{k}"),
+            flow: FLOW.into(),
+            outcome: "same".into(),
+            detail: "{}".into(),
+        })
+        .collect();
+    let counts = flowgate_store::dry_runs::DryRunCounts { total: n, done: n, same: n, ..Default::default() };
+    store.add_dry_run_results(id, &results, counts, created_at + 1).await.unwrap();
+}
+
+async fn dry_run_result_count(store: &SharedStore, id: &str) -> usize {
+    store.dry_run_results(id, None, 0, 1_000_000).await.unwrap().len()
+}
+
+conformance!(expired_dry_runs_go_with_their_results_in_batches, |store: SharedStore| async move {
+    // More results than one batch (5,000), a run with a few, an expired run without any, and
+    // two kept: one created exactly at the cutoff (not before it) and one after.
+    dry_run_with_results(&store, "dry_old_big", T0, 12_345).await;
+    dry_run_with_results(&store, "dry_old_small", T0 + 10, 3).await;
+    store.create_dry_run(&dry_run("dry_old_empty", T0 + 20)).await.unwrap();
+    dry_run_with_results(&store, "dry_at_cutoff", T0 + 500, 4).await;
+    dry_run_with_results(&store, "dry_new", T0 + 1_000, 7_001).await;
+    assert_eq!(dry_run_result_count(&store, "dry_old_big").await, 12_345);
+
+    assert_eq!(store.purge_dry_runs(T0 + 500).await.unwrap(), 3, "the three runs created before the cutoff");
+    for id in ["dry_old_big", "dry_old_small", "dry_old_empty"] {
+        assert!(store.dry_run(TENANT, id).await.unwrap().is_none(), "{id} is gone");
+        assert_eq!(dry_run_result_count(&store, id).await, 0, "{id}'s results are gone");
+    }
+    let kept = store.dry_run(TENANT, "dry_new").await.unwrap().expect("the new run is kept");
+    assert_eq!((kept.total, kept.done, kept.same), (7_001, 7_001, 7_001));
+    assert_eq!(dry_run_result_count(&store, "dry_new").await, 7_001);
+    let results = store.dry_run_results("dry_new", None, 0, 1_000_000).await.unwrap();
+    assert_eq!(results.iter().map(|r| r.n).collect::<Vec<_>>(), (1..=7_001).collect::<Vec<_>>());
+    assert!(store.dry_run(TENANT, "dry_at_cutoff").await.unwrap().is_some(), "created at the cutoff: kept");
+    assert_eq!(dry_run_result_count(&store, "dry_at_cutoff").await, 4);
+
+    // Again: nothing more to delete.
+    assert_eq!(store.purge_dry_runs(T0 + 500).await.unwrap(), 0);
+    assert_eq!(dry_run_result_count(&store, "dry_new").await, 7_001);
+    // A later cutoff takes the rest.
+    assert_eq!(store.purge_dry_runs(T0 + 1_001).await.unwrap(), 2);
+    assert_eq!(dry_run_result_count(&store, "dry_new").await, 0);
+    assert_eq!(dry_run_result_count(&store, "dry_at_cutoff").await, 0);
+});
+
+conformance!(purging_dry_runs_is_many_short_transactions, |store: SharedStore| async move {
+    // A reader watching while an expired run of many results is purged sees it go in steps
+    // (the first result left moves up, batch after batch), never all at once: no single
+    // transaction holds the writer for the whole run.
+    dry_run_with_results(&store, "dry_huge", T0, 60_000).await;
+    let purge = tokio::spawn({
+        let store = store.clone();
+        async move { store.purge_dry_runs(T0 + 1).await.unwrap() }
+    });
+    let mut partial = None;
+    loop {
+        let first = store.dry_run_results("dry_huge", None, 0, 1).await.unwrap();
+        match first.first() {
+            Some(r) if r.n > 1 => partial = partial.or(Some(r.n)),
+            Some(_) => {}
+            None => break,
+        }
+        if purge.is_finished() {
+            break;
+        }
+    }
+    assert_eq!(purge.await.unwrap(), 1);
+    assert!(partial.is_some(), "the results went in one transaction");
+    assert_eq!(dry_run_result_count(&store, "dry_huge").await, 0);
+    assert!(store.dry_run(TENANT, "dry_huge").await.unwrap().is_none());
+});

@@ -127,6 +127,14 @@ async fn dry_run_first(a: &Args, slug: &str, text: String, format: Format) -> an
         println!("not applied: the dry run did not finish");
         return Ok(ExitCode::from(1));
     }
+    if !dry_run::complete(&run) {
+        println!(
+            "not applied: the dry run has results for {} of its {} executions (the others' recordings went \
+             away while it ran); run it again",
+            run["done"], run["total"]
+        );
+        return Ok(ExitCode::from(1));
+    }
     if a.yes {
         println!("applying anyway (--yes)");
         return put(&a.conn, slug, text, format).await;

@@ -48,9 +48,23 @@ pub enum Started {
 
 /// Starts a dry run of `slug`: of the stored `version`, or of `source` (a document not applied).
 ///
+/// Whether a document's integration is new is asked first (`GET /v1/integrations/{slug}`
+/// answering `404 not_found`): a 404 from the dry run itself is then an error, not a new
+/// integration — a server or proxy without the route answers 404 too.
+///
 /// # Errors
 /// The server cannot be reached.
 pub async fn start(conn: &Conn, slug: &str, what: Subject<'_>, sel: &Selection<'_>) -> anyhow::Result<Started> {
+    if matches!(what, Subject::Document(..)) {
+        let (status, v) = conn.call_raw(Method::GET, &format!("/v1/integrations/{slug}"), None).await?;
+        if status == 404 && is_missing(&v) {
+            return Ok(Started::NoIntegration);
+        }
+        if status >= 400 {
+            print_error(&v);
+            return Ok(Started::Failed);
+        }
+    }
     let mut body = json!({ "limit": sel.against });
     match what {
         Subject::Version(version) => body["version"] = json!(version),
@@ -64,11 +78,13 @@ pub async fn start(conn: &Conn, slug: &str, what: Subject<'_>, sel: &Selection<'
     }
     let path = format!("/v1/integrations/{slug}/dry-runs");
     let (status, v) = conn.call_raw(Method::POST, &path, Some(("application/json", body.to_string()))).await?;
-    if status == 404 && matches!(what, Subject::Document(..)) {
-        return Ok(Started::NoIntegration);
-    }
     if status >= 400 {
         print_error(&v);
+        if status == 404 && !is_missing(&v) {
+            eprintln!(
+                "the server at this address has no dry runs (POST {path} answered 404): is it older than this CLI?"
+            );
+        }
         return Ok(Started::Failed);
     }
     let id = v["id"].as_str().unwrap_or("").to_owned();
@@ -80,6 +96,12 @@ pub async fn start(conn: &Conn, slug: &str, what: Subject<'_>, sel: &Selection<'
     };
     eprintln!("dry run {id}: {what} against {total} recorded execution{} of {}", plural(total), flows_phrase(&flows));
     Ok(Started::Running(id))
+}
+
+/// Whether a 404's body says the thing asked for does not exist — the API's `not_found` —
+/// rather than that the route is unknown (an older server, a proxy).
+fn is_missing(v: &Value) -> bool {
+    v["error"]["code"] == "not_found" && v["error"]["message"] != "no such route"
 }
 
 /// Follows a dry run until it ends, showing progress on stderr; returns its last state (no
@@ -197,10 +219,17 @@ pub async fn first_differences(conn: &Conn, id: &str) -> anyhow::Result<Result<V
     Ok(Ok(out))
 }
 
-/// True when every execution tried came out `same` (also when there were none).
+/// True when every execution tried came out `same` (also when there were none): the run is
+/// done, with a result for every execution it chose.
 pub fn all_same(run: &Value) -> bool {
     run["status"] == "done"
+        && complete(run)
         && ["different", "wouldFail", "unanswered"].iter().all(|k| run[*k].as_i64().unwrap_or(0) == 0)
+}
+
+/// True when the run has a result for every execution it chose (`done` is `total`).
+pub fn complete(run: &Value) -> bool {
+    matches!((run["done"].as_i64(), run["total"].as_i64()), (Some(done), Some(total)) if done >= total)
 }
 
 /// Prints the summary of a finished dry run, and the first differences, on stdout.
@@ -379,9 +408,22 @@ mod tests {
 
     #[test]
     fn only_a_finished_run_without_differences_is_all_same() {
-        let run = |status: &str, d: i64| json!({"status": status, "different": d, "wouldFail": 0, "unanswered": 0});
+        let run = |status: &str, d: i64| json!({"status": status, "total": 4, "done": 4, "different": d, "wouldFail": 0, "unanswered": 0});
         assert!(all_same(&run("done", 0)));
         assert!(!all_same(&run("done", 1)));
         assert!(!all_same(&run("failed", 0)));
+        // Executions without a result (their recordings vanished mid-run): not all the same.
+        let short = json!({"status": "done", "total": 3, "done": 2, "same": 2, "different": 0, "wouldFail": 0, "unanswered": 0});
+        assert!(!all_same(&short) && !complete(&short));
+        let full = json!({"status": "done", "total": 3, "done": 3, "same": 3, "different": 0, "wouldFail": 0, "unanswered": 0});
+        assert!(all_same(&full));
+    }
+
+    #[test]
+    fn only_the_apis_not_found_is_a_missing_integration() {
+        assert!(is_missing(&json!({"error": {"code": "not_found", "message": "no integration `x`"}})));
+        assert!(!is_missing(&json!({"error": {"code": "not_found", "message": "no such route"}})));
+        assert!(!is_missing(&json!("404 page not found")));
+        assert!(!is_missing(&Value::Null));
     }
 }

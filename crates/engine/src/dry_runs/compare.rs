@@ -50,9 +50,54 @@ impl Shape {
 }
 
 /// The step id of a journal key: `each[3].push` → `push`, `each[3]` → `each`.
-fn step_id(key: &str) -> &str {
+pub(crate) fn step_id(key: &str) -> &str {
     let last = key.rsplit('.').next().unwrap_or(key);
     last.split('[').next().unwrap_or(last)
+}
+
+/// A version's flow as written: its steps by id with their kind and definition (the JSON of
+/// the step as stored, markers for literals), and the integration's `config` and
+/// `connections`, which the steps' templates read. A step answered from the recording is
+/// compared by these: what it would have sent is not known, but that its definition changed is.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Written {
+    steps: std::collections::HashMap<String, (String, Value)>,
+    shared: Value,
+}
+
+impl Written {
+    /// True when the flow has a step `id` of a pure kind (it runs in a dry run).
+    pub(crate) fn is_pure(&self, id: &str) -> bool {
+        self.steps.get(id).is_some_and(|(k, _)| crate::answers::is_pure(k))
+    }
+
+    /// `flow` of a stored document (JSON).
+    pub(crate) fn of(document: &Value, flow: &str) -> Written {
+        let mut steps = std::collections::HashMap::new();
+        if let Some(f) = document["flows"].as_array().and_then(|a| a.iter().find(|f| f["flow"] == flow)) {
+            walk(&f["steps"], &mut steps);
+        }
+        Written { steps, shared: json!({ "config": document["config"], "connections": document["connections"] }) }
+    }
+}
+
+fn walk(v: &Value, out: &mut std::collections::HashMap<String, (String, Value)>) {
+    use flowgate_model::StepKind;
+    match v {
+        Value::Object(o) => {
+            let kinds = <flowgate_steps::StepConfig as StepKind>::KINDS;
+            if let (Some(id), Some(kind)) =
+                (o.get("id").and_then(Value::as_str), o.keys().find(|k| kinds.contains(&k.as_str())))
+            {
+                out.insert(id.to_owned(), (kind.clone(), v.clone()));
+            }
+            for child in o.values() {
+                walk(child, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+        _ => {}
+    }
 }
 
 /// How one execution compares.
@@ -94,8 +139,9 @@ pub(crate) fn kept(recording: &Recording) -> bool {
     finished && outputs && !(recording.journal.is_empty() && recording.execution.status != "failed")
 }
 
-/// Compares a recording with its dry run; `shape` is the tried flow's.
-pub(crate) fn compare(recording: &Recording, ran: &DryRan, shape: &Shape) -> Verdict {
+/// Compares a recording with its dry run; `shape` is the tried flow's, `written` the flow as
+/// the recorded version and the tried one wrote it.
+pub(crate) fn compare(recording: &Recording, ran: &DryRan, shape: &Shape, written: (&Written, &Written)) -> Verdict {
     let x = &recording.execution;
     let was_error = x.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok());
     let was = side(&recording.journal, &x.status, was_error, x.response.as_deref());
@@ -110,7 +156,44 @@ pub(crate) fn compare(recording: &Recording, ran: &DryRan, shape: &Shape) -> Ver
             }),
         };
     }
+    // Steps answered from the recording: the recording answers them only as they were.
+    let (was_written, now_written) = written;
+    let mut answered: Vec<&str> = ran
+        .entries
+        .iter()
+        .map(|e| step_id(&e.step_id))
+        .filter(|id| now_written.steps.get(*id).is_some_and(|(k, _)| !crate::answers::is_pure(k)))
+        .collect();
+    answered.sort_unstable();
+    answered.dedup();
     let mut changes = Vec::new();
+    let mut other_kind = Vec::new();
+    for id in &answered {
+        let (Some((wk, wd)), Some((nk, nd))) = (was_written.steps.get(*id), now_written.steps.get(*id)) else {
+            continue;
+        };
+        if wk != nk {
+            other_kind.push(format!("`{id}` was a `{wk}` step when recorded and is a `{nk}` step now"));
+        } else if wd != nd {
+            let mut diffs = Vec::new();
+            diff("", wd, nd, &mut diffs);
+            changes.push(json!({ "at": format!("steps.{id}.definition"), "change": "changed", "diff": diffs,
+                "note": "answered from the recording, which was made by the definition before: what it would send now is not known" }));
+        }
+    }
+    if !other_kind.is_empty() {
+        return Verdict {
+            outcome: "unanswered",
+            detail: json!({ "steps": answered.iter().filter(|id| other_kind.iter().any(|m| m.starts_with(&format!("`{id}`")))).collect::<Vec<_>>(),
+                "message": format!("nothing recorded answers these steps as they are now: {}", other_kind.join("; ")) }),
+        };
+    }
+    if !answered.is_empty() && was_written.shared != now_written.shared {
+        let mut diffs = Vec::new();
+        diff("", &was_written.shared, &now_written.shared, &mut diffs);
+        changes.push(json!({ "at": "integration", "change": "changed", "diff": diffs,
+            "note": "the config or connections the steps answered from the recording read changed" }));
+    }
     if was.status != now.status {
         changes.push(json!({ "at": "status", "was": was.status, "now": now.status }));
     }

@@ -35,17 +35,19 @@ pub const MAX_SELECTED: usize = 100_000;
 /// How long a dry run and its results are kept.
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A running dry run that made no progress for this long has lost its node.
-const STALE: Duration = Duration::from_secs(10 * 60);
+const STALE: Duration = Duration::from_secs(30 * 60);
 /// Longest the dry run of one execution may take.
 const EXECUTION_LIMIT: Duration = Duration::from_secs(30);
 /// Recordings read (and results written) at a time, at most: a page's write drops the SQLite
 /// readers' caches, so fewer, larger pages read faster.
 const PAGE: usize = 1024;
 /// The first page, before the size of a recording is known.
-const FIRST_PAGE: usize = 64;
+const FIRST_PAGE: usize = 16;
 /// Bytes of recordings (events and journals) one page may hold, about: the next page's size
-/// follows from the sizes seen so far, so large events make small pages.
+/// follows from the largest recording seen so far, so large events make small pages.
 const PAGE_BYTES: usize = 64 << 20;
+/// The most one result's detail may hold (bytes of JSON): past it, its first changes.
+const MAX_DETAIL: usize = 64 << 10;
 /// Dry runs one tenant may have running on a node at once.
 pub const MAX_RUNNING_PER_TENANT: usize = 2;
 /// Statuses a recording may have: a finished run.
@@ -121,6 +123,8 @@ pub struct DryRunStarted {
 struct JobCx {
     inner: Arc<Inner>,
     ci: Arc<CompiledIntegration>,
+    /// The tried version's flows as written.
+    written: HashMap<String, compare::Written>,
     shapes: HashMap<String, Shape>,
 }
 
@@ -225,7 +229,10 @@ impl Engine {
                     )));
                 }
             }
-            req.flows.clone()
+            let mut flows = req.flows.clone();
+            let mut seen = std::collections::HashSet::new();
+            flows.retain(|f| seen.insert(f.clone()));
+            flows
         };
         let place = RunningPlace::take(&inner.dry_runs, tenant).ok_or(DryRunError::Busy)?;
         let selected = self.select(tenant, slug, &flows, &req).await?;
@@ -257,7 +264,9 @@ impl Engine {
         };
         inner.store.create_dry_run(&run).await?;
         let shapes = ci.definition.flows.iter().map(|f| (f.flow.clone(), Shape::of(&f.steps))).collect();
-        let cx = Arc::new(JobCx { inner: inner.clone(), ci, shapes });
+        let document: Value = serde_json::from_str(&ci.record.document).unwrap_or(Value::Null);
+        let written = flows.iter().map(|f| (f.clone(), compare::Written::of(&document, f))).collect();
+        let cx = Arc::new(JobCx { inner: inner.clone(), ci, shapes, written });
         let (id, tenant) = (run.id.clone(), tenant.to_owned());
         inner.tracker.spawn(async move {
             run_job(cx, id, tenant, selected).await;
@@ -274,7 +283,7 @@ impl Engine {
         slug: &str,
         flows: &[String],
         req: &DryRunRequest,
-    ) -> Result<Vec<String>, flowgate_store::Error> {
+    ) -> Result<Vec<(String, String)>, flowgate_store::Error> {
         const LISTING: u32 = 500;
         let mut selected = Vec::new();
         for flow in flows {
@@ -295,7 +304,7 @@ impl Engine {
                 query.before = page.last().map(|r| r.seq);
                 for row in page {
                     if FINISHED.contains(&row.status.as_str()) && taken < req.limit && selected.len() < MAX_SELECTED {
-                        selected.push(row.id);
+                        selected.push((row.id, row.flow));
                         taken += 1;
                     }
                 }
@@ -398,25 +407,30 @@ fn changed_flows(tried: &str, live: Option<&str>) -> Vec<String> {
 }
 
 /// Works through a dry run's executions, page by page, and ends it.
-async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<String>) {
+async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<(String, String)>) {
     let inner = cx.inner.clone();
     let mut counts = DryRunCounts { total: selected.len() as i64, ..DryRunCounts::default() };
     let mut n = 0i64;
     let mut failure = None;
     // The next page's recordings are read while this one runs.
-    let read = |ids: Vec<String>| {
+    let read = |page: Vec<(String, String)>| {
         let (inner, tenant) = (inner.clone(), tenant.clone());
-        tokio::spawn(async move { inner.store.recordings(&tenant, &ids).await })
+        let ids: Vec<String> = page.iter().map(|(id, _)| id.clone()).collect();
+        (page, tokio::spawn(async move { inner.store.recordings(&tenant, &ids).await }))
     };
-    let mut rest: &[String] = &selected;
+    let mut rest: &[(String, String)] = &selected;
     let mut take = |size: usize| {
         let (page, after) = rest.split_at(size.min(rest.len()));
         rest = after;
         (!page.is_empty()).then(|| page.to_vec())
     };
-    let (mut seen, mut bytes) = (0usize, 0usize);
+    // Each execution's own concurrency: a run takes at most a quarter of the node's dry-run
+    // slots, so other tenants' runs (and its own second) still get theirs.
+    let own = Arc::new(tokio::sync::Semaphore::new((slots(&inner.settings) / 4).max(1)));
+    let mut largest = 0usize;
+    let mut recorded: HashMap<(i64, String), Arc<compare::Written>> = HashMap::new();
     let mut next = take(FIRST_PAGE).map(read);
-    while let Some(reading) = next.take() {
+    while let Some((page, reading)) = next.take() {
         if inner.hard_stop.is_cancelled() || inner.stop_claims.is_cancelled() {
             let _ = inner.store.finish_dry_run(&id, "interrupted", None, inner.clock.now_ms()).await;
             return;
@@ -432,24 +446,47 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
                 break;
             }
         };
-        seen += recordings.len();
-        bytes += recordings.iter().map(recording_bytes).sum::<usize>();
-        let size = (PAGE_BYTES / (bytes / seen.max(1)).max(1)).clamp(1, PAGE);
+        largest = recordings.iter().map(recording_bytes).fold(largest, usize::max);
+        let size = (PAGE_BYTES / largest.max(1)).clamp(1, PAGE);
         next = take(size).map(read);
-        let mut tasks = Vec::with_capacity(recordings.len());
-        for rec in recordings {
-            let permit = tokio::select! {
+        // The recorded versions' flows as written, read once per version.
+        for rec in &recordings {
+            let x = &rec.execution;
+            if let std::collections::hash_map::Entry::Vacant(slot) = recorded.entry((x.version_id, x.flow.clone())) {
+                let document = match inner.store.version(x.version_id).await {
+                    Ok(Some(v)) => serde_json::from_str(&v.document).unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                slot.insert(Arc::new(compare::Written::of(&document, &x.flow)));
+            }
+        }
+        let mut by_id: HashMap<String, Recording> =
+            recordings.into_iter().map(|r| (r.execution.id.clone(), r)).collect();
+        let mut tasks = Vec::with_capacity(page.len());
+        for (execution_id, flow) in page {
+            let Some(rec) = by_id.remove(&execution_id) else {
+                // Deleted since it was selected (retention): counted, not silently dropped.
+                let gone = json!({ "message": "the execution was deleted before it could be re-run" });
+                tasks.push((execution_id, flow, tokio::spawn(async move { ("unanswered", gone) })));
+                continue;
+            };
+            let permits = tokio::select! {
                 biased;
                 _ = inner.stop_claims.cancelled() => None,
-                permit = inner.dry_permits.clone().acquire_owned() => permit.ok(),
+                permits = async {
+                    let mine = own.clone().acquire_owned().await.ok()?;
+                    let node = inner.dry_permits.clone().acquire_owned().await.ok()?;
+                    Some((mine, node))
+                } => permits,
             };
             // Stopping: what started is collected (and interrupted) below.
-            let Some(permit) = permit else { break };
+            let Some(permits) = permits else { break };
             let cx = cx.clone();
-            let (execution_id, flow) = (rec.execution.id.clone(), rec.execution.flow.clone());
+            let was =
+                recorded.get(&(rec.execution.version_id, rec.execution.flow.clone())).cloned().unwrap_or_default();
             let task = tokio::spawn(async move {
-                let _permit = permit;
-                dry_run_one(&cx, &rec).await
+                let _permits = permits;
+                dry_run_one(&cx, &rec, &was).await
             });
             tasks.push((execution_id, flow, task));
         }
@@ -487,13 +524,24 @@ async fn run_job(cx: Arc<JobCx>, id: String, tenant: String, selected: Vec<Strin
                 "would_fail" => counts.would_fail += 1,
                 _ => counts.unanswered += 1,
             }
+            let mut detail = detail.to_string();
+            if detail.len() > MAX_DETAIL {
+                // A loop of thousands of changed items: the first changes, and how big it was.
+                let first: Vec<Value> = serde_json::from_str::<Value>(&detail)
+                    .ok()
+                    .and_then(|d| d["changes"].as_array().map(|c| c.iter().take(5).cloned().collect()))
+                    .unwrap_or_default();
+                let cut = json!({ "changes": first, "truncated": true, "bytes": detail.len(),
+                    "error": serde_json::from_str::<Value>(&detail).ok().map(|d| d["error"].clone()) });
+                detail = cut.to_string();
+            }
             results.push(DryRunResult {
                 dry_run_id: id.clone(),
                 n,
                 execution_id,
                 flow,
                 outcome: outcome.to_owned(),
-                detail: detail.to_string(),
+                detail,
             });
         }
         counts.done = n;
@@ -535,7 +583,7 @@ fn recording_bytes(r: &Recording) -> usize {
 }
 
 /// Dry-runs one recorded execution and compares: (outcome, detail).
-async fn dry_run_one(cx: &JobCx, rec: &Recording) -> (&'static str, Value) {
+async fn dry_run_one(cx: &JobCx, rec: &Recording, was: &compare::Written) -> (&'static str, Value) {
     let x = &rec.execution;
     let Some(flow) = cx.ci.flows.get(&x.flow).cloned() else {
         return ("unanswered", json!({ "message": format!("the version has no flow `{}`", x.flow) }));
@@ -551,7 +599,9 @@ async fn dry_run_one(cx: &JobCx, rec: &Recording) -> (&'static str, Value) {
         Ok(t) => t,
         Err(e) => return ("unanswered", json!({ "message": format!("the recorded event cannot be read: {e}") })),
     };
-    let answers = answers(rec, &flow.redactor);
+    let nothing = compare::Written::default();
+    let now = cx.written.get(&x.flow).unwrap_or(&nothing);
+    let answers = answers(rec, &flow.redactor, now);
     let ran = run_dry(
         &cx.inner,
         DryInput {
@@ -566,16 +616,20 @@ async fn dry_run_one(cx: &JobCx, rec: &Recording) -> (&'static str, Value) {
     )
     .await;
     let none = Shape::default();
-    let verdict = compare::compare(rec, &ran, cx.shapes.get(&x.flow).unwrap_or(&none));
+    let verdict = compare::compare(rec, &ran, cx.shapes.get(&x.flow).unwrap_or(&none), (was, now));
     (verdict.outcome, verdict.detail)
 }
 
 /// What each step of a recording gave, by journal key (its last word): an output, or the
 /// failure it ended with (`continued`, or `failed` with nothing after). Secrets restored.
-fn answers(rec: &Recording, redactor: &flowgate_secrets::Redactor) -> Answers {
-    let mut answers = Answers::default();
+fn answers(rec: &Recording, redactor: &flowgate_secrets::Redactor, now: &compare::Written) -> Answers {
+    let mut answers = Answers::by_key();
     let mut skipped = Vec::new();
     for e in &rec.journal {
+        // A step that runs for real needs no answer (its output is not read again).
+        if now.is_pure(compare::step_id(&e.step_id)) {
+            continue;
+        }
         let output = || {
             e.output
                 .as_deref()
@@ -608,6 +662,14 @@ fn answers(rec: &Recording, redactor: &flowgate_secrets::Redactor) -> Answers {
         answers.remove(&k);
     }
     answers
+}
+
+/// Executions dry runs may re-run at once on a node with these settings.
+pub(crate) fn slots(settings: &crate::EngineSettings) -> usize {
+    match settings.dry_run_workers {
+        0 => (settings.max_concurrency / 4).max(1),
+        n => n,
+    }
 }
 
 /// Marks the dry runs this node was running when it stopped (it restarted), and forgets runs

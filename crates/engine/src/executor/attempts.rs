@@ -46,7 +46,7 @@ impl Execution {
                 };
                 let mut cx = StepCx {
                     scope: self.scope(),
-                    evaluator: &self.inner.evaluator,
+                    evaluator: self.evaluator(),
                     http: &self.inner.http,
                     idempotency_key: &key,
                     timeout: step.timeout,
@@ -81,8 +81,10 @@ impl Execution {
                 }
                 s.end();
             }
-            metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
-                .record(clock.elapsed().as_secs_f64());
+            if self.dry.is_none() {
+                metrics::histogram!("flowgate_step_duration_seconds", "step_kind" => step.kind, "outcome" => outcome)
+                    .record(clock.elapsed().as_secs_f64());
+            }
             self.add_logs(&step_key, logs, started);
             let result = match result {
                 Ok(Outcome::Output(out)) => Ok(out),

@@ -123,6 +123,12 @@ pub(crate) async fn run_dry(inner: &Arc<Inner>, input: DryInput, limit: Duration
 }
 
 impl Execution {
+    /// Where this execution's expressions run: a dry run's on a pool of their own, so a dry
+    /// run of slow expressions never queues a live execution's behind its own.
+    pub(super) fn evaluator(&self) -> &flowgate_expr::Evaluator {
+        if self.dry.is_some() { &self.inner.dry_evaluator } else { &self.inner.evaluator }
+    }
+
     /// Sends a record to the flow's log source, unless this is a dry run.
     pub(super) fn emit(&self, e: crate::logs::Emit<'_>) {
         if self.dry.is_none() {

@@ -512,7 +512,7 @@ impl Execution {
         }
         let started = self.inner.clock.now_ms();
         if let Some(when) = &step.when {
-            match self.inner.evaluator.eval(when, &input, &self.scope()).await {
+            match self.evaluator().eval(when, &input, &self.scope()).await {
                 Ok(v) if truthy(&v) => {}
                 Ok(_) => {
                     self.record(step, 1, "skipped", &input, Some(&input), None, started);

@@ -192,7 +192,7 @@ impl Execution {
             match flow {
                 Flow::Done(out) => {
                     let contribution = match each.collect {
-                        Some(collect) => match self.inner.evaluator.eval(collect, &out, &line.scope()).await {
+                        Some(collect) => match self.evaluator().eval(collect, &out, &line.scope()).await {
                             Ok(v) => Ok(v),
                             Err(e) => Err(StepError::from(e)),
                         },

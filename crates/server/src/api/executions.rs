@@ -129,7 +129,9 @@ pub struct AsTestQuery {
 /// is `{executionId, integration, flow, version, format, case, test}`: `case` the text to paste
 /// under the document's `tests:`, `test` the same case as JSON. An execution that has not
 /// ended (or was cancelled) is a 409; one whose journal keeps no step outputs (`diagnostics:
-/// errors|minimal`) a 422 `not_recorded`.
+/// errors|minimal`) a 422 `not_recorded`; one whose recording is over 16 MB a 422 `too_large`
+/// (refused before it is parsed; the case is made off the async workers, within the memory
+/// budget — 503 when there is no room).
 pub async fn as_test(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -152,6 +154,12 @@ pub async fn as_test(
         }
         AsTestError::NotRecorded(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_recorded", m),
         AsTestError::Version { .. } => ApiError::conflict(e.to_string()),
+        AsTestError::TooLarge { bytes, cap, .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_large", e.to_string())
+                .details(json!({ "bytes": bytes, "limit": cap }))
+        }
+        AsTestError::Busy => ApiError::unavailable(e.to_string()),
+        AsTestError::Crashed(m) => ApiError::internal(m),
         AsTestError::Store(e) => e.into(),
     })?;
     let case = case.ok_or_else(|| ApiError::not_found(format!("no execution `{id}`")))?;

@@ -163,20 +163,49 @@ macro_rules! methods {
             }
 
             async fn purge_dry_runs(&self, before: i64) -> Result<u64> {
-                let mut tx = self.$write.begin().await?;
-                sqlx::query(
-                    "DELETE FROM dry_run_results WHERE dry_run_id IN (SELECT id FROM dry_runs WHERE created_at < $1)",
-                )
-                .bind(before)
-                .execute(&mut *tx)
-                .await?;
-                let n = sqlx::query("DELETE FROM dry_runs WHERE created_at < $1")
-                    .bind(before)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok(n)
+                // In short statements, each its own transaction: a run of a million results
+                // never holds the write lock (SQLite's one writer) against the live committer
+                // for longer than one batch takes; the pool hands the connection on between
+                // them.
+                const BATCH: i64 = 5_000;
+                let expired: Vec<(String,)> =
+                    sqlx::query_as("SELECT id FROM dry_runs WHERE created_at < $1 ORDER BY created_at, id")
+                        .bind(before)
+                        .fetch_all(&self.$read)
+                        .await?;
+                let mut runs = 0;
+                for (id,) in expired {
+                    // A run's results, the first `BATCH` of them (by `n`) at a time.
+                    loop {
+                        let gone = sqlx::query(
+                            "DELETE FROM dry_run_results WHERE dry_run_id = $1 AND n IN \
+                             (SELECT n FROM dry_run_results WHERE dry_run_id = $1 ORDER BY n LIMIT $2)",
+                        )
+                        .bind(&id)
+                        .bind(BATCH)
+                        .execute(&self.$write)
+                        .await?
+                        .rows_affected();
+                        if gone < BATCH as u64 {
+                            break;
+                        }
+                    }
+                    // Then the run, with whatever was added meanwhile (nothing, unless it was
+                    // still running): no result outlives its run.
+                    let mut tx = self.$write.begin().await?;
+                    sqlx::query("DELETE FROM dry_run_results WHERE dry_run_id = $1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    runs += sqlx::query("DELETE FROM dry_runs WHERE id = $1 AND created_at < $2")
+                        .bind(&id)
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                }
+                Ok(runs)
             }
 
         } }
