@@ -306,17 +306,35 @@ impl Engine {
         };
         let literals = crate::deploy::open_literals(&self.inner.sealer, &record).map_err(problem)?;
         let text = flowgate_secrets::Redactor::new(literals).restore_text(&record.source).into_owned();
-        let values = match self
+        let deployment = self
             .inner
             .store
             .deployment(IntegrationKey { tenant, integration: slug })
             .await
-            .map_err(|e| problem(e.to_string()))?
-        {
-            Some(d) => crate::deploy::open_values(&self.inner.sealer, &d).map_err(problem)?,
+            .map_err(|e| problem(e.to_string()))?;
+        let values = match &deployment {
+            Some(d) => crate::deploy::open_values(&self.inner.sealer, d).map_err(problem)?,
             None => Map::new(),
         };
+        // Values stored sealed stay secrets in what a test shows, whatever type the document
+        // now gives their variable (the throwaway engine seals by type only).
+        let sealed: Vec<(String, String)> = deployment
+            .as_ref()
+            .map(crate::deploy::sealed_names)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| values.get(&n).and_then(Value::as_str).map(|v| (format!("config.{n}"), v.to_owned())))
+            .collect();
         let format = if record.format == "json" { Format::Json } else { Format::Yaml };
-        run_tests(&text, format, &values, only, &self.inner.settings).await.map(Some)
+        let mut report = run_tests(&text, format, &values, only, &self.inner.settings).await?;
+        if !sealed.is_empty() {
+            let redactor = flowgate_secrets::Redactor::new(sealed);
+            for f in report.results.iter_mut().flat_map(|r| r.failures.iter_mut()) {
+                f.expected = redactor.redact_value(&f.expected);
+                f.actual = redactor.redact_value(&f.actual);
+                f.message = redactor.redact_text(&f.message).into_owned();
+            }
+        }
+        Ok(Some(report))
     }
 }

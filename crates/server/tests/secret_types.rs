@@ -100,6 +100,17 @@ async fn a_secret_changed_to_a_string_stays_sealed() {
     let (_, _, case) = send(s.api(reqwest::Method::GET, &format!("/v1/executions/{id}/as-test"))).await;
     assert_sealed("the execution as a test", &case.to_string());
     assert_sealed("the listing", &s.get_json("/v1/executions?flow=f").await.to_string());
+    // A test case of the stored integration that fails on the key: its failure shows a marker.
+    let tested = format!(
+        "{}tests:\n  - {{ name: shows the key, flow: f, trigger: {{ body: {{ n: 1 }} }}, expect: {{ steps: {{ t: {{ k: wrong }} }} }} }}\n",
+        doc("string", "")
+    );
+    s.apply(&tested).await;
+    let (status, _, report) = send(s.api(reqwest::Method::POST, "/v1/integrations/keys/test")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["passed"], false, "{report}");
+    assert_sealed("a failing test's report", &report.to_string());
+    assert!(report.to_string().contains(MARKER), "the key shows as its marker: {report}");
 
     // Another value set: the stored one stays sealed (a type change never unseals it).
     let v = put_config(&s, json!({ "region": "us" })).await;
