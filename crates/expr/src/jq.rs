@@ -473,8 +473,12 @@ fn hint(src: &str, mut err: CompileError) -> CompileError {
         let ident = &src[start..end];
         if ident.contains('-') && !ident.starts_with('-') && !ident.ends_with('-') {
             let base = &src[..start - 1];
-            let var_start =
-                base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).map_or(0, |p| p + 1);
+            // Past the last character that is not part of the variable (it may be several bytes).
+            let var_start = base
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+                .map_or(0, |(p, c)| p + c.len_utf8());
             let var = &base[var_start..];
             err.message.push_str(&format!(
                 "; ids with hyphens must be written in brackets: {var}[\"{ident}\"] instead of {var}.{ident}"

@@ -237,3 +237,13 @@ fn runtime_errors_name_the_expression_and_its_place() {
     let err = t.eval(&json!({ "a": { "b": "x" } }), &Scope::empty(), Budget::DEFAULT).unwrap_err();
     assert_eq!(err.location(), Some(json!({ "expression": ".a.b + 1" })), "{err}");
 }
+
+#[test]
+fn a_hint_after_a_character_of_several_bytes_does_not_panic() {
+    // Found by fuzzing: the hint for a hyphenated id looked back past a multi-byte character
+    // and sliced inside it.
+    let src = "%t \\ueies$_es$__loc__(\0\0wc__(\0\0w\u{f6}rd.u-e----pl-W\u{e}";
+    assert!(Expr::compile(src).is_err());
+    let err = Expr::compile("\u{f6}.only-active").unwrap_err().to_string();
+    assert!(err.contains("[\"only-active\"]"), "{err}");
+}
